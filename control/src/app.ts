@@ -1,0 +1,61 @@
+/** Wires the control plane's HTTP API together. Each route module owns its endpoints. */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { MAX_DAG_BYTES } from "../../proto/dag";
+import { authenticate } from "./auth";
+import { countingD1, getDb } from "./db";
+import type { AppEnv } from "./env";
+import { ApiError, errorBody, onError } from "./errors";
+import { registerClusters } from "./routes/clusters";
+import { registerDags } from "./routes/dags";
+import { registerOpenApi } from "./routes/openapi";
+import { registerRuns } from "./routes/runs";
+import { registerSchedules } from "./routes/schedules";
+import { registerTokens } from "./routes/tokens";
+
+export function newApp(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.onError(onError);
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404));
+
+  app.use("*", async (c, next) => {
+    const origins = (c.env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+    return cors({
+      origin: (origin) => (origins.includes(origin) ? origin : null),
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+      exposeHeaders: ["Server-Timing"],
+      maxAge: 600,
+    })(c, next);
+  });
+
+  // Request-scoped D1 access that counts round trips, reported in Server-Timing.
+  app.use("*", async (c, next) => {
+    const calls = { count: 0 };
+    c.set("d1Calls", calls);
+    c.set("db", getDb(countingD1(c.env.DB, calls)));
+    await next();
+    c.res.headers.append("Server-Timing", `d1;desc="round trips";dur=${calls.count}`);
+  });
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: MAX_DAG_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `the request body is larger than ${MAX_DAG_BYTES} bytes (1 MiB)`);
+      },
+    }),
+  );
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  registerOpenApi(app);
+  app.use("/v1/*", authenticate);
+  registerTokens(app);
+  registerClusters(app);
+  registerDags(app);
+  registerRuns(app);
+  registerSchedules(app);
+  return app;
+}

@@ -1,0 +1,45 @@
+/** Reading request bodies at the boundary: parse, validate with the proto/ schemas, or refuse. */
+import type { Context } from "hono";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { dagErrorMap, issuesToProblems } from "../../proto/dag/problems";
+import { ApiError } from "./errors";
+
+const YAML_TYPES = ["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"];
+
+export function isYaml(c: Context): boolean {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  return YAML_TYPES.includes(type);
+}
+
+/** The body as a plain value: JSON by default, YAML when the content type says so. */
+export async function readDocument(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") throw new ApiError("malformed_body", "the request body is empty");
+  if (isYaml(c)) {
+    try {
+      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 });
+    } catch (err) {
+      throw new ApiError("malformed_body", `the body is not valid YAML: ${(err as Error).message}`);
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError("malformed_body", `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function validate<S extends z.ZodType>(schema: S, value: unknown, what = "request body"): z.infer<S> {
+  const result = schema.safeParse(value, { error: dagErrorMap });
+  if (!result.success) throw new ApiError("invalid_request", `invalid ${what}`, issuesToProblems(result.error.issues));
+  return result.data;
+}
+
+export async function readBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  return validate(schema, await readDocument(c));
+}
+
+export function readQuery<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  return validate(schema, c.req.query(), "query string");
+}

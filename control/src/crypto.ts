@@ -1,0 +1,56 @@
+/** Random ids and secrets, and the hash under which secrets are stored. Web Crypto only. */
+
+const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
+
+function base32(bytes: Uint8Array): string {
+  let out = "";
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += CROCKFORD[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += CROCKFORD[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+/**
+ * Time-ordered, lowercase, DNS-label-safe id (like a ULID): 10 chars of milliseconds + 10 random.
+ * Sorting ids sorts by creation time, which keeps cursor pagination stable.
+ */
+export function newId(now = Date.now()): string {
+  let time = "";
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  return time + base32(crypto.getRandomValues(new Uint8Array(7))).slice(0, 10);
+}
+
+/** A secret a person pastes: a recognisable prefix and 256 random bits. */
+export function newSecret(prefix: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  let b64 = btoa(String.fromCharCode(...bytes));
+  b64 = b64.replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+  return `${prefix}_${b64}`;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compares two equal-length hex digests without an early exit. */
+export function sameDigest(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());

@@ -1,0 +1,128 @@
+/**
+ * /v1/clusters — the Kubernetes clusters (or the local machine) whose agents run the work.
+ * Creating one answers once with a short-lived, single-use bootstrap token for its agent.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import type { Hono } from "hono";
+import { clusters, natsRevocations, nodeRuns } from "../../../db/schema";
+import { ClusterCreate, type ClusterView } from "../../../proto/api";
+import { requireScope } from "../auth";
+import { readBody } from "../body";
+import { iso, newId, newSecret, sha256Hex } from "../crypto";
+import { writeBatch } from "../db";
+import type { AppEnv, Env } from "../env";
+import { ApiError, isUniqueViolation, notFound } from "../errors";
+
+/** An agent beats every 15 s; three missed beats and the cluster is offline. */
+export const OFFLINE_AFTER_MS = 3 * 15_000;
+const ACTIVE_NODE_STATUSES = ["dispatched", "building", "running"] as const;
+
+type ClusterRow = typeof clusters.$inferSelect;
+
+export function clusterView(row: ClusterRow, now = Date.now()): ClusterView {
+  const status = row.registeredAt == null ? "awaiting_agent" : row.lastHeartbeatAt != null && now - row.lastHeartbeatAt <= OFFLINE_AFTER_MS ? "online" : "offline";
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    labels: row.labels,
+    status,
+    registeredAt: iso(row.registeredAt),
+    lastHeartbeatAt: iso(row.lastHeartbeatAt),
+    createdAt: iso(row.createdAt)!,
+  };
+}
+
+async function newBootstrap(env: Env, now: number) {
+  const token = newSecret("plb");
+  const ttl = Number(env.BOOTSTRAP_TTL_SECONDS ?? 3600);
+  return { token, hash: await sha256Hex(token), expiresAt: now + ttl * 1000 };
+}
+
+function helmInstall(env: Env, cluster: ClusterRow, token: string): string {
+  const url = env.PUBLIC_URL ?? "http://127.0.0.1:8787";
+  return [
+    "helm upgrade --install parallels-agent charts/parallels-agent",
+    "--namespace parallels --create-namespace",
+    `--set controlPlane.url=${url}`,
+    `--set cluster.name=${cluster.name}`,
+    `--set bootstrapToken=${token}`,
+  ].join(" ");
+}
+
+function bootstrapAnswer(env: Env, row: ClusterRow, b: { token: string; expiresAt: number }) {
+  return { cluster: clusterView(row), bootstrap: { token: b.token, expiresAt: iso(b.expiresAt)!, helmInstall: helmInstall(env, row, b.token) } };
+}
+
+export function registerClusters(app: Hono<AppEnv>) {
+  const byName = (c: { var: AppEnv["Variables"]; req: { param: (k: "name") => string } }) =>
+    and(eq(clusters.workspaceId, c.var.principal.workspaceId), eq(clusters.name, c.req.param("name")));
+
+  app.post("/v1/clusters", requireScope("admin"), async (c) => {
+    const body = await readBody(c, ClusterCreate);
+    const now = Date.now();
+    const boot = await newBootstrap(c.env, now);
+    const row: ClusterRow = {
+      id: newId(now),
+      workspaceId: c.var.principal.workspaceId,
+      name: body.name,
+      kind: body.kind,
+      labels: body.labels,
+      bootstrapTokenHash: boot.hash,
+      bootstrapExpiresAt: boot.expiresAt,
+      agentCredentialHash: null,
+      natsUserPublicKey: null,
+      registeredAt: null,
+      lastHeartbeatAt: null,
+      createdAt: now,
+    };
+    await c.var.db.insert(clusters).values(row).catch((err) => {
+      if (isUniqueViolation(err)) throw new ApiError("conflict", `a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]);
+      throw err;
+    });
+    return c.json(bootstrapAnswer(c.env, row, boot), 201);
+  });
+
+  app.get("/v1/clusters", requireScope("read"), async (c) => {
+    const rows = await c.var.db.select().from(clusters).where(eq(clusters.workspaceId, c.var.principal.workspaceId)).orderBy(clusters.name);
+    const now = Date.now();
+    return c.json({ items: rows.map((r) => clusterView(r, now)), nextCursor: null });
+  });
+
+  app.get("/v1/clusters/:name", requireScope("read"), async (c) => {
+    const row = await c.var.db.select().from(clusters).where(byName(c)).get();
+    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
+    return c.json(clusterView(row));
+  });
+
+  /** A new bootstrap token (the old one stops working), e.g. when an install was not finished in time. */
+  app.post("/v1/clusters/:name/bootstrap", requireScope("admin"), async (c) => {
+    const now = Date.now();
+    const boot = await newBootstrap(c.env, now);
+    const [row] = await c.var.db.update(clusters).set({ bootstrapTokenHash: boot.hash, bootstrapExpiresAt: boot.expiresAt }).where(byName(c)).returning();
+    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
+    return c.json(bootstrapAnswer(c.env, row, boot));
+  });
+
+  app.delete("/v1/clusters/:name", requireScope("admin"), async (c) => {
+    const db = c.var.db;
+    const row = await db.select().from(clusters).where(byName(c)).get();
+    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
+    const active = await db
+      .select({ id: nodeRuns.id })
+      .from(nodeRuns)
+      .where(and(eq(nodeRuns.clusterId, row.id), inArray(nodeRuns.status, [...ACTIVE_NODE_STATUSES])))
+      .limit(1);
+    if (active.length > 0) throw new ApiError("conflict", `cluster "${row.name}" has active node runs; cancel their runs first`);
+    // Deleting revokes: the agent credential goes with the row, and its NATS key joins the
+    // revocation list that every account-JWT push carries.
+    const now = Date.now();
+    await writeBatch(db, [
+      db.delete(clusters).where(eq(clusters.id, row.id)),
+      ...(row.natsUserPublicKey
+        ? [db.insert(natsRevocations).values({ publicKey: row.natsUserPublicKey, clusterId: row.id, revokedAt: now }).onConflictDoNothing()]
+        : []),
+    ]);
+    return c.json({ deleted: true, cluster: clusterView(row, now) });
+  });
+}

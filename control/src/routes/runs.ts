@@ -1,0 +1,62 @@
+/**
+ * /v1/runs — submit (idempotent with an `Idempotency-Key` header), list with cursor pagination,
+ * get with node runs and counters, cancel.
+ */
+import { and, desc, eq, lt } from "drizzle-orm";
+import type { Hono } from "hono";
+import { dagRuns } from "../../../db/schema";
+import { RunListQuery, RunSubmit } from "../../../proto/api";
+import { requireScope } from "../auth";
+import { readBody, readQuery } from "../body";
+import { sha256Hex } from "../crypto";
+import type { AppEnv } from "../env";
+import { ApiError, notFound } from "../errors";
+import { advanceRun } from "../runs/advance";
+import { submitRun } from "../runs/submit";
+import { loadRunView, runSummary } from "../runs/views";
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function registerRuns(app: Hono<AppEnv>) {
+  app.post("/v1/runs", requireScope("write"), async (c) => {
+    const body = await readBody(c, RunSubmit);
+    const key = c.req.header("idempotency-key");
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw new ApiError("invalid_request", "invalid Idempotency-Key header", [{ path: "Idempotency-Key", message: "1 to 200 visible ASCII characters" }]);
+    }
+    const requestHash = key ? await sha256Hex(JSON.stringify(body)) : undefined;
+    const { run, created } = await submitRun(c.var.db, c.var.principal.workspaceId, body, { idempotencyKey: key, requestHash });
+    return c.json(run, created ? 201 : 200);
+  });
+
+  app.get("/v1/runs", requireScope("read"), async (c) => {
+    const q = readQuery(c, RunListQuery);
+    const rows = await c.var.db
+      .select()
+      .from(dagRuns)
+      .where(
+        and(
+          eq(dagRuns.workspaceId, c.var.principal.workspaceId),
+          q.dag ? eq(dagRuns.dagName, q.dag) : undefined,
+          q.status ? eq(dagRuns.status, q.status) : undefined,
+          q.cursor ? lt(dagRuns.id, q.cursor) : undefined,
+        ),
+      )
+      .orderBy(desc(dagRuns.id))
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return c.json({ items: page.map(runSummary), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null });
+  });
+
+  app.get("/v1/runs/:id", requireScope("read"), async (c) => {
+    const run = await loadRunView(c.var.db, c.var.principal.workspaceId, c.req.param("id"));
+    if (!run) throw notFound(`run "${c.req.param("id")}"`);
+    return c.json(run);
+  });
+
+  app.post("/v1/runs/:id/cancel", requireScope("write"), async (c) => {
+    const run = await advanceRun(c.var.db, c.var.principal.workspaceId, c.req.param("id"), { cancel: true });
+    if (!run) throw notFound(`run "${c.req.param("id")}"`);
+    return c.json(run, run.status === "cancelled" ? 200 : 202);
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * Submitting a run: two D1 round trips whatever the DAG's size — one batch of reads (the DAG
+ * version, the clusters, an earlier submit with the same Idempotency-Key) and one transactional
+ * batch of writes (the run, its node runs, the outbox rows for the first nodes, an event).
+ */
+import { and, eq, isNull } from "drizzle-orm";
+import { sql } from "drizzle-orm";
+import { clusters, dagRuns, dagVersions, dags } from "../../../db/schema";
+import type { RunSubmit, RunView } from "../../../proto/api";
+import type { Dag } from "../../../proto/dag";
+import type { ProblemDetail } from "../../../proto/errors";
+import { newId } from "../crypto";
+import { writeBatch, type Db } from "../db";
+import { ApiError, isUniqueViolation } from "../errors";
+import { decide, type NodeStatus } from "../scheduler";
+import { statementsFor, type RunContext } from "./apply";
+import { placeNodes } from "./placement";
+import { loadRunView, runViewOf } from "./views";
+
+export interface SubmitOptions {
+  idempotencyKey?: string | undefined;
+  /** Digest of the request, to refuse a reused key with another body. */
+  requestHash?: string | undefined;
+  scheduleId?: string | undefined;
+  /** Create the run `queued` without starting it (a schedule's `queue` overlap policy). */
+  hold?: boolean;
+}
+
+export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opts: SubmitOptions, now = Date.now()): Promise<{ run: RunView; created: boolean }> {
+  const [found, clusterRows, prior] = await db.batch([
+    db
+      .select({ dag: dags, spec: dagVersions.spec, version: dagVersions.version })
+      .from(dags)
+      .innerJoin(dagVersions, and(eq(dagVersions.dagId, dags.id), req.version ? eq(dagVersions.version, req.version) : eq(dagVersions.version, dags.latestVersion)))
+      .where(and(eq(dags.workspaceId, workspaceId), eq(dags.name, req.dag), isNull(dags.deletedAt))),
+    db.select().from(clusters).where(eq(clusters.workspaceId, workspaceId)),
+    db
+      .select({ id: dagRuns.id, requestHash: dagRuns.requestHash })
+      .from(dagRuns)
+      .where(and(eq(dagRuns.workspaceId, workspaceId), opts.idempotencyKey ? eq(dagRuns.idempotencyKey, opts.idempotencyKey) : sql`0`)),
+  ]);
+  if (prior[0]) return { run: await replay(db, workspaceId, prior[0], opts), created: false };
+  const hit = found[0];
+  if (!hit) {
+    throw new ApiError("not_found", req.version ? `version ${req.version} of DAG "${req.dag}" not found` : `DAG "${req.dag}" not found`, [
+      { path: req.version ? "version" : "dag", message: "not found" },
+    ]);
+  }
+  const dag = JSON.parse(hit.spec) as Dag;
+  const { params, problems } = mergeParams(dag, req.params);
+  const placed = placeNodes(dag, clusterRows, now);
+  problems.push(...placed.problems);
+  if (problems.length > 0) throw new ApiError("invalid_dag", `the run cannot start: ${problems.length} problem${problems.length === 1 ? "" : "s"}`, problems);
+
+  const runId = newId(now);
+  const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, runStatus: "queued", nodes: new Map() };
+  for (const node of dag.nodes) ctx.nodes.set(node.id, { id: `${runId}-${node.id}`, attempt: 0, clusterId: placed.placement.get(node.id)!, status: "pending" });
+  const decision = opts.hold
+    ? { dispatch: [], cancel: [], skip: [], cancelPending: [], runStatus: "queued" as const }
+    : decide({ dag, runStatus: "queued", cancelRequested: false, nodes: dag.nodes.map((n) => ({ nodeId: n.id, status: "pending" as NodeStatus, attempt: 0 })) });
+
+  const run = {
+    id: runId,
+    workspaceId,
+    dagId: hit.dag.id,
+    dagName: dag.name,
+    dagVersion: hit.version,
+    status: "queued" as const,
+    params,
+    cancelRequested: false,
+    idempotencyKey: opts.idempotencyKey ?? null,
+    requestHash: opts.requestHash ?? null,
+    scheduleId: opts.scheduleId ?? null,
+    mlflowRunId: null,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+  };
+  const nodeRows = [...ctx.nodes].map(([nodeId, n]) => ({ id: n.id, nodeId, clusterId: n.clusterId }));
+  try {
+    await writeBatch(db, [
+      db.insert(dagRuns).values(run),
+      db.run(sql`
+        INSERT INTO node_runs (id, run_id, node_id, status, attempt, cluster_id, updated_at)
+        SELECT json_extract(value, '$.id'), ${runId}, json_extract(value, '$.nodeId'), 'pending', 0, json_extract(value, '$.clusterId'), ${now}
+        FROM json_each(${JSON.stringify(nodeRows)})`),
+      db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null })}, ${now})`),
+      ...statementsFor(db, ctx, decision, now),
+    ]);
+  } catch (err) {
+    // Two submits with one Idempotency-Key raced: the unique index let one through; answer with it.
+    if (opts.idempotencyKey && isUniqueViolation(err)) return submitRun(db, workspaceId, req, opts, now);
+    throw err;
+  }
+  const status = new Map<string, { status: NodeStatus; attempt: number }>();
+  for (const d of decision.dispatch) status.set(d.nodeId, { status: "dispatched", attempt: d.attempt });
+  return { run: runViewOf({ ...run, status: decision.runStatus, startedAt: decision.runStatus === "queued" ? null : now }, nodeRows.map((n) => ({ nodeId: n.nodeId, clusterId: n.clusterId, status: status.get(n.nodeId)?.status ?? "pending", attempt: status.get(n.nodeId)?.attempt ?? 0 }))), created: true };
+}
+
+async function replay(db: Db, workspaceId: string, prior: { id: string; requestHash: string | null }, opts: SubmitOptions): Promise<RunView> {
+  if (opts.requestHash && prior.requestHash && prior.requestHash !== opts.requestHash) {
+    throw new ApiError("conflict", "this Idempotency-Key was already used for a different request", [{ path: "Idempotency-Key", message: `already used by run ${prior.id}` }]);
+  }
+  return (await loadRunView(db, workspaceId, prior.id))!;
+}
+
+/** DAG-level params are defaults; a submit may override the declared ones, and only those. */
+function mergeParams(dag: Dag, given: Record<string, string | number | boolean>) {
+  const declared = dag.params ?? {};
+  const problems: ProblemDetail[] = [];
+  for (const key of Object.keys(given)) {
+    if (!(key in declared)) {
+      const names = Object.keys(declared);
+      problems.push({ path: `params.${key}`, message: `the DAG declares no parameter "${key}" (declared: ${names.length ? names.join(", ") : "none"})` });
+    }
+  }
+  return { params: { ...declared, ...given }, problems };
+}

@@ -1,0 +1,90 @@
+/**
+ * The Cron Trigger's work: create the runs of schedules that are due, and release runs held by
+ * the `queue` overlap policy. Safe to run twice or concurrently: a run's Idempotency-Key is
+ * `schedule:<id>:<occurrence>`, so one occurrence makes at most one run.
+ *
+ * Missed occurrences (the trigger did not fire for a while) are not replayed one by one: the
+ * latest due occurrence fires once and the schedule moves on to the next one in the future.
+ */
+import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
+import { dagRuns, events, schedules } from "../../../db/schema";
+import type { Db } from "../db";
+import { ApiError } from "../errors";
+import { advanceRun } from "../runs/advance";
+import { submitRun } from "../runs/submit";
+import { nextOccurrence } from "./cron";
+
+const ACTIVE = ["queued", "running", "cancelling"] as const;
+const BATCH = 50;
+
+export interface TickReport {
+  created: string[];
+  skipped: string[];
+  failed: { schedule: string; message: string }[];
+  released: string[];
+}
+
+export async function runDueSchedules(db: Db, now = Date.now()): Promise<TickReport> {
+  const report: TickReport = { created: [], skipped: [], failed: [], released: [] };
+  const due = await db
+    .select()
+    .from(schedules)
+    .where(and(eq(schedules.enabled, true), lte(schedules.nextRunAt, now)))
+    .orderBy(asc(schedules.nextRunAt))
+    .limit(BATCH);
+  for (const s of due) {
+    const occurrence = s.nextRunAt!;
+    const active = await db
+      .select({ id: dagRuns.id })
+      .from(dagRuns)
+      .where(and(eq(dagRuns.scheduleId, s.id), inArray(dagRuns.status, [...ACTIVE])))
+      .limit(1);
+    let runId: string | null = null;
+    if (active.length > 0 && s.overlapPolicy === "skip") {
+      report.skipped.push(s.id);
+      await logEvent(db, s.workspaceId, "schedule.skipped", { schedule: s.name, occurrence, activeRun: active[0]!.id }, now);
+    } else {
+      try {
+        const { run } = await submitRun(
+          db,
+          s.workspaceId,
+          { dag: s.dagName, params: s.params as Record<string, string>, ...(s.dagVersion ? { version: s.dagVersion } : {}) },
+          { idempotencyKey: `schedule:${s.id}:${occurrence}`, scheduleId: s.id, hold: active.length > 0 },
+          now,
+        );
+        runId = run.id;
+        report.created.push(run.id);
+      } catch (err) {
+        const message = err instanceof ApiError ? `${err.message}${err.details.length ? `: ${err.details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : ""}` : String(err);
+        report.failed.push({ schedule: s.name, message });
+        await logEvent(db, s.workspaceId, "schedule.failed", { schedule: s.name, occurrence, message }, now);
+      }
+    }
+    await db
+      .update(schedules)
+      .set({ nextRunAt: nextOccurrence(s.cron, s.timezone, Math.max(now, occurrence)), lastRunAt: occurrence, ...(runId ? { lastRunId: runId } : {}) })
+      .where(and(eq(schedules.id, s.id), eq(schedules.nextRunAt, occurrence)));
+  }
+  report.released.push(...(await releaseHeldRuns(db, now)));
+  return report;
+}
+
+/** Starts the oldest held run of each schedule that has nothing else running. */
+export async function releaseHeldRuns(db: Db, now = Date.now(), scheduleId?: string): Promise<string[]> {
+  const held = await db.all<{ id: string; workspace_id: string }>(sql`
+    SELECT r.id, r.workspace_id FROM dag_runs r
+    WHERE r.status = 'queued' AND r.schedule_id IS NOT NULL ${scheduleId ? sql`AND r.schedule_id = ${scheduleId}` : sql``}
+      AND NOT EXISTS (SELECT 1 FROM dag_runs o WHERE o.schedule_id = r.schedule_id AND o.status IN ('running', 'cancelling'))
+      AND r.id = (SELECT MIN(q.id) FROM dag_runs q WHERE q.schedule_id = r.schedule_id AND q.status = 'queued')
+    LIMIT ${BATCH}`);
+  const released: string[] = [];
+  for (const r of held) {
+    await advanceRun(db, r.workspace_id, r.id, { start: true }, now);
+    released.push(r.id);
+  }
+  return released;
+}
+
+function logEvent(db: Db, workspaceId: string, type: string, data: Record<string, unknown>, at: number) {
+  return db.insert(events).values({ workspaceId, type, data, at });
+}

@@ -1,0 +1,152 @@
+/**
+ * Request and response bodies of the REST API (`/v1/...`), shared by the control plane, the SDK,
+ * the UI and the CLI. Requests are strict: an unknown field is an error, not silently dropped.
+ */
+import { z } from "zod";
+
+/** DNS-1123 label: names that end up in Kubernetes objects, NATS subjects and URLs. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dnsLabel = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(DNS_LABEL, `${what} must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit`);
+
+// Kubernetes-style label keys/values, since cluster labels are matched by node selectors.
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+export const LabelsSchema = z.record(
+  z.string().regex(LABEL_KEY, "label keys look like `gpu` or `example.com/zone`"),
+  z.string().regex(LABEL_VALUE, "label values are at most 63 letters, digits, '-', '_' or '.'"),
+);
+
+export const Scope = z.enum(["admin", "write", "read"]);
+export type Scope = z.infer<typeof Scope>;
+
+export const ParamValue = z.union([z.string(), z.number(), z.boolean()]);
+export const ParamsSchema = z.record(z.string().min(1).max(250), ParamValue);
+
+// ── Workspaces and tokens ──────────────────────────────────────────────────────────────────────
+export const WorkspaceCreate = z.strictObject({ name: dnsLabel("name") });
+export const TokenCreate = z.strictObject({ name: z.string().min(1).max(100), scope: Scope });
+export const TokenView = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: Scope,
+  prefix: z.string(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+// ── Clusters ──────────────────────────────────────────────────────────────────────────────────
+export const ClusterKind = z.enum(["eks", "ezmeral", "generic", "local"]);
+export const ClusterCreate = z.strictObject({
+  name: dnsLabel("name"),
+  kind: ClusterKind,
+  labels: LabelsSchema.default({}),
+});
+export type ClusterCreate = z.infer<typeof ClusterCreate>;
+export const ClusterStatus = z.enum(["awaiting_agent", "online", "offline"]);
+export const ClusterView = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: ClusterKind,
+  labels: z.record(z.string(), z.string()),
+  status: ClusterStatus,
+  registeredAt: z.string().nullable(),
+  lastHeartbeatAt: z.string().nullable(),
+  createdAt: z.string(),
+});
+export type ClusterView = z.infer<typeof ClusterView>;
+export const ClusterCreated = z.object({
+  cluster: ClusterView,
+  bootstrap: z.object({ token: z.string(), expiresAt: z.string(), helmInstall: z.string() }),
+});
+
+// ── DAGs ──────────────────────────────────────────────────────────────────────────────────────
+export const DagSummary = z.object({
+  name: z.string(),
+  latestVersion: z.number().int(),
+  description: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+// ── Runs ──────────────────────────────────────────────────────────────────────────────────────
+export const RunStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]);
+export const NodeStatus = z.enum(["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped"]);
+
+export const RunSubmit = z.strictObject({
+  dag: dnsLabel("dag"),
+  version: z.number().int().min(1).optional(),
+  params: ParamsSchema.default({}),
+});
+export type RunSubmit = z.infer<typeof RunSubmit>;
+
+export const NodeRunView = z.object({
+  nodeId: z.string(),
+  status: NodeStatus,
+  attempt: z.number().int(),
+  clusterId: z.string().nullable(),
+  partitions: z.object({ total: z.number(), done: z.number(), failed: z.number(), running: z.number() }),
+  mlflowRunId: z.string().nullable(),
+  message: z.string().nullable(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+export const RunCounters = z.object(Object.fromEntries(["nodes", ...NodeStatus.options].map((k) => [k, z.number().int()])));
+export const RunView = z.object({
+  id: z.string(),
+  dag: z.string(),
+  dagVersion: z.number().int(),
+  status: RunStatus,
+  params: z.record(z.string(), ParamValue),
+  cancelRequested: z.boolean(),
+  scheduleId: z.string().nullable(),
+  mlflowRunId: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  counters: RunCounters.optional(),
+  nodes: z.array(NodeRunView).optional(),
+});
+export type RunView = z.infer<typeof RunView>;
+
+export const RunListQuery = z.strictObject({
+  dag: dnsLabel("dag").optional(),
+  status: RunStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+// ── Schedules ─────────────────────────────────────────────────────────────────────────────────
+export const OverlapPolicy = z.enum(["skip", "queue"]);
+export const ScheduleCreate = z.strictObject({
+  name: dnsLabel("name"),
+  dag: dnsLabel("dag"),
+  version: z.number().int().min(1).optional(),
+  cron: z.string().min(1).max(200),
+  timezone: z.string().min(1).max(64).default("UTC"),
+  params: ParamsSchema.default({}),
+  overlapPolicy: OverlapPolicy.default("skip"),
+  enabled: z.boolean().default(true),
+});
+export type ScheduleCreate = z.infer<typeof ScheduleCreate>;
+export const ScheduleView = z.object({
+  id: z.string(),
+  name: z.string(),
+  dag: z.string(),
+  version: z.number().int().nullable(),
+  cron: z.string(),
+  timezone: z.string(),
+  params: z.record(z.string(), ParamValue),
+  overlapPolicy: OverlapPolicy,
+  enabled: z.boolean(),
+  nextRunAt: z.string().nullable(),
+  lastRunAt: z.string().nullable(),
+  lastRunId: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+export const Page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
