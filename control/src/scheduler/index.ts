@@ -1,0 +1,154 @@
+/**
+ * @module
+ * The scheduler: a pure function from a DAG and the states of its node runs to the next actions.
+ * It does no I/O; the caller applies the decision (node-run rows, outbox messages, run status) in
+ * one D1 batch and calls `decide` again on the next event.
+ *
+ * Rules, applied in this order:
+ * 1. A run that is `succeeded`, `failed` or `cancelled` is final: no actions, status unchanged.
+ * 2. When every node has succeeded, the run is `succeeded` (even if a cancel came too late).
+ * 3. Cancellation (`cancelRequested`, or the run already `cancelling`): pending nodes go to
+ *    `cancelPending`; active nodes (dispatched/building/running) go to `cancel` once, at the
+ *    moment the run enters `cancelling` (later decisions don't repeat them); nothing is
+ *    dispatched or retried. The run is `cancelling` while any node is active, then `cancelled`.
+ * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`. A node that
+ *    is `cancelled` or `skipped` without a cancel request counts the same way: its dependants
+ *    can never run.
+ *    - `failFast` (default): the run becomes `failed`; active nodes get `cancel`, pending nodes
+ *      are skipped, nothing is dispatched or retried.
+ *    - `continue`: pending descendants of such nodes are skipped; everything else goes on.
+ * 5. A pending node whose upstream nodes have all succeeded is dispatched with `attempt + 1`
+ *    (so 1 the first time). A `failed` node with attempts left is dispatched again with
+ *    `attempt + 1`; its dependants wait for it.
+ * 6. Run status otherwise: `running` while anything is active or dispatched now (so `queued`
+ *    becomes `running` with the first dispatch); `failed` once nothing is active or dispatchable.
+ *
+ * Applying a decision means: dispatched nodes become `dispatched` with the given attempt, skipped
+ * ones `skipped`, `cancelPending` ones `cancelled`, and the run takes `runStatus`. `decide` on
+ * the resulting state dispatches nothing new (it is idempotent).
+ *
+ * Node states missing from `nodes` count as `pending` with attempt 0; states of unknown node ids
+ * are ignored. Cost: O(nodes + edges) per call.
+ */
+import { graphOf, topologicalIndices, type Dag } from "../../../proto/dag";
+
+export type NodeStatus = "pending" | "dispatched" | "building" | "running" | "succeeded" | "failed" | "cancelled" | "skipped";
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
+
+export interface NodeState {
+  nodeId: string;
+  status: NodeStatus;
+  /** 0 = never dispatched; 1 = first attempt; each retry adds one. */
+  attempt: number;
+}
+
+export interface SchedulerInput {
+  dag: Dag;
+  runStatus: RunStatus;
+  nodes: NodeState[];
+  cancelRequested: boolean;
+}
+
+export interface SchedulerDecision {
+  /** Send `start` for these (attempt 1 the first time, +1 on each retry). */
+  dispatch: { nodeId: string; attempt: number }[];
+  /** Active nodes (dispatched/building/running) to send `cancel` to. */
+  cancel: string[];
+  /** Pending nodes that will never run now (an upstream failed or was skipped, or the run failed fast). */
+  skip: string[];
+  /** Pending nodes marked cancelled because the run was cancelled. */
+  cancelPending: string[];
+  /** The run's status after this decision. */
+  runStatus: RunStatus;
+}
+
+const FINAL_RUN: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "cancelled"]);
+const ACTIVE: ReadonlySet<NodeStatus> = new Set(["dispatched", "building", "running"]);
+
+/** Which statuses are active (a container may be running or about to). */
+export function isActive(status: NodeStatus): boolean {
+  return ACTIVE.has(status);
+}
+
+/** Decides the next actions for a run. Pure; see the module comment for the rules. */
+export function decide(input: SchedulerInput): SchedulerDecision {
+  const { dag, runStatus } = input;
+  const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], runStatus };
+  if (FINAL_RUN.has(runStatus)) return decision;
+
+  const nodes = dag.nodes;
+  const n = nodes.length;
+  const position = new Map<string, number>();
+  nodes.forEach((node, i) => position.set(node.id, i));
+  const status: NodeStatus[] = new Array<NodeStatus>(n).fill("pending");
+  const attempt: number[] = new Array<number>(n).fill(0);
+  for (const s of input.nodes) {
+    const i = position.get(s.nodeId);
+    if (i === undefined) continue;
+    status[i] = s.status;
+    attempt[i] = s.attempt;
+  }
+
+  let succeeded = 0;
+  let active = 0;
+  let failedForGood = false;
+  for (let i = 0; i < n; i++) {
+    const s = status[i]!;
+    if (s === "succeeded") succeeded++;
+    else if (ACTIVE.has(s)) active++;
+    else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries)) failedForGood = true;
+  }
+
+  if (succeeded === n) return { ...decision, runStatus: "succeeded" };
+
+  if (input.cancelRequested || runStatus === "cancelling") {
+    for (let i = 0; i < n; i++) {
+      const s = status[i]!;
+      if (s === "pending") decision.cancelPending.push(nodes[i]!.id);
+      else if (ACTIVE.has(s) && runStatus !== "cancelling") decision.cancel.push(nodes[i]!.id);
+    }
+    decision.runStatus = active > 0 ? "cancelling" : "cancelled";
+    return decision;
+  }
+
+  if (failedForGood && dag.failurePolicy !== "continue") {
+    for (let i = 0; i < n; i++) {
+      const s = status[i]!;
+      if (s === "pending") decision.skip.push(nodes[i]!.id);
+      else if (ACTIVE.has(s)) decision.cancel.push(nodes[i]!.id);
+    }
+    decision.runStatus = "failed";
+    return decision;
+  }
+
+  // `doomed[i]`: node i can never succeed (failed for good, cancelled, skipped, or skipped now).
+  const graph = graphOf(dag);
+  const doomed = new Array<boolean>(n).fill(false);
+  if (failedForGood) {
+    for (const i of topologicalIndices(graph)) {
+      const s = status[i]!;
+      if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries)) doomed[i] = true;
+      else if (s === "pending" && graph.upstream[i]!.some((u) => doomed[u])) doomed[i] = true;
+    }
+  }
+
+  for (let i = 0; i < n; i++) {
+    const s = status[i]!;
+    const id = nodes[i]!.id;
+    if (s === "pending") {
+      if (doomed[i]) decision.skip.push(id);
+      else if (graph.upstream[i]!.every((u) => status[u] === "succeeded")) decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
+    } else if (s === "failed" && !doomed[i]) {
+      decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
+    }
+  }
+
+  decision.runStatus = active > 0 || decision.dispatch.length > 0 ? "running" : "failed";
+  return decision;
+}
+
+/** A node that will not run again and did not succeed. */
+function isFinalFailure(status: NodeStatus, attempt: number, retries: number | undefined): boolean {
+  if (status === "cancelled" || status === "skipped") return true;
+  return status === "failed" && attempt >= 1 + (retries ?? 0);
+}

@@ -1,0 +1,246 @@
+/**
+ * @module
+ * The DAG document: zod schemas shared by the API, UI, SDK, CLI and agent.
+ *
+ * These schemas check *structure* only (types, formats, limits, unknown fields). Graph rules
+ * (duplicate ids, unknown nodes, cycles, partitions over missing inputs) live in `validate.ts`;
+ * use `validateDag` / `parseDagText` to get every problem with a readable path and message.
+ *
+ * Every object is strict: a misspelled field is an error, never silently dropped.
+ * Only Web-standard APIs are used (workerd, Node and browsers).
+ */
+import { z } from "zod";
+
+/** At most this many nodes in one DAG. */
+export const MAX_NODES = 2000;
+/** Upper bound of `parallelism` and of `hash` partitions. */
+export const MAX_PARALLELISM = 100_000;
+/** Largest accepted DAG document, in bytes of UTF-8 text (the API answers 413 above it). */
+export const MAX_DAG_BYTES = 1024 * 1024;
+/** Upper bound of `retries`. */
+export const MAX_RETRIES = 10;
+
+/**
+ * DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit,
+ * at most 63 characters. Used for node ids (they become part of Kubernetes object names) and for
+ * DAG names (they name MLflow experiments, runs and Kubernetes objects, so the same rule applies).
+ */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Names of a node's inputs (they become folder names inside the container). */
+export const INPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+/** Environment variable names. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Kubernetes resource quantity (non-negative): a decimal number with an optional decimal exponent
+ * (`1e3`) or SI / binary suffix (`500m`, `2`, `1.5`, `512Mi`, `4Gi`, `1G`).
+ */
+export const QUANTITY = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+const dnsLabel = (what: string) =>
+  z
+    .string()
+    .max(63, { error: `${what} must be at most 63 characters` })
+    .regex(DNS_LABEL, {
+      error: `${what} must be a DNS-1123 label: lowercase letters, digits and "-", starting and ending with a letter or digit`,
+    });
+
+const intRange = (min: number, max: number) => {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z.int({ error }).min(min, { error }).max(max, { error });
+};
+
+const nonEmpty = () => z.string().min(1, { error: "must not be empty" });
+
+/** A parameter value: what MLflow accepts as a project parameter. */
+const ParamValueSchema = z.union([z.string(), z.number(), z.boolean()], {
+  error: "expected a string, number or boolean",
+});
+
+/** `^...$` regex source that must compile (no flags; JavaScript syntax). */
+const compilingRegex = () =>
+  nonEmpty().superRefine((source, ctx) => {
+    const problem = regexProblem(source);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+/** Number of capture groups of a compilable regex source. */
+export function captureGroupCount(source: string): number {
+  // A regex `x|` always matches the empty string, and the match has one slot per group.
+  return (new RegExp(`${source}|`).exec("")?.length ?? 1) - 1;
+}
+
+function regexProblem(source: string): string | undefined {
+  try {
+    new RegExp(source);
+    return undefined;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.replace(/^Invalid regular expression: /, "") : String(e);
+    return `invalid regular expression: ${reason}`;
+  }
+}
+
+export const ProjectSchema = z.strictObject({
+  /** Git URL (`https://…`, `git@…`, optionally `#subdir`) or a local path (local executor). */
+  uri: nonEmpty(),
+  /** Git commit, branch or tag. */
+  version: nonEmpty().optional(),
+  /** Folder of the MLproject inside the repository: relative, without `..`. */
+  subdirectory: z
+    .string()
+    .refine((s) => !s.startsWith("/") && !s.split("/").includes(".."), {
+      error: 'must be a relative path without ".."',
+    })
+    .optional(),
+});
+
+/** `{node, path?}`: artifacts of an upstream node's run (optionally a sub-path). */
+export const NodeInputSchema = z.strictObject({ node: nonEmpty(), path: z.string().optional() });
+/** `{run, path?}`: artifacts of any MLflow run, by run id. */
+export const RunInputSchema = z.strictObject({ run: nonEmpty(), path: z.string().optional() });
+/** `{uri}`: any URI the agent can read (s3://, gs://, https://, file://…). */
+export const UriInputSchema = z.strictObject({ uri: nonEmpty() });
+
+export const InputRefSchema = z.union([NodeInputSchema, RunInputSchema, UriInputSchema], {
+  error: "expected exactly one of {node, path?}, {run, path?} or {uri}",
+});
+
+const inputName = z.string().regex(INPUT_NAME, {
+  error: 'input names start with a letter or "_" and contain only letters, digits, "_" and "-"',
+});
+
+/**
+ * How a hash partition derives the key of each object (its path relative to the input):
+ * `path` (whole relative path, the default), `basename`, `stem` (basename without the last
+ * extension), or `{regex}` whose single capture group is the key. Declarative: never user code.
+ */
+export const HashKeySchema = z.union(
+  [
+    z.enum(["path", "basename", "stem"]),
+    z.strictObject({
+      regex: compilingRegex().superRefine((source, ctx) => {
+        if (regexProblem(source)) return; // already reported
+        const groups = captureGroupCount(source);
+        if (groups !== 1) {
+          ctx.addIssue({ code: "custom", message: `expected exactly one capture group, found ${groups}` });
+        }
+      }),
+    }),
+  ],
+  { error: 'expected "path", "basename", "stem" or {regex: "<pattern with one capture group>"}' },
+);
+
+/**
+ * How a node's work is split across containers (each container reads its slice of a manifest):
+ * - `none`: one partition; `input`, if given, is only checked.
+ * - `object`: one partition per file of `input`; `directory`: one per top-level folder.
+ * - `broadcast`: every partition gets all of `input`.
+ * - `hash`: objects spread over `partitions` buckets by a hash of their key.
+ * - `regex`: objects whose relative path matches `pattern` are grouped by the value of capture
+ *   `group` (number or name; default 1 if the pattern has a group, else the whole match).
+ */
+export const PartitionSchema = z.discriminatedUnion("by", [
+  z.strictObject({ by: z.literal("none"), input: z.string().optional() }),
+  z.strictObject({ by: z.literal("object"), input: z.string() }),
+  z.strictObject({ by: z.literal("directory"), input: z.string() }),
+  z.strictObject({ by: z.literal("broadcast"), input: z.string() }),
+  z.strictObject({
+    by: z.literal("hash"),
+    input: z.string(),
+    key: HashKeySchema.default("path"),
+    partitions: intRange(1, MAX_PARALLELISM),
+  }),
+  z
+    .strictObject({
+      by: z.literal("regex"),
+      input: z.string(),
+      pattern: compilingRegex(),
+      group: z.union([intRange(0, 99), nonEmpty()], { error: "expected a group number or name" }).optional(),
+    })
+    .superRefine((p, ctx) => {
+      if (p.group === undefined || regexProblem(p.pattern)) return;
+      if (typeof p.group === "number") {
+        const n = captureGroupCount(p.pattern);
+        if (p.group > n) ctx.addIssue({ code: "custom", path: ["group"], message: `the pattern has only ${n} capture group(s)` });
+      } else {
+        const names = Object.keys(new RegExp(`${p.pattern}|`).exec("")?.groups ?? {});
+        if (!names.includes(p.group)) {
+          ctx.addIssue({ code: "custom", path: ["group"], message: `the pattern has no group named "${p.group}"` });
+        }
+      }
+    }),
+]);
+
+/** A cluster name, or a label selector matched against the clusters' labels. */
+export const ClusterSelectorSchema = z.union(
+  [
+    nonEmpty(),
+    z.record(z.string(), z.string()).refine((labels) => Object.keys(labels).length > 0, {
+      error: "a label selector needs at least one label",
+    }),
+  ],
+  { error: 'expected a cluster name or a label selector such as {gpu: "true"}' },
+);
+
+export const ResourcesSchema = z.strictObject({
+  /** CPU request: a quantity (`"500m"`, `"2"`) or a positive number of cores. */
+  cpu: z
+    .union([z.string().regex(QUANTITY, { error: 'expected a Kubernetes quantity such as "500m" or "2"' }), z.number().positive()], {
+      error: 'expected a Kubernetes quantity such as "500m" or a number of cores',
+    })
+    .optional(),
+  /** Memory request: a quantity such as `"512Mi"` or `"4Gi"`. */
+  memory: z.string().regex(QUANTITY, { error: 'expected a Kubernetes quantity such as "512Mi" or "4Gi"' }).optional(),
+  /** Number of GPUs per container. */
+  gpu: z.int({ error: "expected an integer ≥ 0" }).min(0, { error: "expected an integer ≥ 0" }).optional(),
+});
+
+export const DagNodeSchema = z.strictObject({
+  id: dnsLabel("a node id"),
+  project: ProjectSchema,
+  entryPoint: nonEmpty().default("main"),
+  parameters: z.record(z.string(), ParamValueSchema).optional(),
+  cluster: ClusterSelectorSchema.optional(),
+  /** Most containers running at once for this node. */
+  parallelism: intRange(1, MAX_PARALLELISM).default(1),
+  partition: PartitionSchema.optional(),
+  inputs: z.record(inputName, InputRefSchema).optional(),
+  /** Extra ordering: node ids that must succeed first (beyond those named in `inputs`). */
+  after: z.array(nonEmpty()).optional(),
+  resources: ResourcesSchema.optional(),
+  retries: intRange(0, MAX_RETRIES).default(0),
+  timeoutSeconds: z.int({ error: "expected a positive integer" }).positive({ error: "expected a positive integer" }).optional(),
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, {
+        error: 'environment variable names start with a letter or "_" and contain only letters, digits and "_"',
+      }),
+      z.string(),
+    )
+    .optional(),
+});
+
+export const DagSchema = z.strictObject({
+  name: dnsLabel("a DAG name"),
+  description: z.string().optional(),
+  /** DAG-level parameters, available to every run of the DAG (overridable at submit). */
+  params: z.record(z.string(), ParamValueSchema).optional(),
+  /** `failFast`: the first node failing for good fails the run; `continue`: independent branches go on. */
+  failurePolicy: z.enum(["failFast", "continue"]).default("failFast"),
+  /** MLflow experiment of the runs; `validateDag` fills in the DAG name when it is absent. */
+  experiment: nonEmpty().optional(),
+  nodes: z
+    .array(DagNodeSchema)
+    .min(1, { error: "a DAG needs at least one node" })
+    .max(MAX_NODES, { error: (iss) => `at most ${MAX_NODES} nodes are allowed, got ${(iss.input as unknown[]).length}` }),
+});
+
+/** A DAG after parsing (defaults applied). */
+export type Dag = z.output<typeof DagSchema>;
+/** A DAG as written by a person or sent to the API (defaults optional). */
+export type DagInput = z.input<typeof DagSchema>;
+export type DagNode = z.output<typeof DagNodeSchema>;
+export type InputRef = z.output<typeof InputRefSchema>;
+export type Partition = z.output<typeof PartitionSchema>;
+export type ClusterSelector = z.output<typeof ClusterSelectorSchema>;
+export type Resources = z.output<typeof ResourcesSchema>;
+export type FailurePolicy = Dag["failurePolicy"];
