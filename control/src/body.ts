@@ -1,8 +1,7 @@
 /** Reading request bodies at the boundary: parse, validate with the proto/ schemas, or refuse. */
 import type { Context } from "hono";
-import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
-import { dagErrorMap, issuesToProblems } from "../../proto/dag/problems";
+import { dagErrorMap, issuesToProblems, parseText } from "../../proto/dag";
 import { ApiError } from "./errors";
 
 const YAML_TYPES = ["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"];
@@ -16,18 +15,9 @@ export function isYaml(c: Context): boolean {
 export async function readDocument(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") throw new ApiError("malformed_body", "the request body is empty");
-  if (isYaml(c)) {
-    try {
-      return parseYaml(text, { prettyErrors: true, maxAliasCount: 100 });
-    } catch (err) {
-      throw new ApiError("malformed_body", `the body is not valid YAML: ${(err as Error).message}`);
-    }
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ApiError("malformed_body", `the body is not valid JSON: ${(err as Error).message}`);
-  }
+  const parsed = parseText(text, isYaml(c) ? "yaml" : "json");
+  if ("problem" in parsed) throw new ApiError("malformed_body", parsed.problem.message);
+  return parsed.value;
 }
 
 export function validate<S extends z.ZodType>(schema: S, value: unknown, what = "request body"): z.infer<S> {

@@ -9,36 +9,46 @@ export type Db = ReturnType<typeof drizzle<typeof schema>>;
 
 const STATEMENT_CALLS = new Set(["run", "all", "first", "raw"]);
 
-function countStatement(stmt: D1PreparedStatement, calls: { count: number }): D1PreparedStatement {
+/** Round trips to D1 in one request, and the time spent waiting for them (ms). */
+export interface D1Calls {
+  count: number;
+  waitMs: number;
+}
+
+async function timed<T>(calls: D1Calls, run: () => Promise<T>): Promise<T> {
+  calls.count++;
+  const start = performance.now();
+  try {
+    return await run();
+  } finally {
+    calls.waitMs += performance.now() - start;
+  }
+}
+
+function countStatement(stmt: D1PreparedStatement, calls: D1Calls): D1PreparedStatement {
   return new Proxy(stmt, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
       if (prop === "bind") return (...args: unknown[]) => countStatement(value.apply(target, args), calls);
       if (STATEMENT_CALLS.has(prop as string)) {
-        return (...args: unknown[]) => {
-          calls.count++;
-          return value.apply(target, args);
-        };
+        return (...args: unknown[]) => timed(calls, () => value.apply(target, args));
       }
       return value.bind(target);
     },
   });
 }
 
-/** Wraps a D1 binding so every round trip (statement execution or batch) increments `calls`. */
-export function countingD1(d1: D1Database, calls: { count: number }): D1Database {
+/** Wraps a D1 binding so every round trip (statement execution or batch) is counted and timed. */
+export function countingD1(d1: D1Database, calls: D1Calls): D1Database {
   return new Proxy(d1, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
       if (prop === "prepare") return (query: string) => countStatement(target.prepare(query), calls);
       if (prop === "batch" || prop === "exec") {
-        return (...args: unknown[]) => {
-          calls.count++;
-          // Statements inside a batch are unwrapped by D1 itself; they travel in one round trip.
-          return value.apply(target, args);
-        };
+        // The statements of a batch travel together: one round trip.
+        return (...args: unknown[]) => timed(calls, () => value.apply(target, args));
       }
       return value.bind(target);
     },

@@ -20,4 +20,4 @@ export interface Principal {
   tokenId: string | null;
 }
 
-export type AppEnv = { Bindings: Env; Variables: { principal: Principal; db: import("./db").Db; d1Calls: { count: number } } };
+export type AppEnv = { Bindings: Env; Variables: { principal: Principal; db: import("./db").Db } };

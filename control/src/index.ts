@@ -8,11 +8,8 @@ const app = newApp();
 
 export default {
   fetch: app.fetch,
-  async scheduled(controller, env, ctx) {
-    ctx.waitUntil(
-      runDueSchedules(getDb(env.DB), controller.scheduledTime).then((report) => {
-        console.log(JSON.stringify({ msg: "schedules tick", ...report }));
-      }),
-    );
+  async scheduled(controller, env, _ctx) {
+    const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
+    console.log(JSON.stringify({ msg: "schedules tick", ...report }));
   },
 } satisfies ExportedHandler<Env>;

@@ -1,11 +1,11 @@
-import type { D1Migration } from "cloudflare:test";
-import type { Env } from "../../control/src/env";
-
-declare global {
-  namespace Cloudflare {
-    interface Env extends import("../../control/src/env").Env {
-      TEST_MIGRATIONS: D1Migration[];
-    }
+// Bindings the workers tests see through `env` from "cloudflare:test" (see vitest.config.ts).
+declare namespace Cloudflare {
+  interface Env {
+    DB: D1Database;
+    PARALLELS_ADMIN_TOKEN?: string;
+    CORS_ORIGINS?: string;
+    PUBLIC_URL?: string;
+    BOOTSTRAP_TTL_SECONDS?: string;
+    TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
   }
 }
-export type { Env };
