@@ -1,0 +1,100 @@
+/**
+ * Runs the control plane locally the way the embedded default does: `wrangler dev` (workerd)
+ * on 127.0.0.1 with a local D1 migrated by the real migrations, persisted under a state folder.
+ * Used by `npm run dev`, `npm run demo`, the benchmark and end-to-end tests.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+/** No telemetry and no fetch of Cloudflare's request metadata: nothing leaves this machine. */
+export const OFFLINE_ENV = { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_LOG_SANITIZE: "true" };
+
+export interface ControlPlane {
+  url: string;
+  stop(): Promise<void>;
+  process: ChildProcess;
+}
+
+export interface ControlPlaneOptions {
+  /** Where D1 and other local state persist. */
+  stateDir: string;
+  port?: number;
+  /** Worker vars and secrets (e.g. PARALLELS_ADMIN_TOKEN); `.dev.vars` is read as well. */
+  vars?: Record<string, string>;
+  /** Forward wrangler's output (otherwise it is kept for error messages). */
+  echo?: boolean;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** Applies db/migrations to the local D1 in `stateDir` (idempotent). */
+export async function migrateLocalD1(stateDir: string): Promise<void> {
+  mkdirSync(stateDir, { recursive: true });
+  await promisify(execFile)(WRANGLER, ["d1", "migrations", "apply", "parallels", "--local", "--persist-to", stateDir], {
+    cwd: ROOT,
+    env: { ...process.env, ...OFFLINE_ENV, CI: "true" },
+  });
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  await migrateLocalD1(opts.stateDir);
+  const port = opts.port ?? (await freePort());
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
+  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (opts.echo) process.stderr.write(chunk);
+  };
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    try {
+      process.kill(-child.pid!, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, stop, process: child };
+}

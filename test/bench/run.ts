@@ -1,0 +1,9 @@
+/** `npm run bench`: every benchmark, one table, with the machine's conditions. */
+import { benchControlPlane } from "./control-plane.bench";
+import { machineConditions, printTable } from "./stats";
+
+console.log(`# MLflow Parallels benchmarks — ${new Date().toISOString()}`);
+console.log(`machine: ${machineConditions()}\n`);
+const rows = await benchControlPlane();
+printTable(rows);
+console.log(`\nmachine after: ${machineConditions()}`);
