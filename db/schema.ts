@@ -46,9 +46,12 @@ export const clusters = sqliteTable(
     natsUserPublicKey: text("nats_user_public_key"),
     registeredAt: integer("registered_at"),
     lastHeartbeatAt: integer("last_heartbeat_at"),
+    /** What the agent said in its last heartbeat (versions, allocatable resources, running jobs). */
+    agentInfo: text("agent_info", { mode: "json" }).$type<Record<string, unknown>>(),
     createdAt: createdAt(),
   },
   (t) => [
+    uniqueIndex("clusters_agent_credential").on(t.agentCredentialHash),
     uniqueIndex("clusters_workspace_name").on(t.workspaceId, t.name),
     uniqueIndex("clusters_bootstrap_hash").on(t.bootstrapTokenHash),
   ],

@@ -56,6 +56,15 @@ export const ClusterView = z.object({
   status: ClusterStatus,
   registeredAt: z.string().nullable(),
   lastHeartbeatAt: z.string().nullable(),
+  /** What the agent reported in its last heartbeat. */
+  agent: z
+    .object({
+      agentVersion: z.string(),
+      kubernetesVersion: z.string().nullable().optional(),
+      allocatable: z.object({ cpu: z.string(), memory: z.string(), gpu: z.number() }).nullable().optional(),
+      runningJobs: z.number().optional(),
+    })
+    .nullable(),
   createdAt: z.string(),
 });
 export type ClusterView = z.infer<typeof ClusterView>;

@@ -14,6 +14,7 @@ export const ErrorCode = z.enum([
   "payload_too_large",
   "invalid_dag", // the DAG document (or a run's use of it) cannot be accepted
   "unsupported_media_type",
+  "unavailable", // a dependency (NATS) is down or not configured: retry later
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -29,6 +30,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   invalid_dag: 422,
   internal: 500,
+  unavailable: 503,
 };
 
 export const ProblemSchema = z.object({ path: z.string(), message: z.string() });

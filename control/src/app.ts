@@ -6,7 +6,9 @@ import { MAX_DAG_BYTES } from "../../proto/dag";
 import { authenticate } from "./auth";
 import { countingD1, getDb, type D1Calls } from "./db";
 import type { AppEnv } from "./env";
+import { publisherFor } from "./publisher";
 import { ApiError, errorBody, onError } from "./errors";
+import { registerAgentRoutes } from "./routes/agent";
 import { registerClusters } from "./routes/clusters";
 import { registerDags } from "./routes/dags";
 import { registerOpenApi } from "./routes/openapi";
@@ -53,11 +55,19 @@ export function newApp(): Hono<AppEnv> {
 
   app.get("/healthz", (c) => c.json({ ok: true }));
   registerOpenApi(app);
+  // Agents authenticate with their own credentials; these routes answer before user auth runs.
+  registerAgentRoutes(app);
   app.use("/v1/*", authenticate);
   registerTokens(app);
   registerClusters(app);
   registerDags(app);
   registerRuns(app);
   registerSchedules(app);
+  // Whatever a request wrote to the outbox is published right after it answers.
+  app.use("/v1/*", async (c, next) => {
+    await next();
+    const publisher = c.req.method !== "GET" && c.res.status < 300 ? publisherFor(c.env) : null;
+    if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
+  });
   return app;
 }

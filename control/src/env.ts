@@ -9,6 +9,24 @@ export interface Env {
   PUBLIC_URL?: string;
   /** Lifetime of a cluster's bootstrap token, in seconds (default 3600). */
   BOOTSTRAP_TTL_SECONDS?: string;
+
+  // NATS (all optional: without them the API works and nothing is published). Made by
+  // scripts/nats/setup.ts; secrets in production, `--var` under wrangler dev.
+  /** The Durable Object that holds the NATS connection and drains the outbox. */
+  NATS_PUBLISHER?: DurableObjectNamespace;
+  /** WebSocket URL(s) the control plane connects to, comma-separated. */
+  NATS_WS_URL?: string;
+  /** NATS URL(s) handed to agents at registration, comma-separated. */
+  NATS_URL?: string;
+  NATS_CONTROL_USER_JWT?: string;
+  NATS_CONTROL_USER_SEED?: string;
+  /** Signs agents' user JWTs. */
+  NATS_ACCOUNT_SIGNING_SEED?: string;
+  NATS_APP_ACCOUNT?: string;
+  /** Re-signs the APP account JWT when credentials are revoked; pushed as the SYS user. */
+  NATS_OPERATOR_SIGNING_SEED?: string;
+  NATS_SYS_USER_JWT?: string;
+  NATS_SYS_USER_SEED?: string;
 }
 
 /** What handlers find on the Hono context after authentication. */
@@ -20,4 +38,7 @@ export interface Principal {
   tokenId: string | null;
 }
 
-export type AppEnv = { Bindings: Env; Variables: { principal: Principal; db: import("./db").Db } };
+export type AppEnv = {
+  Bindings: Env;
+  Variables: { principal: Principal; db: import("./db").Db; cluster?: { id: string; workspaceId: string; name: string } };
+};

@@ -2,7 +2,10 @@
 import { newApp } from "./app";
 import { getDb } from "./db";
 import type { Env } from "./env";
+import { publisherFor } from "./publisher";
 import { runDueSchedules } from "./schedules/tick";
+
+export { NatsPublisher } from "./publisher";
 
 const app = newApp();
 
@@ -11,5 +14,7 @@ export default {
   async scheduled(controller, env, _ctx) {
     const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
     console.log(JSON.stringify({ msg: "schedules tick", ...report }));
+    // Also a safety net for the outbox: whatever is still pending is published now.
+    await publisherFor(env)?.kick();
   },
 } satisfies ExportedHandler<Env>;

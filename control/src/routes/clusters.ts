@@ -29,6 +29,7 @@ export function clusterView(row: ClusterRow, now = Date.now()): ClusterView {
     status,
     registeredAt: iso(row.registeredAt),
     lastHeartbeatAt: iso(row.lastHeartbeatAt),
+    agent: (row.agentInfo as ClusterView["agent"]) ?? null,
     createdAt: iso(row.createdAt)!,
   };
 }
@@ -74,6 +75,7 @@ export function registerClusters(app: Hono<AppEnv>) {
       natsUserPublicKey: null,
       registeredAt: null,
       lastHeartbeatAt: null,
+      agentInfo: null,
       createdAt: now,
     };
     await c.var.db.insert(clusters).values(row).catch((err) => {

@@ -1,0 +1,117 @@
+/**
+ * The Durable Object that holds the control plane's NATS connection (workerd refuses I/O on a
+ * connection opened by another request, so a connection must live in one object) and drains the
+ * transactional outbox into JetStream. An alarm keeps draining while NATS is down.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { headers, jwtAuthenticator, wsconnect, type NatsConnection } from "@nats-io/nats-core";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { getDb } from "../db";
+import { drainOutbox } from "../dispatch/outbox";
+import type { Dispatcher } from "../dispatch/interface";
+import type { Env } from "../env";
+import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, WORK_STREAM, workStreamConfig } from "../nats";
+import type { Publisher } from "./interface";
+
+const RETRY_WHEN_DOWN_MS = 2_000;
+
+export class NatsPublisher extends DurableObject<Env> implements Publisher {
+  private connection: Promise<NatsConnection> | null = null;
+  private streamReady = false;
+  private draining: Promise<void> | null = null;
+
+  private open(user: "control" | "sys"): Promise<NatsConnection> {
+    const env = this.env;
+    const [jwt, seed] = user === "control" ? [env.NATS_CONTROL_USER_JWT!, env.NATS_CONTROL_USER_SEED!] : [env.NATS_SYS_USER_JWT!, env.NATS_SYS_USER_SEED!];
+    return wsconnect({
+      servers: env.NATS_WS_URL!.split(","),
+      authenticator: jwtAuthenticator(jwt, new TextEncoder().encode(seed)),
+      name: `parallels-control-${user}`,
+      maxReconnectAttempts: user === "control" ? -1 : 0,
+      reconnectTimeWait: 1000,
+    });
+  }
+
+  /** The control user's connection, reopened when it closed. */
+  private async nc(): Promise<NatsConnection> {
+    if (this.connection) {
+      const nc = await this.connection.catch(() => null);
+      if (nc && !nc.isClosed()) return nc;
+    }
+    this.streamReady = false;
+    this.connection = this.open("control");
+    this.connection.catch(() => (this.connection = null));
+    return this.connection;
+  }
+
+  private async jsm(): Promise<JetStreamManager> {
+    const jsm = await jetstreamManager(await this.nc());
+    if (!this.streamReady) {
+      const config = workStreamConfig();
+      await jsm.streams.add(config).catch(async (err: Error) => {
+        // Already there (possibly with other settings): bring it to ours.
+        if (!/already in use|exists/i.test(err.message)) throw err;
+        await jsm.streams.update(WORK_STREAM, config);
+      });
+      this.streamReady = true;
+    }
+    return jsm;
+  }
+
+  async ensureConsumer(clusterId: string): Promise<void> {
+    const jsm = await this.jsm();
+    const config = agentConsumerConfig(clusterId);
+    await jsm.consumers.add(WORK_STREAM, config).catch(async (err: Error) => {
+      if (!/already in use|exists/i.test(err.message)) throw err;
+      await jsm.consumers.update(WORK_STREAM, config.durable_name, config);
+    });
+  }
+
+  async kick(): Promise<void> {
+    this.draining ??= this.drain().finally(() => (this.draining = null));
+    return this.draining;
+  }
+
+  override async alarm(): Promise<void> {
+    await this.kick();
+  }
+
+  private async drain(): Promise<void> {
+    const db = getDb(this.env.DB);
+    try {
+      await this.jsm();
+      const js = jetstream(await this.nc());
+      const dispatcher: Dispatcher = {
+        publish: async (m) => {
+          const h = headers();
+          h.set("Nats-Msg-Id", m.msgId);
+          await js.publish(m.subject, m.payload, { headers: h, msgID: m.msgId });
+        },
+      };
+      for (;;) {
+        const report = await drainOutbox(db, dispatcher);
+        if (report.failed > 0 || !report.more) {
+          if (report.nextAttemptAt !== null) await this.ctx.storage.setAlarm(Math.max(Date.now() + 100, report.nextAttemptAt));
+          return;
+        }
+      }
+    } catch (err) {
+      // NATS is down or refused us: the rows stay pending; try again soon.
+      console.error(JSON.stringify({ msg: "outbox drain failed", error: String(err) }));
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_WHEN_DOWN_MS);
+    }
+  }
+
+  async pushAccountJwt(jwt: string): Promise<void> {
+    if (!this.env.NATS_SYS_USER_JWT || !this.env.NATS_SYS_USER_SEED) throw new Error("NATS_SYS_USER_JWT/NATS_SYS_USER_SEED are not configured");
+    const sys = await this.open("sys");
+    try {
+      const { subject, payload } = claimsUpdateRequest(jwt);
+      const reply = await sys.request(subject, payload, { timeout: 5000 });
+      const result = parseClaimsUpdateResponse(reply.data);
+      if (!result.ok) throw new Error(`NATS refused the account update (${result.code}): ${result.message}`);
+    } finally {
+      await sys.close();
+    }
+  }
+}

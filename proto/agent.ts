@@ -1,0 +1,73 @@
+/**
+ * The agent ↔ control-plane HTTP contract (ARCHITECTURE §5): registration, heartbeats and
+ * batched events. Both sides parse these schemas; nothing is cast.
+ */
+import { z } from "zod";
+
+/** A NATS user public key: the agent makes its own nkey pair and sends only this. */
+export const NatsUserPublicKey = z.string().regex(/^U[A-Z2-7]{55}$/, "expected a NATS user public key (56 characters starting with U)");
+
+export const AgentRegister = z.strictObject({
+  bootstrapToken: z.string().min(1).max(200),
+  natsPublicKey: NatsUserPublicKey,
+  agentVersion: z.string().min(1).max(100),
+});
+export type AgentRegister = z.infer<typeof AgentRegister>;
+
+export const AgentRegistered = z.object({
+  clusterId: z.string(),
+  clusterName: z.string(),
+  /** Long-lived secret for heartbeats and events (stored hashed by the control plane). */
+  credential: z.string(),
+  nats: z.object({
+    servers: z.array(z.string()),
+    jwt: z.string(),
+    inboxPrefix: z.string(),
+    stream: z.string(),
+    consumer: z.string(),
+  }),
+  heartbeatSeconds: z.number().int(),
+});
+export type AgentRegistered = z.infer<typeof AgentRegistered>;
+
+export const Heartbeat = z.strictObject({
+  agentVersion: z.string().min(1).max(100),
+  kubernetesVersion: z.string().max(100).nullable().default(null),
+  allocatable: z.strictObject({ cpu: z.string().max(50), memory: z.string().max(50), gpu: z.number().int().min(0) }).nullable().default(null),
+  runningJobs: z.number().int().min(0),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const AgentEventType = z.enum(["accepted", "building", "built", "running", "progress", "succeeded", "failed", "cancelled"]);
+export type AgentEventType = z.infer<typeof AgentEventType>;
+
+/**
+ * One thing that happened to a node run's attempt. `seq` increases per (nodeRunId, attempt);
+ * counters are absolute (not deltas), so the newest event carries the whole truth and a replayed
+ * or older one can be dropped.
+ */
+export const AgentEvent = z.strictObject({
+  nodeRunId: z.string().min(1).max(200),
+  attempt: z.number().int().min(1),
+  seq: z.number().int().min(1),
+  type: AgentEventType,
+  at: z.number().int().min(0),
+  counts: z
+    .strictObject({ total: z.number().int().min(0), done: z.number().int().min(0), failed: z.number().int().min(0), running: z.number().int().min(0) })
+    .optional(),
+  imageRef: z.string().max(500).optional(),
+  mlflowRunId: z.string().max(100).optional(),
+  message: z.string().max(4000).optional(),
+});
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+export const MAX_EVENTS_PER_BATCH = 500;
+export const EventBatch = z.strictObject({ events: z.array(AgentEvent).min(1).max(MAX_EVENTS_PER_BATCH) });
+export type EventBatch = z.infer<typeof EventBatch>;
+
+export const EventBatchResult = z.object({
+  applied: z.number().int(),
+  /** Replayed, out-of-order or stale (older attempt) events: accepted and changed nothing. */
+  ignored: z.number().int(),
+});
+export type EventBatchResult = z.infer<typeof EventBatchResult>;

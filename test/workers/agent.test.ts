@@ -1,0 +1,126 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, outboxRows, sampleDag, unique, workspace } from "./harness";
+
+async function sha256(text: string) {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A workspace with a cluster whose agent is registered (as registration would leave it) and a running run. */
+async function registeredCluster(name = "local") {
+  const ws = await workspace();
+  const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name, kind: "local" } });
+  const credential = `plc_${unique("agent")}`;
+  await env.DB.prepare("UPDATE clusters SET agent_credential_hash = ?, registered_at = ?, bootstrap_token_hash = NULL WHERE id = ?").bind(await sha256(credential), Date.now(), created.body.cluster.id).run();
+  const dag = unique("wc");
+  await call("POST", "/v1/dags", { token: ws.write, body: sampleDag(dag) });
+  const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag } });
+  return { ws, clusterId: created.body.cluster.id as string, credential, run: run.body, bootstrap: created.body.bootstrap.token as string };
+}
+
+const events = (credential: string, list: Record<string, unknown>[]) => call("POST", "/v1/agent/events", { token: credential, body: { events: list } });
+const ev = (nodeRunId: string, attempt: number, seq: number, type: string, extra: Record<string, unknown> = {}) => ({ nodeRunId, attempt, seq, type, at: Date.now(), ...extra });
+const node = async (token: string, runId: string, nodeId: string) => (await call("GET", `/v1/runs/${runId}`, { token })).body.nodes.find((n: any) => n.nodeId === nodeId);
+
+describe("agent endpoints", () => {
+  it("heartbeats mark the cluster online and show what the agent reported", async () => {
+    const { ws, credential } = await registeredCluster();
+    const beat = await call("POST", "/v1/agent/heartbeat", { token: credential, body: { agentVersion: "0.1.0", kubernetesVersion: "v1.34.1", allocatable: { cpu: "8", memory: "32Gi", gpu: 1 }, runningJobs: 2 } });
+    expect(beat.status).toBe(200);
+    const cluster = (await call("GET", "/v1/clusters/local", { token: ws.read })).body;
+    expect(cluster.status).toBe("online");
+    expect(cluster.agent).toMatchObject({ agentVersion: "0.1.0", allocatable: { gpu: 1 }, runningJobs: 2 });
+    expect((await call("POST", "/v1/agent/heartbeat", { token: null, body: {} })).status).toBe(401);
+    expect((await call("POST", "/v1/agent/heartbeat", { token: "plc_forged", body: { agentVersion: "x", runningJobs: 0 } })).status).toBe(401);
+    // A user token is not an agent credential.
+    expect((await call("POST", "/v1/agent/heartbeat", { token: ws.admin, body: { agentVersion: "x", runningJobs: 0 } })).status).toBe(401);
+    const bad = await call("POST", "/v1/agent/heartbeat", { token: credential, body: { agentVersion: "x", runningJobs: -1 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].path).toBe("runningJobs");
+  });
+
+  it("applies events: the node succeeds and its dependant is dispatched; a replayed batch changes nothing", async () => {
+    const { ws, credential, run, clusterId } = await registeredCluster();
+    const prep = `${run.id}-prep`;
+    const batch = [ev(prep, 1, 1, "accepted"), ev(prep, 1, 2, "running", { mlflowRunId: "abc123" }), ev(prep, 1, 3, "progress", { counts: { total: 1, done: 1, failed: 0, running: 0 } }), ev(prep, 1, 4, "succeeded")];
+    const first = await events(credential, batch);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ applied: 4, ignored: 0 });
+    const after = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
+    expect(after.nodes.find((n: any) => n.nodeId === "prep")).toMatchObject({ status: "succeeded", mlflowRunId: "abc123", partitions: { total: 1, done: 1 } });
+    expect(after.nodes.find((n: any) => n.nodeId === "count")).toMatchObject({ status: "dispatched", attempt: 1 });
+    const rows = await outboxRows(run.id);
+    expect(rows.map((r) => r.msg_id)).toEqual([`${prep}.1.start`, `${run.id}-count.1.start`]);
+    expect(rows[1]!.subject).toBe(`work.${clusterId}.start`);
+
+    const replay = await events(credential, batch);
+    expect(replay.body).toEqual({ applied: 0, ignored: 4 });
+    expect(await outboxRows(run.id)).toHaveLength(2);
+    expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body).toEqual(after);
+  });
+
+  it("ignores out-of-order and stale-attempt events", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    const prep = `${run.id}-prep`;
+    expect((await events(credential, [ev(prep, 1, 5, "running")])).body).toEqual({ applied: 1, ignored: 0 });
+    expect((await events(credential, [ev(prep, 1, 3, "failed"), ev(prep, 2, 6, "succeeded")])).body).toEqual({ applied: 0, ignored: 2 });
+    expect(await node(ws.read, run.id, "prep")).toMatchObject({ status: "running", attempt: 1 });
+  });
+
+  it("refuses a batch that reports on another cluster's work, and applies none of it", async () => {
+    const a = await registeredCluster();
+    const b = await registeredCluster();
+    const res = await events(a.credential, [ev(`${a.run.id}-prep`, 1, 1, "running"), ev(`${b.run.id}-prep`, 1, 1, "succeeded"), ev("made-up", 1, 1, "succeeded")]);
+    expect(res.status).toBe(403);
+    expect(res.body.error.details).toEqual([
+      { path: "events[1].nodeRunId", message: `node run "${b.run.id}-prep" is not work of this cluster` },
+      { path: "events[2].nodeRunId", message: 'node run "made-up" is not work of this cluster' },
+    ]);
+    expect(await node(a.ws.read, a.run.id, "prep")).toMatchObject({ status: "dispatched" });
+    expect(await node(b.ws.read, b.run.id, "prep")).toMatchObject({ status: "dispatched" });
+  });
+
+  it("retries a failed step up to `retries`, then fails the run and skips what depended on it", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "succeeded")]);
+    const count = `${run.id}-count`;
+    await events(credential, [ev(count, 1, 1, "running"), ev(count, 1, 2, "failed", { message: "exit code 3" })]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "dispatched", attempt: 2, message: null });
+    expect((await outboxRows(run.id)).map((r) => r.msg_id)).toContain(`${count}.2.start`);
+    await events(credential, [ev(count, 2, 1, "running"), ev(count, 2, 2, "failed", { message: "exit code 3" })]);
+    const final = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
+    expect(final.status).toBe("failed");
+    expect(final.finishedAt).not.toBeNull();
+    expect(final.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([
+      ["count", "failed", 2],
+      ["merge", "skipped", 0],
+      ["prep", "succeeded", 1],
+    ]);
+  });
+
+  it("finishes a cancelled run when the agent reports its active node cancelled", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    expect((await call("POST", `/v1/runs/${run.id}/cancel`, { token: ws.write })).body.status).toBe("cancelling");
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "cancelled")]);
+    expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body.status).toBe("cancelled");
+  });
+
+  it("registration: refuses bad input and expired tokens; without NATS answers 503 and keeps the token", async () => {
+    const ws = await workspace();
+    const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name: "c", kind: "generic" } });
+    const key = `U${"A".repeat(55)}`;
+    const bad = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: "not-a-key", agentVersion: "1" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].path).toBe("natsPublicKey");
+    const unknown = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: "plb_nope", natsPublicKey: key, agentVersion: "1" } });
+    expect(unknown.status).toBe(401);
+    const noNats = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: key, agentVersion: "1" } });
+    expect(noNats.status).toBe(503);
+    expect((await call("GET", "/v1/clusters/c", { token: ws.read })).body.status).toBe("awaiting_agent");
+    await env.DB.prepare("UPDATE clusters SET bootstrap_expires_at = ? WHERE id = ?").bind(Date.now() - 1, created.body.cluster.id).run();
+    const expired = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: key, agentVersion: "1" } });
+    expect(expired.status).toBe(401);
+    expect(expired.body.error.message).toBe("the bootstrap token expired; get a new one with POST /v1/clusters/c/bootstrap");
+  });
+});
