@@ -6,9 +6,6 @@
 import { z } from "zod";
 import { DagNodeSchema } from "./dag";
 
-/** Cluster ids go into subjects: keep them to characters NATS subjects cannot misread. */
-export const CLUSTER_ID = /^[A-Za-z0-9_-]+$/;
-
 const Common = {
   runId: z.string().min(1),
   nodeRunId: z.string().min(1),
@@ -37,5 +34,4 @@ export type WorkCancel = z.infer<typeof WorkCancelSchema>;
 export const WorkMessageSchema = z.discriminatedUnion("type", [WorkStartSchema, WorkCancelSchema]);
 export type WorkMessage = z.infer<typeof WorkMessageSchema>;
 
-export const workSubject = (clusterId: string, kind: WorkMessage["type"]) => `work.${clusterId}.${kind}`;
-export const workMsgId = (nodeRunId: string, attempt: number, kind: WorkMessage["type"]) => `${nodeRunId}.${attempt}.${kind}`;
+export { workMsgId, workSubject } from "./nats";
