@@ -53,6 +53,13 @@ export function newApp(): Hono<AppEnv> {
     }),
   );
 
+  // Whatever a request wrote to the outbox is published right after it answers.
+  app.use("/v1/*", async (c, next) => {
+    await next();
+    const publisher = c.req.method !== "GET" && c.res.status < 300 ? publisherFor(c.env) : null;
+    if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
+  });
+
   app.get("/healthz", (c) => c.json({ ok: true }));
   registerOpenApi(app);
   // Agents authenticate with their own credentials; these routes answer before user auth runs.
@@ -63,11 +70,5 @@ export function newApp(): Hono<AppEnv> {
   registerDags(app);
   registerRuns(app);
   registerSchedules(app);
-  // Whatever a request wrote to the outbox is published right after it answers.
-  app.use("/v1/*", async (c, next) => {
-    await next();
-    const publisher = c.req.method !== "GET" && c.res.status < 300 ? publisherFor(c.env) : null;
-    if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
-  });
   return app;
 }

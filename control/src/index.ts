@@ -14,7 +14,9 @@ export default {
   async scheduled(controller, env, _ctx) {
     const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
     console.log(JSON.stringify({ msg: "schedules tick", ...report }));
-    // Also a safety net for the outbox: whatever is still pending is published now.
-    await publisherFor(env)?.kick();
+    // Safety nets: whatever the outbox still holds is published, and NATS holds every revocation.
+    const publisher = publisherFor(env);
+    await publisher?.kick();
+    await publisher?.syncRevocations().catch(() => undefined);
   },
 } satisfies ExportedHandler<Env>;

@@ -10,7 +10,9 @@ import { getDb } from "../db";
 import { drainOutbox } from "../dispatch/outbox";
 import type { Dispatcher } from "../dispatch/interface";
 import type { Env } from "../env";
-import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, WORK_STREAM, workStreamConfig } from "../nats";
+import { natsRevocations } from "../../../db/schema";
+import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, revocationList, WORK_STREAM, workStreamConfig } from "../nats";
+import { natsMinter } from "./minter";
 import type { Publisher } from "./interface";
 
 const RETRY_WHEN_DOWN_MS = 2_000;
@@ -73,6 +75,10 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
   }
 
   override async alarm(): Promise<void> {
+    if (await this.ctx.storage.get("revocations-pending")) {
+      await this.ctx.storage.delete("revocations-pending");
+      await this.syncRevocations().catch(() => undefined);
+    }
     await this.kick();
   }
 
@@ -102,7 +108,27 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
     }
   }
 
-  async pushAccountJwt(jwt: string): Promise<void> {
+  async syncRevocations(): Promise<void> {
+    const db = getDb(this.env.DB);
+    const rows = await db.select().from(natsRevocations);
+    if (rows.length === 0) return;
+    // The list only grows (rows are never deleted), so its size and newest entry identify it.
+    const version = `${rows.length}:${Math.max(...rows.map((r) => r.revokedAt))}`;
+    if ((await this.ctx.storage.get<string>("revocations-pushed")) === version) return;
+    try {
+      const minter = await natsMinter(this.env);
+      if (!minter) throw new Error("NATS_ACCOUNT_SIGNING_SEED/NATS_APP_ACCOUNT are not configured");
+      await this.pushAccountJwt(await minter.mintAccountJwt({ revocations: revocationList(rows) }));
+      await this.ctx.storage.put("revocations-pushed", version);
+    } catch (err) {
+      console.error(JSON.stringify({ msg: "revocation push failed; retrying", error: String(err) }));
+      await this.ctx.storage.put("revocations-pending", true);
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_WHEN_DOWN_MS);
+      throw err;
+    }
+  }
+
+  private async pushAccountJwt(jwt: string): Promise<void> {
     if (!this.env.NATS_SYS_USER_JWT || !this.env.NATS_SYS_USER_SEED) throw new Error("NATS_SYS_USER_JWT/NATS_SYS_USER_SEED are not configured");
     const sys = await this.open("sys");
     try {

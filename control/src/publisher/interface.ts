@@ -8,6 +8,9 @@ export interface Publisher {
   ensureConsumer(clusterId: string): Promise<void>;
   /** Publishes what the outbox holds now; failures are retried by the publisher's alarm. */
   kick(): Promise<void>;
-  /** Pushes a re-signed APP account JWT (with the full revocation list) to the NATS resolver. */
-  pushAccountJwt(jwt: string): Promise<void>;
+  /**
+   * Makes NATS hold the full revocation list of `nats_revocations`: re-signs the APP account JWT
+   * and pushes it when the list grew since the last confirmed push; retried by alarm on failure.
+   */
+  syncRevocations(): Promise<void>;
 }

@@ -10,7 +10,7 @@ import { readBody } from "../body";
 import { newSecret, sha256Hex } from "../crypto";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { agentConsumerName, agentInboxPrefix, revocationList, WORK_STREAM } from "../nats";
+import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
 import { applyAgentEvents } from "../runs/events";
 
@@ -60,7 +60,7 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
     if (cluster.natsUserPublicKey && cluster.natsUserPublicKey !== body.natsPublicKey) {
       // A re-registration replaces the agent's key: the old one must stop working.
       await db.insert(natsRevocations).values({ publicKey: cluster.natsUserPublicKey, clusterId: cluster.id, revokedAt: now }).onConflictDoNothing();
-      c.executionCtx.waitUntil(pushRevocations(c.env, c.var.db).catch((err) => console.error(JSON.stringify({ msg: "revocation push failed", error: String(err) }))));
+      c.executionCtx.waitUntil(publisher.syncRevocations().catch(() => undefined));
     }
     const answer: AgentRegistered = {
       clusterId: cluster.id,
@@ -80,18 +80,6 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
 
   app.post("/v1/agent/events", authenticateAgent, async (c) => {
     const body = await readBody(c, EventBatch);
-    const result = await applyAgentEvents(c.var.db, c.var.cluster!.id, body.events);
-    const publisher = publisherFor(c.env);
-    if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
-    return c.json(result);
+    return c.json(await applyAgentEvents(c.var.db, c.var.cluster!.id, body.events));
   });
-}
-
-/** Re-signs the APP account JWT with the full revocation list and pushes it to NATS. */
-export async function pushRevocations(env: AppEnv["Bindings"], db: AppEnv["Variables"]["db"]): Promise<void> {
-  const minter = await natsMinter(env);
-  const publisher = publisherFor(env);
-  if (!minter || !publisher) return;
-  const rows = await db.select().from(natsRevocations);
-  await publisher.pushAccountJwt(await minter.mintAccountJwt({ revocations: revocationList(rows) }));
 }

@@ -10,6 +10,7 @@ import { requireScope } from "../auth";
 import { readBody } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { writeBatch } from "../db";
+import { publisherFor } from "../publisher";
 import type { AppEnv, Env } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 
@@ -125,6 +126,7 @@ export function registerClusters(app: Hono<AppEnv>) {
         ? [db.insert(natsRevocations).values({ publicKey: row.natsUserPublicKey, clusterId: row.id, revokedAt: now }).onConflictDoNothing()]
         : []),
     ]);
+    if (row.natsUserPublicKey) c.executionCtx.waitUntil(publisherFor(c.env)?.syncRevocations().catch(() => undefined) ?? Promise.resolve());
     return c.json({ deleted: true, cluster: clusterView(row, now) });
   });
 }
