@@ -5,10 +5,11 @@
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "./ports";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 
+export { freePort };
 export const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 
@@ -29,18 +30,6 @@ export interface ControlPlaneOptions {
   vars?: Record<string, string>;
   /** Forward wrangler's output (otherwise it is kept for error messages). */
   echo?: boolean;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
-    });
-  });
 }
 
 /** Applies db/migrations to the local D1 in `stateDir` (idempotent). */

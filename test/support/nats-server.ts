@@ -4,7 +4,7 @@
  * (resolver JWTs, JetStream data) and the ports — for fault tests.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { freePort } from "../../scripts/local/ports";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type NatsSecrets, type NatsSetupResult, setupNats } from "../../scripts/nats/setup";
@@ -32,17 +32,7 @@ export interface TestNatsServer {
   restart(opts?: { kill?: boolean }): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released; good enough for tests). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolvePort(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
+export { freePort };
 
 /**
  * Starts nats-server. With `stateDir`, keys already there are reused (credentials minted before
