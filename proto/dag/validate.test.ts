@@ -239,18 +239,12 @@ describe("validateDag: graph problems", () => {
 });
 
 describe("limits and speed", () => {
-  it("validates a 2,000-node DAG in a few milliseconds", () => {
-    const doc = wideDag(MAX_NODES);
-    expect(validateDag(doc).ok).toBe(true); // warm up
-    const times: number[] = [];
-    for (let i = 0; i < 7; i++) {
-      const t0 = performance.now();
-      validateDag(doc);
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    // Typically 2–5 ms; the bound leaves room for slow CI machines.
-    expect(times[3]).toBeLessThan(50);
+  it("validates a 2,000-node DAG (its speed is in npm run bench)", () => {
+    expect(validateDag(wideDag(MAX_NODES)).ok).toBe(true);
+    const over = wideDag(MAX_NODES + 1);
+    const r = validateDag(over);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems).toContainEqual({ path: "nodes", message: `at most ${MAX_NODES} nodes are allowed, got ${MAX_NODES + 1}` });
   });
 
   it("refuses documents over 1 MiB before parsing", () => {

@@ -1,9 +1,10 @@
 /** `npm run bench`: every benchmark, one table, with the machine's conditions. */
 import { benchControlPlane } from "./control-plane.bench";
+import { benchPure } from "./pure.bench";
 import { machineConditions, printTable } from "./stats";
 
 console.log(`# MLflow Parallels benchmarks — ${new Date().toISOString()}`);
 console.log(`machine: ${machineConditions()}\n`);
-const rows = await benchControlPlane();
+const rows = [...benchPure(), ...(await benchControlPlane())];
 printTable(rows);
 console.log(`\nmachine after: ${machineConditions()}`);

@@ -145,18 +145,11 @@ describe("decide", () => {
     expect(ids(d)).toEqual(["a", "e"]);
   });
 
-  it("decides on a 2,000-node DAG in about a millisecond", () => {
+  it("decides on a 2,000-node DAG (its speed is in npm run bench)", () => {
     const dag = mustValidate(wideDag(2000));
     const nodes: NodeState[] = dag.nodes.map((n, i) => ({ nodeId: n.id, status: i < 1000 ? "succeeded" : i < 1500 ? "running" : "pending", attempt: i < 1500 ? 1 : 0 }));
-    const input = { dag, runStatus: "running" as const, nodes, cancelRequested: false };
-    for (let i = 0; i < 20; i++) decide(input); // warm up
-    const times: number[] = [];
-    for (let i = 0; i < 11; i++) {
-      const t0 = performance.now();
-      decide(input);
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    expect(times[5]).toBeLessThan(20); // typically ~1 ms; generous for slow CI machines
+    const d = decide({ dag, runStatus: "running", nodes, cancelRequested: false });
+    expect(d.runStatus).toBe("running");
+    expect(d.cancel).toEqual([]);
   });
 });

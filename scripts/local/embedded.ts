@@ -1,0 +1,89 @@
+/**
+ * The embedded default: every server the product needs, on this machine, on 127.0.0.1 —
+ * nats-server (operator mode, JetStream, WebSocket), `mlflow server` (SQLite, serving artifacts)
+ * and the control plane under `wrangler dev` wired to NATS. State persists under `stateDir`.
+ * The agent is started by the caller (it needs a cluster's bootstrap token).
+ */
+import { join } from "node:path";
+import { setupNats } from "../nats/setup";
+import { findNatsServerBinary, startNatsServer, type NatsServerProcess } from "../nats/server";
+import { startControlPlane, type ControlPlane } from "./control-plane";
+import { startMlflowServer, type MlflowTestServer } from "./mlflow-server";
+import { freePort } from "./ports";
+
+export interface EmbeddedPorts {
+  control: number;
+  nats: number;
+  natsWs: number;
+  natsMonitor: number;
+  mlflow: number;
+}
+
+/** The usual local ports; tests pass `ports: "free"`. */
+export const DEFAULT_PORTS: EmbeddedPorts = { control: 8787, nats: 4222, natsWs: 4280, natsMonitor: 8222, mlflow: 5000 };
+
+export interface Embedded {
+  control: ControlPlane;
+  mlflow: MlflowTestServer;
+  natsUrl: string;
+  nats: NatsServerProcess;
+  adminToken: string;
+  stateDir: string;
+  /** Restarts nats-server with the same state (fault tests). */
+  restartNats(opts?: { kill?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  stateDir: string;
+  adminToken: string;
+  ports?: EmbeddedPorts | "free";
+  /** Forward the control plane's log. */
+  echo?: boolean;
+}
+
+export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
+  const ports =
+    opts.ports === "free"
+      ? { control: await freePort(), nats: await freePort(), natsWs: await freePort(), natsMonitor: await freePort(), mlflow: await freePort() }
+      : (opts.ports ?? DEFAULT_PORTS);
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    const natsSetup = await setupNats({ stateDir: join(opts.stateDir, "nats"), port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor });
+    const natsStart = () =>
+      startNatsServer({ binary: findNatsServerBinary(), configPath: natsSetup.configPath, monitorUrl: natsSetup.monitorUrl, logFile: join(opts.stateDir, "nats", "nats-server.log") });
+    let nats = await natsStart();
+    stops.push(() => nats.stop());
+    const [mlflow, control] = await Promise.all([
+      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports.mlflow }),
+      startControlPlane({
+        stateDir: join(opts.stateDir, "control"),
+        port: ports.control,
+        echo: opts.echo,
+        vars: { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, ...natsSetup.secrets },
+      }),
+    ]);
+    stops.push(() => mlflow.stop(), () => control.stop());
+    return {
+      control,
+      mlflow,
+      natsUrl: natsSetup.url,
+      get nats() {
+        return nats;
+      },
+      adminToken: opts.adminToken,
+      stateDir: opts.stateDir,
+      async restartNats(r = {}) {
+        await (r.kill ? nats.kill() : nats.stop());
+        nats = await natsStart();
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
