@@ -1,60 +1,127 @@
 /**
- * `npm run demo`: the product's main job on the embedded default. Brings up the control plane
- * (wrangler dev, local D1) on 127.0.0.1, registers the local cluster, stores the example DAG
- * (examples/wordcount/dag.yaml) and submits a run, then shows the run.
- *
- * The agent that executes the work arrives with the NATS/agent issue; until then the run stops
- * at its first dispatched node, whose start message waits in the transactional outbox.
- * `--exit` stops after submitting (used by the tests); otherwise it serves until Ctrl-C.
+ * `npm run demo`: the product's main job on the embedded default. Brings up nats-server,
+ * `mlflow server` and the control plane on 127.0.0.1 (scripts/local/embedded.ts), registers the
+ * local cluster, starts a local agent, submits the example DAG (examples/wordcount/dag.yaml),
+ * shows progress as it runs, prints the MLflow links and the result, and exits 0 when the run
+ * succeeds. `--keep` leaves everything serving until Ctrl-C.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT, startControlPlane } from "./control-plane";
+import { MlflowClient } from "../../proto/mlflow";
+import { startAgent, type AgentProcess } from "./agent";
+import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
+import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 
 const { values } = parseArgs({
   options: {
-    exit: { type: "boolean", default: false },
-    port: { type: "string", default: "8787" },
     state: { type: "string", default: join(ROOT, ".state/demo") },
     dag: { type: "string", default: join(ROOT, "examples/wordcount/dag.yaml") },
+    "free-ports": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    "timeout-seconds": { type: "string", default: "600" },
   },
 });
 
+const stateDir = values.state!;
 const token = localAdminToken();
-console.log("starting the control plane (wrangler dev, local D1)…");
-const cp = await startControlPlane({ stateDir: values.state!, port: Number(values.port), vars: { PARALLELS_ADMIN_TOKEN: token } });
+const say = (line: string) => console.log(line);
+let env: Embedded | undefined;
+let agent: AgentProcess | undefined;
+const stopAll = async () => {
+  await agent?.stop();
+  await env?.stop();
+};
 
-async function api(method: string, path: string, body?: string, type = "application/json") {
-  const res = await fetch(cp.url + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": type }, body });
-  const json = (await res.json()) as any;
-  if (!res.ok && res.status !== 409) throw new Error(`${method} ${path} → ${res.status}: ${JSON.stringify(json.error)}`);
-  return json;
-}
+async function main(): Promise<boolean> {
+  say("starting nats-server, mlflow server and the control plane on 127.0.0.1 …");
+  env = await startEmbedded({ stateDir, adminToken: token, ports: values["free-ports"] ? "free" : DEFAULT_PORTS });
+  say(`control plane  ${env.control.url}   (OpenAPI ${env.control.url}/v1/openapi.json; admin token in .dev.vars)`);
+  say(`MLflow         ${env.mlflow.url}`);
+  say(`NATS           ${env.natsUrl}`);
 
-try {
-  console.log(`control plane listening on ${cp.url} (OpenAPI: ${cp.url}/v1/openapi.json; admin token in .dev.vars)`);
-  await api("POST", "/v1/clusters", JSON.stringify({ name: "local", kind: "local", labels: { embedded: "true" } }));
-  const yaml = readFileSync(values.dag!, "utf8");
+  const api = async (method: string, path: string, body?: string, type = "application/json") => {
+    const res = await fetch(env!.control.url + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": type }, body });
+    const json = (await res.json()) as any;
+    return { status: res.status, body: json };
+  };
+  const must = async (method: string, path: string, body?: string, type?: string) => {
+    const r = await api(method, path, body, type);
+    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify(r.body.error)}`);
+    return r.body;
+  };
+
+  // The local cluster and its agent. A stored agent credential needs no bootstrap token.
+  const agentState = join(stateDir, "agent");
+  let bootstrap: string | undefined;
+  const existing = await api("GET", "/v1/clusters/local");
+  if (existing.status === 404) bootstrap = (await must("POST", "/v1/clusters", JSON.stringify({ name: "local", kind: "local", labels: { embedded: "true" } }))).bootstrap.token;
+  else if (!existsSync(join(agentState, "credentials.json"))) bootstrap = (await must("POST", "/v1/clusters/local/bootstrap")).bootstrap.token;
+  agent = await startAgent({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: agentState, projectsRoot: dirname(values.dag!), bootstrapToken: bootstrap, pythonBinDir: env.mlflow.binDir });
+  say(`agent          started (logs: ${agent.logFile})`);
+
+  const yaml = (await import("node:fs")).readFileSync(values.dag!, "utf8");
   const name = /^name:\s*(\S+)/m.exec(yaml)?.[1];
   if (!name) throw new Error(`${values.dag} has no top-level name`);
-  const dag = await api("PUT", `/v1/dags/${name}`, yaml, "application/yaml");
-  console.log(`DAG "${dag.name}" version ${dag.version}: ${dag.spec.nodes.map((n: { id: string }) => n.id).join(" → ")}`);
-  const run = await api("POST", "/v1/runs", JSON.stringify({ dag: dag.name }));
-  console.log(`run ${run.id}: ${run.status}`);
-  for (const n of run.nodes) console.log(`  ${n.nodeId.padEnd(12)} ${n.status}${n.attempt ? ` (attempt ${n.attempt})` : ""}`);
-  console.log("no agent runs yet in this version: dispatched nodes wait in the outbox for it");
-  console.log(`see it again: curl -H "Authorization: Bearer $TOKEN" ${cp.url}/v1/runs/${run.id}`);
-} catch (err) {
-  await cp.stop();
-  throw err;
+  const dag = await must("PUT", `/v1/dags/${name}`, yaml, "application/yaml");
+  say(`\nDAG "${dag.name}" v${dag.version}: ${dag.spec.nodes.map((n: { id: string }) => n.id).join(" → ")}`);
+  const submitted = await must("POST", "/v1/runs", JSON.stringify({ dag: dag.name }));
+  say(`run ${submitted.id} submitted\n`);
+
+  // Progress: one line per change of a node's state.
+  const seen = new Map<string, string>();
+  const deadline = Date.now() + Number(values["timeout-seconds"]) * 1000;
+  let run = submitted;
+  while (!["succeeded", "failed", "cancelled"].includes(run.status)) {
+    if (Date.now() > deadline) throw new Error(`the run did not finish within ${values["timeout-seconds"]} s (agent logs: ${agent.logFile})`);
+    if (agent.exited()) throw new Error(`the agent exited (logs: ${agent.logFile})`);
+    await new Promise((r) => setTimeout(r, 300));
+    run = await must("GET", `/v1/runs/${submitted.id}`);
+    for (const n of run.nodes) {
+      const p = n.partitions;
+      const line = `${n.status}${n.attempt > 1 ? ` (attempt ${n.attempt})` : ""}${p.total > 1 ? ` — partitions ${p.done}/${p.total} done, ${p.running} running${p.failed ? `, ${p.failed} failed` : ""}` : ""}`;
+      if (seen.get(n.nodeId) !== line) {
+        seen.set(n.nodeId, line);
+        say(`  ${new Date().toISOString().slice(11, 19)}  ${n.nodeId.padEnd(8)} ${line}${n.message && n.status === "failed" ? `: ${n.message}` : ""}`);
+      }
+    }
+  }
+  say(`\nrun ${run.id}: ${run.status.toUpperCase()}`);
+
+  // Where to look in MLflow, and the result itself (an artifact of the last step's run).
+  const mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
+  const last = run.nodes.find((n: { nodeId: string }) => n.nodeId === dag.spec.nodes.at(-1).id);
+  const anyRun = run.nodes.find((n: { mlflowRunId: string | null }) => n.mlflowRunId)?.mlflowRunId;
+  if (anyRun) {
+    const child = await mlflow.getRun(anyRun);
+    const experiment = child.info.experimentId;
+    const parent = child.data.tags["mlflow.parentRunId"];
+    say(`MLflow experiment  ${env.mlflow.url}/#/experiments/${experiment}`);
+    if (parent) say(`MLflow parent run  ${env.mlflow.url}/#/experiments/${experiment}/runs/${parent}`);
+    for (const n of run.nodes) if (n.mlflowRunId) say(`  ${n.nodeId.padEnd(8)} ${env.mlflow.url}/#/experiments/${experiment}/runs/${n.mlflowRunId}`);
+  }
+  if (run.status === "succeeded" && last?.mlflowRunId) {
+    const counts = JSON.parse(await mlflow.downloadArtifactText(last.mlflowRunId, "counts.json")) as Record<string, number>;
+    const top = Object.entries(counts).slice(0, 5).map(([w, n]) => `${w} ${n}`);
+    say(`\nresult (counts.json of ${last.nodeId}): ${Object.keys(counts).length} distinct words; top: ${top.join(", ")}`);
+  }
+  return run.status === "succeeded";
 }
-if (values.exit) {
-  await cp.stop();
-} else {
-  console.log("serving until Ctrl-C");
-  const stop = () => void cp.stop().then(() => process.exit(0));
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+
+const stopOnSignal = () => void stopAll().then(() => process.exit(130));
+process.on("SIGINT", stopOnSignal);
+process.on("SIGTERM", stopOnSignal);
+try {
+  const ok = await main();
+  if (values.keep) {
+    say("\nserving until Ctrl-C");
+  } else {
+    await stopAll();
+    process.exit(ok ? 0 : 1);
+  }
+} catch (err) {
+  console.error(`demo failed: ${(err as Error).message}`);
+  await stopAll();
+  process.exit(1);
 }

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, HELP, loadConfig, type AgentConfig } from "./config";
+
+const base = { PARALLELS_CONTROL_PLANE_URL: "http://127.0.0.1:8787", PARALLELS_BOOTSTRAP_TOKEN: "plb_x", MLFLOW_TRACKING_URI: "http://127.0.0.1:5000" };
+const noStore = { hasStoredCredentials: () => false };
+const load = (argv: string[], env: Record<string, string> = base, opts = noStore) => loadConfig(argv, env, opts) as AgentConfig;
+const problems = (argv: string[], env: Record<string, string> = base, opts = noStore): string[] => {
+  try {
+    loadConfig(argv, env, opts);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.length ? (err as ConfigError).problems : [(err as Error).message];
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("agent configuration", () => {
+  it("reads the environment, applies defaults, and flags win over the environment", () => {
+    const c = load([]);
+    expect(c).toMatchObject({
+      controlPlaneUrl: "http://127.0.0.1:8787",
+      bootstrapToken: "plb_x",
+      executor: "local",
+      healthHost: "127.0.0.1",
+      healthPort: 9464,
+      pullExpiresSeconds: 30,
+      unhealthyAfterSeconds: 90,
+      maxConcurrentAttempts: 8,
+      logLevel: "info",
+    });
+    expect(c.stateDir).toMatch(/\/\.state\/agent$/);
+    expect(c.credentialsPath).toBe(`${c.stateDir}/credentials.json`);
+    const f = load(["--control-plane-url", "https://cp.example.test/", "--health-port", "0", "--pull-expires-seconds", "2", "--nats-url", "nats://127.0.0.1:4222, tls://nats.example.test:4443", "--log-level", "debug"]);
+    expect(f).toMatchObject({ controlPlaneUrl: "https://cp.example.test", healthPort: 0, pullExpiresSeconds: 2, unhealthyAfterSeconds: 6, natsUrl: ["nats://127.0.0.1:4222", "tls://nats.example.test:4443"], logLevel: "debug" });
+  });
+
+  it("rejects a bad control-plane URL, naming the flag and the variable", () => {
+    expect(problems(["--control-plane-url", "ftp://cp.example.test"])).toEqual(['--control-plane-url (PARALLELS_CONTROL_PLANE_URL): expected an http:// or https:// URL, got "ftp://cp.example.test"']);
+    expect(problems([], { ...base, PARALLELS_CONTROL_PLANE_URL: "not a url" })[0]).toMatch(/^--control-plane-url \(PARALLELS_CONTROL_PLANE_URL\): expected an http/);
+    expect(problems([], { MLFLOW_TRACKING_URI: base.MLFLOW_TRACKING_URI, PARALLELS_BOOTSTRAP_TOKEN: "x" })).toEqual(["--control-plane-url (PARALLELS_CONTROL_PLANE_URL): is required"]);
+  });
+
+  it("rejects a bad NATS URL override", () => {
+    expect(problems(["--nats-url", "http://127.0.0.1:4222"])).toEqual(['--nats-url (PARALLELS_NATS_URL): "http://127.0.0.1:4222": expected nats:// or tls://, got http://']);
+    expect(problems(["--nats-url", "nats://127.0.0.1:4222,nats://:4222/x"])[0]).toMatch(/--nats-url .*"nats:\/\/:4222\/x"/);
+    expect(problems(["--nats-url", " , "])).toEqual(["--nats-url (PARALLELS_NATS_URL): expected at least one NATS URL"]);
+    expect(load(["--nats-url", "127.0.0.1:4222"]).natsUrl).toEqual(["127.0.0.1:4222"]);
+  });
+
+  it("needs a bootstrap token only while no credentials are stored", () => {
+    const env = { PARALLELS_CONTROL_PLANE_URL: base.PARALLELS_CONTROL_PLANE_URL, MLFLOW_TRACKING_URI: base.MLFLOW_TRACKING_URI };
+    const [problem] = problems(["--state-dir", "/tmp/nowhere"], env);
+    expect(problem).toMatch(/^--bootstrap-token \(PARALLELS_BOOTSTRAP_TOKEN\): is required: no stored credentials in \/tmp\/nowhere\/credentials.json/);
+    expect(load([], env, { hasStoredCredentials: () => true }).bootstrapToken).toBeUndefined();
+  });
+
+  it("lists every problem at once, and refuses unknown flags and values", () => {
+    const list = problems(["--health-port", "70000", "--log-level", "loud", "--max-concurrent-attempts", "0", "--executor", "kubernetes"]);
+    expect(list).toEqual(
+      expect.arrayContaining([
+        '--executor (PARALLELS_EXECUTOR): unknown executor "kubernetes"; available: local',
+        "--health-port (PARALLELS_HEALTH_PORT): expected an integer from 0 to 65535",
+        "--max-concurrent-attempts (PARALLELS_MAX_CONCURRENT_ATTEMPTS): expected an integer from 1 to 10000",
+        '--log-level (PARALLELS_LOG_LEVEL): unknown log level "loud"',
+      ]),
+    );
+    expect(problems(["--contrl-plane-url", "x"])[0]).toMatch(/Unknown option '--contrl-plane-url'.*\(see --help\)/);
+    expect(problems([], { ...base, MLFLOW_TRACKING_URI: "" })).toEqual(["--mlflow-tracking-uri (MLFLOW_TRACKING_URI): is required by the local executor (the steps log their runs there)"]);
+  });
+
+  it("--help lists every flag with its variable", () => {
+    expect(loadConfig(["--help"], {})).toBe("help");
+    for (const s of ["--control-plane-url", "PARALLELS_CONTROL_PLANE_URL", "--bootstrap-token", "--nats-url", "--health-port", "--max-concurrent-attempts", "MLFLOW_TRACKING_URI"]) expect(HELP).toContain(s);
+  });
+});

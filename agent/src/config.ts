@@ -1,0 +1,168 @@
+/**
+ * The agent's configuration: command-line flags over environment variables over defaults,
+ * validated with zod. Every problem is reported at once, naming both the flag and the variable.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+export const AGENT_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+})();
+
+/** Name of the credentials file inside the state dir (local mode). */
+export const CREDENTIALS_FILE = "credentials.json";
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super(problems.length ? `${message}:\n${problems.map((p) => `  - ${p}`).join("\n")}` : message);
+    this.name = "ConfigError";
+  }
+}
+
+/** One setting: its flag, its environment variable, and what `--help` says about it. */
+interface Setting {
+  flag: string;
+  env: string;
+  help: string;
+  boolean?: true;
+}
+
+export const SETTINGS = {
+  controlPlaneUrl: { flag: "control-plane-url", env: "PARALLELS_CONTROL_PLANE_URL", help: "URL of the control plane (http or https). Required." },
+  bootstrapToken: { flag: "bootstrap-token", env: "PARALLELS_BOOTSTRAP_TOKEN", help: "Single-use token from POST /v1/clusters. Needed only until credentials are stored." },
+  stateDir: { flag: "state-dir", env: "PARALLELS_STATE_DIR", help: "Directory for credentials (0600), the event journal and executor state. Default .state/agent." },
+  executor: { flag: "executor", env: "PARALLELS_EXECUTOR", help: "How work runs: local (processes on this machine). Default local." },
+  natsUrl: { flag: "nats-url", env: "PARALLELS_NATS_URL", help: "Override the NATS server URL(s) given at registration: comma-separated nats://host:port or tls://host:port." },
+  healthHost: { flag: "health-host", env: "PARALLELS_HEALTH_HOST", help: "Address of the /healthz and /metrics server. Default 127.0.0.1." },
+  healthPort: { flag: "health-port", env: "PARALLELS_HEALTH_PORT", help: "Port of the /healthz and /metrics server (0: any free port). Default 9464." },
+  heartbeatSeconds: { flag: "heartbeat-seconds", env: "PARALLELS_HEARTBEAT_SECONDS", help: "Seconds between heartbeats. Default: what the control plane says at registration (15)." },
+  pullExpiresSeconds: { flag: "pull-expires-seconds", env: "PARALLELS_PULL_EXPIRES_SECONDS", help: "Lifetime of one JetStream pull request (1–300). Default 30." },
+  unhealthyAfterSeconds: { flag: "unhealthy-after-seconds", env: "PARALLELS_UNHEALTHY_AFTER_SECONDS", help: "/healthz fails when nothing was pulled for this long. Default 3 × the pull expiry." },
+  maxConcurrentAttempts: { flag: "max-concurrent-attempts", env: "PARALLELS_MAX_CONCURRENT_ATTEMPTS", help: "Attempts running at once on this cluster; more wait (in NATS, with in-progress acks). Default 8." },
+  mlflowTrackingUri: { flag: "mlflow-tracking-uri", env: "MLFLOW_TRACKING_URI", help: "MLflow tracking server the steps log to (http or https). Required by the local executor." },
+  projectsRoot: { flag: "projects-root", env: "PARALLELS_PROJECTS_ROOT", help: "Local executor: relative project paths and inputs resolve here. Default the working directory." },
+  pythonBinDir: { flag: "python-bin-dir", env: "PARALLELS_PYTHON_BIN_DIR", help: "Local executor: a Python environment's bin folder, put first on the steps' PATH." },
+  maxProcesses: { flag: "max-processes", env: "PARALLELS_MAX_PROCESSES", help: "Local executor: step processes running at once over all attempts. Default the number of CPUs." },
+  logLevel: { flag: "log-level", env: "PARALLELS_LOG_LEVEL", help: "trace, debug, info, warn, error or fatal. Default info." },
+} as const satisfies Record<string, Setting>;
+
+type Key = keyof typeof SETTINGS;
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((s) => URL.canParse(s) && ["http:", "https:"].includes(new URL(s).protocol) && new URL(s).hostname !== "", {
+    error: (i) => `expected an http:// or https:// URL, got ${JSON.stringify(i.input)}`,
+  })
+  .refine((s) => !URL.canParse(s) || (new URL(s).username === "" && new URL(s).password === ""), { error: "must not contain a user or password" })
+  .transform((s) => s.replace(/\/+$/, ""));
+
+/** `nats://host:port`, `tls://host:port` or `host:port`; the port is optional (4222). */
+function natsUrlProblem(raw: string): string | null {
+  const s = raw.includes("://") ? raw : `nats://${raw}`;
+  if (!URL.canParse(s)) return `${JSON.stringify(raw)} is not a URL`;
+  const u = new URL(s);
+  if (!["nats:", "tls:"].includes(u.protocol)) return `${JSON.stringify(raw)}: expected nats:// or tls://, got ${u.protocol}//`;
+  if (!u.hostname) return `${JSON.stringify(raw)} has no host`;
+  if (u.pathname && u.pathname !== "/") return `${JSON.stringify(raw)} must not have a path`;
+  return null;
+}
+
+const natsUrls = z
+  .string()
+  .transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean))
+  .superRefine((list, ctx) => {
+    if (list.length === 0) ctx.addIssue({ code: "custom", message: "expected at least one NATS URL" });
+    for (const u of list) {
+      const problem = natsUrlProblem(u);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }
+  });
+
+const intIn = (min: number, max: number) =>
+  z.coerce.number({ error: "expected a number" }).int({ error: `expected an integer from ${min} to ${max}` }).min(min, { error: `expected an integer from ${min} to ${max}` }).max(max, { error: `expected an integer from ${min} to ${max}` });
+
+const Schema = z
+  .object({
+    controlPlaneUrl: httpUrl,
+    bootstrapToken: z.string().trim().min(1).max(200).optional(),
+    stateDir: z.string().min(1).default(".state/agent").transform((s) => resolve(s)),
+    executor: z.enum(["local"], { error: (i) => `unknown executor ${JSON.stringify(i.input)}; available: local` }).default("local"),
+    natsUrl: natsUrls.optional(),
+    healthHost: z.string().min(1).default("127.0.0.1"),
+    healthPort: intIn(0, 65535).default(9464),
+    heartbeatSeconds: intIn(1, 3600).optional(),
+    pullExpiresSeconds: intIn(1, 300).default(30),
+    unhealthyAfterSeconds: intIn(1, 86_400).optional(),
+    maxConcurrentAttempts: intIn(1, 10_000).default(8),
+    mlflowTrackingUri: httpUrl.optional(),
+    projectsRoot: z.string().min(1).transform((s) => resolve(s)).optional(),
+    pythonBinDir: z.string().min(1).transform((s) => resolve(s)).optional(),
+    maxProcesses: intIn(1, 100_000).optional(),
+    logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"], { error: (i) => `unknown log level ${JSON.stringify(i.input)}` }).default("info"),
+  })
+  .superRefine((c, ctx) => {
+    if (c.executor === "local" && !c.mlflowTrackingUri) ctx.addIssue({ code: "custom", path: ["mlflowTrackingUri"], message: "is required by the local executor (the steps log their runs there)" });
+  })
+  .transform((c) => ({ ...c, unhealthyAfterSeconds: c.unhealthyAfterSeconds ?? 3 * c.pullExpiresSeconds, credentialsPath: join(c.stateDir, CREDENTIALS_FILE) }));
+
+export type AgentConfig = z.infer<typeof Schema>;
+
+export const HELP = [
+  "Usage: parallels-agent [flags]   (every flag also reads the environment variable shown)",
+  "",
+  ...Object.values(SETTINGS).map((s: Setting) => `  --${s.flag.padEnd(26)} ${s.env}\n      ${s.help}`),
+  "  --help",
+].join("\n");
+
+export interface LoadOptions {
+  /** Whether credentials are stored already (then no bootstrap token is needed). Default: the credentials file exists. */
+  hasStoredCredentials?: (config: AgentConfig) => boolean;
+}
+
+/**
+ * Reads flags (`argv` without the node/script prefix) and `env`. Returns `"help"` for `--help`.
+ * Throws {@link ConfigError} listing every problem.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, opts: LoadOptions = {}): AgentConfig | "help" {
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: s.boolean ? ("boolean" as const) : ("string" as const) }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: "boolean" } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message.replace(/\. To specify.*$/s, "")} (see --help)`);
+  }
+  if (values.help) return "help";
+  const raw: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting][]) {
+    const v = values[s.flag] ?? env[s.env];
+    if (v !== undefined && v !== "") raw[key] = v;
+  }
+  const parsed = Schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const key = i.path[0] as Key | undefined;
+      const where = key && SETTINGS[key] ? `--${SETTINGS[key].flag} (${SETTINGS[key].env})` : "configuration";
+      const message = i.code === "invalid_type" && i.input === undefined ? "is required" : i.message;
+      return `${where}: ${message}`;
+    });
+    throw new ConfigError("invalid configuration", problems);
+  }
+  const config = parsed.data;
+  const stored = (opts.hasStoredCredentials ?? ((c) => existsSync(c.credentialsPath)))(config);
+  if (!config.bootstrapToken && !stored) {
+    throw new ConfigError("invalid configuration", [
+      `--${SETTINGS.bootstrapToken.flag} (${SETTINGS.bootstrapToken.env}): is required: no stored credentials in ${config.credentialsPath}; get a token with POST /v1/clusters (or /v1/clusters/<name>/bootstrap)`,
+    ]);
+  }
+  return config;
+}

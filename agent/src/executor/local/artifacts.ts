@@ -1,0 +1,170 @@
+/**
+ * @module
+ * Moving step data through MLflow: a node's inputs downloaded into `inputs/<name>/`, its
+ * outputs and logs uploaded as artifacts. Artifacts under `parallels/` (logs, the partition
+ * manifest) are the executor's own and are not downloaded as inputs unless `path` names them.
+ *
+ * - `{node, path?}`: the artifacts of the upstream node's run in the same DAG run (the newest
+ *   FINISHED attempt under the parent run);
+ * - `{run, path?}`: the artifacts of any MLflow run;
+ * - `{uri}`: a local path (absolute, `file://`, or relative to the projects root) is copied;
+ *   other schemes are refused with a clear message for now.
+ */
+import { cp, mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { openAsBlob } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isMlflowApiError, type MlflowClient } from "../../../../proto/mlflow";
+import type { InputRef } from "../../../../proto/dag";
+import { AttemptFailure } from "./errors";
+import { PARALLELS_TAGS } from "./mlflow-runs";
+
+/** Artifacts of the executor itself (logs, manifest), below each run's artifact root. */
+export const OWN_ARTIFACTS = "parallels";
+
+export interface InputContext {
+  mlflow: MlflowClient;
+  experimentId: string;
+  parentRunId: string;
+  projectsRoot: string;
+  /** Concurrent downloads (default 8). */
+  concurrency?: number;
+}
+
+/** Run `fn` over items with at most `n` at once. */
+export async function mapLimit<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(n, items.length)) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+/** The run holding an upstream node's outputs: its newest FINISHED attempt in this DAG run. */
+export async function upstreamRunId(ctx: InputContext, nodeId: string): Promise<string> {
+  const runs = await ctx.mlflow.findRuns([ctx.experimentId], {
+    parentRunId: ctx.parentRunId,
+    tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeId]: nodeId },
+  });
+  const finished = runs
+    .filter((r) => r.info.status === "FINISHED")
+    .sort((a, b) => Number(b.data.tags[PARALLELS_TAGS.attempt] ?? 0) - Number(a.data.tags[PARALLELS_TAGS.attempt] ?? 0));
+  if (!finished[0]) {
+    const seen = runs.map((r) => `attempt ${r.data.tags[PARALLELS_TAGS.attempt] ?? "?"} ${r.info.status}`).join(", ");
+    throw new AttemptFailure(
+      `no FINISHED MLflow run of upstream node '${nodeId}' under the DAG run's parent run ${ctx.parentRunId}${seen ? ` (found: ${seen})` : ""}`,
+    );
+  }
+  return finished[0].info.runId;
+}
+
+/** Download the artifacts of `runId` below `path` into `dest`; the number of files. */
+export async function downloadRunArtifacts(
+  mlflow: MlflowClient,
+  runId: string,
+  path: string | undefined,
+  dest: string,
+  concurrency = 8,
+): Promise<number> {
+  const root = (path ?? "").replace(/^\/+|\/+$/g, "");
+  let files = await mlflow.listArtifactsRecursive(runId, root);
+  if (!path) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
+  await mkdir(dest, { recursive: true });
+  if (files.length === 0 && root !== "") {
+    // `path` may name a single file (a listing of a file is empty).
+    try {
+      const data = await mlflow.downloadArtifact(runId, root);
+      await writeFile(join(dest, basename(root)), data);
+      return 1;
+    } catch (e) {
+      if (isMlflowApiError(e) && e.status === 404) return 0;
+      throw e;
+    }
+  }
+  await mapLimit(files, concurrency, async (f) => {
+    const rel = root ? f.path.slice(root.length + 1) : f.path;
+    const target = join(dest, ...rel.split("/"));
+    if (!target.startsWith(dest + sep)) throw new AttemptFailure(`artifact path escapes the inputs folder: ${f.path}`);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, await mlflow.downloadArtifact(runId, f.path));
+  });
+  return files.length;
+}
+
+/** Fill `inputsDir/<name>/` for every input of the node. */
+export async function downloadInputs(ctx: InputContext, inputs: Record<string, InputRef> | undefined, inputsDir: string): Promise<void> {
+  await mkdir(inputsDir, { recursive: true });
+  for (const [name, ref] of Object.entries(inputs ?? {})) {
+    const dest = join(inputsDir, name);
+    if ("node" in ref) {
+      const runId = await upstreamRunId(ctx, ref.node);
+      await downloadRunArtifacts(ctx.mlflow, runId, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
+        throw inputError(name, `artifacts of node '${ref.node}' (run ${runId})`, e);
+      });
+    } else if ("run" in ref) {
+      await downloadRunArtifacts(ctx.mlflow, ref.run, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
+        throw inputError(name, `artifacts of MLflow run ${ref.run}`, e);
+      });
+    } else {
+      await copyUri(name, ref.uri, ctx.projectsRoot, dest);
+    }
+  }
+}
+
+function inputError(name: string, what: string, e: unknown): unknown {
+  if (e instanceof AttemptFailure) return e;
+  if (isMlflowApiError(e) && e.status >= 400 && e.status < 500 && e.status !== 429) {
+    return new AttemptFailure(`input '${name}': could not download the ${what}: ${e.serverMessage}`, { cause: e });
+  }
+  return e; // network trouble: retried by the caller
+}
+
+async function copyUri(name: string, uri: string, projectsRoot: string, dest: string): Promise<void> {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
+  if (scheme && scheme !== "file") {
+    throw new AttemptFailure(
+      `input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, {node} or {run}): ${uri}`,
+    );
+  }
+  const path = scheme === "file" ? fileURLToPath(uri) : uri;
+  const abs = isAbsolute(path) ? path : resolve(projectsRoot, path);
+  let s;
+  try {
+    s = await stat(abs);
+  } catch {
+    throw new AttemptFailure(`input '${name}': ${abs} does not exist${isAbsolute(path) ? "" : ` (relative paths resolve against ${projectsRoot})`}`);
+  }
+  await mkdir(dest, { recursive: true });
+  if (s.isDirectory()) await cp(abs, dest, { recursive: true });
+  else await cp(abs, join(dest, basename(abs)));
+}
+
+/** Every file below `dir`, as `/`-separated paths relative to it, sorted. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push(relative(dir, p).split(sep).join("/"));
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+/** Upload every file below `dir` to `prefix` (may be "") of the run's artifacts. */
+export async function uploadDir(mlflow: MlflowClient, runId: string, dir: string, prefix: string, concurrency = 8): Promise<number> {
+  const files = await listFiles(dir);
+  await mapLimit(files, concurrency, async (rel) => {
+    const blob = await openAsBlob(join(dir, ...rel.split("/")));
+    await mlflow.uploadArtifact(runId, prefix ? `${prefix}/${rel}` : rel, blob);
+  });
+  return files.length;
+}

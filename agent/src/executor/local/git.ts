@@ -1,0 +1,118 @@
+/**
+ * @module
+ * Git checkouts of project repositories with the git CLI, cached per repository and commit under
+ * `<stateDir>/git/<hash of the URL>/<commit>`. Like MLflow's `_fetch_git_repo`: `git init`,
+ * `remote add origin`, shallow `fetch` of the version (full fetch if the server refuses a
+ * shallow fetch of that ref), `checkout`, `submodule update --init --recursive`. A full commit id
+ * that is already cached is used without touching the network.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+export class GitError extends Error {
+  override name = "GitError";
+}
+
+export interface Checkout {
+  dir: string;
+  commit: string;
+}
+
+function git(args: string[], cwd: string | undefined, gitBin: string): Promise<string> {
+  return new Promise((ok, fail) => {
+    execFile(
+      gitBin,
+      args,
+      { cwd, timeout: 600_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } },
+      (err, stdout, stderr) => {
+        if (err) fail(new GitError(`git ${args.join(" ")} failed: ${(stderr || err.message).trim().slice(-1500)}`));
+        else ok(stdout.trim());
+      },
+    );
+  });
+}
+
+const inFlight = new Map<string, Promise<Checkout>>();
+
+/** The checkout of `url` at `version` (HEAD of the default branch when absent). */
+export function checkoutGit(cacheDir: string, url: string, version: string | undefined, gitBin = "git"): Promise<Checkout> {
+  const key = `${cacheDir}\n${url}\n${version ?? ""}`;
+  let p = inFlight.get(key);
+  if (!p) {
+    p = doCheckout(cacheDir, url, version, gitBin).finally(() => inFlight.delete(key));
+    inFlight.set(key, p);
+  }
+  return p;
+}
+
+async function doCheckout(cacheDir: string, url: string, version: string | undefined, gitBin: string): Promise<Checkout> {
+  const repoDir = join(cacheDir, createHash("sha256").update(url).digest("hex").slice(0, 16));
+  if (version && /^[0-9a-f]{40}$/i.test(version)) {
+    const cached = join(repoDir, version.toLowerCase());
+    if (existsSync(join(cached, ".git"))) return { dir: cached, commit: version.toLowerCase() };
+  }
+  await mkdir(repoDir, { recursive: true });
+  const tmp = await mkdtemp(join(repoDir, ".tmp-"));
+  try {
+    await git(["init", "-q"], tmp, gitBin);
+    await git(["remote", "add", "origin", url], tmp, gitBin);
+    const ref = version ?? "HEAD";
+    let shallow = true;
+    try {
+      await git(["fetch", "-q", "--depth", "1", "origin", ref], tmp, gitBin);
+    } catch {
+      shallow = false;
+      try {
+        await git(["fetch", "-q", "--tags", "origin"], tmp, gitBin); // e.g. an abbreviated sha
+      } catch (e) {
+        throw new GitError(`could not fetch ${url}: ${(e as Error).message}`);
+      }
+    }
+    const targets = shallow ? ["FETCH_HEAD"] : [version ?? "origin/HEAD", `origin/${version}`];
+    let commit: string | undefined;
+    let lastError: unknown;
+    for (const target of targets) {
+      try {
+        await git(["checkout", "-q", "--detach", target], tmp, gitBin);
+        commit = await git(["rev-parse", "HEAD"], tmp, gitBin);
+        break;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (!commit) {
+      throw new GitError(
+        `Unable to checkout version '${version ?? "HEAD"}' of git repo ${url} - please ensure that the version exists in the repo. Error: ${(lastError as Error).message}`,
+      );
+    }
+    await git(["submodule", "update", "--init", "--recursive", "-q"], tmp, gitBin);
+    const dest = join(repoDir, commit);
+    if (existsSync(join(dest, ".git"))) {
+      await rm(tmp, { recursive: true, force: true });
+    } else {
+      await rm(dest, { recursive: true, force: true });
+      await rename(tmp, dest);
+    }
+    return { dir: dest, commit };
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** For a local folder: the git work tree it is in (root, HEAD commit, first remote), if any. */
+export async function localGitInfo(dir: string, gitBin = "git"): Promise<{ root: string; commit: string; remote?: string } | undefined> {
+  try {
+    const root = await git(["rev-parse", "--show-toplevel"], dir, gitBin);
+    const commit = await git(["rev-parse", "HEAD"], dir, gitBin);
+    const remotes = (await git(["remote"], dir, gitBin)).split("\n").filter(Boolean);
+    const info: { root: string; commit: string; remote?: string } = { root, commit };
+    if (remotes[0]) info.remote = await git(["remote", "get-url", remotes[0]], dir, gitBin);
+    return info;
+  } catch {
+    return undefined;
+  }
+}

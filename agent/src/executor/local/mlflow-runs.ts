@@ -1,0 +1,194 @@
+/**
+ * @module
+ * The MLflow runs of a DAG run (ARCHITECTURE §6): one parent run per DAG run (`<dag>-<runId>`),
+ * one child run per node attempt with MLflow's project tags and params, one run per partition
+ * nested under the node's run. Parallels' own tags (`parallels.*`) make every lookup a search by
+ * tag, so agents and restarts find the same runs:
+ *
+ * | tag | on |
+ * |---|---|
+ * | `parallels.role` = `dag-run` / `node` / `partition` | every run |
+ * | `parallels.runId`, `parallels.dag` | every run |
+ * | `parallels.nodeId`, `parallels.nodeRunId`, `parallels.attempt` | node and partition runs |
+ * | `parallels.partition.index`, `parallels.partition.count` | partition runs |
+ */
+import { userInfo } from "node:os";
+import { dagRunName, MLFLOW_TAGS, projectRunTags, type MlflowClient, type Run, type RunStatus } from "../../../../proto/mlflow";
+import type { WorkStart } from "../../../../proto/messages";
+import type { ProjectInfo } from "./state";
+
+export const PARALLELS_TAGS = Object.freeze({
+  role: "parallels.role",
+  runId: "parallels.runId",
+  dag: "parallels.dag",
+  dagVersion: "parallels.dagVersion",
+  nodeId: "parallels.nodeId",
+  nodeRunId: "parallels.nodeRunId",
+  attempt: "parallels.attempt",
+  partitionIndex: "parallels.partition.index",
+  partitionCount: "parallels.partition.count",
+} as const);
+
+export function launcherUser(): string {
+  try {
+    return userInfo().username || "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+const parentLocks = new Map<string, Promise<string>>();
+
+/**
+ * The parent run of a DAG run: looked up by tag, created when missing. Creation is
+ * de-duplicated within this process; across processes, after creating, the oldest run with the
+ * tag wins (and a loser is marked KILLED), so two agents converge on one parent.
+ */
+export function findOrCreateParentRun(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<string> {
+  const key = `${mlflow.trackingUri}\n${experimentId}\n${work.runId}`;
+  let p = parentLocks.get(key);
+  if (!p) {
+    p = doFindOrCreateParent(mlflow, experimentId, work);
+    parentLocks.set(key, p);
+    p.catch(() => parentLocks.delete(key));
+  }
+  return p;
+}
+
+async function parentCandidates(mlflow: MlflowClient, experimentId: string, runId: string): Promise<Run[]> {
+  const runs = await mlflow.findRuns([experimentId], { tags: { [PARALLELS_TAGS.role]: "dag-run", [PARALLELS_TAGS.runId]: runId } });
+  return runs.sort((a, b) => (a.info.startTime ?? 0) - (b.info.startTime ?? 0) || (a.info.runId < b.info.runId ? -1 : 1));
+}
+
+async function doFindOrCreateParent(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<string> {
+  const found = await parentCandidates(mlflow, experimentId, work.runId);
+  if (found[0]) return found[0].info.runId;
+  const created = await mlflow.createRun({
+    experimentId,
+    runName: dagRunName(work.dag.name, work.runId),
+    tags: {
+      [MLFLOW_TAGS.user]: launcherUser(),
+      [PARALLELS_TAGS.role]: "dag-run",
+      [PARALLELS_TAGS.runId]: work.runId,
+      [PARALLELS_TAGS.dag]: work.dag.name,
+      [PARALLELS_TAGS.dagVersion]: String(work.dag.version),
+    },
+  });
+  const all = await parentCandidates(mlflow, experimentId, work.runId);
+  const winner = all[0]?.info.runId ?? created.info.runId;
+  if (winner !== created.info.runId) {
+    await mlflow.terminateRun(created.info.runId, "KILLED").catch(() => undefined);
+  }
+  return winner;
+}
+
+function commonTags(work: WorkStart): Record<string, string> {
+  return {
+    [PARALLELS_TAGS.runId]: work.runId,
+    [PARALLELS_TAGS.dag]: work.dag.name,
+    [PARALLELS_TAGS.nodeId]: work.nodeId,
+    [PARALLELS_TAGS.nodeRunId]: work.nodeRunId,
+    [PARALLELS_TAGS.attempt]: String(work.attempt),
+  };
+}
+
+export function nodeRunName(work: WorkStart): string {
+  return work.attempt === 1 ? work.nodeId : `${work.nodeId}-attempt-${work.attempt}`;
+}
+
+/**
+ * The node attempt's run: an existing one (same nodeRunId and attempt under the parent, from an
+ * earlier try of this start) or a new one, with the project tags and params as `mlflow run`
+ * logs them. The local backend tag is set; `mlflow.project.env` is not (MLflow never sets it
+ * for `--env-manager local`).
+ */
+export async function findOrCreateNodeRun(
+  mlflow: MlflowClient,
+  experimentId: string,
+  parentRunId: string,
+  work: WorkStart,
+  project: ProjectInfo,
+): Promise<string> {
+  const existing = await mlflow.findRuns([experimentId], {
+    parentRunId,
+    tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeRunId]: work.nodeRunId, [PARALLELS_TAGS.attempt]: String(work.attempt) },
+  });
+  let runId = existing[0]?.info.runId;
+  if (!runId) {
+    const run = await mlflow.createRun({ experimentId, runName: nodeRunName(work), tags: runTags(work, project, parentRunId, "node") });
+    runId = run.info.runId;
+  }
+  await mlflow.logParams(runId, project.params);
+  return runId;
+}
+
+function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, role: "node" | "partition"): Record<string, string> {
+  const input: Parameters<typeof projectRunTags>[0] = {
+    sourceName: project.sourceName,
+    entryPoint: project.entryPoint,
+    user: launcherUser(),
+    parentRunId,
+    backend: "local",
+    extra: { ...commonTags(work), [PARALLELS_TAGS.role]: role },
+  };
+  if (project.gitCommit) input.gitCommit = project.gitCommit;
+  if (project.gitRepoUrl) input.gitRepoUrl = project.gitRepoUrl;
+  return projectRunTags(input);
+}
+
+/** The nested run of one partition (found again by tag after a restart). */
+export async function findOrCreatePartitionRun(
+  mlflow: MlflowClient,
+  experimentId: string,
+  nodeRunId: string,
+  work: WorkStart,
+  project: ProjectInfo,
+  index: number,
+  count: number,
+): Promise<string> {
+  const existing = await mlflow.findRuns([experimentId], {
+    parentRunId: nodeRunId,
+    tags: { [PARALLELS_TAGS.role]: "partition", [PARALLELS_TAGS.partitionIndex]: String(index) },
+  });
+  let runId = existing[0]?.info.runId;
+  if (!runId) {
+    const tags = runTags(work, project, nodeRunId, "partition");
+    tags[PARALLELS_TAGS.partitionIndex] = String(index);
+    tags[PARALLELS_TAGS.partitionCount] = String(count);
+    const run = await mlflow.createRun({ experimentId, runName: `${nodeRunName(work)}-p${index}`, tags });
+    runId = run.info.runId;
+  }
+  await mlflow.logParams(runId, project.params);
+  return runId;
+}
+
+/** Terminal status unless the step's own code already ended the run (MLflow's project runner does the same). */
+export async function endRun(mlflow: MlflowClient, runId: string, status: RunStatus, endTime: number): Promise<void> {
+  await mlflow.terminateRun(runId, status, { endTime, unlessTerminated: status !== "KILLED" });
+}
+
+/**
+ * Keep a parent run this executor manages (tag `parallels.role=dag-run`) in step with its
+ * node runs: RUNNING while any is running; otherwise ended — FAILED when the newest attempt of
+ * any node failed, KILLED when one was killed, else FINISHED. The control plane alone knows when
+ * the DAG run is over; this keeps the parent from sitting RUNNING once its nodes are done.
+ */
+export async function settleParentRun(mlflow: MlflowClient, experimentId: string, parentRunId: string, now: number): Promise<void> {
+  const parent = await mlflow.getRun(parentRunId);
+  if (parent.data.tags[PARALLELS_TAGS.role] !== "dag-run") return;
+  const children = await mlflow.findRuns([experimentId], { parentRunId, tags: { [PARALLELS_TAGS.role]: "node" } });
+  const newest = new Map<string, Run>();
+  for (const c of children) {
+    const node = c.data.tags[PARALLELS_TAGS.nodeId] ?? c.info.runId;
+    const prev = newest.get(node);
+    const attempt = (r: Run) => Number(r.data.tags[PARALLELS_TAGS.attempt] ?? 0);
+    if (!prev || attempt(c) > attempt(prev)) newest.set(node, c);
+  }
+  const statuses = [...newest.values()].map((r) => r.info.status);
+  if (statuses.some((s) => s === "RUNNING" || s === "SCHEDULED")) {
+    if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });
+    return;
+  }
+  const status: RunStatus = statuses.includes("FAILED") ? "FAILED" : statuses.includes("KILLED") ? "KILLED" : "FINISHED";
+  if (parent.info.status !== status || parent.info.endTime === undefined) await mlflow.terminateRun(parentRunId, status, { endTime: now });
+}

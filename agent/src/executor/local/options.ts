@@ -1,0 +1,134 @@
+/**
+ * @module
+ * Options of the local executor and the context its attempts share (resolved defaults, the
+ * MLflow client, the process slots).
+ */
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import { MlflowClient } from "../../../../proto/mlflow";
+
+/** The subset of a pino logger the executor uses. */
+export interface ExecutorLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface LocalExecutorOptions {
+  /** Durable state: attempt records (`attempts/`), git checkouts (`git/`). */
+  stateDir: string;
+  /** Where attempts keep inputs, outputs and logs (default `<stateDir>/work`). */
+  workDir?: string;
+  /** MLflow tracking server (`http(s)://…`); also given to the steps as `MLFLOW_TRACKING_URI`. */
+  trackingUri: string;
+  /** A configured client (auth, retries); default a plain client for `trackingUri`. */
+  mlflow?: MlflowClient;
+  /** Relative project paths and relative `{uri}` inputs resolve here (default the process's cwd). */
+  projectsRoot?: string;
+  /**
+   * The environment steps start from (default `process.env`, as MLflow's local backend). The
+   * node's `env` and the MLflow / Parallels variables are added on top.
+   */
+  env?: NodeJS.ProcessEnv;
+  /** A Python environment's bin folder, put first on the steps' PATH (`--env-manager local` = this Python). */
+  pythonBinDir?: string;
+  /** Shell that runs the rendered command, as `<shell> -c <command>` (default `bash`, as MLflow). */
+  shell?: string;
+  /** Most step processes running at once over all attempts (default: the number of CPUs). */
+  maxProcesses?: number;
+  /** Between SIGTERM and SIGKILL when stopping a step (default 10 s). */
+  killGraceMs?: number;
+  /** How often running processes are checked (default 500 ms). */
+  pollMs?: number;
+  /** How often the logs of running steps are uploaded, so they can be read (and survive) while a step runs (default 30 s; 0: only at the end). */
+  logUploadMs?: number;
+  /** Lines of stderr quoted in a `failed` message (default 20). */
+  stderrTailLines?: number;
+  /** Keep each attempt's folder after it ended (default: removed once its artifacts are uploaded). */
+  keepWorkDirs?: boolean;
+  /** git executable (default `git`). */
+  gitBin?: string;
+  logger?: ExecutorLogger;
+  /** Injected clock (ms since epoch) and delay, for tests. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Process slots shared by every attempt of one executor. */
+export class Slots {
+  private used = 0;
+  private readonly waiters = new Set<() => void>();
+  constructor(readonly max: number) {}
+  get inUse(): number {
+    return this.used;
+  }
+  tryAcquire(): boolean {
+    if (this.used >= this.max) return false;
+    this.used++;
+    return true;
+  }
+  /** Count a process that is already running (re-attached after a restart), even over the limit. */
+  force(): void {
+    this.used++;
+  }
+  release(): void {
+    this.used = Math.max(0, this.used - 1);
+    for (const w of [...this.waiters]) w();
+  }
+  /** Called on every release. */
+  onRelease(fn: () => void): () => void {
+    this.waiters.add(fn);
+    return () => this.waiters.delete(fn);
+  }
+}
+
+export interface ExecutorContext {
+  stateDir: string;
+  workDir: string;
+  gitCacheDir: string;
+  trackingUri: string;
+  mlflow: MlflowClient;
+  projectsRoot: string;
+  baseEnv: NodeJS.ProcessEnv;
+  shell: string;
+  killGraceMs: number;
+  pollMs: number;
+  stderrTailLines: number;
+  logUploadMs: number;
+  keepWorkDirs: boolean;
+  gitBin: string;
+  slots: Slots;
+  log: ExecutorLogger;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+const silent: ExecutorLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
+  const stateDir = resolve(o.stateDir);
+  const baseEnv: NodeJS.ProcessEnv = { ...(o.env ?? process.env) };
+  if (o.pythonBinDir) baseEnv.PATH = `${o.pythonBinDir}${baseEnv.PATH ? `:${baseEnv.PATH}` : ""}`;
+  const max = o.maxProcesses ?? availableParallelism();
+  if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxProcesses must be a positive integer, got ${max}`);
+  return {
+    stateDir,
+    workDir: resolve(o.workDir ?? join(stateDir, "work")),
+    gitCacheDir: join(stateDir, "git"),
+    trackingUri: o.trackingUri.replace(/\/+$/, ""),
+    mlflow: o.mlflow ?? new MlflowClient({ trackingUri: o.trackingUri }),
+    projectsRoot: resolve(o.projectsRoot ?? process.cwd()),
+    baseEnv,
+    shell: o.shell ?? "bash",
+    killGraceMs: o.killGraceMs ?? 10_000,
+    pollMs: o.pollMs ?? 500,
+    stderrTailLines: o.stderrTailLines ?? 20,
+    logUploadMs: o.logUploadMs ?? 30_000,
+    keepWorkDirs: o.keepWorkDirs ?? false,
+    gitBin: o.gitBin ?? "git",
+    slots: new Slots(max),
+    log: o.logger ?? silent,
+    now: o.now ?? Date.now,
+    sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * @module
+ * Fetching a node's MLflow project and rendering its entry point with `proto/mlproject`.
+ *
+ * - A local path (absolute, `file://`, or relative to the executor's projects root) is used in
+ *   place. As in MLflow, when it sits in a git work tree, `mlflow.source.name` is
+ *   `file://<repo root>#<subdir>` and the work tree's HEAD is the git commit. With a `version`,
+ *   a local git repository is checked out at that version; a plain folder is refused
+ *   (MLflow: "Setting a version is only supported for Git project URIs").
+ * - A git URL (`https://`, `ssh://`, `git://`, `user@host:path`, or anything ending in `.git`)
+ *   is cloned at `version` with the git CLI, cached per repository and commit.
+ * - `#subdir` in the URI and `project.subdirectory` both select a folder inside it.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { projectSourceName, stripUrlCredentials } from "../../../../proto/mlflow";
+import {
+  computeParameters,
+  getEntryPoint,
+  isMLprojectError,
+  loadProject,
+  loggedParams,
+  type EntryPoint,
+  type ProjectFiles,
+} from "../../../../proto/mlproject";
+import type { WorkStart } from "../../../../proto/messages";
+import { AttemptFailure } from "./errors";
+import { checkoutGit, GitError, localGitInfo } from "./git";
+
+export interface FetchedProject {
+  dir: string;
+  sourceName: string;
+  gitCommit?: string;
+  gitRepoUrl?: string;
+}
+
+export interface FetchOptions {
+  projectsRoot: string;
+  gitCacheDir: string;
+  gitBin?: string;
+}
+
+type ProjectRef = WorkStart["node"]["project"];
+
+/** A URI the local executor clones with git rather than reading in place. */
+export function isGitUri(uri: string): boolean {
+  return /^(https?|ssh|git|git\+[a-z]+):\/\//i.test(uri) || /^[\w.-]+@[\w.-]+:/.test(uri) || /\.git\/?$/.test(uri);
+}
+
+function subdirOf(fragment: string | undefined, subdirectory: string | undefined): string {
+  const parts = [fragment, subdirectory].filter((s): s is string => !!s).flatMap((s) => s.split("/")).filter((s) => s !== "" && s !== ".");
+  if (parts.includes("..")) throw new AttemptFailure(`project subdirectory must not contain '..': ${parts.join("/")}`);
+  return parts.join("/");
+}
+
+/** Where the project's files are, and the source tags MLflow would give its run. */
+export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise<FetchedProject> {
+  const hash = ref.uri.indexOf("#");
+  const base = hash >= 0 ? ref.uri.slice(0, hash) : ref.uri;
+  const sub = subdirOf(hash >= 0 ? ref.uri.slice(hash + 1) : undefined, ref.subdirectory);
+  const inside = (root: string) => {
+    const dir = sub ? join(root, sub) : root;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new AttemptFailure(`Could not find subdirectory ${sub} of ${root}`);
+    return dir;
+  };
+  const clone = async (url: string) => {
+    try {
+      return await checkoutGit(opts.gitCacheDir, url, ref.version, opts.gitBin);
+    } catch (e) {
+      if (e instanceof GitError) throw new AttemptFailure(e.message, { cause: e });
+      throw e;
+    }
+  };
+
+  if (isGitUri(base) && !(base.startsWith("file://") && !ref.version && existsSync(fileURLToPath(base)))) {
+    const co = await clone(base);
+    return {
+      dir: inside(co.dir),
+      sourceName: projectSourceName(ref.uri, ref.subdirectory),
+      gitCommit: co.commit,
+      gitRepoUrl: stripUrlCredentials(base),
+    };
+  }
+
+  const path = base.startsWith("file://") ? fileURLToPath(base) : base;
+  const abs = isAbsolute(path) ? resolve(path) : resolve(opts.projectsRoot, path);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new AttemptFailure(
+      `project folder not found: ${abs}${isAbsolute(path) ? "" : ` (relative project paths resolve against ${opts.projectsRoot})`}`,
+    );
+  }
+  const info = await localGitInfo(abs, opts.gitBin);
+  if (ref.version) {
+    if (!info) throw new AttemptFailure(`Setting a version is only supported for Git project URIs (${abs} is not in a git repository)`);
+    const co = await clone(info.root);
+    const within = relative(info.root, abs);
+    const root = within ? join(co.dir, within) : co.dir;
+    const out: FetchedProject = { dir: inside(root), sourceName: projectSourceName(`file://${info.root}${within ? `#${within}` : ""}`, ref.subdirectory), gitCommit: co.commit };
+    if (info.remote) out.gitRepoUrl = stripUrlCredentials(info.remote);
+    return out;
+  }
+  const dir = inside(abs);
+  if (!info) return { dir, sourceName: dir };
+  const within = relative(info.root, dir);
+  const out: FetchedProject = { dir, sourceName: `file://${info.root}${within ? `#${within}` : ""}`, gitCommit: info.commit };
+  if (info.remote) out.gitRepoUrl = stripUrlCredentials(info.remote);
+  return out;
+}
+
+/** ProjectFiles over a folder. */
+export function fsProjectFiles(dir: string): ProjectFiles {
+  return {
+    list: () => readdirSync(dir),
+    read: (p) => {
+      const abs = resolve(dir, p);
+      return existsSync(abs) && statSync(abs).isFile() ? readFileSync(abs, "utf8") : null;
+    },
+  };
+}
+
+export interface LoadedEntryPoint {
+  entryPoint: EntryPoint;
+  /** Params as MLflow logs them (declared then extra, shell-quoted). */
+  params: [string, string][];
+}
+
+/**
+ * Load the MLproject, find the entry point and check the parameters (required ones given, `uri`
+ * values with a scheme) — everything MLflow checks before it creates a run. Engine errors become
+ * AttemptFailure with the engine's message.
+ */
+export async function loadEntryPoint(
+  dir: string,
+  entryPointName: string,
+  parameters: Record<string, string | number | boolean> | undefined,
+  launcherEnv: Readonly<Record<string, string | undefined>>,
+): Promise<LoadedEntryPoint> {
+  try {
+    const project = await loadProject(fsProjectFiles(dir), { projectDir: dir });
+    if (project.envType === "docker_env") {
+      // MLflow's local backend would `docker run`; this executor runs commands on the host.
+      throw new AttemptFailure(
+        `the project uses docker_env (image ${project.dockerEnv?.image}); the local executor runs projects in the current Python environment and cannot run docker_env projects`,
+      );
+    }
+    const ep = getEntryPoint(project, entryPointName, { env: launcherEnv });
+    if (!ep) throw new AttemptFailure(`entry point '${entryPointName}' cannot run outside Databricks`);
+    computeParameters(ep, parameters ?? {});
+    return { entryPoint: ep, params: loggedParams(ep, parameters ?? {}) };
+  } catch (e) {
+    if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
+    throw e;
+  }
+}

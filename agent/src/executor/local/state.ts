@@ -1,0 +1,194 @@
+/**
+ * @module
+ * The durable record of each attempt, one JSON file per attempt under `<stateDir>/attempts/`,
+ * written atomically (temp file, fsync, rename). It holds everything needed to pick the attempt
+ * up again after the agent is killed: the work message, the MLflow run ids, the rendered
+ * command and environment, and per partition its pid, process start stamp and exit code.
+ * A cancel of an unknown attempt writes a record too (a tombstone), so a late `start` does nothing.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { WorkStart } from "../../../../proto/messages";
+import type { AttemptRef } from "../types";
+import type { Manifest } from "./manifest";
+
+export type AttemptPhase = "preparing" | "running" | "finishing" | "succeeded" | "failed" | "cancelled";
+export const TERMINAL_PHASES: ReadonlySet<AttemptPhase> = new Set(["succeeded", "failed", "cancelled"]);
+
+export type PartitionState = "pending" | "running" | "exited";
+
+export interface PartitionRecord {
+  index: number;
+  state: PartitionState;
+  /** Nested MLflow run (partitioned nodes only). */
+  mlflowRunId?: string;
+  /** The wrapper's pid, which is also its process group id. */
+  pid?: number;
+  /** Start stamp of that pid (Linux `/proc/<pid>/stat` field 22), to tell a reused pid apart. */
+  pidStart?: string;
+  startedAt?: number;
+  endedAt?: number;
+  /** Exit code of the command (128+n when killed by signal n); null when it vanished without one. */
+  exitCode?: number | null;
+  /** Why it ended when not by itself: "timeout", "cancelled", "failFast", "vanished". */
+  endReason?: string;
+  /** Logs uploaded and the nested run terminated. */
+  settled?: boolean;
+}
+
+export interface ProjectInfo {
+  /** Directory the command runs in. */
+  dir: string;
+  sourceName: string;
+  gitCommit?: string;
+  gitRepoUrl?: string;
+  entryPoint: string;
+  /** `loggedParams`: declared then extra, shell-quoted as MLflow logs them. */
+  params: [string, string][];
+}
+
+export interface AttemptRecord {
+  version: 1;
+  ref: AttemptRef;
+  /** Absent for a tombstone written by a cancel that came before any start. */
+  work?: WorkStart;
+  phase: AttemptPhase;
+  createdAt: number;
+  updatedAt: number;
+  /** When the first process started (timeouts count from here). */
+  startedAt?: number;
+  /** Folder of this attempt's inputs, outputs and logs. */
+  dir: string;
+  project?: ProjectInfo;
+  command?: string;
+  /** The environment the processes get on top of the executor's base environment. */
+  env?: Record<string, string>;
+  mlflow?: { experimentId: string; parentRunId: string; nodeRunId?: string };
+  manifest?: Manifest;
+  partitions?: PartitionRecord[];
+  cancelRequested?: boolean;
+  /** Set when the attempt is ending (phase `finishing`): how it ends. */
+  outcome?: "succeeded" | "failed" | "cancelled";
+  /** First failure: what the `failed` event says. */
+  message?: string;
+  /** Whether the `running` event went out (the first one carries the MLflow run id). */
+  runningReported?: boolean;
+  /** Whether the terminal event went out. */
+  finalReported?: boolean;
+}
+
+/** A file name for an attempt: nodeRunId (encoded) and attempt number. */
+export function attemptKey(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): string {
+  return `${encodeURIComponent(ref.nodeRunId).replaceAll(".", "%2E")}.${ref.attempt}`;
+}
+
+export class AttemptStore {
+  readonly dir: string;
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, "attempts");
+  }
+
+  private path(key: string): string {
+    return join(this.dir, `${key}.json`);
+  }
+
+  async load(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): Promise<AttemptRecord | undefined> {
+    return this.read(this.path(attemptKey(ref)));
+  }
+
+  /** Every readable record (a corrupt file is skipped, not fatal). */
+  async list(): Promise<AttemptRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const out: AttemptRecord[] = [];
+    for (const n of names.filter((n) => n.endsWith(".json")).sort()) {
+      const r = await this.read(join(this.dir, n));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Write atomically; writes of one attempt are serialised in call order. */
+  save(rec: AttemptRecord): Promise<void> {
+    const key = attemptKey(rec.ref);
+    const text = `${JSON.stringify(rec, null, 1)}\n`;
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(() => this.write(this.path(key), text));
+    const tail = next.catch(() => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  private async read(path: string): Promise<AttemptRecord | undefined> {
+    try {
+      const r = JSON.parse(await readFile(path, "utf8")) as AttemptRecord;
+      return r && r.version === 1 && r.ref ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async write(path: string, text: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+}
+
+/**
+ * One agent process per state dir: two would both drive the same attempts and start their
+ * partitions twice. `<stateDir>/executor.pid` names the owner; a dead owner's file is taken over.
+ * Executors in the same process may share it. Returns the release function.
+ */
+export function lockStateDir(stateDir: string): () => void {
+  mkdirSync(stateDir, { recursive: true });
+  const path = join(stateDir, "executor.pid");
+  let owner: number | undefined;
+  try {
+    owner = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
+  } catch {
+    owner = undefined;
+  }
+  if (owner !== undefined && Number.isFinite(owner) && owner !== process.pid && pidAlive(owner)) {
+    throw new Error(`the state dir ${stateDir} is in use by process ${owner} (another agent?); one agent per state dir`);
+  }
+  writeFileSync(path, `${process.pid}\n`);
+  return () => {
+    try {
+      if (readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

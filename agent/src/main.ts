@@ -1,0 +1,138 @@
+/**
+ * The agent: one process per cluster (ARCHITECTURE §3–§5). `main()` reads the configuration and
+ * turns SIGTERM/SIGINT into an abort; {@link run} registers (or loads stored credentials), starts
+ * the executor, reconciles what it was running, then runs the loops — heartbeats, the NATS pull
+ * loop, event flushing, /healthz + /metrics — in one `Promise.all` until the signal aborts. On
+ * abort it stops pulling, lets handlers finish, flushes events and returns.
+ */
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { AGENT_VERSION, ConfigError, HELP, loadConfig, type AgentConfig } from "./config";
+import { createControlPlaneClient } from "./control";
+import { EventReporter } from "./events";
+import { createLocalExecutor } from "./executor/local";
+import type { Executor } from "./executor/types";
+import { serveHealth } from "./health";
+import { localMachine, runHeartbeats } from "./heartbeat";
+import { createLogger, errInfo, type Logger } from "./log";
+import { createMetrics } from "./metrics";
+import { createPuller } from "./nats";
+import { ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
+import { createWorkHandler } from "./work";
+
+export interface ExecutorContext {
+  config: AgentConfig;
+  credentials: StoredCredentials;
+  logger: Logger;
+}
+
+export interface RunDeps {
+  logger?: Logger;
+  /** The executor to use (tests); by default the one `config.executor` names. */
+  createExecutor?: (ctx: ExecutorContext) => Executor | Promise<Executor>;
+  fetch?: typeof fetch;
+  /** Called with the bound port of the health server (useful with port 0). */
+  onHealthPort?: (port: number) => void;
+}
+
+/** The one place that knows the executors. */
+function createExecutor({ config, logger }: ExecutorContext): Executor {
+  switch (config.executor) {
+    case "local":
+      return createLocalExecutor({
+        stateDir: join(config.stateDir, "executor"),
+        trackingUri: config.mlflowTrackingUri!, // required for "local" by loadConfig
+        ...(config.projectsRoot ? { projectsRoot: config.projectsRoot } : {}),
+        ...(config.pythonBinDir ? { pythonBinDir: config.pythonBinDir } : {}),
+        ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
+        logger,
+      });
+  }
+}
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDeps = {}): Promise<void> {
+  const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
+  const client = createControlPlaneClient({ baseUrl: config.controlPlaneUrl, fetch: deps.fetch, userAgent: `parallels-agent/${AGENT_VERSION}` });
+  const store = new FileCredentialStore(config.credentialsPath);
+  const credentials = await ensureCredentials({ store, client, controlPlaneUrl: config.controlPlaneUrl, bootstrapToken: config.bootstrapToken, agentVersion: AGENT_VERSION, logger, signal });
+  const log = logger.child({ clusterId: credentials.clusterId });
+
+  let wake = () => {};
+  const events = EventReporter.open({ stateDir: config.stateDir, client, credential: credentials.credential, logger: log.child({ component: "events" }), metrics, onReport: (_, e) => FINISHED.has(e.type) && wake() });
+  const executor = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
+
+  // Level-triggered restart: re-attach reporters to what the executor knows, and re-report it.
+  const recovered = await executor.reconcile((ref) => events.reporterFor(ref));
+  for (const a of recovered) events.report(a, { type: a.state, message: `re-reported after an agent restart (${a.state})` });
+  if (recovered.length > 0) log.info({ attempts: recovered.length }, "reconciled attempts from before the restart");
+
+  const handler = createWorkHandler({ executor, reporterFor: (ref) => events.reporterFor(ref), maxConcurrent: config.maxConcurrentAttempts, logger: log.child({ component: "work" }) });
+  wake = handler.wake;
+  const puller = createPuller({ credentials, servers: config.natsUrl, handler, logger: log.child({ component: "nats" }), metrics, pullExpiresMs: config.pullExpiresSeconds * 1000 });
+  Object.assign(metrics.sources, {
+    queueDepth: () => events.depth,
+    runningAttempts: () => executor.running(),
+    natsConnected: puller.natsConnected,
+    lastPullAgeSeconds: () => {
+      const at = puller.lastPullAt();
+      return at === null ? Infinity : (Date.now() - at) / 1000;
+    },
+  });
+
+  // One failing loop stops them all (and the process exits non-zero).
+  const stop = new AbortController();
+  const all = AbortSignal.any([signal, stop.signal]);
+  let fatal: unknown = null;
+  const loop = (name: string, p: Promise<unknown>) =>
+    p.catch((err) => {
+      log.fatal({ loop: name, err: errInfo(err) }, "a loop failed; stopping the agent");
+      fatal ??= err;
+      stop.abort();
+    });
+  log.info({ version: AGENT_VERSION, executor: config.executor, maxConcurrentAttempts: config.maxConcurrentAttempts }, "agent running");
+  await Promise.all([
+    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => executor.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics }, all)),
+    loop("pull", puller.run(all).finally(() => executor.close())),
+    loop("events", events.run(all)),
+    loop("health", serveHealth({ host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) }, all, deps.onHealthPort)),
+  ]);
+  const left = await events.flush(5000);
+  events.close();
+  log.info({ eventsLeftInJournal: left }, left > 0 ? "stopped; unsent events are kept for the next start" : "stopped cleanly");
+  if (fatal) throw fatal;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<never> {
+  let config: AgentConfig | "help";
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`parallels-agent: ${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  if (config === "help") {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
+  const logger = createLogger({ level: config.logLevel });
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(130); // a second signal: stop now
+    logger.info({ signal: sig }, "stopping: no more pulling; finishing what is in hand");
+    ac.abort();
+  };
+  process.on("SIGTERM", onSignal).on("SIGINT", onSignal);
+  process.on("unhandledRejection", (err) => logger.error({ err: errInfo(err) }, "unhandled rejection (a bug); the agent keeps running"));
+  try {
+    await run(config, ac.signal, { logger });
+    process.exit(0);
+  } catch (err) {
+    logger.fatal({ err: errInfo(err) }, "the agent stopped with an error");
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

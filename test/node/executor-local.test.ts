@@ -1,0 +1,478 @@
+// The local executor against a real `mlflow server` (SQLite, proxied artifacts) on 127.0.0.1:
+// inline projects written to temp folders, run as real processes through bash.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLocalExecutor, isRetryableStartError, type LocalExecutor, type LocalExecutorOptions } from "../../agent/src/executor/local/index";
+import { makeDir, maxOverlap, recorder, uid, workFor } from "../../agent/src/executor/local/testing";
+import { MlflowClient } from "../../proto/mlflow/index";
+import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
+
+let server: MlflowTestServer;
+let mlflow: MlflowClient;
+const cleanup: string[] = [];
+const executors: LocalExecutor[] = [];
+
+beforeAll(async () => {
+  server = await startMlflowServer();
+  mlflow = new MlflowClient({ trackingUri: server.url, retry: { maxRetries: 2, baseDelayMs: 50 } });
+}, MLFLOW_START_TIMEOUT_MS);
+
+afterAll(async () => {
+  await Promise.all(executors.map((e) => e.close()));
+  await server?.stop();
+  for (const d of cleanup) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  cleanup.push(d);
+  return d;
+}
+
+function executor(over: Partial<LocalExecutorOptions> = {}): LocalExecutor {
+  const e = createLocalExecutor({
+    stateDir: tempDir("parallels-exec-state-"),
+    trackingUri: server.url,
+    mlflow,
+    pythonBinDir: server.binDir,
+    pollMs: 50,
+    killGraceMs: 2_000,
+    maxProcesses: 16,
+    ...over,
+  });
+  executors.push(e);
+  return e;
+}
+
+function project(files: Record<string, string>): string {
+  const d = makeDir(files);
+  cleanup.push(d);
+  return d;
+}
+
+const HELLO = {
+  MLproject: [
+    "name: hello",
+    "entry_points:",
+    "  main:",
+    "    parameters:",
+    "      greeting: {type: string, default: hello}",
+    "      who: string",
+    "      times: {type: int, default: 1}",
+    '    command: "python hello.py {greeting} {who} {times}"',
+  ].join("\n"),
+  "hello.py": [
+    "import json, os, pathlib, sys",
+    "greeting, who, times = sys.argv[1], sys.argv[2], int(sys.argv[3])",
+    "for _ in range(times): print(f'{greeting}, {who}!')",
+    "print('a warning', file=sys.stderr)",
+    "keys = ['MLFLOW_RUN_ID', 'MLFLOW_TRACKING_URI', 'MLFLOW_EXPERIMENT_ID', 'PARALLELS_INPUTS_DIR', 'PARALLELS_OUTPUTS_DIR',",
+    "        'PARALLELS_PARTITION_INDEX', 'PARALLELS_PARTITION_COUNT', 'PARALLELS_PARTITION_MANIFEST', 'GREETING_STYLE']",
+    "env = {k: os.environ.get(k) for k in keys}",
+    "env['cwd'] = os.getcwd()",
+    "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
+    "(out / 'env.json').write_text(json.dumps(env))",
+    "(out / 'sub').mkdir()",
+    "(out / 'sub' / 'greeting.txt').write_text(f'{greeting}, {who}!')",
+  ].join("\n"),
+};
+
+describe("one unpartitioned step", () => {
+  it("runs, reports running → succeeded with the MLflow run id, and leaves a FINISHED child run with tags, params, logs and outputs", async () => {
+    const dir = project(HELLO);
+    const ex = executor();
+    const rec = recorder();
+    const work = workFor(
+      { id: "hello", project: { uri: dir }, parameters: { who: "big world", times: 2 }, env: { GREETING_STYLE: "loud" } },
+      { dag: { name: "hellodag", version: 3 } },
+    );
+    await ex.start(work, rec);
+    const done = await rec.waitFor("succeeded");
+    expect(rec.events[0]!.type).toBe("running");
+    const runId = rec.events[0]!.mlflowRunId!;
+    expect(runId).toMatch(/^[0-9a-f]{32}$/);
+    expect(rec.events[0]!.counts).toEqual({ total: 1, done: 0, failed: 0, running: 0 });
+    expect(done.counts).toEqual({ total: 1, done: 1, failed: 0, running: 0 });
+    expect(rec.types()).toContain("progress");
+    expect(rec.types().filter((t) => t === "succeeded")).toHaveLength(1);
+
+    const run = await mlflow.getRun(runId);
+    expect(run.info.status).toBe("FINISHED");
+    expect(run.info.endTime).toBeGreaterThan(0);
+    expect(run.info.runName).toBe("hello");
+    const exp = await mlflow.getExperimentByName("hellodag");
+    expect(run.info.experimentId).toBe(exp!.experimentId);
+    expect(run.data.tags).toMatchObject({
+      "mlflow.source.type": "PROJECT",
+      "mlflow.source.name": dir,
+      "mlflow.project.entryPoint": "main",
+      "mlflow.project.backend": "local",
+      "mlflow.runName": "hello",
+      "parallels.role": "node",
+      "parallels.runId": work.runId,
+      "parallels.nodeId": "hello",
+      "parallels.attempt": "1",
+    });
+    expect(run.data.tags["mlflow.project.env"]).toBeUndefined(); // MLflow sets none for --env-manager local
+    expect(run.data.tags["mlflow.source.git.commit"]).toBeUndefined();
+    // Params exactly as `mlflow run` logs them: declared (with defaults) then extras, shell-quoted.
+    expect(run.data.params).toEqual({ greeting: "hello", who: "'big world'", times: "2" });
+
+    const parent = await mlflow.getRun(run.data.tags["mlflow.parentRunId"]!);
+    expect(parent.info.runName).toBe(`hellodag-${work.runId}`);
+    expect(parent.data.tags["parallels.role"]).toBe("dag-run");
+    expect(parent.info.status).toBe("FINISHED"); // every node of the DAG run so far has ended
+
+    expect(await mlflow.downloadArtifactText(runId, "parallels/logs/stdout.log")).toBe("hello, big world!\nhello, big world!\n");
+    expect(await mlflow.downloadArtifactText(runId, "parallels/logs/stderr.log")).toBe("a warning\n");
+    expect(await mlflow.downloadArtifactText(runId, "sub/greeting.txt")).toBe("hello, big world!");
+    const env = JSON.parse(await mlflow.downloadArtifactText(runId, "env.json")) as Record<string, string | null>;
+    expect(env).toMatchObject({
+      MLFLOW_RUN_ID: runId,
+      MLFLOW_TRACKING_URI: server.url,
+      MLFLOW_EXPERIMENT_ID: exp!.experimentId,
+      PARALLELS_PARTITION_INDEX: null,
+      PARALLELS_PARTITION_COUNT: null,
+      PARALLELS_PARTITION_MANIFEST: null,
+      GREETING_STYLE: "loud",
+      cwd: dir,
+    });
+    expect(env.PARALLELS_INPUTS_DIR).toMatch(/inputs$/);
+    expect(ex.running()).toBe(0);
+
+    // A redelivered start of the finished attempt does nothing.
+    await ex.start(work, rec);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(rec.types().filter((t) => t === "succeeded")).toHaveLength(1);
+  });
+
+  it("reports a bad parameter as failed with the engine's message, resolves start, and creates no run", async () => {
+    const ex = executor();
+    const rec = recorder();
+    const work = workFor({ id: "bad", project: { uri: project(HELLO) }, parameters: { times: 1 } });
+    await ex.start(work, rec); // resolves: the message must not be redelivered
+    const failed = await rec.waitFor("failed");
+    expect(failed.message).toContain("No value given for missing parameters: 'who'");
+    expect(failed.message).toContain("-P who=...");
+    expect(rec.events).toHaveLength(1);
+    const missing = workFor({ id: "missing", project: { uri: "no/such/project" } });
+    const rec2 = recorder();
+    await ex.start(missing, rec2);
+    expect((await rec2.waitFor("failed")).message).toMatch(/project folder not found: .*no\/such\/project/);
+  });
+
+  it("a step that exits non-zero is FAILED in MLflow, with the exit code and the end of stderr in the message", async () => {
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python fail.py\"\n",
+      "fail.py": "import sys\nprint('working...')\nfor i in range(30): print(f'line {i}', file=sys.stderr)\nprint('boom: the disk is full', file=sys.stderr)\nsys.exit(3)\n",
+    });
+    const ex = executor();
+    const rec = recorder();
+    await ex.start(workFor({ id: "failing", project: { uri: dir } }), rec);
+    const failed = await rec.waitFor("failed");
+    expect(failed.message).toMatch(/^the step exited with code 3; last lines of stderr:\n/);
+    expect(failed.message).toContain("boom: the disk is full");
+    expect(failed.message).not.toContain("line 5\n"); // only the last lines
+    expect(failed.counts).toEqual({ total: 1, done: 0, failed: 1, running: 0 });
+    const run = await mlflow.getRun(rec.events[0]!.mlflowRunId!);
+    expect(run.info.status).toBe("FAILED");
+    expect(run.info.endTime).toBeGreaterThan(0);
+    expect(await mlflow.downloadArtifactText(run.info.runId, "parallels/logs/stdout.log")).toBe("working...\n");
+    const parent = await mlflow.getRun(run.data.tags["mlflow.parentRunId"]!);
+    expect(parent.info.status).toBe("FAILED");
+  });
+
+  it("enforces timeoutSeconds: kills the process and fails with a message", async () => {
+    const dir = project({ MLproject: "entry_points:\n  main:\n    command: \"sleep 30\"\n" });
+    const ex = executor({ killGraceMs: 500 });
+    const rec = recorder();
+    const t0 = Date.now();
+    await ex.start(workFor({ id: "slow", project: { uri: dir }, timeoutSeconds: 1 }), rec);
+    const failed = await rec.waitFor("failed", 20_000);
+    // The step sleeps 30 s: ending well before that shows it was killed, not left to finish.
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(failed.message).toContain("timed out after 1 s");
+    expect((await mlflow.getRun(rec.events[0]!.mlflowRunId!)).info.status).toBe("FAILED");
+  });
+});
+
+describe("logs", () => {
+  it("are uploaded while the step runs, not only at the end", async () => {
+    const gate = tempDir("parallels-gate-");
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python -u w.py\"\n",
+      "w.py": "import os, time\nprint('warming up')\nwhile not os.path.exists(os.environ['GO']): time.sleep(0.05)\nprint('done')\n",
+    });
+    const ex = executor({ logUploadMs: 200 });
+    const rec = recorder();
+    await ex.start(workFor({ id: "chatty", project: { uri: dir }, env: { GO: join(gate, "go") } }), rec);
+    const runId = (await rec.waitFor("running")).mlflowRunId!;
+    let live = "";
+    const until = Date.now() + 20_000;
+    while (!live.includes("warming up") && Date.now() < until) {
+      live = await mlflow.downloadArtifactText(runId, "parallels/logs/stdout.log").catch(() => "");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(live).toBe("warming up\n");
+    expect((await mlflow.getRun(runId)).info.status).toBe("RUNNING");
+    execFileSync("touch", [join(gate, "go")]);
+    await rec.waitFor("succeeded");
+    expect(await mlflow.downloadArtifactText(runId, "parallels/logs/stdout.log")).toBe("warming up\ndone\n");
+  });
+});
+
+describe("partitions", () => {
+  it("a node over 8 files with parallelism 3 never runs more than 3 processes and makes 8 nested runs", async () => {
+    const corpus = project(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `text ${i}\n`])));
+    const trace = tempDir("parallels-trace-");
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    parameters:\n      pause: {type: float, default: 0.4}\n    command: \"python part.py {pause}\"\n",
+      "part.py": [
+        "import json, os, pathlib, sys, time",
+        "t0 = time.time()",
+        "time.sleep(float(sys.argv[1]))",
+        "inputs = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
+        "owned = json.loads(pathlib.Path(os.environ['PARALLELS_PARTITION_MANIFEST']).read_text())",
+        "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
+        "for rel in owned: (out / ('upper-' + pathlib.Path(rel).name)).write_text((inputs / rel).read_text().upper())",
+        "i = os.environ['PARALLELS_PARTITION_INDEX']",
+        "print(f'partition {i} owns {owned}')",
+        "rec = {'start': t0, 'end': time.time(), 'owned': owned, 'count': os.environ['PARALLELS_PARTITION_COUNT'], 'run': os.environ['MLFLOW_RUN_ID']}",
+        "pathlib.Path(os.environ['TRACE'], i + '.json').write_text(json.dumps(rec))",
+      ].join("\n"),
+    });
+    const ex = executor();
+    const rec = recorder();
+    await ex.start(
+      workFor({
+        id: "upper",
+        project: { uri: dir },
+        inputs: { docs: { uri: corpus } },
+        partition: { by: "object", input: "docs" },
+        parallelism: 3,
+        env: { TRACE: trace },
+      }),
+      rec,
+    );
+    const done = await rec.waitFor("succeeded");
+    expect(done.counts).toEqual({ total: 8, done: 8, failed: 0, running: 0 });
+    for (const e of rec.events) expect(e.counts!.running).toBeLessThanOrEqual(3);
+
+    const traces = readdirSync(trace).map((f) => JSON.parse(readFileSync(join(trace, f), "utf8")) as { start: number; end: number; owned: string[]; count: string; run: string });
+    expect(traces).toHaveLength(8);
+    expect(maxOverlap(traces)).toBeLessThanOrEqual(3);
+    expect(maxOverlap(traces)).toBeGreaterThanOrEqual(2); // they did run side by side
+    expect(traces.flatMap((t) => t.owned).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `docs/f${i}.txt`));
+    expect(new Set(traces.map((t) => t.count))).toEqual(new Set(["8"]));
+
+    const nodeRunId = rec.events[0]!.mlflowRunId!;
+    const node = await mlflow.getRun(nodeRunId);
+    expect(node.info.status).toBe("FINISHED");
+    const nested = await mlflow.childRuns([node.info.experimentId], nodeRunId);
+    expect(nested).toHaveLength(8);
+    expect(new Set(nested.map((r) => r.info.runId))).toEqual(new Set(traces.map((t) => t.run)));
+    for (const r of nested) {
+      expect(r.info.status).toBe("FINISHED");
+      expect(r.data.tags).toMatchObject({ "parallels.role": "partition", "parallels.partition.count": "8", "mlflow.source.type": "PROJECT" });
+      expect(r.data.params).toEqual({ pause: "0.4" });
+    }
+    const p5 = nested.find((r) => r.data.tags["parallels.partition.index"] === "5")!;
+    expect(await mlflow.downloadArtifactText(p5.info.runId, "parallels/logs/stdout.log")).toBe("partition 5 owns ['docs/f5.txt']\n");
+    const manifest = JSON.parse(await mlflow.downloadArtifactText(nodeRunId, "parallels/manifest.json")) as { count: number; by: string };
+    expect(manifest).toMatchObject({ count: 8, by: "object", input: "docs" });
+    expect(await mlflow.downloadArtifactText(nodeRunId, "upper-f7.txt")).toBe("TEXT 7\n");
+  });
+
+  it("the first failing partition fails the node: the others are stopped and their runs KILLED", async () => {
+    const corpus = project(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}.txt`, `${i}`])));
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python p.py\"\n",
+      "p.py": "import os, sys, time\ni = int(os.environ['PARALLELS_PARTITION_INDEX'])\nif i == 1:\n    time.sleep(0.3); print('partition 1 broke', file=sys.stderr); sys.exit(7)\ntime.sleep(30)\n",
+    });
+    const ex = executor({ killGraceMs: 1_000 });
+    const rec = recorder();
+    await ex.start(workFor({ id: "partfail", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object", input: "d" }, parallelism: 2 }), rec);
+    const failed = await rec.waitFor("failed", 20_000);
+    expect(failed.message).toMatch(/^partition 1 of 4 exited with code 7; last lines of stderr:\npartition 1 broke/);
+    const nodeRunId = rec.events[0]!.mlflowRunId!;
+    const nested = await mlflow.childRuns([(await mlflow.getRun(nodeRunId)).info.experimentId], nodeRunId);
+    const byIndex = Object.fromEntries(nested.map((r) => [r.data.tags["parallels.partition.index"], r.info.status]));
+    expect(byIndex).toEqual({ "0": "KILLED", "1": "FAILED" }); // 2 and 3 never started
+    expect((await mlflow.getRun(nodeRunId)).info.status).toBe("FAILED");
+  });
+});
+
+describe("inputs", () => {
+  it("an upstream node's artifacts reach PARALLELS_INPUTS_DIR; both nodes share the DAG run's parent run", async () => {
+    const ex = executor();
+    const runId = uid("run");
+    const producer = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python w.py\"\n",
+      "w.py": "import os, pathlib\nout = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])\n(out / 'data').mkdir()\n(out / 'data' / 'numbers.txt').write_text('1 2 3')\n(out / 'note.txt').write_text('hi')\n",
+    });
+    const consumer = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python r.py\"\n",
+      "r.py": [
+        "import os, pathlib",
+        "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
+        "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
+        "total = sum(int(x) for x in (inp / 'nums' / 'numbers.txt').read_text().split())",
+        "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'result.txt').write_text(f'{files} {total}')",
+      ].join("\n"),
+    });
+    const r1 = recorder();
+    await ex.start(workFor({ id: "produce", project: { uri: producer } }, { runId }), r1);
+    await r1.waitFor("succeeded");
+    const r2 = recorder();
+    const w2 = workFor(
+      { id: "consume", project: { uri: consumer }, inputs: { all: { node: "produce" }, nums: { node: "produce", path: "data" } } },
+      { runId, upstream: ["produce"] },
+    );
+    await ex.start(w2, r2);
+    await r2.waitFor("succeeded");
+    const out = await mlflow.downloadArtifactText(r2.events[0]!.mlflowRunId!, "result.txt");
+    // The executor's own artifacts (logs) are not part of an input.
+    expect(out).toBe("['all/data/numbers.txt', 'all/note.txt', 'nums/numbers.txt'] 6");
+    const a = await mlflow.getRun(r1.events[0]!.mlflowRunId!);
+    const b = await mlflow.getRun(r2.events[0]!.mlflowRunId!);
+    expect(a.data.tags["mlflow.parentRunId"]).toBe(b.data.tags["mlflow.parentRunId"]);
+
+    // An upstream node that never ran: failed with a clear message; an unsupported URI scheme too.
+    const r3 = recorder();
+    await ex.start(workFor({ id: "orphan", project: { uri: consumer }, inputs: { x: { node: "nowhere" } } }, { runId }), r3);
+    expect((await r3.waitFor("failed")).message).toContain("no FINISHED MLflow run of upstream node 'nowhere'");
+    expect((await mlflow.getRun(r3.events[0]!.mlflowRunId!)).info.status).toBe("FAILED");
+    const r4 = recorder();
+    await ex.start(workFor({ id: "s3", project: { uri: consumer }, inputs: { x: { uri: "s3://bucket/key" } } }, { runId }), r4);
+    expect((await r4.waitFor("failed")).message).toContain("URI scheme 's3:' is not supported by the local executor yet");
+  });
+
+  it("uses work.mlflowParentRunId when the control plane gives one", async () => {
+    const ex = executor();
+    const exp = await mlflow.getOrCreateExperiment("given-parent");
+    const parent = await mlflow.createRun({ experimentId: exp.experimentId, runName: "made-by-control-plane" });
+    const rec = recorder();
+    await ex.start(
+      workFor({ id: "child", project: { uri: project(HELLO) }, parameters: { who: "x" } }, { experiment: "given-parent", mlflowParentRunId: parent.info.runId }),
+      rec,
+    );
+    await rec.waitFor("succeeded");
+    const child = await mlflow.getRun(rec.events[0]!.mlflowRunId!);
+    expect(child.data.tags["mlflow.parentRunId"]).toBe(parent.info.runId);
+    expect((await mlflow.getRun(parent.info.runId)).info.status).toBe("RUNNING"); // not ours to end
+  });
+});
+
+describe("projects from git", () => {
+  it("checks out the requested version and tags the run with its commit", async () => {
+    const repo = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python v.py\"\n",
+      "v.py": "import os, pathlib\npathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'v.txt').write_text('one')\n",
+    });
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
+    git("init", "-q");
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "empty");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one");
+    const first = git("rev-parse", "HEAD");
+    execFileSync("sed", ["-i", "s/'one'/'two'/", join(repo, "v.py")]);
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "two");
+
+    const ex = executor();
+    const rec = recorder();
+    await ex.start(workFor({ id: "versioned", project: { uri: `${repo}/.git`, version: first } }), rec);
+    await rec.waitFor("succeeded");
+    const run = await mlflow.getRun(rec.events[0]!.mlflowRunId!);
+    expect(await mlflow.downloadArtifactText(run.info.runId, "v.txt")).toBe("one");
+    expect(run.data.tags["mlflow.source.git.commit"]).toBe(first);
+    expect(run.data.tags["mlflow.source.git.repoURL"]).toBe(`${repo}/.git`);
+    expect(existsSync(join(ex.context.gitCacheDir))).toBe(true);
+
+    // A local work tree in place: MLflow's source name and HEAD commit.
+    const rec2 = recorder();
+    await ex.start(workFor({ id: "inplace", project: { uri: repo } }), rec2);
+    await rec2.waitFor("succeeded");
+    const run2 = await mlflow.getRun(rec2.events[0]!.mlflowRunId!);
+    expect(run2.data.tags["mlflow.source.name"]).toBe(`file://${repo}`);
+    expect(run2.data.tags["mlflow.source.git.commit"]).toBe(git("rev-parse", "HEAD"));
+    expect(await mlflow.downloadArtifactText(run2.info.runId, "v.txt")).toBe("two");
+  });
+});
+
+describe("cancel", () => {
+  it("kills the running process group, reports cancelled, marks the runs KILLED, and ignores a late start", async () => {
+    const pids = tempDir("parallels-pids-");
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    command: \"python s.py & python s.py; wait\"\n",
+      "s.py": "import os, pathlib, time\npathlib.Path(os.environ['PIDS'], str(os.getpid())).write_text('')\ntime.sleep(60)\n",
+    });
+    const ex = executor({ killGraceMs: 1_000 });
+    const rec = recorder();
+    const work = workFor({ id: "sleepy", project: { uri: dir }, env: { PIDS: pids } });
+    await ex.start(work, rec);
+    await rec.waitFor("running");
+    const deadline = Date.now() + 20_000;
+    while (readdirSync(pids).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const procs = readdirSync(pids).map(Number);
+    expect(procs).toHaveLength(2);
+    expect(ex.running()).toBe(1);
+
+    await ex.cancel({ ...work, type: "cancel" }, rec);
+    expect(rec.events.at(-1)!.type).toBe("cancelled");
+    // Both children of the shell are gone (or zombies waiting for init to reap them).
+    const gone = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z");
+      } catch {
+        return true;
+      }
+    };
+    const until = Date.now() + 5_000;
+    while (!procs.every(gone) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(procs.filter((p) => !gone(p))).toEqual([]);
+    expect((await mlflow.getRun(rec.events[0]!.mlflowRunId!)).info.status).toBe("KILLED");
+    expect(ex.running()).toBe(0);
+
+    const n = rec.events.length;
+    await ex.start(work, rec); // a late (redelivered) start
+    await ex.cancel({ ...work, type: "cancel" }, rec); // and a second cancel
+    await new Promise((r) => setTimeout(r, 200));
+    expect(rec.events).toHaveLength(n);
+  });
+
+  it("remembers a cancel of an attempt it never saw: the start that follows runs nothing", async () => {
+    const ex = executor();
+    const rec = recorder();
+    const work = workFor({ id: "never", project: { uri: project(HELLO) }, parameters: { who: "nobody" } });
+    await ex.cancel({ ...work, type: "cancel" }, rec);
+    expect(rec.types()).toEqual(["cancelled"]);
+    await ex.start(work, rec);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(rec.types()).toEqual(["cancelled"]);
+  });
+});
+
+describe("MLflow unreachable", () => {
+  it("start rejects as retryable and keeps the record; the redelivered start carries on", async () => {
+    const stateDir = tempDir("parallels-exec-state-");
+    const down = new MlflowClient({ trackingUri: "http://127.0.0.1:9", retry: { maxRetries: 0 } });
+    const ex1 = createLocalExecutor({ stateDir, trackingUri: "http://127.0.0.1:9", mlflow: down, pythonBinDir: server.binDir, pollMs: 50 });
+    const work = workFor({ id: "later", project: { uri: project(HELLO) }, parameters: { who: "again" } });
+    const rec = recorder();
+    const err = await ex1.start(work, rec).catch((e: unknown) => e);
+    expect(isRetryableStartError(err)).toBe(true);
+    expect((err as { retryable: boolean }).retryable).toBe(true);
+    expect(String(err)).toContain("no answer from the tracking server");
+    expect(rec.events).toEqual([]);
+    expect(ex1.running()).toBe(0);
+    await ex1.close();
+
+    const ex2 = executor({ stateDir });
+    await ex2.start(work, rec);
+    await rec.waitFor("succeeded");
+    expect((await mlflow.getRun(rec.events[0]!.mlflowRunId!)).info.status).toBe("FINISHED");
+  });
+});
