@@ -24,6 +24,8 @@ export const DEFAULT_PORTS: EmbeddedPorts = { control: 8787, nats: 4222, natsWs:
 
 export interface Embedded {
   control: ControlPlane;
+  /** The Worker vars the control plane runs with (to restart it the same way). */
+  controlVars: Record<string, string>;
   mlflow: MlflowTestServer;
   natsUrl: string;
   nats: NatsServerProcess;
@@ -57,18 +59,14 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       startNatsServer({ binary: findNatsServerBinary(), configPath: natsSetup.configPath, monitorUrl: natsSetup.monitorUrl, logFile: join(opts.stateDir, "nats", "nats-server.log") });
     let nats = await natsStart();
     stops.push(() => nats.stop());
+    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, ...natsSetup.secrets };
     const [mlflow, control] = await Promise.all([
       startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports.mlflow }),
-      startControlPlane({
-        stateDir: join(opts.stateDir, "control"),
-        port: ports.control,
-        echo: opts.echo,
-        vars: { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, ...natsSetup.secrets },
-      }),
+      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports.control, echo: opts.echo, vars: controlVars }),
     ]);
-    stops.push(() => mlflow.stop(), () => control.stop());
-    return {
+    const embedded: Embedded = {
       control,
+      controlVars,
       mlflow,
       natsUrl: natsSetup.url,
       get nats() {
@@ -82,6 +80,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       },
       stop: stopAll,
     };
+    // The control plane may be replaced (restarted) by the caller: stop whichever runs last.
+    stops.push(() => mlflow.stop(), () => embedded.control.stop());
+    return embedded;
   } catch (err) {
     await stopAll();
     throw err;
