@@ -124,8 +124,8 @@ describe("event reporter (fake control plane)", () => {
     await loop;
     expect(cp.requests.map((q) => q.status)).toEqual([503, 502, 500, 503, 429, 200, 200]);
     // The batching wait (250 ms), then back-off doubling from 250 ms to the 4 s cap (no jitter
-    // injected), then the batching wait of the last event.
-    expect(time.t.delays).toEqual([250, 250, 500, 1000, 2000, 4000, 250]);
+    // injected); the last event ends an attempt, so it goes without the batching wait.
+    expect(time.t.delays).toEqual([250, 250, 500, 1000, 2000, 4000]);
     expect(cp.requests.every((q) => q.auth === "Bearer plc_secret")).toBe(true);
     expect(cp.accepted.map((e) => `${e.nodeRunId}:${e.type}`)).toEqual(["a:running", "a:progress", "a:progress", "b:running", "a:succeeded"]);
     expect(r.depth).toBe(0);

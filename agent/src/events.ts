@@ -48,10 +48,14 @@ interface Entry {
   queuedAt: number;
 }
 
+const FINAL_TYPES = new Set(["succeeded", "failed", "cancelled"]);
+
 const key = (nodeRunId: string, attempt: number) => `${nodeRunId}\u0000${attempt}`;
 
 export class EventReporter {
   private readonly queue: Entry[] = [];
+  /** An attempt ended: send without waiting for the batching interval. */
+  private urgent = false;
   private readonly lastSeq = new Map<string, number>();
   private readonly path: string;
   private readonly clock: Clock;
@@ -112,8 +116,10 @@ export class EventReporter {
       this.queue.push(entry);
       this.append(JSON.stringify({ j: entry.j, e: entry.event }));
       this.o.logger.debug({ nodeRunId: ref.nodeRunId, attempt: ref.attempt, type: report.type, seq }, "event queued");
-      // The first event starts the batching timer; a full batch goes at once.
-      if (this.queue.length === 1 || this.queue.length >= this.atCount) this.wake?.();
+      // The first event starts the batching timer; a full batch goes at once, and so does an
+      // attempt's end: it is what lets the control plane dispatch the dependants.
+      if (FINAL_TYPES.has(report.type)) this.urgent = true;
+      if (this.queue.length === 1 || this.queue.length >= this.atCount || this.urgent) this.wake?.();
       this.o.onReport?.(ref, parsed.data);
     } catch (err) {
       this.o.logger.error({ err: errInfo(err) }, "could not queue an event");
@@ -129,7 +135,7 @@ export class EventReporter {
         continue;
       }
       const age = this.clock() - first.queuedAt;
-      if (this.queue.length < this.atCount && age < this.interval) {
+      if (!this.urgent && this.queue.length < this.atCount && age < this.interval) {
         await this.waitForWake(this.interval - age, signal);
         continue;
       }
@@ -183,6 +189,7 @@ export class EventReporter {
     try {
       const result = await this.o.client.events(this.o.credential, { events: batch.map((b) => b.event) });
       this.remove(batch);
+      this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
       this.backoff.reset();
       this.o.metrics?.eventsSent.inc(batch.length);
       this.o.logger.debug({ sent: batch.length, ...result, queued: this.queue.length }, "events sent");
@@ -196,6 +203,7 @@ export class EventReporter {
         const dropped = named.size > 0 ? batch.filter((_, i) => named.has(i)) : batch;
         const reason = status === 403 ? "foreign" : "rejected";
         this.remove(dropped);
+        this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
         this.o.metrics?.eventBatchesFailed.inc({ reason });
         this.o.metrics?.eventsDropped.inc({ reason }, dropped.length);
         this.o.logger.error(
