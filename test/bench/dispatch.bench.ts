@@ -5,9 +5,12 @@
  * - latency from a run's submit to the agent receiving its first node,
  * - latency from a node's end (reported by the agent) to the agent receiving its dependant,
  * - throughput: 1,000 independent nodes from submit to the run's end,
- * - the resident memory of an idle real agent process (agent/bin/parallels-agent).
+ * - the resident memory of an idle real agent process, run as an image would run it: the
+ *   bundle of `npm run agent:build` with the V8 flags of scripts/local/agent.ts.
  */
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type AgentConfig } from "../../agent/src/config";
@@ -16,7 +19,7 @@ import { createLogger } from "../../agent/src/log";
 import { run as runAgent } from "../../agent/src/main";
 import type { WorkStart } from "../../proto/messages";
 import { startAgent } from "../../scripts/local/agent";
-import { startControlPlane } from "../../scripts/local/control-plane";
+import { ROOT, startControlPlane } from "../../scripts/local/control-plane";
 import { startTestNatsServer } from "../support/nats-server";
 import { type Sample, summarize } from "./stats";
 
@@ -111,19 +114,27 @@ export async function benchDispatch() {
     await waitRun(wide.id);
     const seconds = (performance.now() - t0) / 1000;
 
-    // The real agent process, idle: registered, connected, pulling, nothing to do.
-    const idle = await api("POST", "/v1/clusters", { name: "idle", kind: "local" });
-    const proc = await startAgent({ controlPlaneUrl: cp.url, mlflowUrl: "http://127.0.0.1:9", stateDir: dirs[2]!, projectsRoot: dirs[2]!, bootstrapToken: idle.bootstrap.token });
-    stopAll.push(() => proc.stop());
+    // Real agent processes, idle: registered, connected, pulling, nothing to do. Three of them,
+    // since one RSS reading moves by several MB from run to run; the median is reported.
+    await promisify(execFile)(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "agent/build.ts")]);
+    const pids: number[] = [];
+    for (const i of [0, 1, 2]) {
+      const idle = await api("POST", "/v1/clusters", { name: `idle-${i}`, kind: "local" });
+      const dir = join(dirs[2]!, String(i));
+      const proc = await startAgent({ controlPlaneUrl: cp.url, mlflowUrl: "http://127.0.0.1:9", stateDir: dir, projectsRoot: dir, bootstrapToken: idle.bootstrap.token, bundle: true });
+      stopAll.push(() => proc.stop());
+      pids.push(proc.pid);
+    }
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_IDLE_SECONDS ?? 30) * 1000));
-    const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1]) / 1024;
+    const rss = pids.map((pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024).sort((a, b) => a - b);
+    const rssMb = rss[1]!;
 
     const row = (label: string, target: string, samples: Sample[]) => ({ ...summarize(label, target, samples), d1: "—" });
     return [
       row("dispatch: submit → agent has the node", "p50 < 20 ms, p99 < 100 ms", submitToAccept),
       row("dispatch: node ended → agent has the dependant", "p50 < 20 ms, p99 < 100 ms", endToDependant),
       { label: "throughput: 1,000 independent nodes", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: seconds * 1000, wallP99: NaN, d1: "—", target: `${Math.round(1000 / (seconds / 60))} nodes/min (target ≥ 3,000)` },
-      { label: "agent RSS, idle (real process)", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: NaN, wallP99: NaN, d1: "—", target: `${rssMb.toFixed(0)} MB (target < 80 MB)` },
+      { label: "agent RSS, idle (bundled, real process)", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: NaN, wallP99: NaN, d1: "—", target: `${rssMb.toFixed(0)} MB median of ${rss.map((r) => r.toFixed(0)).join("/")} (target < 80 MB)` },
     ];
   } finally {
     for (const s of stopAll) await s().catch(() => undefined);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, outboxRows, sampleDag, unique, workspace } from "./harness";
+import { call, d1RoundTrips, outboxRows, sampleDag, unique, workspace } from "./harness";
 
 async function sha256(text: string) {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -54,6 +54,8 @@ describe("agent endpoints", () => {
     expect(rows.map((r) => r.msg_id)).toEqual([`${prep}.1.start`, `${run.id}-count.1.start`]);
     expect(rows[1]!.subject).toBe(`work.${clusterId}.start`);
 
+    // One read batch and one write batch, whatever the events (plus authenticating the agent).
+    expect(d1RoundTrips(first.headers)).toBe(3);
     const replay = await events(credential, batch);
     expect(replay.body).toEqual({ applied: 0, ignored: 4 });
     expect(await outboxRows(run.id)).toHaveLength(2);

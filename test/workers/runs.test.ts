@@ -98,7 +98,7 @@ describe("runs: submit", () => {
     }
     // Authentication (1) + the read batch (1) + the write batch (1).
     expect(trips).toEqual([3, 3, 3]);
-  });
+  }, 60_000);
 });
 
 describe("runs: list, get, cancel", () => {

@@ -20,6 +20,15 @@ export interface AdvanceOptions {
   start?: boolean;
 }
 
+type RunRow = typeof dagRuns.$inferSelect;
+type NodeRow = typeof nodeRuns.$inferSelect;
+
+/** What advancing a loaded run writes, and how the run looks afterwards. */
+export interface AdvancePlan {
+  writes: Writable[];
+  view: RunView;
+}
+
 export async function advanceRun(db: Db, workspaceId: string, runId: string, opts: AdvanceOptions = {}, now = Date.now()): Promise<RunView | null> {
   const [runs, nodes] = await db.batch([
     db
@@ -31,16 +40,26 @@ export async function advanceRun(db: Db, workspaceId: string, runId: string, opt
   ]);
   const found = runs[0];
   if (!found) return null;
-  const { run } = found;
+  const plan = planAdvance(db, found.run, found.spec, nodes, opts, now);
+  await writeBatch(db, plan.writes);
+  return plan.view;
+}
+
+/**
+ * Decides on a run already read (its row, DAG version and node rows) and returns the writes —
+ * pure apart from building statements, so callers that loaded the state anyway (agent events)
+ * write everything in one batch.
+ */
+export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[], opts: AdvanceOptions, now: number): AdvancePlan {
   if (opts.cancel && TERMINAL_RUN.includes(run.status)) throw new ApiError("conflict", `run ${run.id} has already ${run.status === "cancelled" ? "been cancelled" : run.status}`);
   const cancelRequested = run.cancelRequested || opts.cancel === true;
   // A held run stays untouched until released, unless it is being cancelled.
-  if (run.status === "queued" && !opts.start && !cancelRequested) return runViewOf(run, nodes);
+  if (run.status === "queued" && !opts.start && !cancelRequested) return { writes: [], view: runViewOf(run, nodes) };
 
-  const dag = JSON.parse(found.spec) as Dag;
+  const dag = JSON.parse(spec) as Dag;
   const ctx: RunContext = {
-    runId,
-    workspaceId,
+    runId: run.id,
+    workspaceId: run.workspaceId,
     dag,
     dagVersion: run.dagVersion,
     params: run.params as RunContext["params"],
@@ -50,12 +69,11 @@ export async function advanceRun(db: Db, workspaceId: string, runId: string, opt
   };
   const decision = decide({ dag, runStatus: run.status, cancelRequested, nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })) });
   const writes: Writable[] = statementsFor(db, ctx, decision, now);
-  if (cancelRequested && !run.cancelRequested) writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${runId}`));
-  await writeBatch(db, writes);
-  return runViewOf(applied(run, decision, now, cancelRequested), appliedNodes(ctx, nodes, decision, now));
+  if (cancelRequested && !run.cancelRequested) writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id}`));
+  return { writes, view: runViewOf(applied(run, decision, now, cancelRequested), appliedNodes(ctx, nodes, decision, now)) };
 }
 
-function applied(run: typeof dagRuns.$inferSelect, d: SchedulerDecision, now: number, cancelRequested: boolean) {
+function applied(run: RunRow, d: SchedulerDecision, now: number, cancelRequested: boolean) {
   if (d.runStatus === run.status) return { ...run, cancelRequested };
   return {
     ...run,
@@ -66,7 +84,7 @@ function applied(run: typeof dagRuns.$inferSelect, d: SchedulerDecision, now: nu
   };
 }
 
-function appliedNodes(ctx: RunContext, nodes: (typeof nodeRuns.$inferSelect)[], d: SchedulerDecision, now: number) {
+function appliedNodes(ctx: RunContext, nodes: NodeRow[], d: SchedulerDecision, now: number) {
   const changes = new Map(changesOf(ctx, d, now).nodes.map((c) => [c.id, c]));
   return nodes.map((n) => {
     const c = changes.get(n.id);

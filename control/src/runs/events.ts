@@ -3,14 +3,17 @@
  * another attempt, or with a `seq` not above the last one applied, changes nothing, so a
  * replayed or reordered batch is harmless. Events only move a node forward; a finished attempt
  * stays finished. Nodes that changed status make their runs advance (dependants dispatched,
- * retries, run finished).
+ * retries, run finished) in the same write: one read batch and one write batch per request,
+ * whatever the number of events and runs — this is on the path from a step's end to its
+ * dependant's start.
  */
-import { sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
+import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { AgentEvent, EventBatchResult } from "../../../proto/agent";
 import type { NodeStatus } from "../scheduler";
 import { writeBatch, type Db, type Writable } from "../db";
 import { ApiError } from "../errors";
-import { advanceRun } from "./advance";
+import { planAdvance } from "./advance";
 
 const FINAL: readonly NodeStatus[] = ["succeeded", "failed", "cancelled", "skipped"];
 const STATUS_OF: Partial<Record<AgentEvent["type"], NodeStatus>> = {
@@ -22,15 +25,7 @@ const STATUS_OF: Partial<Record<AgentEvent["type"], NodeStatus>> = {
   cancelled: "cancelled",
 };
 
-interface Row {
-  id: string;
-  run_id: string;
-  workspace_id: string;
-  cluster_id: string | null;
-  status: NodeStatus;
-  attempt: number;
-  last_seq: number;
-}
+type Row = typeof nodeRuns.$inferSelect;
 
 interface NodeUpdate {
   id: string;
@@ -49,14 +44,19 @@ interface NodeUpdate {
 }
 
 export async function applyAgentEvents(db: Db, clusterId: string, events: AgentEvent[], now = Date.now()): Promise<EventBatchResult> {
-  const ids = [...new Set(events.map((e) => e.nodeRunId))];
-  const rows = await db.all<Row>(sql`
-    SELECT n.id, n.run_id, r.workspace_id, n.cluster_id, n.status, n.attempt, n.last_seq
-    FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
-    WHERE n.id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`);
-  const byId = new Map(rows.map((r) => [r.id, r]));
+  const ids = JSON.stringify([...new Set(events.map((e) => e.nodeRunId))]);
+  const ofTheseRuns = sql`IN (SELECT run_id FROM node_runs WHERE id IN (SELECT value FROM json_each(${ids})))`;
+  const [runs, nodes] = await db.batch([
+    db
+      .select({ run: dagRuns, spec: dagVersions.spec })
+      .from(dagRuns)
+      .innerJoin(dagVersions, and(eq(dagVersions.dagId, dagRuns.dagId), eq(dagVersions.version, dagRuns.dagVersion)))
+      .where(sql`${dagRuns.id} ${ofTheseRuns}`),
+    db.select().from(nodeRuns).where(sql`${nodeRuns.runId} ${ofTheseRuns}`).orderBy(nodeRuns.id),
+  ]);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
   // The same answer for "unknown" and "another cluster's": an agent learns nothing about others.
-  const foreign = events.flatMap((e, i) => (byId.get(e.nodeRunId)?.cluster_id === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }]));
+  const foreign = events.flatMap((e, i) => (byId.get(e.nodeRunId)?.clusterId === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }]));
   if (foreign.length > 0) throw new ApiError("forbidden", "the batch reports on work this cluster was not given; nothing was applied", foreign);
 
   const applied: AgentEvent[] = [];
@@ -100,32 +100,49 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
           AND node_runs.attempt = json_extract(j.value, '$.attempt')
           AND node_runs.last_seq = json_extract(j.value, '$.fromSeq')`),
     );
+    const runOf = new Map(runs.map((r) => [r.run.id, r.run]));
     writes.push(
       db.run(sql`
         INSERT INTO events (workspace_id, run_id, node_id, type, data, at)
         SELECT json_extract(value, '$.workspaceId'), json_extract(value, '$.runId'), json_extract(value, '$.nodeRunId'), 'agent.event', json_extract(value, '$.data'), ${now}
         FROM json_each(${JSON.stringify(
-          applied.map((e) => ({ workspaceId: byId.get(e.nodeRunId)!.workspace_id, runId: byId.get(e.nodeRunId)!.run_id, nodeRunId: e.nodeRunId, data: JSON.stringify(e) })),
+          applied.map((e) => {
+            const runId = byId.get(e.nodeRunId)!.runId;
+            return { workspaceId: runOf.get(runId)!.workspaceId, runId, nodeRunId: e.nodeRunId, data: JSON.stringify(e) };
+          }),
         )})`),
     );
   }
-  await writeBatch(db, writes);
-  // Runs whose nodes changed status move on: dependants, retries, the run's own end.
-  const runs = new Map<string, string>();
-  for (const u of changed) {
-    const row = byId.get(u.id)!;
-    if (u.status !== row.status) runs.set(row.run_id, row.workspace_id);
+  // Runs whose nodes changed status move on (dependants, retries, the run's end), decided on the
+  // state these events leave and written in the same batch.
+  for (const { run, spec } of runs) {
+    const runNodes = nodes.filter((n) => n.runId === run.id);
+    if (!runNodes.some((n) => updates.has(n.id) && updates.get(n.id)!.status !== n.status)) continue;
+    const after = runNodes.map((n) => (updates.has(n.id) ? withUpdate(n, updates.get(n.id)!) : n));
+    writes.push(...planAdvance(db, run, spec, after, {}, now).writes);
   }
-  for (const [runId, workspaceId] of runs) await advanceRun(db, workspaceId, runId, {}, now);
+  await writeBatch(db, writes);
   return { applied: applied.length, ignored: events.length - applied.length };
+}
+
+function withUpdate(row: Row, u: NodeUpdate): Row {
+  return {
+    ...row,
+    status: u.status,
+    lastSeq: u.lastSeq,
+    mlflowRunId: u.mlflowRunId ?? row.mlflowRunId,
+    message: u.message ?? row.message,
+    startedAt: row.startedAt ?? u.startedAt,
+    finishedAt: u.finishedAt ?? row.finishedAt,
+  };
 }
 
 function startUpdate(row: Row): NodeUpdate {
   return {
     id: row.id,
-    fromSeq: row.last_seq,
+    fromSeq: row.lastSeq,
     attempt: row.attempt,
-    lastSeq: row.last_seq,
+    lastSeq: row.lastSeq,
     status: row.status,
     total: null,
     done: null,
