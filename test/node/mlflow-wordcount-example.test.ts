@@ -2,26 +2,19 @@
 // three steps run by hand (rendered commands through a shell, python3, the PARALLELS_* contract of
 // examples/wordcount/README.md) produce the right counts.
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDagText, type Dag } from "../../proto/dag/index";
-import { computeCommand, getEntryPoint, loadProject, resolveEnvManager, type ProjectFiles } from "../../proto/mlproject/index";
+import { computeCommand, getEntryPoint, loadProject, resolveEnvManager } from "../../proto/mlproject/index";
+// The agent reads projects from disk the same way (one implementation for Node).
+import { fsProjectFiles } from "../../agent/src/executor/local/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const exampleDir = join(repoRoot, "examples/wordcount");
 
-function fsProjectFiles(dir: string): ProjectFiles {
-  return {
-    list: () => readdirSync(dir),
-    read: (p) => {
-      const abs = resolve(dir, p);
-      return existsSync(abs) && statSync(abs).isFile() ? readFileSync(abs, "utf8") : null;
-    },
-  };
-}
 
 /** Word counts computed here, independently of the Python scripts. */
 function expectedCounts(): Map<string, number> {

@@ -1,6 +1,6 @@
 // Conformance runner: evaluates every case of MLflow's behaviour recorded in mlproject-cases.json
 // (MLPROJECT_CASES overrides the path) against proto/mlproject, one test per case.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,11 +18,12 @@ import {
   parsePythonEnv,
   type PathResolver,
   type Project,
-  type ProjectFiles,
   type PyValue,
   resolveCommand,
   resolveParameters,
 } from "../../proto/mlproject/index.js";
+// The agent reads projects from disk the same way (one implementation for Node).
+import { fsProjectFiles } from "../../agent/src/executor/local/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const casesPath = resolve(repoRoot, process.env.MLPROJECT_CASES ?? "../shared/mlflow/mlproject-cases.json");
@@ -59,15 +60,6 @@ const cases: Case[] = JSON.parse(readFileSync(casesPath, "utf8"), function (this
   return typeof v === "number" && ctx?.source !== undefined && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v;
 });
 
-function fsProjectFiles(dir: string): ProjectFiles {
-  return {
-    list: () => readdirSync(dir),
-    read: (p) => {
-      const abs = resolve(dir, p);
-      return existsSync(abs) && statSync(abs).isFile() ? readFileSync(abs, "utf8") : null;
-    },
-  };
-}
 
 function writeTree(dir: string, files: Record<string, string> | undefined) {
   for (const [rel, text] of Object.entries(files ?? {})) {

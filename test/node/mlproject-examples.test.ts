@@ -2,7 +2,7 @@
 // renders with its default parameters. Required parameters without a default first give the
 // clear missing-parameter error (naming the entry point and each parameter); then they are
 // supplied (an existing file for `path`, an s3:// URI for `uri`, a placeholder otherwise).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,19 +21,12 @@ import {
   projectPythonEnv,
   resolveCommand,
 } from "../../proto/mlproject/index.js";
+// The agent reads projects from disk the same way (one implementation for Node).
+import { fsProjectFiles } from "../../agent/src/executor/local/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const examplesDir = resolve(repoRoot, "../shared/mlflow/examples");
 
-function fsProjectFiles(dir: string): ProjectFiles {
-  return {
-    list: () => readdirSync(dir),
-    read: (p) => {
-      const abs = resolve(dir, p);
-      return existsSync(abs) && statSync(abs).isFile() ? readFileSync(abs, "utf8") : null;
-    },
-  };
-}
 
 function findProjects(dir: string): string[] {
   const out: string[] = [];
