@@ -52,6 +52,8 @@ export const clusters = sqliteTable(
   },
   (t) => [
     uniqueIndex("clusters_agent_credential").on(t.agentCredentialHash),
+    // One agent key, one cluster: a key registered twice could be revoked through the other one.
+    uniqueIndex("clusters_nats_key").on(t.natsUserPublicKey),
     uniqueIndex("clusters_workspace_name").on(t.workspaceId, t.name),
     uniqueIndex("clusters_bootstrap_hash").on(t.bootstrapTokenHash),
   ],
@@ -117,6 +119,12 @@ export const dagRuns = sqliteTable(
     status: text("status", { enum: RUN_STATUSES }).notNull(),
     params: text("params", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    /**
+     * Changed by every decision written about the run. A decision is written only if the token
+     * is still the one read with the state it was made on (optimistic concurrency): two requests
+     * deciding on one run at once cannot both win with stale views (see runs/apply.ts).
+     */
+    stateToken: text("state_token").notNull().default(""),
     /** Idempotency-Key of the submit, and a hash of its body: a reuse with another body is refused. */
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
@@ -157,7 +165,7 @@ export const nodeRuns = sqliteTable(
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [uniqueIndex("node_runs_run_node").on(t.runId, t.nodeId)],
+  (t) => [uniqueIndex("node_runs_run_node").on(t.runId, t.nodeId), index("node_runs_cluster").on(t.clusterId, t.status)],
 );
 
 export const schedules = sqliteTable(

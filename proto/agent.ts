@@ -69,5 +69,10 @@ export const EventBatchResult = z.object({
   applied: z.number().int(),
   /** Replayed, out-of-order or stale (older attempt) events: accepted and changed nothing. */
   ignored: z.number().int(),
+  /**
+   * Runs this batch ended (the control plane decides when a DAG run is over): the agent closes
+   * the run's MLflow parent run with the matching status.
+   */
+  endedRuns: z.array(z.object({ runId: z.string(), status: z.enum(["succeeded", "failed", "cancelled"]) })).default([]),
 });
 export type EventBatchResult = z.infer<typeof EventBatchResult>;

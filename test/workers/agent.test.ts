@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { encodePublicKey } from "../../control/src/nats";
 import { call, d1RoundTrips, outboxRows, sampleDag, unique, workspace } from "./harness";
 
 async function sha256(text: string) {
@@ -46,7 +47,7 @@ describe("agent endpoints", () => {
     const batch = [ev(prep, 1, 1, "accepted"), ev(prep, 1, 2, "running", { mlflowRunId: "abc123" }), ev(prep, 1, 3, "progress", { counts: { total: 1, done: 1, failed: 0, running: 0 } }), ev(prep, 1, 4, "succeeded")];
     const first = await events(credential, batch);
     expect(first.status).toBe(200);
-    expect(first.body).toEqual({ applied: 4, ignored: 0 });
+    expect(first.body).toEqual({ applied: 4, ignored: 0, endedRuns: [] });
     const after = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
     expect(after.nodes.find((n: any) => n.nodeId === "prep")).toMatchObject({ status: "succeeded", mlflowRunId: "abc123", partitions: { total: 1, done: 1 } });
     expect(after.nodes.find((n: any) => n.nodeId === "count")).toMatchObject({ status: "dispatched", attempt: 1 });
@@ -57,7 +58,7 @@ describe("agent endpoints", () => {
     // One read batch and one write batch, whatever the events (plus authenticating the agent).
     expect(d1RoundTrips(first.headers)).toBe(3);
     const replay = await events(credential, batch);
-    expect(replay.body).toEqual({ applied: 0, ignored: 4 });
+    expect(replay.body).toEqual({ applied: 0, ignored: 4, endedRuns: [] });
     expect(await outboxRows(run.id)).toHaveLength(2);
     expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body).toEqual(after);
   });
@@ -65,8 +66,8 @@ describe("agent endpoints", () => {
   it("ignores out-of-order and stale-attempt events", async () => {
     const { ws, credential, run } = await registeredCluster();
     const prep = `${run.id}-prep`;
-    expect((await events(credential, [ev(prep, 1, 5, "running")])).body).toEqual({ applied: 1, ignored: 0 });
-    expect((await events(credential, [ev(prep, 1, 3, "failed"), ev(prep, 2, 6, "succeeded")])).body).toEqual({ applied: 0, ignored: 2 });
+    expect((await events(credential, [ev(prep, 1, 5, "running")])).body).toEqual({ applied: 1, ignored: 0, endedRuns: [] });
+    expect((await events(credential, [ev(prep, 1, 3, "failed"), ev(prep, 2, 6, "succeeded")])).body).toEqual({ applied: 0, ignored: 2, endedRuns: [] });
     expect(await node(ws.read, run.id, "prep")).toMatchObject({ status: "running", attempt: 1 });
   });
 
@@ -90,7 +91,8 @@ describe("agent endpoints", () => {
     await events(credential, [ev(count, 1, 1, "running"), ev(count, 1, 2, "failed", { message: "exit code 3" })]);
     expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "dispatched", attempt: 2, message: null });
     expect((await outboxRows(run.id)).map((r) => r.msg_id)).toContain(`${count}.2.start`);
-    await events(credential, [ev(count, 2, 1, "running"), ev(count, 2, 2, "failed", { message: "exit code 3" })]);
+    const ending = await events(credential, [ev(count, 2, 1, "running"), ev(count, 2, 2, "failed", { message: "exit code 3" })]);
+    expect(ending.body.endedRuns).toEqual([{ runId: run.id, status: "failed" }]);
     const final = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
     expect(final.status).toBe("failed");
     expect(final.finishedAt).not.toBeNull();
@@ -111,7 +113,10 @@ describe("agent endpoints", () => {
   it("registration: refuses bad input and expired tokens; without NATS answers 503 and keeps the token", async () => {
     const ws = await workspace();
     const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name: "c", kind: "generic" } });
-    const key = `U${"A".repeat(55)}`;
+    const key = encodePublicKey("user", crypto.getRandomValues(new Uint8Array(32)));
+    const badChecksum = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: `U${"A".repeat(55)}`, agentVersion: "1" } });
+    expect(badChecksum.status).toBe(400);
+    expect(badChecksum.body.error.details).toEqual([{ path: "natsPublicKey", message: "not a valid NATS user public key (bad checksum)" }]);
     const bad = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: "not-a-key", agentVersion: "1" } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details[0].path).toBe("natsPublicKey");

@@ -65,9 +65,12 @@ describe("clusters", () => {
     expect(run.status).toBe(201);
     const busy = await call("DELETE", "/v1/clusters/c", { token: ws.admin });
     expect(busy.status).toBe(409);
-    expect(busy.body.error.message).toMatch(/active node runs/);
-    // Finish the dispatched node as an agent would, then delete.
-    await env.DB.prepare("UPDATE node_runs SET status = 'cancelled' WHERE run_id = ?").bind(run.body.id).run();
+    expect(busy.body.error.message).toMatch(/unfinished work/);
+    // Its NATS key is not revoked by a refused delete.
+    expect(await env.DB.prepare("SELECT 1 FROM nats_revocations WHERE cluster_id = ?").bind(id).first()).toBeNull();
+    // Cancel the run, and the agent reports its dispatched node cancelled: now it can go.
+    await call("POST", `/v1/runs/${run.body.id}/cancel`, { token: ws.write });
+    await env.DB.prepare("UPDATE node_runs SET status = 'cancelled' WHERE run_id = ? AND status = 'dispatched'").bind(run.body.id).run();
     const del = await call("DELETE", "/v1/clusters/c", { token: ws.admin });
     expect(del.status).toBe(200);
     expect((await call("GET", "/v1/clusters/c", { token: ws.read })).status).toBe(404);

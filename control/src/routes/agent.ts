@@ -2,15 +2,16 @@
  * /v1/agent/* — what agents call (ARCHITECTURE §5). Registration takes the cluster's single-use
  * bootstrap token; everything after it takes the agent credential it returned (stored hashed).
  */
-import { and, eq, gt } from "drizzle-orm";
+import { and, eq, gt, sql } from "drizzle-orm";
 import type { Hono, MiddlewareHandler } from "hono";
-import { clusters, natsRevocations } from "../../../db/schema";
+import { clusters } from "../../../db/schema";
 import { AgentRegister, EventBatch, Heartbeat, type AgentRegistered } from "../../../proto/agent";
 import { readBody } from "../body";
+import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
-import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "../nats";
+import { ApiError, isUniqueViolation } from "../errors";
+import { agentConsumerName, agentInboxPrefix, isPublicKey, WORK_STREAM } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
 import { applyAgentEvents } from "../runs/events";
 
@@ -33,6 +34,10 @@ const authenticateAgent: MiddlewareHandler<AppEnv> = async (c, next) => {
 export function registerAgentRoutes(app: Hono<AppEnv>) {
   app.post("/v1/agent/register", async (c) => {
     const body = await readBody(c, AgentRegister);
+    // The schema checks the shape; the key's own checksum is checked here, before any side effect.
+    if (!isPublicKey(body.natsPublicKey, "user")) {
+      throw new ApiError("invalid_request", "invalid request body", [{ path: "natsPublicKey", message: "not a valid NATS user public key (bad checksum)" }]);
+    }
     const db = c.var.db;
     const now = Date.now();
     const hash = await sha256Hex(body.bootstrapToken);
@@ -46,22 +51,31 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
     if (!publisher || !minter) throw new ApiError("unavailable", "this control plane has no NATS configured (see docs/architecture.md)");
     // The consumer exists before the token is spent: if NATS is down, the agent can retry.
     await publisher.ensureConsumer(cluster.id).catch((err) => {
-      throw new ApiError("unavailable", `NATS is not reachable right now; retry: ${(err as Error).message}`);
+      // The cause is for operators' logs; an unauthenticated caller only learns to retry.
+      console.error(JSON.stringify({ msg: "ensureConsumer failed", clusterId: cluster.id, error: String(err) }));
+      throw new ApiError("unavailable", "NATS is not reachable right now; retry later");
     });
     const jwt = await minter.mintAgentJwt({ clusterId: cluster.id, userPublicKey: body.natsPublicKey, now });
     const credential = newSecret("plc");
+    const credentialHash = await sha256Hex(credential);
+    const replaced = cluster.natsUserPublicKey && cluster.natsUserPublicKey !== body.natsPublicKey ? cluster.natsUserPublicKey : null;
     // Spending the token is one conditional update: of two concurrent registrations, one wins.
-    const [won] = await db
-      .update(clusters)
-      .set({ bootstrapTokenHash: null, bootstrapExpiresAt: null, agentCredentialHash: await sha256Hex(credential), natsUserPublicKey: body.natsPublicKey, registeredAt: now, lastHeartbeatAt: now, agentInfo: { agentVersion: body.agentVersion } })
-      .where(and(eq(clusters.id, cluster.id), eq(clusters.bootstrapTokenHash, hash), gt(clusters.bootstrapExpiresAt, now)))
-      .returning({ id: clusters.id });
-    if (!won) throw new ApiError("unauthenticated", "unknown or already used bootstrap token");
-    if (cluster.natsUserPublicKey && cluster.natsUserPublicKey !== body.natsPublicKey) {
-      // A re-registration replaces the agent's key: the old one must stop working.
-      await db.insert(natsRevocations).values({ publicKey: cluster.natsUserPublicKey, clusterId: cluster.id, revokedAt: now }).onConflictDoNothing();
-      c.executionCtx.waitUntil(publisher.syncRevocations().catch(() => undefined));
-    }
+    // A re-registration replaces the agent's key, and the old one is revoked in the same batch.
+    const results = await writeBatch(db, [
+      db
+        .update(clusters)
+        .set({ bootstrapTokenHash: null, bootstrapExpiresAt: null, agentCredentialHash: credentialHash, natsUserPublicKey: body.natsPublicKey, registeredAt: now, lastHeartbeatAt: now, agentInfo: { agentVersion: body.agentVersion } })
+        .where(and(eq(clusters.id, cluster.id), eq(clusters.bootstrapTokenHash, hash), gt(clusters.bootstrapExpiresAt, now))),
+      ...(replaced
+        ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${replaced}, ${cluster.id}, ${now}
+            WHERE (SELECT agent_credential_hash FROM clusters WHERE id = ${cluster.id}) = ${credentialHash} ON CONFLICT DO NOTHING`)]
+        : []),
+    ]).catch((err) => {
+      if (isUniqueViolation(err)) throw new ApiError("conflict", "this NATS key is already registered for another cluster; make a new key pair", [{ path: "natsPublicKey", message: "already in use" }]);
+      throw err;
+    });
+    if ((results[0]?.meta?.changes ?? 0) !== 1) throw new ApiError("unauthenticated", "unknown or already used bootstrap token");
+    if (replaced) c.executionCtx.waitUntil(publisher.syncRevocations().catch(() => undefined));
     const answer: AgentRegistered = {
       clusterId: cluster.id,
       clusterName: cluster.name,

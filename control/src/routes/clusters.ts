@@ -2,9 +2,9 @@
  * /v1/clusters — the Kubernetes clusters (or the local machine) whose agents run the work.
  * Creating one answers once with a short-lived, single-use bootstrap token for its agent.
  */
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Hono } from "hono";
-import { clusters, natsRevocations, nodeRuns } from "../../../db/schema";
+import { clusters } from "../../../db/schema";
 import { ClusterCreate, type ClusterView } from "../../../proto/api";
 import { requireScope } from "../auth";
 import { readBody } from "../body";
@@ -16,7 +16,6 @@ import { ApiError, isUniqueViolation, notFound } from "../errors";
 
 /** An agent beats every 15 s; three missed beats and the cluster is offline. */
 export const OFFLINE_AFTER_MS = 3 * 15_000;
-const ACTIVE_NODE_STATUSES = ["dispatched", "building", "running"] as const;
 
 type ClusterRow = typeof clusters.$inferSelect;
 
@@ -111,21 +110,22 @@ export function registerClusters(app: Hono<AppEnv>) {
     const db = c.var.db;
     const row = await db.select().from(clusters).where(byName(c)).get();
     if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
-    const active = await db
-      .select({ id: nodeRuns.id })
-      .from(nodeRuns)
-      .where(and(eq(nodeRuns.clusterId, row.id), inArray(nodeRuns.status, [...ACTIVE_NODE_STATUSES])))
-      .limit(1);
-    if (active.length > 0) throw new ApiError("conflict", `cluster "${row.name}" has active node runs; cancel their runs first`);
+    // Work placed on the cluster that is not over yet (pending nodes included: they would be
+    // dispatched to a cluster that no longer exists). Checked inside the deleting batch, so a
+    // submit cannot slip in between the check and the delete.
+    const idle = sql`NOT EXISTS (SELECT 1 FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
+      WHERE n.cluster_id = ${row.id} AND n.status IN ('pending', 'dispatched', 'building', 'running')
+        AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))`;
     // Deleting revokes: the agent credential goes with the row, and its NATS key joins the
     // revocation list that every account-JWT push carries.
     const now = Date.now();
-    await writeBatch(db, [
-      db.delete(clusters).where(eq(clusters.id, row.id)),
+    const results = await writeBatch(db, [
       ...(row.natsUserPublicKey
-        ? [db.insert(natsRevocations).values({ publicKey: row.natsUserPublicKey, clusterId: row.id, revokedAt: now }).onConflictDoNothing()]
+        ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${row.natsUserPublicKey}, ${row.id}, ${now} WHERE ${idle} ON CONFLICT DO NOTHING`)]
         : []),
+      db.run(sql`DELETE FROM clusters WHERE id = ${row.id} AND ${idle}`),
     ]);
+    if ((results.at(-1)?.meta?.changes ?? 0) === 0) throw new ApiError("conflict", `cluster "${row.name}" has unfinished work placed on it; cancel those runs first`);
     if (row.natsUserPublicKey) c.executionCtx.waitUntil(publisherFor(c.env)?.syncRevocations().catch(() => undefined) ?? Promise.resolve());
     return c.json({ deleted: true, cluster: clusterView(row, now) });
   });

@@ -7,10 +7,10 @@ import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { RunView } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
-import { writeBatch, type Db, type Writable } from "../db";
+import { writeBatch, type Db } from "../db";
 import { ApiError } from "../errors";
 import { decide, type SchedulerDecision } from "../scheduler";
-import { changesOf, statementsFor, TERMINAL_RUN, type RunContext } from "./apply";
+import { changesOf, claimHeld, newStateToken, statementsFor, TERMINAL_RUN, type GuardedWrites, type RunContext } from "./apply";
 import { runViewOf } from "./views";
 
 export interface AdvanceOptions {
@@ -23,13 +23,29 @@ export interface AdvanceOptions {
 type RunRow = typeof dagRuns.$inferSelect;
 type NodeRow = typeof nodeRuns.$inferSelect;
 
-/** What advancing a loaded run writes, and how the run looks afterwards. */
+/** What advancing a loaded run writes (`null`: nothing to decide), and how the run looks afterwards. */
 export interface AdvancePlan {
-  writes: Writable[];
+  guarded: GuardedWrites | null;
   view: RunView;
 }
 
+/** Decisions lost to a concurrent one are made again on a fresh read, this many times at most. */
+const MAX_TRIES = 8;
+
 export async function advanceRun(db: Db, workspaceId: string, runId: string, opts: AdvanceOptions = {}, now = Date.now()): Promise<RunView | null> {
+  for (let tries = 1; ; tries++) {
+    const loaded = await loadRun(db, workspaceId, runId);
+    if (!loaded) return null;
+    const plan = planAdvance(db, loaded.run, loaded.spec, loaded.nodes, opts, now);
+    if (!plan.guarded) return plan.view;
+    const results = await writeBatch(db, [plan.guarded.claim, ...plan.guarded.writes]);
+    if (claimHeld(results[0])) return plan.view;
+    // Another request decided on this run since we read it: decide again on what it left.
+    if (tries >= MAX_TRIES) throw new ApiError("conflict", `run ${runId} is changing too fast to decide on; retry`);
+  }
+}
+
+async function loadRun(db: Db, workspaceId: string, runId: string) {
   const [runs, nodes] = await db.batch([
     db
       .select({ run: dagRuns, spec: dagVersions.spec })
@@ -39,10 +55,7 @@ export async function advanceRun(db: Db, workspaceId: string, runId: string, opt
     db.select().from(nodeRuns).where(eq(nodeRuns.runId, runId)).orderBy(nodeRuns.id),
   ]);
   const found = runs[0];
-  if (!found) return null;
-  const plan = planAdvance(db, found.run, found.spec, nodes, opts, now);
-  await writeBatch(db, plan.writes);
-  return plan.view;
+  return found ? { run: found.run, spec: found.spec, nodes } : null;
 }
 
 /**
@@ -54,7 +67,7 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
   if (opts.cancel && TERMINAL_RUN.includes(run.status)) throw new ApiError("conflict", `run ${run.id} has already ${run.status === "cancelled" ? "been cancelled" : run.status}`);
   const cancelRequested = run.cancelRequested || opts.cancel === true;
   // A held run stays untouched until released, unless it is being cancelled.
-  if (run.status === "queued" && !opts.start && !cancelRequested) return { writes: [], view: runViewOf(run, nodes) };
+  if (run.status === "queued" && !opts.start && !cancelRequested) return { guarded: null, view: runViewOf(run, nodes) };
 
   const dag = JSON.parse(spec) as Dag;
   const ctx: RunContext = {
@@ -65,12 +78,14 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     params: run.params as RunContext["params"],
     mlflowRunId: run.mlflowRunId,
     runStatus: run.status,
+    stateToken: run.stateToken,
     nodes: new Map(nodes.map((n) => [n.nodeId, { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status }])),
   };
   const decision = decide({ dag, runStatus: run.status, cancelRequested, nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })) });
-  const writes: Writable[] = statementsFor(db, ctx, decision, now);
-  if (cancelRequested && !run.cancelRequested) writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id}`));
-  return { writes, view: runViewOf(applied(run, decision, now, cancelRequested), appliedNodes(ctx, nodes, decision, now)) };
+  const token = newStateToken();
+  const guarded = statementsFor(db, ctx, decision, now, token);
+  if (cancelRequested && !run.cancelRequested) guarded.writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id} AND state_token = ${token}`));
+  return { guarded, view: runViewOf(applied(run, decision, now, cancelRequested), appliedNodes(ctx, nodes, decision, now)) };
 }
 
 function applied(run: RunRow, d: SchedulerDecision, now: number, cancelRequested: boolean) {

@@ -1,9 +1,15 @@
 /**
  * Turns a scheduler decision into D1 statements, to run in one batch with whatever caused it.
- * Node changes and outbox rows are written through `json_each` over one bound JSON parameter,
- * so a decision about 2,000 nodes is still one statement each (D1 allows 100 bound parameters).
+ * Node changes and outbox rows are written through `json_each` over bound JSON parameters, so a
+ * decision about 2,000 nodes is still a few statements (D1 allows 100 bound parameters).
+ *
+ * Concurrency: every decision first *claims* the run — its `state_token` changes from the token
+ * read with the state the decision was made on to a new one — and every other write of the
+ * decision applies only if that claim held. Two requests deciding on one run at once (two agents'
+ * events, a cancel and an event) cannot both win with stale views: the loser's decision writes
+ * nothing, and it decides again on a fresh read (`advanceRun`).
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Dag } from "../../../proto/dag";
 import { upstreamOf } from "../../../proto/dag";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
@@ -20,6 +26,8 @@ export interface RunContext {
   params: Record<string, string | number | boolean>;
   mlflowRunId: string | null;
   runStatus: RunStatus;
+  /** The run's `state_token` as read with this state. */
+  stateToken: string;
   /** nodeId → its node run as stored (before this decision). */
   nodes: Map<string, { id: string; attempt: number; clusterId: string | null; status: NodeStatus }>;
 }
@@ -79,11 +87,23 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
   return { nodes, outbox };
 }
 
+/** A decision's statements: `claim` first, then `writes`, which apply only if the claim held. */
+export interface GuardedWrites {
+  /** Changes exactly one row when the run was not changed since it was read. */
+  claim: Writable;
+  writes: Writable[];
+}
+
+/** New state token: random, so no two decisions can ever claim with the same one. */
+export const newStateToken = () => crypto.randomUUID();
+
 /** The statements that apply a decision. Every one is safe to run twice. */
-export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecision, now: number): Writable[] {
+export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecision, now: number, nextToken = newStateToken()): GuardedWrites {
   const { nodes, outbox } = changesOf(ctx, decision, now);
+  const claimed = sql`(SELECT state_token FROM dag_runs WHERE id = ${ctx.runId}) = ${nextToken}`;
+  const claim = db.run(sql`UPDATE dag_runs SET state_token = ${nextToken} WHERE id = ${ctx.runId} AND state_token = ${ctx.stateToken}`);
   const out: Writable[] = [];
-  if (nodes.length > 0) {
+  for (const part of chunked(nodes)) {
     out.push(
       db.run(sql`
         UPDATE node_runs SET
@@ -98,11 +118,11 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
           started_at = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE started_at END,
           finished_at = json_extract(j.value, '$.finishedAt'),
           updated_at = ${now}
-        FROM json_each(${JSON.stringify(nodes)}) AS j
-        WHERE node_runs.id = json_extract(j.value, '$.id') AND node_runs.run_id = ${ctx.runId}`),
+        FROM json_each(${part}) AS j
+        WHERE node_runs.id = json_extract(j.value, '$.id') AND node_runs.run_id = ${ctx.runId} AND ${claimed}`),
     );
   }
-  if (outbox.length > 0) out.push(outboxInsert(db, outbox, now));
+  out.push(...outboxInserts(db, outbox, now, claimed));
   if (decision.runStatus !== ctx.runStatus) {
     const terminal = TERMINAL_RUN.includes(decision.runStatus);
     out.push(
@@ -110,29 +130,48 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
         UPDATE dag_runs SET status = ${decision.runStatus},
           started_at = COALESCE(started_at, ${decision.runStatus === "queued" ? null : now}),
           finished_at = ${terminal ? now : null}
-        WHERE id = ${ctx.runId} AND status NOT IN ('succeeded', 'failed', 'cancelled')`),
+        WHERE id = ${ctx.runId} AND state_token = ${nextToken} AND status NOT IN ('succeeded', 'failed', 'cancelled')`),
     );
   }
   if (nodes.length > 0 || outbox.length > 0 || decision.runStatus !== ctx.runStatus) {
-    out.push(
-      db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${ctx.workspaceId}, ${ctx.runId}, 'run.advanced', ${JSON.stringify({
-        from: ctx.runStatus,
-        to: decision.runStatus,
-        dispatch: decision.dispatch,
-        cancel: decision.cancel,
-        skip: decision.skip,
-        cancelPending: decision.cancelPending,
-      })}, ${now})`),
-    );
+    const data = JSON.stringify({ from: ctx.runStatus, to: decision.runStatus, dispatch: decision.dispatch, cancel: decision.cancel, skip: decision.skip, cancelPending: decision.cancelPending });
+    out.push(db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) SELECT ${ctx.workspaceId}, ${ctx.runId}, 'run.advanced', ${data}, ${now} WHERE ${claimed}`));
   }
+  return { claim, writes: out };
+}
+
+/** Whether a batch's claim statement changed its row (D1 reports changed rows in `meta`). */
+export const claimHeld = (result: D1Result | undefined): boolean => (result?.meta?.changes ?? 0) === 1;
+
+/**
+ * JSON arrays of at most ~256 KB each: one bound value stays far below D1's limits on a value
+ * and a statement, whatever the DAG's width or its params' size.
+ */
+export function chunked(items: unknown[], maxBytes = 256 * 1024): string[] {
+  const out: string[] = [];
+  let part: string[] = [];
+  let size = 2;
+  for (const item of items) {
+    const text = JSON.stringify(item);
+    if (part.length > 0 && size + text.length + 1 > maxBytes) {
+      out.push(`[${part.join(",")}]`);
+      part = [];
+      size = 2;
+    }
+    part.push(text);
+    size += text.length + 1;
+  }
+  if (part.length > 0) out.push(`[${part.join(",")}]`);
   return out;
 }
 
 /** Outbox rows; a message already written (same NATS msg id) is not written twice. */
-export function outboxInsert(db: Db, messages: OutboxMessage[], now: number): Writable {
-  return db.run(sql`
-    INSERT INTO outbox (msg_id, subject, payload, created_at, attempts, next_attempt_at)
-    SELECT json_extract(value, '$.msgId'), json_extract(value, '$.subject'), json_extract(value, '$.payload'), ${now}, 0, ${now}
-    FROM json_each(${JSON.stringify(messages)}) WHERE true
-    ON CONFLICT(msg_id) DO NOTHING`);
+export function outboxInserts(db: Db, messages: OutboxMessage[], now: number, guard: SQL = sql`true`): Writable[] {
+  return chunked(messages).map((part) =>
+    db.run(sql`
+      INSERT INTO outbox (msg_id, subject, payload, created_at, attempts, next_attempt_at)
+      SELECT json_extract(value, '$.msgId'), json_extract(value, '$.subject'), json_extract(value, '$.payload'), ${now}, 0, ${now}
+      FROM json_each(${part}) WHERE ${guard}
+      ON CONFLICT(msg_id) DO NOTHING`),
+  );
 }

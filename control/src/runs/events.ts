@@ -10,10 +10,12 @@
 import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { AgentEvent, EventBatchResult } from "../../../proto/agent";
+import type { RunView } from "../../../proto/api";
 import type { NodeStatus } from "../scheduler";
 import { writeBatch, type Db, type Writable } from "../db";
 import { ApiError } from "../errors";
-import { planAdvance } from "./advance";
+import { advanceRun, planAdvance } from "./advance";
+import { claimHeld } from "./apply";
 
 const FINAL: readonly NodeStatus[] = ["succeeded", "failed", "cancelled", "skipped"];
 const STATUS_OF: Partial<Record<AgentEvent["type"], NodeStatus>> = {
@@ -114,15 +116,25 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
     );
   }
   // Runs whose nodes changed status move on (dependants, retries, the run's end), decided on the
-  // state these events leave and written in the same batch.
+  // state these events leave and written in the same batch, each behind its run's claim.
+  const planned: { runId: string; workspaceId: string; claimAt: number; view: RunView }[] = [];
   for (const { run, spec } of runs) {
     const runNodes = nodes.filter((n) => n.runId === run.id);
     if (!runNodes.some((n) => updates.has(n.id) && updates.get(n.id)!.status !== n.status)) continue;
     const after = runNodes.map((n) => (updates.has(n.id) ? withUpdate(n, updates.get(n.id)!) : n));
-    writes.push(...planAdvance(db, run, spec, after, {}, now).writes);
+    const plan = planAdvance(db, run, spec, after, {}, now);
+    if (!plan.guarded) continue;
+    planned.push({ runId: run.id, workspaceId: run.workspaceId, claimAt: writes.length, view: plan.view });
+    writes.push(plan.guarded.claim, ...plan.guarded.writes);
   }
-  await writeBatch(db, writes);
-  return { applied: applied.length, ignored: events.length - applied.length };
+  const results = await writeBatch(db, writes);
+  const endedRuns: EventBatchResult["endedRuns"] = [];
+  for (const p of planned) {
+    // Lost to a concurrent decision on the same run: our events are in; decide again on a fresh read.
+    const view = claimHeld(results[p.claimAt]) ? p.view : await advanceRun(db, p.workspaceId, p.runId, {}, now);
+    if (view && (view.status === "succeeded" || view.status === "failed" || view.status === "cancelled")) endedRuns.push({ runId: p.runId, status: view.status });
+  }
+  return { applied: applied.length, ignored: events.length - applied.length, endedRuns };
 }
 
 function withUpdate(row: Row, u: NodeUpdate): Row {

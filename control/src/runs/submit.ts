@@ -13,7 +13,7 @@ import { newId } from "../crypto";
 import { writeBatch, type Db } from "../db";
 import { ApiError, isUniqueViolation } from "../errors";
 import { decide, type NodeStatus } from "../scheduler";
-import { statementsFor, type RunContext } from "./apply";
+import { chunked, newStateToken, statementsFor, type RunContext } from "./apply";
 import { placeNodes } from "./placement";
 import { loadRunView, runViewOf } from "./views";
 
@@ -53,7 +53,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   if (problems.length > 0) throw new ApiError("invalid_dag", `the run cannot start: ${problems.length} problem${problems.length === 1 ? "" : "s"}`, problems);
 
   const runId = newId(now);
-  const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, runStatus: "queued", nodes: new Map() };
+  const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, runStatus: "queued", stateToken: newStateToken(), nodes: new Map() };
   for (const node of dag.nodes) ctx.nodes.set(node.id, { id: `${runId}-${node.id}`, attempt: 0, clusterId: placed.placement.get(node.id)!, status: "pending" });
   const decision = opts.hold
     ? { dispatch: [], cancel: [], skip: [], cancelPending: [], runStatus: "queued" as const }
@@ -72,20 +72,26 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
     requestHash: opts.requestHash ?? null,
     scheduleId: opts.scheduleId ?? null,
     mlflowRunId: null,
+    stateToken: ctx.stateToken,
     createdAt: now,
     startedAt: null,
     finishedAt: null,
   };
   const nodeRows = [...ctx.nodes].map(([nodeId, n]) => ({ id: n.id, nodeId, clusterId: n.clusterId }));
+  const first = statementsFor(db, ctx, decision, now);
   try {
     await writeBatch(db, [
       db.insert(dagRuns).values(run),
-      db.run(sql`
+      ...chunked(nodeRows).map(
+        (part) => db.run(sql`
         INSERT INTO node_runs (id, run_id, node_id, status, attempt, cluster_id, updated_at)
         SELECT json_extract(value, '$.id'), ${runId}, json_extract(value, '$.nodeId'), 'pending', 0, json_extract(value, '$.clusterId'), ${now}
-        FROM json_each(${JSON.stringify(nodeRows)})`),
+        FROM json_each(${part})`),
+      ),
       db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null })}, ${now})`),
-      ...statementsFor(db, ctx, decision, now),
+      // A new run: nobody else can have claimed it yet.
+      first.claim,
+      ...first.writes,
     ]);
   } catch (err) {
     // Two submits with one Idempotency-Key raced: the unique index let one through; answer with it.
