@@ -42,6 +42,14 @@ describe("runs: submit", () => {
     const other = await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name, params: { lang: "de" } }, headers: { "idempotency-key": key } });
     expect(other.status).toBe(409);
     expect(other.body.error.message).toMatch(/different request/);
+    // The same request with its fields in another order is the same request.
+    const key2 = unique("key");
+    const a = await call("POST", "/v1/runs", { token: ws.write, raw: JSON.stringify({ dag: dag.name, params: { lang: "fr" } }), headers: { "idempotency-key": key2, "content-type": "application/json" } });
+    const b = await call("POST", "/v1/runs", { token: ws.write, raw: JSON.stringify({ params: { lang: "fr" }, dag: dag.name }), headers: { "idempotency-key": key2, "content-type": "application/json" } });
+    expect([a.status, b.status, b.body.id]).toEqual([201, 200, a.body.id]);
+    // Keys of the schedules' own namespace are refused, so no user can pre-empt a scheduled run.
+    const reserved = await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name }, headers: { "idempotency-key": "schedule:x:1" } });
+    expect(reserved.status).toBe(400);
   });
 
   it("refuses unknown DAGs (404), undeclared params and unplaceable nodes (422), bad bodies (400), changing nothing", async () => {

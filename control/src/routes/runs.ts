@@ -8,11 +8,12 @@ import { dagRuns } from "../../../db/schema";
 import { RunListQuery, RunSubmit } from "../../../proto/api";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
-import { sha256Hex } from "../crypto";
+import { canonicalJson, sha256Hex } from "../crypto";
 import type { AppEnv } from "../env";
 import { ApiError, notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
+import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
 import { loadRunView, runSummary } from "../runs/views";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -21,10 +22,13 @@ export function registerRuns(app: Hono<AppEnv>) {
   app.post("/v1/runs", requireScope("write"), async (c) => {
     const body = await readBody(c, RunSubmit);
     const key = c.req.header("idempotency-key");
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-      throw new ApiError("invalid_request", "invalid Idempotency-Key header", [{ path: "Idempotency-Key", message: "1 to 200 visible ASCII characters" }]);
+    if (key !== undefined && (!IDEMPOTENCY_KEY.test(key) || key.startsWith(SCHEDULE_KEY_PREFIX))) {
+      throw new ApiError("invalid_request", "invalid Idempotency-Key header", [
+        { path: "Idempotency-Key", message: `1 to 200 visible ASCII characters, not starting with "${SCHEDULE_KEY_PREFIX}" (kept for schedules)` },
+      ]);
     }
-    const requestHash = key ? await sha256Hex(JSON.stringify(body)) : undefined;
+    // Hashed in a canonical form, so a retry that orders its params differently is the same request.
+    const requestHash = key ? await sha256Hex(canonicalJson(body)) : undefined;
     const { run, created } = await submitRun(c.var.db, c.var.principal.workspaceId, body, { idempotencyKey: key, requestHash });
     return c.json(run, created ? 201 : 200);
   });

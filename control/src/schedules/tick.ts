@@ -3,8 +3,9 @@
  * the `queue` overlap policy. Safe to run twice or concurrently: a run's Idempotency-Key is
  * `schedule:<id>:<occurrence>`, so one occurrence makes at most one run.
  *
- * Missed occurrences (the trigger did not fire for a while) are not replayed one by one: the
- * latest due occurrence fires once and the schedule moves on to the next one in the future.
+ * Missed occurrences (the trigger did not fire for a while) are not replayed one by one: one
+ * run is made for the first missed occurrence, and the schedule moves on to its next occurrence
+ * after now.
  */
 import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
 import { dagRuns, events, schedules } from "../../../db/schema";
@@ -15,6 +16,9 @@ import { submitRun } from "../runs/submit";
 import { nextOccurrence } from "./cron";
 
 const ACTIVE = ["queued", "running", "cancelling"] as const;
+
+/** Idempotency-Keys of runs made by schedules; refused from users so none can pre-empt one. */
+export const SCHEDULE_KEY_PREFIX = "schedule:";
 const BATCH = 50;
 
 export interface TickReport {
@@ -49,13 +53,19 @@ export async function runDueSchedules(db: Db, now = Date.now()): Promise<TickRep
           db,
           s.workspaceId,
           { dag: s.dagName, params: s.params as Record<string, string>, ...(s.dagVersion ? { version: s.dagVersion } : {}) },
-          { idempotencyKey: `schedule:${s.id}:${occurrence}`, scheduleId: s.id, hold: active.length > 0 },
+          { idempotencyKey: `${SCHEDULE_KEY_PREFIX}${s.id}:${occurrence}`, scheduleId: s.id, hold: active.length > 0 },
           now,
         );
         runId = run.id;
         report.created.push(run.id);
       } catch (err) {
-        const message = err instanceof ApiError ? `${err.message}${err.details.length ? `: ${err.details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : ""}` : String(err);
+        // Only a refusal (the DAG was deleted, no cluster fits…) uses up the occurrence; anything
+        // else (D1 unavailable) leaves it due, for the next tick to try again.
+        if (!(err instanceof ApiError) || err.status >= 500) {
+          report.failed.push({ schedule: s.name, message: `${String(err)} (will retry)` });
+          continue;
+        }
+        const message = `${err.message}${err.details.length ? `: ${err.details.map((d) => `${d.path}: ${d.message}`).join("; ")}` : ""}`;
         report.failed.push({ schedule: s.name, message });
         await logEvent(db, s.workspaceId, "schedule.failed", { schedule: s.name, occurrence, message }, now);
       }
