@@ -7,15 +7,19 @@
  * run is made for the first missed occurrence, and the schedule moves on to its next occurrence
  * after now.
  */
-import { and, asc, eq, inArray, lte, sql } from "drizzle-orm";
-import { dagRuns, events, schedules } from "../../../db/schema";
+import { and, asc, eq, lte, sql } from "drizzle-orm";
+import { events, schedules } from "../../../db/schema";
 import type { Db } from "../db";
 import { ApiError } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
 import { nextOccurrence } from "./cron";
 
-const ACTIVE = ["queued", "running", "cancelling"] as const;
+/**
+ * A run `o` whose nodes still run although the run is over (it failed fast, and the cancels of
+ * its other nodes are on their way): for overlap policies it is still running.
+ */
+const stillWorking = sql`EXISTS (SELECT 1 FROM node_runs n WHERE n.run_id = o.id AND n.status IN ('dispatched', 'building', 'running'))`;
 
 /** Idempotency-Keys of runs made by schedules; refused from users so none can pre-empt one. */
 export const SCHEDULE_KEY_PREFIX = "schedule:";
@@ -38,11 +42,10 @@ export async function runDueSchedules(db: Db, now = Date.now()): Promise<TickRep
     .limit(BATCH);
   for (const s of due) {
     const occurrence = s.nextRunAt!;
-    const active = await db
-      .select({ id: dagRuns.id })
-      .from(dagRuns)
-      .where(and(eq(dagRuns.scheduleId, s.id), inArray(dagRuns.status, [...ACTIVE])))
-      .limit(1);
+    const active = await db.all<{ id: string }>(sql`
+      SELECT o.id FROM dag_runs o WHERE o.schedule_id = ${s.id}
+        AND (o.status IN ('queued', 'running', 'cancelling') OR ${stillWorking})
+      LIMIT 1`);
     let runId: string | null = null;
     if (active.length > 0 && s.overlapPolicy === "skip") {
       report.skipped.push(s.id);
@@ -92,7 +95,7 @@ export async function releaseHeldRuns(db: Db, now = Date.now(), scheduleId?: str
   const held = await db.all<{ id: string; workspace_id: string }>(sql`
     SELECT r.id, r.workspace_id FROM dag_runs r
     WHERE r.status = 'queued' AND r.schedule_id IS NOT NULL ${scheduleId ? sql`AND r.schedule_id = ${scheduleId}` : sql``}
-      AND NOT EXISTS (SELECT 1 FROM dag_runs o WHERE o.schedule_id = r.schedule_id AND o.status IN ('running', 'cancelling'))
+      AND NOT EXISTS (SELECT 1 FROM dag_runs o WHERE o.schedule_id = r.schedule_id AND (o.status IN ('running', 'cancelling') OR ${stillWorking}))
       AND r.id = (SELECT MIN(q.id) FROM dag_runs q WHERE q.schedule_id = r.schedule_id AND q.status = 'queued')
     LIMIT ${BATCH}`);
   const released: string[] = [];
