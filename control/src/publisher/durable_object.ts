@@ -4,7 +4,7 @@
  * transactional outbox into JetStream. An alarm keeps draining while NATS is down.
  */
 import { DurableObject } from "cloudflare:workers";
-import { headers, jwtAuthenticator, wsconnect, type NatsConnection } from "@nats-io/nats-core";
+import { jwtAuthenticator, wsconnect, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { getDb } from "../db";
 import { drainOutbox } from "../dispatch/outbox";
@@ -88,10 +88,9 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
       await this.jsm();
       const js = jetstream(await this.nc());
       const dispatcher: Dispatcher = {
+        // `msgID` becomes the Nats-Msg-Id header: JetStream drops a duplicate within its window.
         publish: async (m) => {
-          const h = headers();
-          h.set("Nats-Msg-Id", m.msgId);
-          await js.publish(m.subject, m.payload, { headers: h, msgID: m.msgId });
+          await js.publish(m.subject, m.payload, { msgID: m.msgId });
         },
       };
       for (;;) {

@@ -5,6 +5,7 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import * as api from "../../../proto/api";
+import * as agent from "../../../proto/agent";
 import { DagSchema } from "../../../proto/dag";
 import { ErrorBodySchema } from "../../../proto/errors";
 import type { AppEnv } from "../env";
@@ -23,6 +24,11 @@ const components = {
   Run: [api.RunView, "output"],
   ScheduleCreate: [api.ScheduleCreate, "input"],
   Schedule: [api.ScheduleView, "output"],
+  AgentRegister: [agent.AgentRegister, "input"],
+  AgentRegistered: [agent.AgentRegistered, "output"],
+  Heartbeat: [agent.Heartbeat, "input"],
+  EventBatch: [agent.EventBatch, "input"],
+  EventBatchResult: [agent.EventBatchResult, "output"],
 } as const;
 
 const ref = (name: keyof typeof components) => ({ $ref: `#/components/schemas/${name}` });
@@ -35,14 +41,26 @@ const errors = Object.fromEntries(
     ["404", "not found in the token's workspace"],
     ["409", "conflicts with the current state"],
     ["413", "body larger than 1 MiB"],
+    ["415", "a body that is neither JSON nor YAML"],
     ["422", "the DAG (or the run's use of it) cannot be accepted"],
+    ["503", "a dependency (NATS) is not reachable; retry"],
   ].map(([status, description]) => [status, { description, content: json("Error") }]),
 );
-type Op = { summary: string; body?: keyof typeof components; ok: [string, keyof typeof components | null]; scope: api.Scope; params?: string[] };
+type Op = { summary: string; body?: keyof typeof components; ok: [string, keyof typeof components | null]; scope: api.Scope | "agent" | "bootstrap"; params?: string[] };
+const QUERY = new Set(["version", "cursor", "limit", "status", "dag"]);
+const INTEGER = new Set(["version", "limit"]);
+const param = (p: string) => ({
+  name: p,
+  in: p === "Idempotency-Key" ? "header" : QUERY.has(p) ? "query" : "path",
+  required: ["name", "id"].includes(p),
+  schema: { type: INTEGER.has(p) ? "integer" : "string" },
+});
 const op = (o: Op) => ({
   summary: o.summary,
-  description: `Needs a token with the \`${o.scope}\` scope (or stronger).`,
-  ...(o.params ? { parameters: o.params.map((p) => ({ name: p, in: p === "Idempotency-Key" ? "header" : p === "version" || p === "cursor" || p === "limit" || p === "status" || p === "dag" ? "query" : "path", required: ["name", "id"].includes(p), schema: { type: "string" } })) } : {}),
+  description:
+    o.scope === "agent" ? "Needs the agent credential returned by registration." : o.scope === "bootstrap" ? "Authenticated by the bootstrap token in the body." : `Needs a token with the \`${o.scope}\` scope (or stronger).`,
+  ...(o.scope === "bootstrap" ? { security: [] } : {}),
+  ...(o.params ? { parameters: o.params.map(param) } : {}),
   ...(o.body ? { requestBody: { required: true, content: o.body === "Dag" ? { ...json("Dag"), "application/yaml": { schema: ref("Dag") } } : json(o.body) } } : {}),
   responses: { [o.ok[0]]: { description: "success", ...(o.ok[1] ? { content: json(o.ok[1]) } : {}) }, ...errors },
 });
@@ -74,6 +92,9 @@ function buildDocument() {
       "/v1/runs": { post: op({ summary: "Submit a run (Idempotency-Key makes a retry return the same run)", body: "RunSubmit", ok: ["201", "Run"], scope: "write", params: ["Idempotency-Key"] }), get: op({ summary: "List runs, newest first", ok: ["200", null], scope: "read", params: ["dag", "status", "cursor", "limit"] }) },
       "/v1/runs/{id}": { get: op({ summary: "Get a run with its node runs and counters", ok: ["200", "Run"], scope: "read", params: ["id"] }) },
       "/v1/runs/{id}/cancel": { post: op({ summary: "Cancel a run", ok: ["202", "Run"], scope: "write", params: ["id"] }) },
+      "/v1/agent/register": { post: op({ summary: "Register a cluster's agent (single-use bootstrap token)", body: "AgentRegister", ok: ["201", "AgentRegistered"], scope: "bootstrap" }) },
+      "/v1/agent/heartbeat": { post: op({ summary: "Agent heartbeat (every ~15 s; offline after 3 missed)", body: "Heartbeat", ok: ["200", null], scope: "agent" }) },
+      "/v1/agent/events": { post: op({ summary: "Batched events of the agent's node runs, applied idempotently", body: "EventBatch", ok: ["200", "EventBatchResult"], scope: "agent" }) },
       "/v1/schedules": { post: op({ summary: "Create a schedule", body: "ScheduleCreate", ok: ["201", "Schedule"], scope: "write" }), get: op({ summary: "List schedules", ok: ["200", null], scope: "read" }) },
       "/v1/schedules/{name}": {
         get: op({ summary: "Get a schedule", ok: ["200", "Schedule"], scope: "read", params: ["name"] }),
