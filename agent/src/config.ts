@@ -52,6 +52,7 @@ export const SETTINGS = {
   projectsRoot: { flag: "projects-root", env: "PARALLELS_PROJECTS_ROOT", help: "Local executor: relative project paths and inputs resolve here. Default the working directory." },
   pythonBinDir: { flag: "python-bin-dir", env: "PARALLELS_PYTHON_BIN_DIR", help: "Local executor: a Python environment's bin folder, put first on the steps' PATH." },
   maxProcesses: { flag: "max-processes", env: "PARALLELS_MAX_PROCESSES", help: "Local executor: step processes running at once over all attempts. Default the number of CPUs." },
+  stepsMlflowCredentials: { flag: "steps-mlflow-credentials", env: "PARALLELS_STEPS_MLFLOW_CREDENTIALS", boolean: true, help: "Local executor: pass MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_PASSWORD of the agent's environment to the steps (default: removed, like every PARALLELS_* variable)." },
   logLevel: { flag: "log-level", env: "PARALLELS_LOG_LEVEL", help: "trace, debug, info, warn, error or fatal. Default info." },
 } as const satisfies Record<string, Setting>;
 
@@ -108,6 +109,7 @@ const Schema = z
     projectsRoot: z.string().min(1).transform((s) => resolve(s)).optional(),
     pythonBinDir: z.string().min(1).transform((s) => resolve(s)).optional(),
     maxProcesses: intIn(1, 100_000).optional(),
+    stepsMlflowCredentials: z.union([z.boolean(), z.enum(["true", "1", "yes", "false", "0", "no"], { error: "expected true or false" })]).default(false).transform((v) => v === true || v === "true" || v === "1" || v === "yes"),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"], { error: (i) => `unknown log level ${JSON.stringify(i.input)}` }).default("info"),
   })
   .superRefine((c, ctx) => {

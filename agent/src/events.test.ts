@@ -20,14 +20,16 @@ const ref = (nodeRunId: string, attempt = 1) => ({ runId: "run1", nodeRunId, nod
 async function fakeControlPlane() {
   const script: { status: number; body?: unknown }[] = [];
   const accepted: AgentEvent[] = [];
-  const requests: { status: number; events: AgentEvent[]; auth: string | undefined }[] = [];
+  const requests: { status: number; events: AgentEvent[]; auth: string | undefined; bytes: number }[] = [];
+  /** When set: the answer to a batch the script does not cover (e.g. a 400 for any batch holding a bad event). */
+  const rules: { answer?: (events: AgentEvent[]) => { status: number; body?: unknown } | undefined } = {};
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
       const events = (JSON.parse(body) as { events: AgentEvent[] }).events;
-      const next = script.shift() ?? { status: 200 };
-      requests.push({ status: next.status, events, auth: req.headers.authorization });
+      const next = script.shift() ?? rules.answer?.(events) ?? { status: 200 };
+      requests.push({ status: next.status, events, auth: req.headers.authorization, bytes: Buffer.byteLength(body) });
       if (next.status === 200) accepted.push(...events);
       res.writeHead(next.status, { "content-type": "application/json" });
       res.end(JSON.stringify(next.body ?? (next.status === 200 ? { applied: events.length, ignored: 0 } : { error: { code: "unavailable", message: "down", details: [] } })));
@@ -35,7 +37,7 @@ async function fakeControlPlane() {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, script, accepted, requests, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { url, script, rules, accepted, requests, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 /** Fake time: `sleep` records the delay and moves the clock. */
@@ -180,6 +182,43 @@ describe("event reporter (fake control plane)", () => {
     cp.script.push({ status: 403 });
     expect(await r.flush()).toBe(0);
     expect(cp.requests).toHaveLength(3);
+    r.close();
+  });
+
+  it("a 400 that names no event splits the batch: only the event refused alone is dropped, the rest are sent in order", async () => {
+    const time = fakeTime();
+    const metrics = createMetrics();
+    const r = open(time, { metrics });
+    for (const id of ["a", "b", "bad", "c", "d"]) r.report(ref(id), { type: "running" });
+    cp.rules.answer = (events) => (events.some((e) => e.nodeRunId === "bad") ? { status: 400, body: { error: { code: "invalid_request", message: "invalid request body", details: [] } } } : undefined);
+    expect(await r.flush()).toBe(0);
+    expect(cp.accepted.map((e) => e.nodeRunId)).toEqual(["a", "b", "c", "d"]);
+    expect(cp.requests.filter((q) => q.status === 400).map((q) => q.events.map((e) => e.nodeRunId))).toEqual([["a", "b", "bad", "c", "d"], ["a", "b", "bad"], ["bad"]]);
+    expect(await metrics.registry.metrics()).toMatch(/parallels_agent_events_dropped_total\{reason="rejected"\} 1/);
+    r.close();
+  });
+
+  it("caps a batch at about 512 KB of JSON (the control plane refuses bodies over 1 MiB)", async () => {
+    const time = fakeTime();
+    const r = open(time);
+    for (let i = 0; i < 500; i++) r.report(ref(`n${i}`), { type: "failed", message: "x".repeat(4000) });
+    expect(await r.flush()).toBe(0);
+    expect(cp.requests.length).toBeGreaterThan(1);
+    for (const q of cp.requests) expect(q.bytes).toBeLessThanOrEqual(512 * 1024);
+    expect(cp.accepted).toHaveLength(500);
+    r.close();
+  });
+
+  it("hands the DAG runs the control plane says a batch ended to onEndedRuns", async () => {
+    const time = fakeTime();
+    const ended: unknown[] = [];
+    const r = open(time, { onEndedRuns: (runs) => ended.push(...runs) });
+    r.report(ref("x"), { type: "succeeded" });
+    cp.script.push({ status: 200, body: { applied: 1, ignored: 0, endedRuns: [{ runId: "run1", status: "succeeded" }] } });
+    expect(await r.flush()).toBe(0);
+    r.report(ref("y"), { type: "running" });
+    expect(await r.flush()).toBe(0); // an answer without endedRuns (older control plane): nothing
+    expect(ended).toEqual([{ runId: "run1", status: "succeeded" }]);
     r.close();
   });
 

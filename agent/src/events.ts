@@ -13,7 +13,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { AgentEvent, MAX_EVENTS_PER_BATCH } from "../../proto/agent";
+import { AgentEvent, MAX_EVENTS_PER_BATCH, type EventBatchResult } from "../../proto/agent";
 import { Backoff, realSleep, type Clock, type Sleep } from "./backoff";
 import { ControlPlaneError, type ControlPlaneClient } from "./control";
 import type { AttemptRef, AttemptReport, AttemptReporter } from "./executor/types";
@@ -22,6 +22,8 @@ import type { Metrics } from "./metrics";
 
 export const JOURNAL_FILE = "events.jsonl";
 const MAX_MESSAGE = 4000;
+/** Largest request body the agent sends (the control plane refuses bodies over 1 MiB). */
+export const MAX_BATCH_BYTES = 512 * 1024;
 
 export interface EventReporterOptions {
   stateDir: string;
@@ -38,14 +40,20 @@ export interface EventReporterOptions {
   flushAtCount?: number;
   /** Largest batch (default and maximum 500). */
   maxBatch?: number;
+  /** Largest JSON body of one batch in bytes (default {@link MAX_BATCH_BYTES}). */
+  maxBatchBytes?: number;
   /** Called after each accepted report (e.g. to notice finished attempts). */
   onReport?: (ref: AttemptRef, event: AgentEvent) => void;
+  /** Called with the DAG runs the control plane says a sent batch ended (never empty). */
+  onEndedRuns?: (runs: EventBatchResult["endedRuns"]) => void;
 }
 
 interface Entry {
   j: number;
   event: AgentEvent;
   queuedAt: number;
+  /** Bytes of the event's JSON. */
+  size: number;
 }
 
 const FINAL_TYPES = new Set(["succeeded", "failed", "cancelled"]);
@@ -112,7 +120,7 @@ export class EventReporter {
         return;
       }
       this.lastSeq.set(k, seq);
-      const entry: Entry = { j: this.nextJ++, event: parsed.data, queuedAt: now };
+      const entry: Entry = { j: this.nextJ++, event: parsed.data, queuedAt: now, size: jsonBytes(parsed.data) };
       this.queue.push(entry);
       this.append(JSON.stringify({ j: entry.j, e: entry.event }));
       this.o.logger.debug({ nodeRunId: ref.nodeRunId, attempt: ref.attempt, type: report.type, seq }, "event queued");
@@ -183,23 +191,59 @@ export class EventReporter {
     return this.sending;
   }
 
+  /** The next batch: in order, at most `maxBatch` events and `maxBatchBytes` of JSON (at least one event). */
+  private nextBatch(): Entry[] {
+    const limit = this.o.maxBatchBytes ?? MAX_BATCH_BYTES;
+    let bytes = 16; // {"events":[…]}
+    const batch: Entry[] = [];
+    for (const e of this.queue) {
+      if (batch.length >= this.maxBatch || (batch.length > 0 && bytes + e.size + 1 > limit)) break;
+      batch.push(e);
+      bytes += e.size + 1;
+    }
+    return batch;
+  }
+
   private async send(): Promise<boolean> {
-    const batch = this.queue.slice(0, this.maxBatch);
+    const batch = this.nextBatch();
     if (batch.length === 0) return true;
+    return (await this.sendBatch(batch)) === "done";
+  }
+
+  /**
+   * Posts `batch`. A refusal that names no event (a 400 without details, a 413) may come from
+   * one bad event: the batch is split and the halves sent in order, down to single events, so
+   * only the events refused alone are dropped. "retry": nothing more can be sent now.
+   */
+  private async sendBatch(batch: Entry[]): Promise<"done" | "retry"> {
     try {
       const result = await this.o.client.events(this.o.credential, { events: batch.map((b) => b.event) });
       this.remove(batch);
       this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
       this.backoff.reset();
       this.o.metrics?.eventsSent.inc(batch.length);
-      this.o.logger.debug({ sent: batch.length, ...result, queued: this.queue.length }, "events sent");
-      return true;
+      this.o.logger.debug({ sent: batch.length, applied: result.applied, ignored: result.ignored, endedRuns: result.endedRuns, queued: this.queue.length }, "events sent");
+      if (result.endedRuns.length > 0) {
+        try {
+          this.o.onEndedRuns?.(result.endedRuns);
+        } catch (err) {
+          this.o.logger.error({ err: errInfo(err) }, "onEndedRuns failed");
+        }
+      }
+      return "done";
     } catch (err) {
       const status = err instanceof ControlPlaneError ? err.status : null;
-      if (status === 403 || status === 400) {
-        // Foreign work (403) or events the control plane cannot read (400): sending them again
-        // can never succeed. Drop the ones it names (or the whole batch) and send the rest.
+      if (status === 403 || status === 400 || status === 413) {
+        // Foreign work (403) or events the control plane cannot read (400, 413): sending them
+        // again can never succeed. Drop the ones it names and send the rest; when it names none,
+        // find the bad ones by splitting the batch.
         const named = new Set((err as ControlPlaneError).details.flatMap((d) => /^events\[(\d+)\]/.exec(d.path)?.[1] ?? []).map(Number));
+        if (named.size === 0 && batch.length > 1) {
+          this.o.logger.warn({ err: errInfo(err), events: batch.length }, "the control plane refused a batch without saying which events; sending it in halves");
+          const half = Math.ceil(batch.length / 2);
+          for (const part of [batch.slice(0, half), batch.slice(half)]) if ((await this.sendBatch(part)) === "retry") return "retry";
+          return "done";
+        }
         const dropped = named.size > 0 ? batch.filter((_, i) => named.has(i)) : batch;
         const reason = status === 403 ? "foreign" : "rejected";
         this.remove(dropped);
@@ -210,12 +254,12 @@ export class EventReporter {
           { err: errInfo(err), dropped: dropped.map((d) => ({ nodeRunId: d.event.nodeRunId, attempt: d.event.attempt, type: d.event.type })), kept: batch.length - dropped.length },
           status === 403 ? "the control plane says these events report work this cluster was not given; dropped" : "the control plane refused these events as invalid; dropped",
         );
-        return true;
+        return "done";
       }
       this.o.metrics?.eventBatchesFailed.inc({ reason: status === null ? "network" : String(status) });
       const level = status === 401 ? "error" : "warn";
       this.o.logger[level]({ err: errInfo(err), queued: this.queue.length }, status === 401 ? "the control plane refused the agent credential; events kept, retrying" : "sending events failed; retrying with back-off");
-      return false;
+      return "retry";
     }
   }
 
@@ -285,10 +329,14 @@ export class EventReporter {
     }
     const now = this.clock();
     for (const [j, event] of [...events].sort((a, b) => a[0] - b[0])) {
-      this.queue.push({ j, event, queuedAt: now });
+      this.queue.push({ j, event, queuedAt: now, size: jsonBytes(event) });
       const k = key(event.nodeRunId, event.attempt);
       this.lastSeq.set(k, Math.max(this.lastSeq.get(k) ?? 0, event.seq));
     }
     if (this.queue.length > 0 || bad > 0) this.o.logger.info({ queued: this.queue.length, unreadableLines: bad }, "events from the previous run are queued for sending");
   }
+}
+
+function jsonBytes(event: AgentEvent): number {
+  return Buffer.byteLength(JSON.stringify(event));
 }

@@ -5,6 +5,7 @@
  * loop, event flushing, /healthz + /metrics — in one `Promise.all` until the signal aborts. On
  * abort it stops pulling, lets handlers finish, flushes events and returns.
  */
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { AGENT_VERSION, ConfigError, HELP, loadConfig, type AgentConfig } from "./config";
@@ -45,6 +46,7 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
         ...(config.projectsRoot ? { projectsRoot: config.projectsRoot } : {}),
         ...(config.pythonBinDir ? { pythonBinDir: config.pythonBinDir } : {}),
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
+        stepsMlflowCredentials: config.stepsMlflowCredentials,
         logger,
       });
   }
@@ -52,8 +54,28 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
+/** How long stopping waits for `executor.close()` (its attempts are reconciled by the next start anyway). */
+export const CLOSE_GRACE_MS = 20_000;
+
+/** `executor.close()`, but never longer than `ms`: a stuck close must not keep the agent from exiting. */
+export async function closeWithin(executor: Executor, ms: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), ms)));
+  try {
+    const outcome = await Promise.race([executor.close().then(() => "closed" as const), late]);
+    if (outcome === "late") log.warn({ waitedMs: ms }, "the executor did not close in time; stopping anyway");
+  } catch (err) {
+    log.error({ err: errInfo(err) }, "closing the executor failed");
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDeps = {}): Promise<void> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  // Credentials, the journal and the attempt records live here: only this user may enter.
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.stateDir, 0o700);
   const metrics = createMetrics();
   const client = createControlPlaneClient({ baseUrl: config.controlPlaneUrl, fetch: deps.fetch, userAgent: `parallels-agent/${AGENT_VERSION}` });
   const store = new FileCredentialStore(config.credentialsPath);
@@ -61,20 +83,45 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
   const log = logger.child({ clusterId: credentials.clusterId });
 
   let wake = () => {};
-  const events = EventReporter.open({ stateDir: config.stateDir, client, credential: credentials.credential, logger: log.child({ component: "events" }), metrics, onReport: (_, e) => FINISHED.has(e.type) && wake() });
-  const executor = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
+  let executor: Executor | undefined;
+  const events = EventReporter.open({
+    stateDir: config.stateDir,
+    client,
+    credential: credentials.credential,
+    logger: log.child({ component: "events" }),
+    metrics,
+    onReport: (_, e) => FINISHED.has(e.type) && wake(),
+    // The control plane alone knows when a DAG run is over; the executor closes what it keeps per run.
+    onEndedRuns: (runs) => {
+      for (const r of runs) {
+        if (!executor) continue;
+        log.info({ runId: r.runId, status: r.status }, "the control plane says the DAG run ended");
+        executor.runEnded(r.runId, r.status).catch((err: unknown) => log.error({ err: errInfo(err), runId: r.runId }, "the executor failed to end the DAG run (a bug)"));
+      }
+    },
+  });
+  executor = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
+  const ex = executor;
 
   // Level-triggered restart: re-attach reporters to what the executor knows, and re-report it.
-  const recovered = await executor.reconcile((ref) => events.reporterFor(ref));
-  for (const a of recovered) events.report(a, { type: a.state, message: `re-reported after an agent restart (${a.state})` });
+  // This is the one place a restart re-reports (the executor's reconcile reports nothing itself).
+  const recovered = await ex.reconcile((ref) => events.reporterFor(ref));
+  for (const a of recovered) {
+    events.report(a, {
+      type: a.state,
+      message: a.message ?? `re-reported after an agent restart (${a.state})`,
+      ...(a.mlflowRunId ? { mlflowRunId: a.mlflowRunId } : {}),
+      ...(a.counts ? { counts: a.counts } : {}),
+    });
+  }
   if (recovered.length > 0) log.info({ attempts: recovered.length }, "reconciled attempts from before the restart");
 
-  const handler = createWorkHandler({ executor, reporterFor: (ref) => events.reporterFor(ref), maxConcurrent: config.maxConcurrentAttempts, logger: log.child({ component: "work" }) });
+  const handler = createWorkHandler({ executor: ex, reporterFor: (ref) => events.reporterFor(ref), maxConcurrent: config.maxConcurrentAttempts, logger: log.child({ component: "work" }) });
   wake = handler.wake;
   const puller = createPuller({ credentials, servers: config.natsUrl, handler, logger: log.child({ component: "nats" }), metrics, pullExpiresMs: config.pullExpiresSeconds * 1000 });
   Object.assign(metrics.sources, {
     queueDepth: () => events.depth,
-    runningAttempts: () => executor.running(),
+    runningAttempts: () => ex.running(),
     natsConnected: puller.natsConnected,
     lastPullAgeSeconds: () => {
       const at = puller.lastPullAt();
@@ -94,8 +141,8 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     });
   log.info({ version: AGENT_VERSION, executor: config.executor, maxConcurrentAttempts: config.maxConcurrentAttempts }, "agent running");
   await Promise.all([
-    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => executor.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics }, all)),
-    loop("pull", puller.run(all).finally(() => executor.close())),
+    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => ex.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics }, all)),
+    loop("pull", puller.run(all).finally(() => closeWithin(ex, CLOSE_GRACE_MS, log))),
     loop("events", events.run(all)),
     loop("health", serveHealth({ host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) }, all, deps.onHealthPort)),
   ]);

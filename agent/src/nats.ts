@@ -16,6 +16,7 @@ import { Backoff, realSleep, type Clock, type Sleep } from "./backoff";
 import type { HealthState } from "./health";
 import { errInfo, type Logger } from "./log";
 import type { Metrics } from "./metrics";
+import type { AttemptRef } from "./executor/types";
 import type { StoredCredentials } from "./register";
 import { ShuttingDown, type WorkHandler } from "./work";
 
@@ -55,6 +56,8 @@ export function createPuller(o: PullerOptions): Puller {
   let connected = false;
   let lastPullAt: number | null = null;
   let workingEveryMs = o.workingEveryMs ?? 5000;
+  /** The consumer's `max_deliver` (read once per consumer); -1: unlimited. */
+  let maxDeliver = -1;
   const pulled = () => (lastPullAt = clock());
 
   async function open(): Promise<NatsConnection> {
@@ -123,28 +126,45 @@ export function createPuller(o: PullerOptions): Puller {
     const kind = kindOf(m.subject);
     o.metrics.messagesReceived.inc({ kind });
     let work: WorkMessage;
+    let raw: unknown = undefined;
     try {
-      const parsed = WorkMessageSchema.safeParse(m.json());
+      raw = m.json();
+      const parsed = WorkMessageSchema.safeParse(raw);
       if (!parsed.success) throw new Error(parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`).join("; "));
       work = parsed.data;
       if (m.subject !== workSubject(creds.clusterId, work.type)) throw new Error(`a ${work.type} message arrived on ${m.subject}`);
+      raw = undefined; // read fine: the subject is wrong, so it is not this cluster's to report on
     } catch (err) {
       const reason = `not a work message: ${(err as Error).message}`.slice(0, 500);
+      // A start that names its attempt but does not validate: the attempt can never run, so it
+      // is reported failed with the problem (a cancel is not: its attempt may well be running).
+      const ref = unreadableStart(raw, kind);
+      if (ref) o.handler.reportUnreadable(ref, `the agent could not read the start message: ${reason}`);
       if (settleMsg("term", () => m.term(reason))) o.metrics.messagesTerminated.inc({ reason: "unparseable" });
-      log.error({ subject: m.subject, streamSeq: m.seq, size: m.data.length, reason }, "terminated a work message that cannot be read (it will not be redelivered)");
+      log.error({ subject: m.subject, streamSeq: m.seq, size: m.data.length, reason, reported: ref ? `${ref.nodeRunId}#${ref.attempt}` : null }, "terminated a work message that cannot be read (it will not be redelivered)");
       return;
     }
     const ctx = { kind: work.type, runId: work.runId, nodeId: work.nodeId, nodeRunId: work.nodeRunId, attempt: work.attempt, deliveries: m.info.deliveryCount };
     log.info(ctx, "work received");
     const working = setInterval(() => settleMsg("working", () => m.working()), workingEveryMs);
     const handled = work.type === "start" ? o.handler.handleStart(work, signal) : o.handler.handleCancel(work);
+    // The last delivery NATS will make: a failure now is final, and must be reported.
+    const lastDelivery = maxDeliver > 0 && m.info.deliveryCount >= maxDeliver;
+    const giveUp = async (why: string) => {
+      if (work.type === "start") await o.handler.giveUpStart(work, why.slice(0, 4000));
+      if (settleMsg("term", () => m.term(why.slice(0, 500)))) o.metrics.messagesTerminated.inc({ reason: "max_deliver" });
+      log.error({ ...ctx, maxDeliver, reason: why }, work.type === "start" ? "last delivery failed; the attempt is reported failed and the message terminated" : "last delivery of a cancel failed; message terminated");
+    };
     const done = handled
       .then(
         () => {
           if (settleMsg("ack", () => m.ack())) o.metrics.messagesAcked.inc({ kind: work.type });
         },
-        (err: unknown) => {
-          if (err instanceof ShuttingDown) {
+        async (err: unknown) => {
+          if (lastDelivery && (err as { retryable?: unknown })?.retryable !== false) {
+            const cause = err instanceof ShuttingDown ? "the agent was stopping before the start got room" : String((err as Error)?.message ?? err);
+            await giveUp(`could not ${work.type} the attempt after ${m.info.deliveryCount} deliveries (the consumer's max_deliver): ${cause}`);
+          } else if (err instanceof ShuttingDown) {
             if (settleMsg("nak", () => m.nak())) o.metrics.messagesNaked.inc({ kind: work.type });
             log.info(ctx, "handed back to NATS on shutdown");
           } else if ((err as { retryable?: unknown })?.retryable === false) {
@@ -167,14 +187,16 @@ export function createPuller(o: PullerOptions): Puller {
   /** Pulls until `signal` aborts or the connection closes. */
   async function consume(nc: NatsConnection, signal: AbortSignal): Promise<void> {
     const consumer = await jetstream(nc).consumers.get(creds.nats.stream, creds.nats.consumer);
-    const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? 30e9) / 1e6;
+    const info = (await consumer.info(true)).config;
+    const ackWaitMs = (info.ack_wait ?? 30e9) / 1e6;
+    maxDeliver = info.max_deliver ?? -1;
     workingEveryMs = o.workingEveryMs ?? Math.max(100, Math.min(5000, Math.floor(ackWaitMs / 3)));
     const messages = await consumer.consume({ max_messages: o.maxMessages ?? 16, expires: o.pullExpiresMs ?? 30_000 });
     const stop = () => void messages.close().catch(() => undefined);
     signal.addEventListener("abort", stop, { once: true });
     void nc.closed().then(stop);
     pulled();
-    log.info({ stream: creds.nats.stream, consumer: creds.nats.consumer, ackWaitMs, workingEveryMs }, "pulling work");
+    log.info({ stream: creds.nats.stream, consumer: creds.nats.consumer, ackWaitMs, workingEveryMs, maxDeliver }, "pulling work");
     void (async () => {
       for await (const s of messages.status()) {
         if (s.type === "heartbeat" || s.type === "discard" || (s.type === "debug" && s.code === 408)) pulled();
@@ -224,4 +246,15 @@ export function createPuller(o: PullerOptions): Puller {
       }
     },
   };
+}
+
+/** The attempt a start message that failed validation still names (nodeRunId and attempt readable), if any. */
+export function unreadableStart(raw: unknown, kind: string): AttemptRef | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  if ((r.type ?? kind) !== "start" || kind !== "start") return undefined;
+  const { nodeRunId, attempt } = r;
+  if (typeof nodeRunId !== "string" || nodeRunId.length === 0 || nodeRunId.length > 200) return undefined;
+  if (typeof attempt !== "number" || !Number.isSafeInteger(attempt) || attempt < 1) return undefined;
+  return { runId: typeof r.runId === "string" ? r.runId : "", nodeId: typeof r.nodeId === "string" ? r.nodeId : "", nodeRunId, attempt };
 }

@@ -3,6 +3,7 @@ import type { AgentEvent } from "../../proto/agent";
 import type { WorkCancel, WorkStart } from "../../proto/messages";
 import type { AttemptReport, Executor } from "./executor/types";
 import { createLogger } from "./log";
+import { unreadableStart } from "./nats";
 import { ShuttingDown, createWorkHandler } from "./work";
 
 const logger = createLogger({ level: "silent" });
@@ -38,6 +39,7 @@ function fakeExecutor() {
     async reconcile() {
       return [];
     },
+    async runEnded() {},
     running: () => running.size,
     async close() {},
     finish: (id) => void running.delete(id),
@@ -95,5 +97,42 @@ describe("work handler", () => {
     await Promise.all([first, again]);
     expect(starts).toBe(1);
     expect(events).toHaveLength(1);
+  });
+
+  it("starts arriving together never take more room than maxConcurrent (the check and the taking are one step)", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const entered: string[] = [];
+    const ex = { ...fakeExecutor().ex, start: async (w: WorkStart) => void (entered.push(w.nodeId), await gate), running: () => 0 };
+    const h = createWorkHandler({ executor: ex, reporterFor: () => ({ report: () => {} }), maxConcurrent: 2, logger, pollMs: 10_000 });
+    const signal = new AbortController().signal;
+    const all = ["a", "b", "c"].map((id) => h.handleStart(start(id), signal));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(entered).toEqual(["a", "b"]);
+    expect(h.waiting()).toBe(1);
+    release();
+    h.wake();
+    await Promise.all(all);
+    expect(entered).toEqual(["a", "b", "c"]);
+  });
+
+  it("giving up a start records it through the executor's abandon, or reports it failed when the executor has none", async () => {
+    const abandoned: string[] = [];
+    const reports: Partial<AgentEvent>[] = [];
+    const withAbandon = { ...fakeExecutor().ex, abandon: async (w: WorkStart, message: string) => void abandoned.push(`${w.nodeId}: ${message}`) };
+    await createWorkHandler({ executor: withAbandon, reporterFor: () => ({ report: (e) => reports.push(e) }), maxConcurrent: 1, logger }).giveUpStart(start("a"), "gave up");
+    expect(abandoned).toEqual(["a: gave up"]);
+    expect(reports).toEqual([]);
+    await createWorkHandler({ executor: fakeExecutor().ex, reporterFor: () => ({ report: (e) => reports.push(e) }), maxConcurrent: 1, logger }).giveUpStart(start("b"), "gave up");
+    expect(reports).toEqual([{ type: "failed", message: "gave up" }]);
+  });
+
+  it("a start message that fails validation is reported failed only when it names its attempt", () => {
+    expect(unreadableStart({ type: "start", runId: "r", nodeRunId: "r-a", nodeId: "a", attempt: 2, node: "???" }, "start")).toEqual({ runId: "r", nodeRunId: "r-a", nodeId: "a", attempt: 2 });
+    expect(unreadableStart({ nodeRunId: "r-a", attempt: 1 }, "start")).toMatchObject({ nodeRunId: "r-a", attempt: 1 });
+    expect(unreadableStart({ type: "cancel", nodeRunId: "r-a", attempt: 1 }, "cancel")).toBeUndefined(); // its attempt may be running
+    expect(unreadableStart({ nodeRunId: "r-a", attempt: "1" }, "start")).toBeUndefined();
+    expect(unreadableStart({ nodeRunId: "", attempt: 1 }, "start")).toBeUndefined();
+    expect(unreadableStart("not json", "start")).toBeUndefined();
   });
 });

@@ -12,13 +12,21 @@
 import type { WorkCancel, WorkStart } from "../../proto/messages";
 import { realSleep, type Sleep } from "./backoff";
 import type { AttemptRef, AttemptReporter, Executor } from "./executor/types";
-import type { Logger } from "./log";
+import { errInfo, type Logger } from "./log";
 
 export interface WorkHandler {
   /** Resolves once the attempt is durably started, or needs nothing (the message is acked then); rejects: retry later. */
   handleStart(work: WorkStart, signal: AbortSignal): Promise<void>;
   /** Resolves once the attempt is cancelled (acked then); rejects: retry later. */
   handleCancel(work: WorkCancel): Promise<void>;
+  /**
+   * The start's message will not be delivered again (it was the consumer's `max_deliver`-th
+   * delivery, or it is being terminated): the attempt is recorded and reported `failed` with
+   * `message`. Never rejects.
+   */
+  giveUpStart(work: WorkStart, message: string): Promise<void>;
+  /** A start message that cannot be read but names its attempt: reported `failed` with `message`. */
+  reportUnreadable(ref: AttemptRef, message: string): void;
 }
 
 export class ShuttingDown extends Error {
@@ -54,17 +62,25 @@ export function createWorkHandler(o: WorkHandlerOptions): WorkHandler & { wake()
     wakers = [];
     for (const w of list) w();
   };
+  // `running()` leaves out the attempts inside a `start` call (the executor's contract): those
+  // are `starting`, so an attempt in preparation counts once, and N attempts can prepare at once.
   const hasRoom = () => starting + o.executor.running() < o.maxConcurrent;
 
+  /** Waits for room and takes it: on "go", `starting` already counts this start (taken in the same step as the check). */
   async function waitForRoom(key: string, signal: AbortSignal): Promise<"go" | "cancelled"> {
-    if (hasRoom()) return "go";
+    const take = () => {
+      if (!hasRoom()) return false;
+      starting++;
+      return true;
+    };
+    if (take()) return "go";
     waiting.add(key);
     o.logger.info({ attempt: key, running: o.executor.running(), max: o.maxConcurrent }, "at capacity; the start waits for room");
     try {
       for (;;) {
         if (signal.aborted) throw new ShuttingDown();
         if (cancelledWhileWaiting.delete(key)) return "cancelled";
-        if (hasRoom()) return "go";
+        if (take()) return "go";
         const stop = new AbortController();
         let waker!: () => void;
         const woken = new Promise<void>((r) => wakers.push((waker = r)));
@@ -85,7 +101,6 @@ export function createWorkHandler(o: WorkHandlerOptions): WorkHandler & { wake()
       o.logger.info({ attempt: key }, "cancelled before it started");
       return;
     }
-    starting++;
     try {
       await o.executor.start(work, reporter);
       o.logger.info({ runId: work.runId, nodeId: work.nodeId, attempt: key }, "the executor has the attempt (started now or before)");
@@ -116,6 +131,21 @@ export function createWorkHandler(o: WorkHandlerOptions): WorkHandler & { wake()
       await o.executor.cancel(work, o.reporterFor(refOf(work)));
       o.logger.info({ runId: work.runId, nodeId: work.nodeId, attempt: key }, "attempt cancelled");
       wake();
+    },
+    async giveUpStart(work, message) {
+      const reporter = o.reporterFor(refOf(work));
+      try {
+        if (o.executor.abandon) await o.executor.abandon(work, message, reporter);
+        else reporter.report({ type: "failed", message });
+      } catch (err) {
+        o.logger.error({ attempt: attemptKey(work), err: errInfo(err) }, "the executor could not record the abandoned start; reporting it failed");
+        reporter.report({ type: "failed", message });
+      }
+      o.logger.error({ runId: work.runId, nodeId: work.nodeId, attempt: attemptKey(work), message }, "gave up starting the attempt; reported failed");
+      wake();
+    },
+    reportUnreadable(ref, message) {
+      o.reporterFor(ref).report({ type: "failed", message });
     },
     wake,
     waiting: () => waiting.size,

@@ -82,8 +82,10 @@ function regexProblem(source: string): string | undefined {
 export const ProjectSchema = z.strictObject({
   /** Git URL (`https://…`, `git@…`, optionally `#subdir`) or a local path (local executor). */
   uri: nonEmpty(),
-  /** Git commit, branch or tag. */
-  version: nonEmpty().optional(),
+  /** Git commit, branch or tag. Never starts with "-": git would read it as an option. */
+  version: nonEmpty()
+    .refine((v) => !v.startsWith("-"), { error: 'must not start with "-" (a git commit, branch or tag name never does; git would read it as an option)' })
+    .optional(),
   /** Folder of the MLproject inside the repository: relative, without `..`. */
   subdirectory: z
     .string()

@@ -42,6 +42,7 @@ class ArrivalExecutor implements Executor {
     });
   }
   async cancel() {}
+  async runEnded() {}
   async reconcile() {
     return [];
   }

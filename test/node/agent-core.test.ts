@@ -3,11 +3,12 @@
 // configured, and the agent core in this process. The executor is `RecordingExecutor`, which
 // stands in for the local executor: it records what the core asks and lets the test report.
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { jwtAuthenticator, type NatsConnection } from "@nats-io/nats-core";
+import { createUser } from "@nats-io/nkeys";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type AgentConfig } from "../../agent/src/config";
@@ -31,8 +32,15 @@ class RecordingExecutor implements Executor {
   closed = false;
   /** How long `start` takes (a slow "durably started"). */
   startDelayMs = 0;
+  /** When set, `start` rejects retryably with this message (e.g. MLflow down), counting the tries. */
+  failStartsWith: string | null = null;
+  failedStarts = 0;
   async start(work: WorkStart, reporter: AttemptReporter) {
     if (this.startDelayMs) await new Promise((r) => setTimeout(r, this.startDelayMs));
+    if (this.failStartsWith !== null) {
+      this.failedStarts++;
+      throw Object.assign(new Error(this.failStartsWith), { retryable: true });
+    }
     const key = `${work.nodeRunId}#${work.attempt}`;
     const known = [...this.starts.map((s) => s.work), ...this.recovered];
     if (known.some((w) => `${w.nodeRunId}#${w.attempt}` === key)) return; // idempotent: known attempts are not started again
@@ -43,6 +51,11 @@ class RecordingExecutor implements Executor {
     this.cancels.push(work);
     this.active.delete(`${work.nodeRunId}#${work.attempt}`);
     reporter.report({ type: "cancelled" });
+  }
+  /** The DAG runs the control plane said ended (through the events answer). */
+  readonly ended: { runId: string; status: string }[] = [];
+  async runEnded(runId: string, status: "succeeded" | "failed" | "cancelled") {
+    this.ended.push({ runId, status });
   }
   async reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter) {
     for (const r of this.recovered) reporterFor(r);
@@ -155,6 +168,9 @@ describe("agent core end to end (real nats-server, real control plane under wran
       ["first", "succeeded", 1],
       ["second", "succeeded", 1],
     ]);
+    // The answer to the batch that ended the run says so; the core hands it to the executor.
+    await until("the executor told the run ended", () => executor.ended.some((e) => e.runId === runId));
+    expect(executor.ended.filter((e) => e.runId === runId)).toEqual([{ runId, status: "succeeded" }]);
 
     // Garbage on the cluster's work subject, published as the control plane's user.
     const before = await jsm.consumers.info("WORK", `agent-${clusterId}`);
@@ -184,9 +200,12 @@ describe("agent core end to end (real nats-server, real control plane under wran
     const runId: string = submitted.body.id;
     // As if the agent died after `first` started: the executor finds it after the restart.
     executor.recovered = [{ runId, nodeRunId: `${runId}-first`, nodeId: "first", attempt: 1, state: "succeeded" }];
+    await chmod(agentDir, 0o755); // as if made by hand: the agent closes it again
     const agent = startAgent([], executor); // no bootstrap token
     await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
     expect(await readFile(join(agentDir, "credentials.json"), "utf8")).toBe(credsBefore);
+    expect((await stat(agentDir)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(agentDir, "events.jsonl"))).mode & 0o777).toBe(0o600);
     expect(executor.reattached).toHaveLength(1);
     // The start of `first` was queued while the agent was down: a redelivered start the executor
     // ignores (idempotent); the re-reported `succeeded` dispatches `second`.
@@ -195,7 +214,7 @@ describe("agent core end to end (real nats-server, real control plane under wran
     await until("the run to succeed", async () => (await api("GET", `/v1/runs/${runId}`)).body.status === "succeeded");
     await agent.stop();
 
-    const reuse = await fetch(`${cp.url}/v1/agent/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ bootstrapToken, natsPublicKey: `U${"A".repeat(55)}`, agentVersion: "0.1.0" }) });
+    const reuse = await fetch(`${cp.url}/v1/agent/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ bootstrapToken, natsPublicKey: createUser().getPublicKey(), agentVersion: "0.1.0" }) });
     expect(reuse.status).toBe(401);
     expect(((await reuse.json()) as any).error.message).toMatch(/unknown or already used bootstrap token/);
   }, 30_000);
@@ -205,15 +224,17 @@ describe("agent core end to end (real nats-server, real control plane under wran
     const agent = startAgent([], executor);
     await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
     await control.close();
-    await nats.restart({ kill: true });
+    // Probed while the server restarts: the agent notices the dropped connection at once and
+    // waits at least 250 ms before reconnecting, and the server takes longer than that to boot.
+    const restarting = nats.restart({ kill: true });
     const down = await until("/healthz to fail", async () => {
       const h = await agent.health();
       return h?.status === 503 && h;
-    }, 10_000).catch(() => null);
+    }, 10_000);
+    await restarting;
     control = await connect({ servers: nats.url, authenticator: jwtAuthenticator(nats.secrets.NATS_CONTROL_USER_JWT, new TextEncoder().encode(nats.secrets.NATS_CONTROL_USER_SEED)) });
     jsm = await jetstreamManager(control);
-    // The restart may be quicker than a probe; when caught down, it says why.
-    if (down) expect(JSON.parse(down.text).problems).toContain("not connected to NATS");
+    expect(JSON.parse(down.text).problems).toContain("not connected to NATS");
     await until("/healthz to pass again", async () => (await agent.health())?.status === 200, 15_000);
     const runId: string = (await api("POST", "/v1/runs", { dag: "two-steps" })).body.id;
     await until("the start of `first` after the restart", () => executor.starts.some((s) => s.work.runId === runId), 20_000);
@@ -229,6 +250,16 @@ describe("agent core end to end (real nats-server, real control plane under wran
     const name = `agent-${clusterId}`;
     const current = (await jsm.consumers.info("WORK", name)).config;
     await jsm.consumers.update("WORK", name, { ack_wait: 1_500_000_000, backoff: [1_500_000_000, 3_000_000_000], max_deliver: current.max_deliver });
+    try {
+      await slowStart(name);
+    } finally {
+      // Put the consumer back as the control plane made it, for the tests that follow.
+      await jsm.consumers.update("WORK", name, { ack_wait: current.ack_wait, backoff: current.backoff, max_deliver: current.max_deliver });
+    }
+    expect((await jsm.consumers.info("WORK", name)).config).toMatchObject({ ack_wait: current.ack_wait, backoff: current.backoff, max_deliver: current.max_deliver });
+  }, 30_000);
+
+  async function slowStart(name: string) {
     const executor = new RecordingExecutor();
     executor.startDelayMs = 4_000;
     const agent = startAgent([], executor);
@@ -249,6 +280,53 @@ describe("agent core end to end (real nats-server, real control plane under wran
     await until("the start of `second`", () => executor.starts.some((s) => s.work.runId === runId && s.work.nodeId === "second"));
     executor.finish("second");
     await until("the run to succeed", async () => (await api("GET", `/v1/runs/${runId}`)).body.status === "succeeded");
+    await agent.stop();
+  }
+
+  it("a start that keeps failing retryably is reported failed on its last delivery (max_deliver) and terminated", async () => {
+    const name = `agent-${clusterId}`;
+    const current = (await jsm.consumers.info("WORK", name)).config;
+    // Two deliveries (the agent naks with a 5 s delay between them).
+    await jsm.consumers.update("WORK", name, { ack_wait: current.ack_wait, backoff: [current.ack_wait ?? 30_000_000_000], max_deliver: 2 });
+    const executor = new RecordingExecutor();
+    executor.failStartsWith = "MLflow is down";
+    const agent = startAgent([], executor);
+    try {
+      await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
+      const runId: string = (await api("POST", "/v1/runs", { dag: "two-steps" })).body.id;
+      const run = await until("the run to fail", async () => {
+        const r = await api("GET", `/v1/runs/${runId}`);
+        return r.body.status === "failed" && r.body;
+      }, 30_000);
+      const first = run.nodes.find((n: any) => n.nodeId === "first");
+      expect(first).toMatchObject({ status: "failed", attempt: 1 });
+      expect(first.message).toMatch(/could not start the attempt after 2 deliveries \(the consumer's max_deliver\): MLflow is down/);
+      expect(executor.failedStarts).toBe(2);
+      await until("the message gone", async () => {
+        const info = await jsm.consumers.info("WORK", name);
+        return info.num_ack_pending + info.num_pending === 0;
+      });
+      expect((await agent.health("/metrics"))!.text).toMatch(/parallels_agent_messages_terminated_total\{reason="max_deliver"\} 1/);
+    } finally {
+      await agent.stop();
+      await jsm.consumers.update("WORK", name, { ack_wait: current.ack_wait, backoff: current.backoff, max_deliver: current.max_deliver });
+    }
+  }, 45_000);
+
+  it("a start message that fails validation but names its attempt is reported failed with the problem, then terminated", async () => {
+    const executor = new RecordingExecutor();
+    const agent = startAgent([], executor);
+    await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
+    const runId: string = (await api("POST", "/v1/runs", { dag: "two-steps" })).body.id;
+    await until("the start of `first`", () => executor.starts.some((s) => s.work.runId === runId));
+    // A broken start for the same attempt (no `node`), as a buggy or newer publisher could send.
+    await control.publish(`work.${clusterId}.start`, JSON.stringify({ type: "start", runId, nodeRunId: `${runId}-first`, nodeId: "first", attempt: 1 }));
+    await control.flush();
+    const run = await until("the run to fail", async () => {
+      const r = await api("GET", `/v1/runs/${runId}`);
+      return r.body.status === "failed" && r.body;
+    });
+    expect(run.nodes.find((n: any) => n.nodeId === "first").message).toMatch(/^the agent could not read the start message: not a work message: .*node: Invalid input/);
     await agent.stop();
   }, 30_000);
 

@@ -5,7 +5,7 @@
  * restarted, nats-server restarted, the control plane unreachable for a while, a failing step
  * retried, a cancel — each ending as it should, with every step run once per attempt.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,18 +15,33 @@ import { ROOT, startControlPlane } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
 
 const TOKEN = "e2e-admin-token";
-const STEP = join(ROOT, "test/fixtures/projects/step");
 let env: Embedded;
 let agent: AgentProcess;
 let state: string;
 let mlflow: MlflowClient;
+/** The agent reads local projects only below its projects root: the example and the step fixture are copied there. */
+let projects: string;
+let STEP: string;
+/** Each run of the step fixture appends "<pid> <MLFLOW_RUN_ID>" here. */
+let trace: string;
 
 async function api(method: string, path: string, body?: unknown, type = "application/json") {
   const res = await fetch(env.control.url + path, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": type }, body: typeof body === "string" ? body : body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as any };
 }
 
-const agentOptions = () => ({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: join(state, "agent"), projectsRoot: join(ROOT, "examples/wordcount"), pythonBinDir: env.mlflow.binDir, extraArgs: ["--pull-expires-seconds", "5"] });
+const agentOptions = () => ({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: join(state, "agent"), projectsRoot: projects, pythonBinDir: env.mlflow.binDir, extraArgs: ["--pull-expires-seconds", "5"], env: { STEP_TRACE_FILE: trace } });
+
+/** The runs of the step fixture, by MLflow run id: how many processes ran with that run id. */
+function stepRuns(): Map<string, number> {
+  const by = new Map<string, number>();
+  if (!existsSync(trace)) return by;
+  for (const line of readFileSync(trace, "utf8").split("\n").filter(Boolean)) {
+    const runId = line.split(" ")[1]!;
+    by.set(runId, (by.get(runId) ?? 0) + 1);
+  }
+  return by;
+}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -63,6 +78,11 @@ async function submit(name: string, nodes: unknown[], extra: Record<string, unkn
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "parallels-e2e-"));
+  projects = join(state, "projects");
+  cpSync(join(ROOT, "examples/wordcount"), projects, { recursive: true });
+  STEP = join(projects, "_step-fixture");
+  cpSync(join(ROOT, "test/fixtures/projects/step"), STEP, { recursive: true });
+  trace = join(state, "step-trace.txt");
   env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free" });
   mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
   const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
@@ -101,6 +121,12 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     expect(parents.size).toBe(1);
     const parent = await mlflow.getRun([...parents][0]!);
     expect(parent.info.runName).toBe(`wordcount-${submitted.id}`);
+    // The control plane says the run ended (in its answer to the last events); the agent closes the parent.
+    const closed = await waitFor("the parent run FINISHED", async () => {
+      const p = await mlflow.getRun(parent.info.runId);
+      return p.info.status === "FINISHED" && p;
+    }, 30_000);
+    expect(closed.info.endTime).toBeGreaterThan(0);
     const countRun = byNode.get("count")![0]!;
     const partitions = await mlflow.childRuns([countRun.info.experimentId], countRun.info.runId);
     expect(partitions).toHaveLength(4);
@@ -123,6 +149,9 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     expect(byNode.get("after")).toHaveLength(1);
     const out = await mlflow.downloadArtifactText(byNode.get("after")![0]!.info.runId, "out.txt");
     expect(out).toContain("prev/out.txt");
+    // Every step ran exactly once (one process per step and attempt), the killed agent's one included.
+    const runs = stepRuns();
+    expect([byNode.get("slow")![0]!, byNode.get("after")![0]!].map((r) => runs.get(r.info.runId))).toEqual([1, 1]);
   });
 
   it("survives a nats-server restart mid-run", async () => {
@@ -135,11 +164,13 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   });
 
   it("delays but loses no report while the control plane is unreachable", async () => {
-    const id = await submit("e2e-control-down", [{ id: "work", project: { uri: STEP }, parameters: { seconds: 1 } }, { id: "next", project: { uri: STEP }, after: ["work"] }]);
+    const id = await submit("e2e-control-down", [{ id: "work", project: { uri: STEP }, parameters: { seconds: 3 } }, { id: "next", project: { uri: STEP }, after: ["work"] }]);
     await nodeStatus(id, "work", "running");
     const port = Number(new URL(env.control.url).port);
     await env.control.stop();
-    await new Promise((r) => setTimeout(r, 4_000)); // the step ends while nobody listens
+    // The step ends while nobody listens: its end waits in the agent's event journal.
+    const journal = join(state, "agent", "events.jsonl");
+    await waitFor("the step's end in the agent's event journal", async () => existsSync(journal) && readFileSync(journal, "utf8").includes('"type":"succeeded"'));
     env.control = await startControlPlane({ stateDir: join(state, "control"), port, vars: env.controlVars });
     const run = await finished(id);
     expect(run.status).toBe("succeeded");
@@ -154,19 +185,28 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     expect(run.nodes[0].message).toMatch(/exited with code 3/);
     const attempts = (await nodeRunsInMlflow(id)).get("broken")!;
     expect(attempts.map((r) => [r.data.tags["parallels.attempt"], r.info.status]).sort()).toEqual([["1", "FAILED"], ["2", "FAILED"]]);
-    const parent = await mlflow.getRun(attempts[0]!.data.tags["mlflow.parentRunId"]!);
-    expect(parent.info.status).toBe("FAILED");
+    const parent = await waitFor("the parent run FAILED", async () => {
+      const p = await mlflow.getRun(attempts[0]!.data.tags["mlflow.parentRunId"]!);
+      return p.info.status === "FAILED" && p;
+    }, 30_000);
+    expect(parent.info.endTime).toBeGreaterThan(0);
+    // Each attempt ran once.
+    const runs = stepRuns();
+    expect(attempts.map((r) => runs.get(r.info.runId))).toEqual([1, 1]);
   });
 
   it("cancels: the running process is stopped and MLflow shows it KILLED", async () => {
     const id = await submit("e2e-cancel", [{ id: "long", project: { uri: STEP }, parameters: { seconds: 120 } }]);
     await nodeStatus(id, "long", "running");
-    const started = Date.now();
     expect((await api("POST", `/v1/runs/${id}/cancel`)).body.status).toBe("cancelling");
-    const run = await finished(id, 30_000);
+    const run = await finished(id, 30_000); // the step would sleep 120 s: it was stopped
     expect(run.status).toBe("cancelled");
-    expect(Date.now() - started).toBeLessThan(60_000); // well before the step's 120 s
     const [r] = (await nodeRunsInMlflow(id)).get("long")!;
     expect(r!.info.status).toBe("KILLED");
+    const parent = await waitFor("the parent run KILLED", async () => {
+      const p = await mlflow.getRun(r!.data.tags["mlflow.parentRunId"]!);
+      return p.info.status === "KILLED" && p;
+    }, 30_000);
+    expect(parent.info.endTime).toBeGreaterThan(0);
   });
 });

@@ -1,12 +1,16 @@
 // The local executor against a real `mlflow server` (SQLite, proxied artifacts) on 127.0.0.1:
 // inline projects written to temp folders, run as real processes through bash.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor, isRetryableStartError, type LocalExecutor, type LocalExecutorOptions } from "../../agent/src/executor/local/index";
-import { makeDir, maxOverlap, recorder, uid, workFor } from "../../agent/src/executor/local/testing";
+import { attemptKey } from "../../agent/src/executor/local/state";
+import { makeDir, maxOverlap, recorder, type Recorder, uid, workFor } from "../../agent/src/executor/local/testing";
+import type { AttemptRef } from "../../agent/src/executor/types";
+import { createLogger } from "../../agent/src/log";
+import { createWorkHandler } from "../../agent/src/work";
 import { MlflowClient } from "../../proto/mlflow/index";
 import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
 
@@ -41,6 +45,7 @@ function executor(over: Partial<LocalExecutorOptions> = {}): LocalExecutor {
     pollMs: 50,
     killGraceMs: 2_000,
     maxProcesses: 16,
+    projectsRoot: tmpdir(), // the temp projects and inputs of these tests are below it
     ...over,
   });
   executors.push(e);
@@ -70,7 +75,8 @@ const HELLO = {
     "for _ in range(times): print(f'{greeting}, {who}!')",
     "print('a warning', file=sys.stderr)",
     "keys = ['MLFLOW_RUN_ID', 'MLFLOW_TRACKING_URI', 'MLFLOW_EXPERIMENT_ID', 'PARALLELS_INPUTS_DIR', 'PARALLELS_OUTPUTS_DIR',",
-    "        'PARALLELS_PARTITION_INDEX', 'PARALLELS_PARTITION_COUNT', 'PARALLELS_PARTITION_MANIFEST', 'GREETING_STYLE']",
+    "        'PARALLELS_PARTITION_INDEX', 'PARALLELS_PARTITION_COUNT', 'PARALLELS_PARTITION_MANIFEST', 'GREETING_STYLE',",
+    "        'PARALLELS_AGENT_SECRET', 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_PASSWORD', 'HOME_MARKER']",
     "env = {k: os.environ.get(k) for k in keys}",
     "env['cwd'] = os.getcwd()",
     "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
@@ -83,7 +89,8 @@ const HELLO = {
 describe("one unpartitioned step", () => {
   it("runs, reports running → succeeded with the MLflow run id, and leaves a FINISHED child run with tags, params, logs and outputs", async () => {
     const dir = project(HELLO);
-    const ex = executor();
+    // The agent's secrets stay with the agent; the rest of its environment reaches the step.
+    const ex = executor({ env: { ...process.env, PARALLELS_AGENT_SECRET: "s3cret", MLFLOW_TRACKING_TOKEN: "tok", MLFLOW_TRACKING_PASSWORD: "pw", HOME_MARKER: "kept" } });
     const rec = recorder();
     const work = workFor(
       { id: "hello", project: { uri: dir }, parameters: { who: "big world", times: 2 }, env: { GREETING_STYLE: "loud" } },
@@ -124,7 +131,16 @@ describe("one unpartitioned step", () => {
     const parent = await mlflow.getRun(run.data.tags["mlflow.parentRunId"]!);
     expect(parent.info.runName).toBe(`hellodag-${work.runId}`);
     expect(parent.data.tags["parallels.role"]).toBe("dag-run");
-    expect(parent.info.status).toBe("FINISHED"); // every node of the DAG run so far has ended
+    // Only the control plane knows the DAG run is over: a node's end leaves the parent RUNNING…
+    expect(parent.info.status).toBe("RUNNING");
+    // …until the control plane says so (runEnded), then it is FINISHED with an end time; again: no change.
+    await ex.runEnded(work.runId, "succeeded");
+    const ended = await mlflow.getRun(parent.info.runId);
+    expect(ended.info.status).toBe("FINISHED");
+    expect(ended.info.endTime).toBeGreaterThan(0);
+    await ex.runEnded(work.runId, "succeeded");
+    expect((await mlflow.getRun(parent.info.runId)).info.endTime).toBe(ended.info.endTime);
+    await ex.runEnded("no-such-run", "failed"); // unknown here: nothing to do, no error
 
     expect(await mlflow.downloadArtifactText(runId, "parallels/logs/stdout.log")).toBe("hello, big world!\nhello, big world!\n");
     expect(await mlflow.downloadArtifactText(runId, "parallels/logs/stderr.log")).toBe("a warning\n");
@@ -138,8 +154,13 @@ describe("one unpartitioned step", () => {
       PARALLELS_PARTITION_COUNT: null,
       PARALLELS_PARTITION_MANIFEST: null,
       GREETING_STYLE: "loud",
+      PARALLELS_AGENT_SECRET: null,
+      MLFLOW_TRACKING_TOKEN: null,
+      MLFLOW_TRACKING_PASSWORD: null,
+      HOME_MARKER: "kept",
       cwd: dir,
     });
+    expect(statSync(join(ex.context.stateDir, "attempts", `${attemptKey(work)}.json`)).mode & 0o777).toBe(0o600);
     expect(env.PARALLELS_INPUTS_DIR).toMatch(/inputs$/);
     expect(ex.running()).toBe(0);
 
@@ -162,6 +183,8 @@ describe("one unpartitioned step", () => {
     const rec2 = recorder();
     await ex.start(missing, rec2);
     expect((await rec2.waitFor("failed")).message).toMatch(/project folder not found: .*no\/such\/project/);
+    // Attempts that ended in preparation leave no listener on the process slots behind.
+    expect((ex.context.slots as unknown as { waiters: Set<unknown> }).waiters.size).toBe(0);
   });
 
   it("a step that exits non-zero is FAILED in MLflow, with the exit code and the end of stderr in the message", async () => {
@@ -181,8 +204,12 @@ describe("one unpartitioned step", () => {
     expect(run.info.status).toBe("FAILED");
     expect(run.info.endTime).toBeGreaterThan(0);
     expect(await mlflow.downloadArtifactText(run.info.runId, "parallels/logs/stdout.log")).toBe("working...\n");
-    const parent = await mlflow.getRun(run.data.tags["mlflow.parentRunId"]!);
+    const parentRunId = run.data.tags["mlflow.parentRunId"]!;
+    expect((await mlflow.getRun(parentRunId)).info.status).toBe("RUNNING"); // a retry may follow
+    await ex.runEnded(run.data.tags["parallels.runId"]!, "failed");
+    const parent = await mlflow.getRun(parentRunId);
     expect(parent.info.status).toBe("FAILED");
+    expect(parent.info.endTime).toBeGreaterThan(0);
   });
 
   it("enforces timeoutSeconds: kills the process and fails with a message", async () => {
@@ -433,8 +460,11 @@ describe("cancel", () => {
     const until = Date.now() + 5_000;
     while (!procs.every(gone) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     expect(procs.filter((p) => !gone(p))).toEqual([]);
-    expect((await mlflow.getRun(rec.events[0]!.mlflowRunId!)).info.status).toBe("KILLED");
+    const killed = await mlflow.getRun(rec.events[0]!.mlflowRunId!);
+    expect(killed.info.status).toBe("KILLED");
     expect(ex.running()).toBe(0);
+    await ex.runEnded(work.runId, "cancelled");
+    expect((await mlflow.getRun(killed.data.tags["mlflow.parentRunId"]!)).info.status).toBe("KILLED");
 
     const n = rec.events.length;
     await ex.start(work, rec); // a late (redelivered) start
@@ -459,7 +489,7 @@ describe("MLflow unreachable", () => {
   it("start rejects as retryable and keeps the record; the redelivered start carries on", async () => {
     const stateDir = tempDir("parallels-exec-state-");
     const down = new MlflowClient({ trackingUri: "http://127.0.0.1:9", retry: { maxRetries: 0 } });
-    const ex1 = createLocalExecutor({ stateDir, trackingUri: "http://127.0.0.1:9", mlflow: down, pythonBinDir: server.binDir, pollMs: 50 });
+    const ex1 = createLocalExecutor({ stateDir, trackingUri: "http://127.0.0.1:9", mlflow: down, pythonBinDir: server.binDir, projectsRoot: tmpdir(), pollMs: 50 });
     const work = workFor({ id: "later", project: { uri: project(HELLO) }, parameters: { who: "again" } });
     const rec = recorder();
     const err = await ex1.start(work, rec).catch((e: unknown) => e);
@@ -474,5 +504,169 @@ describe("MLflow unreachable", () => {
     await ex2.start(work, rec);
     await rec.waitFor("succeeded");
     expect((await mlflow.getRun(rec.events[0]!.mlflowRunId!)).info.status).toBe("FINISHED");
+  });
+});
+
+/** A client whose `getOrCreateExperiment` (the first MLflow call of a preparation) waits for `open()`, then fails if told to. */
+class GatedMlflow extends MlflowClient {
+  arrived = 0;
+  failWith: Error | undefined;
+  private release!: () => void;
+  private readonly gate = new Promise<void>((r) => (this.release = r));
+  open(): void {
+    this.release();
+  }
+  override async getOrCreateExperiment(...args: Parameters<MlflowClient["getOrCreateExperiment"]>) {
+    this.arrived++;
+    await this.gate;
+    if (this.failWith) throw this.failWith;
+    return super.getOrCreateExperiment(...args);
+  }
+}
+
+async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("starting, with the agent's work handler", () => {
+  it("--max-concurrent-attempts N lets N attempts prepare at once (an attempt in preparation counts once)", async () => {
+    const gated = new GatedMlflow({ trackingUri: server.url, retry: { maxRetries: 2, baseDelayMs: 50 } });
+    const ex = executor({ mlflow: gated });
+    const recs = new Map<string, Recorder>();
+    const reporterFor = (ref: AttemptRef) => recs.get(ref.nodeId) ?? recs.set(ref.nodeId, recorder()).get(ref.nodeId)!;
+    const h = createWorkHandler({ executor: ex, reporterFor, maxConcurrent: 2, logger: createLogger({ level: "silent" }), pollMs: 50 });
+    const signal = new AbortController().signal;
+    const runId = uid("run");
+    const works = ["a", "b", "c"].map((id) => workFor({ id, project: { uri: project(HELLO) }, parameters: { who: id } }, { runId }));
+    // One after the other: the first is in preparation (known to the executor) when the second comes.
+    const started = [h.handleStart(works[0]!, signal)];
+    await until("the first preparation under way", () => gated.arrived === 1);
+    started.push(h.handleStart(works[1]!, signal));
+    await until("two preparations under way", () => gated.arrived === 2);
+    started.push(h.handleStart(works[2]!, signal));
+    await until("the third waiting for room", () => h.waiting() === 1);
+    expect(ex.running()).toBe(0); // the two in `start` are the core's to count
+    gated.open();
+    await Promise.all(started);
+    for (const id of ["a", "b", "c"]) await recs.get(id)!.waitFor("succeeded");
+    expect(gated.arrived).toBe(3);
+  }, 60_000);
+
+  it("a cancel during a preparation that then fails (retryably) ends the attempt cancelled; start resolves", async () => {
+    const gated = new GatedMlflow({ trackingUri: server.url, retry: { maxRetries: 0 } });
+    gated.failWith = new Error("MLflow is down");
+    const ex = executor({ mlflow: gated });
+    const rec = recorder();
+    const work = workFor({ id: "cancelme", project: { uri: project(HELLO) }, parameters: { who: "x" } });
+    const started = ex.start(work, rec).then(
+      () => "resolved",
+      (e: unknown) => e,
+    );
+    await until("the preparation at MLflow", () => gated.arrived === 1);
+    const cancelled = ex.cancel({ ...work, type: "cancel" }, rec);
+    const recordPath = join(ex.context.stateDir, "attempts", `${attemptKey(work)}.json`);
+    await until("the cancel recorded", () => existsSync(recordPath) && JSON.parse(readFileSync(recordPath, "utf8")).cancelRequested === true);
+    gated.open();
+    expect(await started).toBe("resolved");
+    await cancelled;
+    expect(rec.types()).toEqual(["cancelled"]);
+    expect(JSON.parse(readFileSync(recordPath, "utf8")).phase).toBe("cancelled");
+  });
+
+  it("abandon (the core's last delivery) fails a preparing attempt for good; after a restart a preparing record is prepared again, not reported running", async () => {
+    const stateDir = tempDir("parallels-exec-state-");
+    const down = new MlflowClient({ trackingUri: "http://127.0.0.1:9", retry: { maxRetries: 0 } });
+    const ex1 = createLocalExecutor({ stateDir, trackingUri: "http://127.0.0.1:9", mlflow: down, pythonBinDir: server.binDir, projectsRoot: tmpdir(), pollMs: 50 });
+    const runId = uid("run");
+    const given = workFor({ id: "given-up", project: { uri: project(HELLO) }, parameters: { who: "a" } }, { runId });
+    const later = workFor({ id: "later", project: { uri: project(HELLO) }, parameters: { who: "b" } }, { runId });
+    const r1 = recorder();
+    for (const w of [given, later]) expect(isRetryableStartError(await ex1.start(w, r1).catch((e: unknown) => e))).toBe(true);
+    await ex1.abandon!(given, "could not start the attempt after 5 deliveries (the consumer's max_deliver): MLflow is down", r1);
+    expect(r1.events).toEqual([{ type: "failed", message: expect.stringContaining("after 5 deliveries") }]);
+    await ex1.close();
+
+    const ex2 = executor({ stateDir });
+    const recs = new Map<string, Recorder>();
+    const recovered = await ex2.reconcile((ref) => recs.get(ref.nodeId) ?? recs.set(ref.nodeId, recorder()).get(ref.nodeId)!);
+    expect(recovered).toEqual([]); // the abandoned one was reported; the preparing one is not running yet
+    const done = await recs.get("later")!.waitFor("succeeded");
+    expect(done.counts).toMatchObject({ total: 1, done: 1 });
+    expect(recs.get("later")!.types()[0]).toBe("running");
+    // The abandoned attempt never runs: a late start only finds it ended.
+    const r2 = recorder();
+    await ex2.start(given, r2);
+    expect(r2.events).toEqual([]);
+    expect(recs.has("given-up")).toBe(false);
+  });
+});
+
+describe("untrusted values in the work message", () => {
+  it("a git version starting with '-' is refused by the DAG schema, and never reaches git as an option", async () => {
+    expect(() => workFor({ id: "v", project: { uri: "https://example.com/r.git", version: "--upload-pack=touch /tmp/x" } })).toThrow(/must not start with/);
+    const repo = project({ MLproject: "entry_points:\n  main:\n    command: \"true\"\n" });
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
+    git("init", "-q");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one");
+    const marker = join(tempDir("parallels-pwn-"), "pwned");
+    const work = workFor({ id: "inject", project: { uri: `${repo}/.git` } });
+    work.node.project.version = `--upload-pack=touch ${marker}`; // as if the schema were bypassed
+    const rec = recorder();
+    await executor().start(work, rec);
+    expect((await rec.waitFor("failed")).message).toMatch(/Unable to checkout version '--upload-pack=/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("git errors do not show the credentials of the repository URL", async () => {
+    const rec = recorder();
+    await executor().start(workFor({ id: "creds", project: { uri: "https://someone:hunter2@127.0.0.1:9/repo.git" } }), rec);
+    const failed = await rec.waitFor("failed", 60_000);
+    expect(failed.message).toContain("127.0.0.1:9");
+    expect(failed.message).not.toContain("hunter2");
+  });
+
+  it("local paths must resolve below the projects root and be regular files or folders", async () => {
+    const root = tempDir("parallels-root-");
+    const ex = executor({ projectsRoot: root });
+    mkdirSync(join(root, "proj"));
+    writeFileSync(join(root, "proj", "MLproject"), "entry_points:\n  main:\n    parameters:\n      data: {type: path, default: proj}\n    command: \"ls {data}\"\n");
+    writeFileSync(join(root, "proj", "ok.txt"), "fine");
+    symlinkSync("/etc", join(root, "etc-link"));
+    mkdirSync(join(root, "mixed"));
+    writeFileSync(join(root, "mixed", "ok.txt"), "fine");
+    symlinkSync("/etc/hostname", join(root, "mixed", "sneaky"));
+    execFileSync("mkfifo", [join(root, "fifo")]);
+    const failure = async (node: Parameters<typeof workFor>[0]) => {
+      const rec = recorder();
+      await ex.start(workFor(node), rec);
+      return (await rec.waitFor("failed")).message!;
+    };
+    expect(await failure({ id: "p1", project: { uri: "/etc" } })).toMatch(/project folder: \/etc is outside the projects root/);
+    expect(await failure({ id: "p2", project: { uri: "../" } })).toMatch(/is outside the projects root/);
+    expect(await failure({ id: "i1", project: { uri: "proj" }, inputs: { x: { uri: "/etc/hostname" } } })).toMatch(/input 'x': \/etc\/hostname is outside the projects root/);
+    expect(await failure({ id: "i2", project: { uri: "proj" }, inputs: { x: { uri: "etc-link/hostname" } } })).toMatch(/input 'x': .*etc-link\/hostname \(\/etc\/hostname\) is outside the projects root/);
+    expect(await failure({ id: "i3", project: { uri: "proj" }, inputs: { x: { uri: "file:///etc/passwd" } } })).toMatch(/outside the projects root/);
+    expect(await failure({ id: "i4", project: { uri: "proj" }, inputs: { x: { uri: "mixed" } } })).toMatch(/mixed\/sneaky links to \/etc\/hostname, outside the projects root/);
+    expect(await failure({ id: "i5", project: { uri: "proj" }, inputs: { x: { uri: "fifo" } } })).toMatch(/input 'x': .*fifo is not a regular file or folder/);
+    expect(await failure({ id: "a1", project: { uri: "proj" }, parameters: { data: "file:///etc/hostname" } })).toMatch(/path parameter \/etc\/hostname is outside the projects root/);
+    expect(await failure({ id: "a2", project: { uri: "proj" }, parameters: { data: "/etc" } })).toMatch(/outside the projects root/);
+    // Below the root, all is well.
+    const rec = recorder();
+    await ex.start(workFor({ id: "fine", project: { uri: "proj" }, inputs: { x: { uri: "proj/ok.txt" } }, parameters: { data: `file://${join(root, "proj", "ok.txt")}` } }), rec);
+    await rec.waitFor("succeeded");
+  });
+
+  it("parameter names that are not plain identifiers fail the attempt (they reach the shell unquoted)", async () => {
+    const rec = recorder();
+    const marker = join(tempDir("parallels-pwn-"), "pwned");
+    await executor().start(workFor({ id: "names", project: { uri: project(HELLO) }, parameters: { who: "x", [`a;touch ${marker};b`]: 1 } }), rec);
+    expect((await rec.waitFor("failed")).message).toMatch(/parameter name "a;touch .*" not allowed: names must match/);
+    expect(existsSync(marker)).toBe(false);
+    expect(rec.types()).toEqual(["failed"]);
   });
 });

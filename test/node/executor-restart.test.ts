@@ -43,7 +43,7 @@ const AGENT = `
 import { appendFileSync, readFileSync } from "node:fs";
 import { createLocalExecutor } from ${JSON.stringify(join(repoRoot, "agent/src/executor/local/index.ts"))};
 const cfg = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const ex = createLocalExecutor({ stateDir: cfg.stateDir, trackingUri: cfg.trackingUri, pythonBinDir: cfg.binDir, pollMs: 50 });
+const ex = createLocalExecutor({ stateDir: cfg.stateDir, trackingUri: cfg.trackingUri, pythonBinDir: cfg.binDir, projectsRoot: cfg.projectsRoot, pollMs: 50 });
 await ex.start(cfg.work, { report: (e) => appendFileSync(cfg.events, JSON.stringify(e) + "\\n") });
 console.log("STARTED");
 setInterval(() => {}, 1000);
@@ -55,7 +55,7 @@ async function agentProcess(stateDir: string, work: WorkStart): Promise<{ child:
   const script = join(dir, "agent.mts");
   const events = join(dir, "events.jsonl");
   writeFileSync(script, AGENT);
-  writeFileSync(join(dir, "cfg.json"), JSON.stringify({ stateDir, trackingUri: server.url, binDir: server.binDir, work, events }));
+  writeFileSync(join(dir, "cfg.json"), JSON.stringify({ stateDir, trackingUri: server.url, binDir: server.binDir, projectsRoot: tmpdir(), work, events }));
   // `node --import tsx`, not the tsx CLI: the CLI runs the script in a second process, which a
   // SIGKILL of the first would leave running.
   const child = spawn(process.execPath, ["--import", pathToFileURL(join(repoRoot, "node_modules/tsx/dist/loader.mjs")).href, script, join(dir, "cfg.json")], {
@@ -152,7 +152,7 @@ describe("restart after SIGKILL of the agent", () => {
     const pids = starts(trace).map(([, pid]) => Number(pid));
     for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow(); // the steps survived
 
-    const ex = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pythonBinDir: server.binDir, pollMs: 50 });
+    const ex = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pythonBinDir: server.binDir, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(ex);
     const reporters = new Map<string, Recorder>();
     const recovered = await ex.reconcile((ref) => {
@@ -198,7 +198,7 @@ describe("restart after SIGKILL of the agent", () => {
       readdirSync(attemptDir).some((d) => existsSync(join(attemptDir, d, "partitions", "0", "exit"))),
     );
 
-    const ex = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pythonBinDir: server.binDir, pollMs: 50 });
+    const ex = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pythonBinDir: server.binDir, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(ex);
     const rec = recorder();
     const recovered = await ex.reconcile(() => rec);
@@ -210,7 +210,7 @@ describe("restart after SIGKILL of the agent", () => {
     expect(await mlflow.downloadArtifactText(run.info.runId, "out-solo.txt")).toBe("solo");
 
     // Reconciling again: nothing left to report.
-    const again = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pollMs: 50 });
+    const again = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(again);
     expect(await again.reconcile(() => recorder())).toEqual([]);
   });

@@ -83,6 +83,8 @@ describe("examples/wordcount", () => {
     // MLflow: one parent, one child per node, 4 nested runs under count, all FINISHED.
     const count = await mlflow.getRun(runIds.get("count")!);
     const parentId = count.data.tags["mlflow.parentRunId"]!;
+    expect((await mlflow.getRun(parentId)).info.status).toBe("RUNNING"); // until the control plane says the run is over
+    await executor.runEnded(runId, "succeeded");
     const parent = await mlflow.getRun(parentId);
     expect(parent.info.runName).toBe(`wordcount-${runId}`);
     expect(parent.info.status).toBe("FINISHED");

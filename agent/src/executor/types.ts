@@ -24,6 +24,10 @@ export interface AttemptRef {
 /** An attempt the executor found running (or finished but not yet reported) after a restart. */
 export interface RecoveredAttempt extends AttemptRef {
   state: "running" | "succeeded" | "failed" | "cancelled";
+  /** What the re-reported event says (e.g. why it failed); the core says "re-reported after an agent restart" without. */
+  message?: string;
+  mlflowRunId?: string;
+  counts?: AttemptReport["counts"];
 }
 
 export interface Executor {
@@ -37,9 +41,32 @@ export interface Executor {
   start(work: WorkStart, reporter: AttemptReporter): Promise<void>;
   /** Stops an attempt's processes (or deletes its Job) and reports `cancelled`. Idempotent; an unknown attempt is remembered so a late `start` of it does nothing. */
   cancel(work: WorkCancel, reporter: AttemptReporter): Promise<void>;
-  /** After a restart: the attempts this executor knows of, so the core can re-attach reporters and re-report. */
+  /**
+   * The core gives up on starting an attempt: its start was retried until the consumer's
+   * `max_deliver`, and the message is terminated. The executor records the attempt as failed
+   * with `message` (so nothing starts it later, also not after a restart), ends what it made
+   * for it, and reports `failed` — or the attempt's real end if it has one. Optional: without
+   * it the core reports `failed` itself.
+   */
+  abandon?(work: WorkStart, message: string, reporter: AttemptReporter): Promise<void>;
+  /**
+   * After a restart: the attempts this executor knows of, so the core can re-attach reporters
+   * and re-report them (the core is the one place that re-reports; `reconcile` itself reports
+   * nothing). Attempts still being prepared are not listed as running: the executor drives their
+   * preparation again (or lists them failed).
+   */
   reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter): Promise<RecoveredAttempt[]>;
-  /** How many attempts are running now (heartbeats, metrics). */
+  /**
+   * The control plane says a DAG run is over (it alone knows: nodes may run on other clusters).
+   * Closes what the executor keeps per DAG run — the MLflow parent run — with that status.
+   * Idempotent; errors are the executor's to log, never thrown.
+   */
+  runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void>;
+  /**
+   * How many attempts are running now (heartbeats, metrics, `--max-concurrent-attempts`),
+   * including attempts being prepared — except those whose `start` call is still in progress:
+   * the core counts those itself.
+   */
   running(): number;
   /** Stop accepting work; running attempts keep running (they are reconciled after restart). */
   close(): Promise<void>;

@@ -7,17 +7,18 @@
  * - `{node, path?}`: the artifacts of the upstream node's run in the same DAG run (the newest
  *   FINISHED attempt under the parent run);
  * - `{run, path?}`: the artifacts of any MLflow run;
- * - `{uri}`: a local path (absolute, `file://`, or relative to the projects root) is copied;
- *   other schemes are refused with a clear message for now.
+ * - `{uri}`: a local path (absolute, `file://`, or relative to the projects root) is copied —
+ *   only below the projects root (`paths.ts`); other schemes are refused with a clear message for now.
  */
-import { cp, mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { openAsBlob } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, type MlflowClient } from "../../../../proto/mlflow";
 import type { InputRef } from "../../../../proto/dag";
 import { AttemptFailure } from "./errors";
 import { PARALLELS_TAGS } from "./mlflow-runs";
+import { copyUnderRoot, resolveUnderRoot } from "./paths";
 
 /** Artifacts of the executor itself (logs, manifest), below each run's artifact root. */
 export const OWN_ARTIFACTS = "parallels";
@@ -126,17 +127,16 @@ async function copyUri(name: string, uri: string, projectsRoot: string, dest: st
       `input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, {node} or {run}): ${uri}`,
     );
   }
-  const path = scheme === "file" ? fileURLToPath(uri) : uri;
-  const abs = isAbsolute(path) ? path : resolve(projectsRoot, path);
-  let s;
+  let path: string;
   try {
-    s = await stat(abs);
-  } catch {
-    throw new AttemptFailure(`input '${name}': ${abs} does not exist${isAbsolute(path) ? "" : ` (relative paths resolve against ${projectsRoot})`}`);
+    path = scheme === "file" ? fileURLToPath(uri) : uri;
+  } catch (e) {
+    throw new AttemptFailure(`input '${name}': ${(e as Error).message}: ${uri}`);
   }
+  const real = await resolveUnderRoot(projectsRoot, path, `input '${name}'`, "file-or-dir");
   await mkdir(dest, { recursive: true });
-  if (s.isDirectory()) await cp(abs, dest, { recursive: true });
-  else await cp(abs, join(dest, basename(abs)));
+  const s = await stat(real);
+  await copyUnderRoot(projectsRoot, real, s.isDirectory() ? dest : join(dest, basename(path)), `input '${name}'`);
 }
 
 /** Every file below `dir`, as `/`-separated paths relative to it, sorted. */

@@ -7,8 +7,8 @@
  * reporting. Every change is written to the attempt's record before it is acted on where a
  * crash could otherwise lose it, so a new executor over the same state dir carries on.
  */
-import { existsSync, statSync } from "node:fs";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, isMlflowClientError, isRetryable, type RunStatus } from "../../../../proto/mlflow";
@@ -17,9 +17,10 @@ import type { AttemptReport, AttemptReporter } from "../types";
 import { downloadInputs, listFiles, OWN_ARTIFACTS, uploadDir } from "./artifacts";
 import { AttemptFailure, RetryableStartError } from "./errors";
 import { computeManifest, sliceFiles } from "./manifest";
-import { endRun, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, settleParentRun } from "./mlflow-runs";
+import { endRun, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "./mlflow-runs";
 import type { ExecutorContext } from "./options";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile } from "./process";
+import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "./paths";
 import { fetchProject, loadEntryPoint } from "./project";
 import { type AttemptRecord, type AttemptStore, type PartitionRecord, TERMINAL_PHASES } from "./state";
 
@@ -102,8 +103,10 @@ export class Attempt {
     try {
       await this.doPrepare();
     } catch (e) {
-      const failure = e instanceof Cancelled ? undefined : asFailure(e);
-      if (e instanceof Cancelled || failure) {
+      // A cancel (or the core giving up) that came while preparation was failing wins over retrying.
+      const cancelled = e instanceof Cancelled || this.rec.cancelRequested === true;
+      const failure = cancelled ? undefined : (asFailure(e) ?? (this.rec.failRequested !== undefined ? new AttemptFailure(this.rec.failRequested, { cause: e }) : undefined));
+      if (cancelled || failure) {
         if (failure) this.rec.message = failure.message;
         // Ending the MLflow run may fail too (MLflow down): the loop then retries it.
         return this.finish(failure ? "failed" : "cancelled").catch((err: unknown) => {
@@ -119,6 +122,7 @@ export class Attempt {
 
   private checkCancel(): void {
     if (this.rec.cancelRequested) throw new Cancelled();
+    if (this.rec.failRequested !== undefined) throw new AttemptFailure(this.rec.failRequested);
   }
 
   private async doPrepare(): Promise<void> {
@@ -136,6 +140,8 @@ export class Attempt {
     if (!this.rec.mlflow?.nodeRunId) {
       const exp = await ctx.mlflow.getOrCreateExperiment(work.experiment || work.dag.name);
       const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(ctx.mlflow, exp.experimentId, work));
+      // The DAG run is running while any attempt of it does; only the control plane ends it (runEnded).
+      if (!work.mlflowParentRunId) await markParentRunning(ctx.mlflow, parentRunId);
       this.rec.mlflow = { experimentId: exp.experimentId, parentRunId };
       this.rec.mlflow.nodeRunId = await findOrCreateNodeRun(ctx.mlflow, exp.experimentId, parentRunId, work, this.rec.project);
       await this.save();
@@ -157,8 +163,10 @@ export class Attempt {
       this.rec.command = await resolveCommand(loaded.entryPoint, node.parameters ?? {}, {
         cwd: this.rec.dir,
         runStorageDir: join(this.rec.dir, "params"),
-        exists: (p) => existsSync(p),
-        download: (uri, dest) => downloadPathParam(uri, dest),
+        // A local path value is handed to the step as it is, but only one below the projects root
+        // (or the attempt's own folder, where `inputs/…` are) passes.
+        exists: (p) => localPathParamExists(p, ctx.projectsRoot, this.rec.dir),
+        download: (uri, dest) => downloadPathParam(uri, dest, ctx.projectsRoot),
       });
     } catch (e) {
       if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
@@ -243,6 +251,14 @@ export class Attempt {
     await this.loopPromise;
     this.unsubscribe();
     this.resolveDone();
+  }
+
+  /** The core gave up on starting this attempt: preparation ends it failed with `message` at its next step. */
+  requestFail(message: string): Promise<void> {
+    this.rec.failRequested = message;
+    const saved = this.save();
+    this.wake();
+    return saved;
   }
 
   requestCancel(): Promise<void> {
@@ -515,11 +531,8 @@ export class Attempt {
       const status: RunStatus = outcome === "succeeded" ? "FINISHED" : outcome === "failed" ? "FAILED" : "KILLED";
       await endRun(ctx.mlflow, nodeRunId, status, ctx.now());
     }
-    if (rec.mlflow && !rec.work?.mlflowParentRunId) {
-      await settleParentRun(ctx.mlflow, rec.mlflow.experimentId, rec.mlflow.parentRunId, ctx.now()).catch((e: unknown) => {
-        ctx.log.warn(this.logCtx({ err: e }), "could not update the DAG run's parent run");
-      });
-    }
+    // The parent run stays as it is: the DAG run may go on (other nodes, a retry); the control
+    // plane says when it is over and the executor's `runEnded` ends the parent then.
     rec.phase = outcome;
     await this.save();
     const event: AttemptReport = { type: outcome };
@@ -532,6 +545,7 @@ export class Attempt {
     await this.save();
     ctx.log.info(this.logCtx({ outcome, message: rec.message }), "attempt ended");
     for (const i of [...this.holding]) this.releaseSlot(i);
+    this.unsubscribe(); // also when it ended in preparation (no loop ran)
     if (!ctx.keepWorkDirs) await rm(rec.dir, { recursive: true, force: true }).catch(() => undefined);
     this.resolveDone();
   }
@@ -549,15 +563,32 @@ function errMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** `path` parameters with a URI: only local files are supported here. */
-async function downloadPathParam(uri: string, dest: string): Promise<string> {
+/** `path` parameters with a URI: only local files below the projects root are supported here. */
+async function downloadPathParam(uri: string, dest: string, projectsRoot: string): Promise<string> {
   if (!uri.startsWith("file:")) {
     throw new AttemptFailure(`path parameter ${uri}: only local paths and file:// URIs are supported by the local executor`);
   }
-  const src = fileURLToPath(uri);
-  if (!existsSync(src)) throw new AttemptFailure(`path parameter ${uri}: no such file or directory`);
+  let src: string;
+  try {
+    src = fileURLToPath(uri);
+  } catch (e) {
+    throw new AttemptFailure(`path parameter ${uri}: ${errMessage(e)}`);
+  }
+  const real = await resolveUnderRoot(projectsRoot, src, `path parameter ${uri}`, "file-or-dir");
   await mkdir(dest, { recursive: true });
   const target = join(dest, basename(src));
-  await cp(src, target, { recursive: statSync(src).isDirectory() });
+  await copyUnderRoot(projectsRoot, real, target, `path parameter ${uri}`);
   return target;
+}
+
+/** The engine's `os.path.exists` for local `path` values (also `file:` ones): only below the projects root or the attempt folder. */
+async function localPathParamExists(abs: string, projectsRoot: string, attemptDir: string): Promise<boolean> {
+  if (!existsSync(abs)) return false;
+  const real = await realpath(abs);
+  if (!isUnder(realRoot(projectsRoot), real) && !isUnder(realRoot(attemptDir), real)) {
+    throw new AttemptFailure(`path parameter ${abs} is outside the projects root ${projectsRoot}; the local executor reads local paths only below --projects-root`);
+  }
+  const s = await stat(real);
+  if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`path parameter ${abs} is not a regular file or folder`);
+  return true;
 }

@@ -21,17 +21,29 @@ export interface Checkout {
   commit: string;
 }
 
+/** Protocols git may use (also for submodules): no `ext::`, no `fd::`, nothing a URL could smuggle in. */
+export const GIT_ALLOW_PROTOCOL = "https:ssh:git:file";
+
+/** `scheme://user:password@host` → `scheme://***@host` anywhere in a text (error messages, logs). */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, "$1***@");
+}
+
+/** The environment of git commands: the agent's, without its secrets, no prompts, allowed protocols only. */
+export function gitEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) if (!k.startsWith("PARALLELS_")) env[k] = v;
+  env.GIT_TERMINAL_PROMPT = "0";
+  env.GIT_ALLOW_PROTOCOL = GIT_ALLOW_PROTOCOL;
+  return env;
+}
+
 function git(args: string[], cwd: string | undefined, gitBin: string): Promise<string> {
   return new Promise((ok, fail) => {
-    execFile(
-      gitBin,
-      args,
-      { cwd, timeout: 600_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } },
-      (err, stdout, stderr) => {
-        if (err) fail(new GitError(`git ${args.join(" ")} failed: ${(stderr || err.message).trim().slice(-1500)}`));
-        else ok(stdout.trim());
-      },
-    );
+    execFile(gitBin, args, { cwd, timeout: 600_000, maxBuffer: 16 * 1024 * 1024, env: gitEnv() }, (err, stdout, stderr) => {
+      if (err) fail(new GitError(redactUrlCredentials(`git ${args.join(" ")} failed: ${(stderr || err.message).trim().slice(-1500)}`)));
+      else ok(stdout.trim());
+    });
   });
 }
 
@@ -58,17 +70,19 @@ async function doCheckout(cacheDir: string, url: string, version: string | undef
   const tmp = await mkdtemp(join(repoDir, ".tmp-"));
   try {
     await git(["init", "-q"], tmp, gitBin);
-    await git(["remote", "add", "origin", url], tmp, gitBin);
+    // `--end-of-options` / `--` before anything taken from the work message: a version (or URL)
+    // starting with "-" is a name here, never an option such as `--upload-pack=…`.
+    await git(["remote", "add", "--", "origin", url], tmp, gitBin);
     const ref = version ?? "HEAD";
     let shallow = true;
     try {
-      await git(["fetch", "-q", "--depth", "1", "origin", ref], tmp, gitBin);
+      await git(["fetch", "-q", "--depth", "1", "--end-of-options", "origin", ref], tmp, gitBin);
     } catch {
       shallow = false;
       try {
-        await git(["fetch", "-q", "--tags", "origin"], tmp, gitBin); // e.g. an abbreviated sha
+        await git(["fetch", "-q", "--tags", "--end-of-options", "origin"], tmp, gitBin); // e.g. an abbreviated sha
       } catch (e) {
-        throw new GitError(`could not fetch ${url}: ${(e as Error).message}`);
+        throw new GitError(`could not fetch ${redactUrlCredentials(url)}: ${(e as Error).message}`);
       }
     }
     const targets = shallow ? ["FETCH_HEAD"] : [version ?? "origin/HEAD", `origin/${version}`];
@@ -76,8 +90,12 @@ async function doCheckout(cacheDir: string, url: string, version: string | undef
     let lastError: unknown;
     for (const target of targets) {
       try {
-        await git(["checkout", "-q", "--detach", target], tmp, gitBin);
-        commit = await git(["rev-parse", "HEAD"], tmp, gitBin);
+        // Resolved first (rev-parse knows --end-of-options; checkout of git 2.39 does not), then
+        // the commit id — hex, never an option — is checked out.
+        const sha = await git(["rev-parse", "--verify", "-q", "--end-of-options", `${target}^{commit}`], tmp, gitBin);
+        if (!/^[0-9a-f]{40,64}$/.test(sha)) throw new GitError(`git rev-parse gave no commit for ${target}`);
+        await git(["checkout", "-q", "--detach", sha, "--"], tmp, gitBin);
+        commit = sha;
         break;
       } catch (e) {
         lastError = e;
@@ -85,7 +103,7 @@ async function doCheckout(cacheDir: string, url: string, version: string | undef
     }
     if (!commit) {
       throw new GitError(
-        `Unable to checkout version '${version ?? "HEAD"}' of git repo ${url} - please ensure that the version exists in the repo. Error: ${(lastError as Error).message}`,
+        `Unable to checkout version '${version ?? "HEAD"}' of git repo ${redactUrlCredentials(url)} - please ensure that the version exists in the repo. Error: ${(lastError as Error).message}`,
       );
     }
     await git(["submodule", "update", "--init", "--recursive", "-q"], tmp, gitBin);
@@ -110,7 +128,7 @@ export async function localGitInfo(dir: string, gitBin = "git"): Promise<{ root:
     const commit = await git(["rev-parse", "HEAD"], dir, gitBin);
     const remotes = (await git(["remote"], dir, gitBin)).split("\n").filter(Boolean);
     const info: { root: string; commit: string; remote?: string } = { root, commit };
-    if (remotes[0]) info.remote = await git(["remote", "get-url", remotes[0]], dir, gitBin);
+    if (remotes[0]) info.remote = await git(["remote", "get-url", "--", remotes[0]], dir, gitBin);
     return info;
   } catch {
     return undefined;

@@ -25,7 +25,7 @@ import type { WorkCancel, WorkStart } from "../../../../proto/messages";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
 import { RetryableStartError } from "./errors";
-import { endRun } from "./mlflow-runs";
+import { endParentRuns, endRun } from "./mlflow-runs";
 import { resolveOptions, type ExecutorContext, type LocalExecutorOptions } from "./options";
 import { type AttemptRecord, AttemptStore, attemptKey, lockStateDir, TERMINAL_PHASES } from "./state";
 
@@ -60,6 +60,10 @@ class LocalExecutorImpl implements LocalExecutor {
   private readonly locks = new Map<string, Promise<unknown>>();
   private closed = false;
   private readonly unlock: () => void;
+  /** Attempts inside a `start` call (the core counts those itself: see {@link running}). */
+  private readonly inStart = new Map<string, number>();
+  /** Experiments holding the parent run of each DAG run this executor worked on (from records). */
+  private readonly runExperiments = new Map<string, Set<string>>();
 
   constructor(ctx: ExecutorContext) {
     this.context = ctx;
@@ -91,15 +95,36 @@ class LocalExecutorImpl implements LocalExecutor {
   /** Report the terminal event of a record whose report may not have gone out. */
   private async reportFinal(rec: AttemptRecord, reporter: AttemptReporter): Promise<void> {
     if (rec.finalReported || !TERMINAL_PHASES.has(rec.phase)) return;
-    const event: Parameters<AttemptReporter["report"]>[0] = { type: rec.phase as "succeeded" | "failed" | "cancelled" };
-    if (rec.mlflow?.nodeRunId) event.mlflowRunId = rec.mlflow.nodeRunId;
-    if (rec.phase === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
-    reporter.report(event);
+    reporter.report(finalEvent(rec));
     rec.finalReported = true;
     await this.store.save(rec);
   }
 
+  /**
+   * Runs an adopted attempt's preparation (which goes on to run it). On a retryable failure the
+   * attempt is dropped from `active`, so the next start picks up the record afresh.
+   */
+  private drive(attempt: Attempt, key: string): Promise<void> {
+    return attempt.prepare().catch((e: unknown) => {
+      if (this.active.get(key) === attempt) this.active.delete(key);
+      void attempt.stop();
+      throw e;
+    });
+  }
+
   async start(work: WorkStart, reporter: AttemptReporter): Promise<void> {
+    const key = attemptKey(refOf(work));
+    this.inStart.set(key, (this.inStart.get(key) ?? 0) + 1);
+    try {
+      await this.doStart(work, reporter);
+    } finally {
+      const n = (this.inStart.get(key) ?? 1) - 1;
+      if (n > 0) this.inStart.set(key, n);
+      else this.inStart.delete(key);
+    }
+  }
+
+  private async doStart(work: WorkStart, reporter: AttemptReporter): Promise<void> {
     const ref = refOf(work);
     const key = attemptKey(ref);
     const attempt = await this.withLock(key, async () => {
@@ -132,17 +157,61 @@ class LocalExecutorImpl implements LocalExecutor {
     if (!attempt.fresh) {
       // Already known: a redelivery. One still preparing: wait for the same outcome (the message
       // must not be acked before the attempt is durably started). Running ones keep running.
-      if (attempt.attempt.preparing && attempt.attempt.rec.phase === "preparing") return attempt.attempt.preparing;
+      if (attempt.attempt.rec.phase === "preparing") {
+        attempt.attempt.setReporter(reporter);
+        return attempt.attempt.preparing ?? this.drive(attempt.attempt, key);
+      }
       attempt.attempt.run();
       return;
     }
-    try {
-      await attempt.attempt.prepare();
-    } catch (e) {
-      if (this.active.get(key) === attempt.attempt) this.active.delete(key); // the next start picks up the record
-      void attempt.attempt.stop();
-      throw e;
+    await this.drive(attempt.attempt, key);
+    this.experimentsOf(attempt.attempt.rec);
+  }
+
+  async abandon(work: WorkStart, message: string, reporter: AttemptReporter): Promise<void> {
+    const ref = refOf(work);
+    const key = attemptKey(ref);
+    const waitFor = await this.withLock(key, async (): Promise<Promise<void> | undefined> => {
+      const active = this.active.get(key);
+      if (active) {
+        // Being prepared (e.g. driven again after a restart): it ends failed at its next step.
+        if (active.rec.phase === "preparing") {
+          active.setReporter(reporter);
+          await active.requestFail(message);
+          return active.done;
+        }
+        return undefined; // running: it reports its own end
+      }
+      const rec = (await this.store.load(ref)) ?? { version: 1 as const, ref, work, phase: "preparing" as const, createdAt: this.context.now(), updatedAt: this.context.now(), dir: join(this.context.workDir, key) };
+      if (TERMINAL_PHASES.has(rec.phase)) {
+        await this.reportFinal(rec, reporter);
+        return undefined;
+      }
+      if (rec.phase !== "preparing") {
+        if (!rec.work) rec.work = work;
+        this.adopt(rec, reporter).run(); // durably started before: let it run to its end
+        return undefined;
+      }
+      await this.failPreparing(rec, message, reporter);
+      return undefined;
+    });
+    await waitFor;
+  }
+
+  /** Ends a record that never got past preparation as failed (and its MLflow run, if one was made). */
+  private async failPreparing(rec: AttemptRecord, message: string, reporter: AttemptReporter): Promise<void> {
+    const now = this.context.now();
+    rec.phase = "failed";
+    rec.message = message;
+    rec.updatedAt = now;
+    await this.store.save(rec);
+    if (rec.mlflow?.nodeRunId) {
+      await endRun(this.context.mlflow, rec.mlflow.nodeRunId, "FAILED", now).catch((e: unknown) => {
+        this.context.log.warn({ err: e, nodeRunId: rec.ref.nodeRunId }, "could not mark the MLflow run FAILED");
+      });
     }
+    await this.reportFinal(rec, reporter);
+    this.context.log.warn({ nodeRunId: rec.ref.nodeRunId, attempt: rec.ref.attempt, message }, "attempt failed before it started");
   }
 
   async cancel(work: WorkCancel, reporter: AttemptReporter): Promise<void> {
@@ -180,28 +249,89 @@ class LocalExecutorImpl implements LocalExecutor {
     await target.requestCancel();
     target.run(); // drives a recovered attempt; no-op for one already running
     await target.done;
+    // A preparation that gave up (retryably) just before it saw the cancel: it is no longer
+    // driven, so the cancel ends the record here (and reports `cancelled`).
+    if (!target.terminal && target.rec.phase === "preparing" && !this.closed && this.active.get(key) !== target) await this.cancel(work, reporter);
+  }
+
+  private experimentsOf(rec: AttemptRecord): void {
+    if (!rec.mlflow || rec.work?.mlflowParentRunId) return; // a parent given by the control plane is not ours
+    let set = this.runExperiments.get(rec.ref.runId);
+    if (!set) this.runExperiments.set(rec.ref.runId, (set = new Set()));
+    set.add(rec.mlflow.experimentId);
+  }
+
+  async runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void> {
+    const log = this.context.log;
+    try {
+      for (const a of this.active.values()) if (a.rec.ref.runId === runId) this.experimentsOf(a.rec);
+      if (!this.runExperiments.has(runId)) for (const rec of await this.store.list()) if (rec.ref.runId === runId) this.experimentsOf(rec);
+    } catch (e) {
+      log.warn({ err: e, runId }, "could not read the attempt records to end the DAG run's MLflow parent run");
+    }
+    const experiments = [...(this.runExperiments.get(runId) ?? [])];
+    if (experiments.length === 0) {
+      log.info({ runId, status }, "DAG run ended; no MLflow parent run of it is known here");
+      return;
+    }
+    // MLflow may be briefly unavailable: a few tries, then the parent is left as it is (logged).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ended = await endParentRuns(this.context.mlflow, experiments, runId, status, this.context.now());
+        this.runExperiments.delete(runId);
+        log.info({ runId, status, parentRuns: ended }, ended.length > 0 ? "DAG run ended; its MLflow parent run is closed" : "DAG run ended; its MLflow parent run was already closed");
+        return;
+      } catch (e) {
+        if (attempt >= 4 || this.closed) {
+          log.error({ err: e, runId, status }, "could not close the DAG run's MLflow parent run");
+          return;
+        }
+        log.warn({ err: e, runId, status, attempt }, "could not close the DAG run's MLflow parent run yet; retrying");
+        await this.context.sleep(1000 * 4 ** (attempt - 1));
+      }
+    }
   }
 
   async reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter): Promise<RecoveredAttempt[]> {
     const out: RecoveredAttempt[] = [];
     for (const rec of await this.store.list()) {
       const key = attemptKey(rec.ref);
+      this.experimentsOf(rec);
       if (this.active.has(key)) {
-        out.push({ ...rec.ref, state: "running" });
+        if (this.active.get(key)!.rec.phase !== "preparing") out.push({ ...rec.ref, state: "running" });
         continue;
       }
       if (TERMINAL_PHASES.has(rec.phase)) {
+        // Ended while the agent was away (or its report may not have gone out): the core re-reports it.
         if (!rec.finalReported) {
-          await this.reportFinal(rec, reporterFor(rec.ref));
-          out.push({ ...rec.ref, state: rec.phase as RecoveredAttempt["state"] });
+          out.push(recovered(rec));
+          rec.finalReported = true;
+          await this.store.save(rec);
         }
         continue;
       }
-      // Preparing: its NATS message was never acked, so it comes back and `start` continues it.
-      if (rec.phase === "preparing" || !rec.work) {
-        out.push({ ...rec.ref, state: "running" });
+      if (rec.phase === "preparing") {
+        if (!rec.work) {
+          // Cannot happen (tombstones are written cancelled); nothing to prepare from.
+          rec.phase = "failed";
+          rec.message = "the agent restarted while the attempt was being prepared, and its work message was not recorded";
+          rec.finalReported = true;
+          await this.store.save(rec);
+          out.push(recovered(rec));
+          continue;
+        }
+        // Not durably started, so not running: prepare it again in the background. Its start
+        // message was never acked, so a redelivery joins this (or takes over if it failed).
+        await this.withLock(key, async () => {
+          if (this.active.has(key)) return;
+          const a = this.adopt(rec, reporterFor(rec.ref));
+          this.drive(a, key).catch((e: unknown) => {
+            this.context.log.warn({ err: e, nodeRunId: rec.ref.nodeRunId, attempt: rec.ref.attempt }, "preparing the attempt again after a restart failed; its redelivered start retries");
+          });
+        });
         continue;
       }
+      if (!rec.work) continue; // not terminal and no work: never written so (defensive)
       await this.withLock(key, async () => {
         if (!this.active.has(key)) this.adopt(rec, reporterFor(rec.ref)).run();
       });
@@ -212,7 +342,7 @@ class LocalExecutorImpl implements LocalExecutor {
 
   running(): number {
     let n = 0;
-    for (const a of this.active.values()) if (!a.terminal) n++;
+    for (const [key, a] of this.active) if (!a.terminal && !this.inStart.has(key)) n++;
     return n;
   }
 
@@ -222,4 +352,21 @@ class LocalExecutorImpl implements LocalExecutor {
     this.active.clear();
     this.unlock();
   }
+}
+
+/** The terminal event of an ended record. */
+function finalEvent(rec: AttemptRecord): Parameters<AttemptReporter["report"]>[0] {
+  const event: Parameters<AttemptReporter["report"]>[0] = { type: rec.phase as "succeeded" | "failed" | "cancelled" };
+  if (rec.mlflow?.nodeRunId) event.mlflowRunId = rec.mlflow.nodeRunId;
+  if (rec.phase === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
+  return event;
+}
+
+/** An ended record as the core re-reports it after a restart. */
+function recovered(rec: AttemptRecord): RecoveredAttempt {
+  const e = finalEvent(rec);
+  const out: RecoveredAttempt = { ...rec.ref, state: rec.phase as RecoveredAttempt["state"] };
+  if (e.mlflowRunId) out.mlflowRunId = e.mlflowRunId;
+  if (e.message) out.message = e.message;
+  return out;
 }

@@ -168,27 +168,40 @@ export async function endRun(mlflow: MlflowClient, runId: string, status: RunSta
 }
 
 /**
- * Keep a parent run this executor manages (tag `parallels.role=dag-run`) in step with its
- * node runs: RUNNING while any is running; otherwise ended — FAILED when the newest attempt of
- * any node failed, KILLED when one was killed, else FINISHED. The control plane alone knows when
- * the DAG run is over; this keeps the parent from sitting RUNNING once its nodes are done.
+ * A node attempt of the DAG run starts: its parent run (one this executor manages, tag
+ * `parallels.role=dag-run`) is RUNNING. Only the control plane knows when the DAG run is over
+ * (nodes may run elsewhere, later attempts may follow), so node ends never end the parent:
+ * {@link endParentRuns} does, when the control plane says the run ended.
  */
-export async function settleParentRun(mlflow: MlflowClient, experimentId: string, parentRunId: string, now: number): Promise<void> {
+export async function markParentRunning(mlflow: MlflowClient, parentRunId: string): Promise<void> {
   const parent = await mlflow.getRun(parentRunId);
   if (parent.data.tags[PARALLELS_TAGS.role] !== "dag-run") return;
-  const children = await mlflow.findRuns([experimentId], { parentRunId, tags: { [PARALLELS_TAGS.role]: "node" } });
-  const newest = new Map<string, Run>();
-  for (const c of children) {
-    const node = c.data.tags[PARALLELS_TAGS.nodeId] ?? c.info.runId;
-    const prev = newest.get(node);
-    const attempt = (r: Run) => Number(r.data.tags[PARALLELS_TAGS.attempt] ?? 0);
-    if (!prev || attempt(c) > attempt(prev)) newest.set(node, c);
+  if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });
+}
+
+/** The MLflow status a DAG run's end maps to. */
+export const DAG_RUN_END_STATUS: Readonly<Record<"succeeded" | "failed" | "cancelled", RunStatus>> = Object.freeze({
+  succeeded: "FINISHED",
+  failed: "FAILED",
+  cancelled: "KILLED",
+});
+
+/**
+ * The DAG run `runId` is over: end its parent run(s) — found by tag (`parallels.role=dag-run`,
+ * `parallels.runId`) in the given experiments — with the matching status and end time `now`.
+ * Idempotent: a parent already in that status with an end time is left alone. Returns the runs ended.
+ */
+export async function endParentRuns(mlflow: MlflowClient, experimentIds: string[], runId: string, status: "succeeded" | "failed" | "cancelled", now: number): Promise<string[]> {
+  if (experimentIds.length === 0) return [];
+  const target = DAG_RUN_END_STATUS[status];
+  const ended: string[] = [];
+  for (const experimentId of new Set(experimentIds)) {
+    // The oldest is the parent every node uses; younger ones lost a creation race and are KILLED.
+    const p = (await parentCandidates(mlflow, experimentId, runId))[0];
+    if (!p) continue;
+    if (p.info.status === target && p.info.endTime !== undefined && p.info.endTime !== null) continue;
+    await mlflow.terminateRun(p.info.runId, target, { endTime: now });
+    ended.push(p.info.runId);
   }
-  const statuses = [...newest.values()].map((r) => r.info.status);
-  if (statuses.some((s) => s === "RUNNING" || s === "SCHEDULED")) {
-    if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });
-    return;
-  }
-  const status: RunStatus = statuses.includes("FAILED") ? "FAILED" : statuses.includes("KILLED") ? "KILLED" : "FINISHED";
-  if (parent.info.status !== status || parent.info.endTime === undefined) await mlflow.terminateRun(parentRunId, status, { endTime: now });
+  return ended;
 }

@@ -26,10 +26,14 @@ export interface LocalExecutorOptions {
   /** Relative project paths and relative `{uri}` inputs resolve here (default the process's cwd). */
   projectsRoot?: string;
   /**
-   * The environment steps start from (default `process.env`, as MLflow's local backend). The
-   * node's `env` and the MLflow / Parallels variables are added on top.
+   * The environment steps start from (default `process.env`, as MLflow's local backend), without
+   * the agent's own secrets: every `PARALLELS_*` variable, and `MLFLOW_TRACKING_TOKEN` /
+   * `MLFLOW_TRACKING_PASSWORD` unless {@link stepsMlflowCredentials}. The node's `env` and the
+   * MLflow / Parallels variables are added on top.
    */
   env?: NodeJS.ProcessEnv;
+  /** Give the steps the MLflow credentials of {@link env} (`MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_PASSWORD`). Default false. */
+  stepsMlflowCredentials?: boolean;
   /** A Python environment's bin folder, put first on the steps' PATH (`--env-manager local` = this Python). */
   pythonBinDir?: string;
   /** Shell that runs the rendered command, as `<shell> -c <command>` (default `bash`, as MLflow). */
@@ -103,11 +107,25 @@ export interface ExecutorContext {
   sleep: (ms: number) => Promise<void>;
 }
 
+/** MLflow credentials the agent may hold; steps get them only when configured so. */
+export const MLFLOW_SECRET_VARS: readonly string[] = ["MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"];
+
+/** The environment steps start from: `env` without the agent's secrets (see {@link LocalExecutorOptions.env}). */
+export function stepEnv(env: NodeJS.ProcessEnv, mlflowCredentials: boolean): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith("PARALLELS_")) continue;
+    if (!mlflowCredentials && MLFLOW_SECRET_VARS.includes(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 const silent: ExecutorLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
 export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
   const stateDir = resolve(o.stateDir);
-  const baseEnv: NodeJS.ProcessEnv = { ...(o.env ?? process.env) };
+  const baseEnv = stepEnv(o.env ?? process.env, o.stepsMlflowCredentials ?? false);
   if (o.pythonBinDir) baseEnv.PATH = `${o.pythonBinDir}${baseEnv.PATH ? `:${baseEnv.PATH}` : ""}`;
   const max = o.maxProcesses ?? availableParallelism();
   if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxProcesses must be a positive integer, got ${max}`);

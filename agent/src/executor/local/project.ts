@@ -27,6 +27,7 @@ import {
 import type { WorkStart } from "../../../../proto/messages";
 import { AttemptFailure } from "./errors";
 import { checkoutGit, GitError, localGitInfo } from "./git";
+import { isUnder, realRoot, resolveUnderRoot } from "./paths";
 
 export interface FetchedProject {
   dir: string;
@@ -62,6 +63,8 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
   const inside = (root: string) => {
     const dir = sub ? join(root, sub) : root;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new AttemptFailure(`Could not find subdirectory ${sub} of ${root}`);
+    // A symlinked subdirectory must not lead out of the project (or checkout).
+    if (sub && !isUnder(realRoot(root), realRoot(dir))) throw new AttemptFailure(`project subdirectory ${sub} of ${root} leads outside it (${realRoot(dir)})`);
     return dir;
   };
   const clone = async (url: string) => {
@@ -73,8 +76,10 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
     }
   };
 
-  if (isGitUri(base) && !(base.startsWith("file://") && !ref.version && existsSync(fileURLToPath(base)))) {
-    const co = await clone(base);
+  if (isGitUri(base) && !(base.startsWith("file://") && !ref.version && existsSync(localPath(base)))) {
+    // A repository on this machine is a local path too: only below the projects root.
+    const local = localGitPath(base);
+    const co = await clone(local === undefined ? base : await resolveUnderRoot(opts.projectsRoot, local, "project", "dir"));
     return {
       dir: inside(co.dir),
       sourceName: projectSourceName(ref.uri, ref.subdirectory),
@@ -83,13 +88,14 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
     };
   }
 
-  const path = base.startsWith("file://") ? fileURLToPath(base) : base;
+  const path = base.startsWith("file:") ? localPath(base) : base;
   const abs = isAbsolute(path) ? resolve(path) : resolve(opts.projectsRoot, path);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) {
     throw new AttemptFailure(
       `project folder not found: ${abs}${isAbsolute(path) ? "" : ` (relative project paths resolve against ${opts.projectsRoot})`}`,
     );
   }
+  await resolveUnderRoot(opts.projectsRoot, abs, "project folder", "dir");
   const info = await localGitInfo(abs, opts.gitBin);
   if (ref.version) {
     if (!info) throw new AttemptFailure(`Setting a version is only supported for Git project URIs (${abs} is not in a git repository)`);
@@ -108,6 +114,22 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
   return out;
 }
 
+/** `file:` URI → path; a malformed one fails the attempt. */
+function localPath(uri: string): string {
+  try {
+    return fileURLToPath(uri);
+  } catch (e) {
+    throw new AttemptFailure(`project URI ${uri}: ${(e as Error).message}`);
+  }
+}
+
+/** The local path of a git URI naming a repository on this machine (a path or `file:`), else undefined. */
+function localGitPath(uri: string): string | undefined {
+  if (uri.startsWith("file:")) return localPath(uri);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) || /^[^/]+:/.test(uri)) return undefined; // a URL, or scp-like `[user@]host:path`
+  return uri;
+}
+
 /** ProjectFiles over a folder. */
 export function fsProjectFiles(dir: string): ProjectFiles {
   return {
@@ -118,6 +140,9 @@ export function fsProjectFiles(dir: string): ProjectFiles {
     },
   };
 }
+
+/** Parameter names the local executor accepts (they reach the shell unquoted as extra parameters). */
+export const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 export interface LoadedEntryPoint {
   entryPoint: EntryPoint;
@@ -136,6 +161,14 @@ export async function loadEntryPoint(
   parameters: Record<string, string | number | boolean> | undefined,
   launcherEnv: Readonly<Record<string, string | undefined>>,
 ): Promise<LoadedEntryPoint> {
+  // Extra parameters go into the command as `--name value` with the name unquoted (as MLflow
+  // does): a name that is not a plain identifier could run shell code, so it is refused here.
+  const bad = Object.keys(parameters ?? {}).filter((k) => !PARAMETER_NAME.test(k));
+  if (bad.length > 0) {
+    throw new AttemptFailure(
+      `parameter name${bad.length > 1 ? "s" : ""} ${bad.map((k) => JSON.stringify(k)).join(", ")} not allowed: names must match ${PARAMETER_NAME.source} (letters, digits, "_", "." and "-", not starting with a digit, "." or "-")`,
+    );
+  }
   try {
     const project = await loadProject(fsProjectFiles(dir), { projectDir: dir });
     if (project.envType === "docker_env") {

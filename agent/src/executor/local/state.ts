@@ -68,6 +68,8 @@ export interface AttemptRecord {
   manifest?: Manifest;
   partitions?: PartitionRecord[];
   cancelRequested?: boolean;
+  /** The core gave up on starting it (max deliveries): preparation ends it failed with this message. */
+  failRequested?: string;
   /** Set when the attempt is ending (phase `finishing`): how it ends. */
   outcome?: "succeeded" | "failed" | "cancelled";
   /** First failure: what the `failed` event says. */
@@ -139,9 +141,9 @@ export class AttemptStore {
   }
 
   private async write(path: string, text: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${path}.${process.pid}.tmp`;
-    const fh = await open(tmp, "w");
+    const fh = await open(tmp, "w", 0o600); // records hold the work message and environment
     try {
       await fh.writeFile(text);
       await fh.sync();
