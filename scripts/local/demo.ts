@@ -98,7 +98,15 @@ async function main(): Promise<boolean> {
     const experiment = child.info.experimentId;
     const parent = child.data.tags["mlflow.parentRunId"];
     say(`MLflow experiment  ${env.mlflow.url}/#/experiments/${experiment}`);
-    if (parent) say(`MLflow parent run  ${env.mlflow.url}/#/experiments/${experiment}/runs/${parent}`);
+    if (parent) {
+      // The agent closes the parent once the control plane says the run is over.
+      let status = "";
+      for (let i = 0; i < 40 && !["FINISHED", "FAILED", "KILLED"].includes(status); i++) {
+        status = (await mlflow.getRun(parent)).info.status;
+        if (!["FINISHED", "FAILED", "KILLED"].includes(status)) await new Promise((r) => setTimeout(r, 250));
+      }
+      say(`MLflow parent run  ${env.mlflow.url}/#/experiments/${experiment}/runs/${parent}  (${status})`);
+    }
     for (const n of run.nodes) if (n.mlflowRunId) say(`  ${n.nodeId.padEnd(8)} ${env.mlflow.url}/#/experiments/${experiment}/runs/${n.mlflowRunId}`);
   }
   if (run.status === "succeeded" && last?.mlflowRunId) {
