@@ -48,7 +48,7 @@ describe("scripts/nats/setup.ts", () => {
     expect(conf).toContain(`system_account: ${r.keys.sysAccount.publicKey}`);
     expect(conf).toMatch(/jetstream: \{\n  store_dir: ".*\/jetstream"\n\}/);
     expect(conf).toContain('websocket: {\n  host: "127.0.0.1"\n  port: 24280\n  no_tls: true\n}');
-    expect(conf).not.toContain("0.0.0.0");
+    expect(conf).not.toMatch(/\b0\.0\.0\.0\b/); // no wildcard listener
   });
 
   it("signs the chain operator → accounts → users as nats-auth.md lists", async () => {
