@@ -1,4 +1,5 @@
 /** Random ids and secrets, and the hash under which secrets are stored. Web Crypto only. */
+import { bytesToBase64Url } from "./nats/base64url";
 
 const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -34,10 +35,7 @@ export function newId(now = Date.now()): string {
 
 /** A secret a person pastes: a recognisable prefix and 256 random bits. */
 export function newSecret(prefix: string): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  let b64 = btoa(String.fromCharCode(...bytes));
-  b64 = b64.replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-  return `${prefix}_${b64}`;
+  return `${prefix}_${bytesToBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`;
 }
 
 export async function sha256Hex(text: string): Promise<string> {

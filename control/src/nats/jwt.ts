@@ -6,7 +6,10 @@
  * hashes with SHA-512/256; Web Crypto has no SHA-512/256, so SHA-256 — the server only needs it
  * unique per content).
  */
+import { base64UrlToBytes, bytesToBase64Url } from "./base64url";
 import { base32Encode, decodePublicKey, type NkeySigner, verifySignature } from "./nkeys";
+
+export { bytesToBase64Url } from "./base64url";
 
 /** Permission lists as the server reads them. An empty `allow` list means "everything". */
 export interface NatsPermission {
@@ -29,21 +32,6 @@ export interface NatsClaims<N extends object = Record<string, unknown>> {
 
 const HEADER = { typ: "JWT", alg: "ed25519-nkey" } as const;
 const encoder = new TextEncoder();
-
-/** base64url without padding of bytes. */
-export function bytesToBase64Url(bytes: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function base64UrlToBytes(text: string): Uint8Array {
-  const b64 = text.replaceAll("-", "+").replaceAll("_", "/");
-  const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 const HEADER_B64 = bytesToBase64Url(encoder.encode(JSON.stringify(HEADER)));
 

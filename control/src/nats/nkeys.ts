@@ -8,6 +8,8 @@
  * - seed `SU…`/`SA…`/`SO…`: base32(2 prefix bytes packing `S` and the role ‖ 32-byte Ed25519 seed
  *   ‖ crc16 LE), 58 chars. The seed is the RFC 8032 private key.
  */
+import { base64UrlToBytes } from "./base64url";
+
 
 /** The roles this project uses, with their nkey prefix bytes. */
 export const NKEY_ROLES = {
@@ -153,14 +155,6 @@ export function decodeSeed(seed: string, expected?: NkeyRole): { role: NkeyRole;
 
 // PKCS#8 PrivateKeyInfo for Ed25519 (RFC 8410) up to the 32-byte seed.
 const PKCS8_ED25519 = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-
-function base64UrlToBytes(text: string): Uint8Array {
-  const b64 = text.replaceAll("-", "+").replaceAll("_", "/");
-  const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 /** A signing nkey held as a non-extractable Web Crypto key. Import once, sign many times. */
 export interface NkeySigner {
