@@ -5,7 +5,7 @@
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { freePort } from "./ports";
+import { freePort, saysPortInUse } from "./ports";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 
@@ -43,8 +43,20 @@ export async function migrateLocalD1(stateDir: string): Promise<void> {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   await migrateLocalD1(opts.stateDir);
-  const port = opts.port ?? (await freePort());
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
+  // Without a fixed port, a port taken between freePort() and wrangler's bind means: try others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchWrangler(opts, opts.port ?? (await freePort()), await freePort());
+    } catch (e) {
+      if (!(e instanceof WranglerPortInUse) || opts.port !== undefined || attempt >= 4) throw e;
+    }
+  }
+}
+
+class WranglerPortInUse extends Error {}
+
+async function launchWrangler(opts: ControlPlaneOptions, port: number, inspectorPort: number): Promise<ControlPlane> {
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
@@ -72,9 +84,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
+    if (child.exitCode !== null) {
+      const message = `wrangler dev exited (${child.exitCode}):\n${output}`;
+      throw saysPortInUse(output) ? new WranglerPortInUse(message) : new Error(message);
+    }
     try {
-      const res = await fetch(`${url}/healthz`);
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) break;
     } catch {
       /* not listening yet */

@@ -5,11 +5,10 @@
  * The agent is started by the caller (it needs a cluster's bootstrap token).
  */
 import { join } from "node:path";
-import { setupNats } from "../nats/setup";
-import { findNatsServerBinary, startNatsServer, type NatsServerProcess } from "../nats/server";
+import { launchNats } from "../nats/launch";
+import type { NatsServerProcess } from "../nats/server";
 import { startControlPlane, type ControlPlane } from "./control-plane";
 import { startMlflowServer, type MlflowTestServer } from "./mlflow-server";
-import { freePort } from "./ports";
 
 export interface EmbeddedPorts {
   control: number;
@@ -45,24 +44,25 @@ export interface EmbeddedOptions {
 }
 
 export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
-  const ports =
-    opts.ports === "free"
-      ? { control: await freePort(), nats: await freePort(), natsWs: await freePort(), natsMonitor: await freePort(), mlflow: await freePort() }
-      : (opts.ports ?? DEFAULT_PORTS);
+  const ports: EmbeddedPorts | undefined = opts.ports === "free" ? undefined : (opts.ports ?? DEFAULT_PORTS);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const natsSetup = await setupNats({ stateDir: join(opts.stateDir, "nats"), port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor });
-    const natsStart = () =>
-      startNatsServer({ binary: findNatsServerBinary(), configPath: natsSetup.configPath, monitorUrl: natsSetup.monitorUrl, logFile: join(opts.stateDir, "nats", "nats-server.log") });
-    let nats = await natsStart();
+    const launched = await launchNats({
+      stateDir: join(opts.stateDir, "nats"),
+      ports: ports ? { port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor } : "free",
+    });
+    const natsSetup = launched.setup;
+    const natsStart = launched.start;
+    let nats = launched.process;
     stops.push(() => nats.stop());
     const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, ...natsSetup.secrets };
     const [mlflow, control] = await Promise.all([
-      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports.mlflow }),
-      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports.control, echo: opts.echo, vars: controlVars }),
+      // Without a port, each picks a free one and retries on another if it is taken meanwhile.
+      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }),
+      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars }),
     ]);
     const embedded: Embedded = {
       control,

@@ -4,9 +4,10 @@
  * embedded default.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, openSync, closeSync } from "node:fs";
+import { accessSync, constants, openSync, closeSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { saysPortInUse } from "../local/ports";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -60,6 +61,26 @@ export async function waitForHealthz(monitorUrl: string, timeoutMs = 15_000, exi
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nats-server not healthy after ${timeoutMs} ms: ${last}`);
+}
+
+/** Why nats-server did not come up; `portInUse` means: try again on other ports. */
+export class NatsStartError extends Error {
+  constructor(
+    message: string,
+    readonly portInUse: boolean,
+  ) {
+    super(message);
+    this.name = "NatsStartError";
+  }
+}
+
+/** The last lines of the server's log, for error messages (CI shows nothing else). */
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
 }
 
 export interface NatsServerProcess {
@@ -118,7 +139,8 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
     await waitForHealthz(opts.monitorUrl, opts.readyTimeoutMs ?? 15_000, () => done);
   } catch (e) {
     await stop(500);
-    throw new Error(`${(e as Error).message}${opts.logFile ? ` (log: ${opts.logFile})` : ""}`);
+    const log = opts.logFile ? logTail(opts.logFile) : "";
+    throw new NatsStartError(`${(e as Error).message}${opts.logFile ? ` (log: ${opts.logFile})` : ""}${log ? `:\n${log}` : ""}`, saysPortInUse(log));
   }
   return {
     pid: child.pid ?? -1,

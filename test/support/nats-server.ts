@@ -7,8 +7,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { freePort } from "../../scripts/local/ports";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type NatsSecrets, type NatsSetupResult, setupNats } from "../../scripts/nats/setup";
-import { findNatsServerBinary, type NatsServerProcess, natsServerVersion, startNatsServer } from "../../scripts/nats/server";
+import { launchNats } from "../../scripts/nats/launch";
+import type { NatsSecrets, NatsSetupResult } from "../../scripts/nats/setup";
+import { findNatsServerBinary, type NatsServerProcess, natsServerVersion } from "../../scripts/nats/server";
 
 export interface TestNatsServer {
   /** `nats://127.0.0.1:<port>` */
@@ -42,14 +43,13 @@ export async function startTestNatsServer(opts: { stateDir?: string } = {}): Pro
   const binary = findNatsServerBinary();
   const ownDir = !opts.stateDir;
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "parallels-nats-")));
-  const [port, httpPort, wsPort] = [await freePort(), await freePort(), await freePort()];
-  const setup = await setupNats({ stateDir, port, httpPort, wsPort });
   const logFile = join(stateDir, "nats-server.log");
-  const start = () => startNatsServer({ binary, configPath: setup.configPath, monitorUrl: setup.monitorUrl, logFile });
-  let proc: NatsServerProcess | undefined = await start().catch(async (e) => {
+  const launched = await launchNats({ stateDir, ports: "free", logFile, binary }).catch(async (e) => {
     if (ownDir) await rm(stateDir, { recursive: true, force: true });
     throw e;
   });
+  const { setup, start } = launched;
+  let proc: NatsServerProcess | undefined = launched.process;
   return {
     url: setup.url,
     wsUrl: setup.wsUrl,
