@@ -1,0 +1,58 @@
+// scripts/nats/launch.ts and scripts/local/ports.ts: a taken port is named in the error, and free
+// ports come from outside the range that client sockets use.
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../../scripts/local/ports";
+import { launchNats } from "../../scripts/nats/launch";
+import { NatsStartError } from "../../scripts/nats/server";
+
+const listen = (port: number) =>
+  new Promise<Server>((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(port, "127.0.0.1", () => ok(srv));
+  });
+
+describe("launching nats-server", () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0)) await c();
+  });
+
+  it("hands out distinct ports below the ephemeral range", async () => {
+    const ports = await Promise.all(Array.from({ length: 50 }, () => freePort()));
+    expect(new Set(ports).size).toBe(50);
+    for (const p of ports) {
+      expect(p).toBeGreaterThanOrEqual(20_000);
+      expect(p).toBeLessThan(32_768);
+    }
+  });
+
+  it("fails with the server's own words when a fixed port is taken", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const taken = await freePort();
+    const blocker = await listen(taken);
+    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    const ports = { port: taken, wsPort: await freePort(), httpPort: await freePort() };
+    const err = await launchNats({ stateDir: dir, ports }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NatsStartError);
+    expect((err as NatsStartError).portInUse).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${taken}.*address already in use`, "s"));
+  });
+
+  it("starts on free ports and answers on them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const nats = await launchNats({ stateDir: dir, ports: "free" });
+    cleanup.push(() => nats.process.stop());
+    const res = await fetch(`${nats.setup.monitorUrl}/healthz`);
+    expect(res.status).toBe(200);
+  });
+});
