@@ -129,6 +129,14 @@ export const RunListQuery = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
+/** `POST /v1/runs/{id}/cancel?force=true`: don't wait for agents that may be gone. */
+export const RunCancelQuery = z.strictObject({
+  force: z
+    .enum(["true", "false"], { error: 'expected "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+});
+
 // ── Schedules ─────────────────────────────────────────────────────────────────────────────────
 export const OverlapPolicy = z.enum(["skip", "queue"]);
 export const ScheduleCreate = z.strictObject({

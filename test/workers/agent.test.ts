@@ -110,6 +110,16 @@ describe("agent endpoints", () => {
     expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body.status).toBe("cancelled");
   });
 
+  it("after a forced cancel, the agent's late report changes nothing but tells it the run has ended", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "running")]);
+    expect((await call("POST", `/v1/runs/${run.id}/cancel?force=true`, { token: ws.write })).body.status).toBe("cancelled");
+    const before = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
+    const late = await events(credential, [ev(`${run.id}-prep`, 1, 2, "cancelled")]);
+    expect(late.body).toEqual({ applied: 0, ignored: 1, endedRuns: [{ runId: run.id, status: "cancelled" }] });
+    expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body).toEqual(before);
+  });
+
   it("registration: refuses bad input and expired tokens; without NATS answers 503 and keeps the token", async () => {
     const ws = await workspace();
     const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name: "c", kind: "generic" } });

@@ -148,6 +148,30 @@ describe("runs: list, get, cancel", () => {
     ]);
   });
 
+  it("force-cancels a run whose agent will never confirm: active nodes cancelled at once, cancel message kept once", async () => {
+    const { ws, dag, clusterId } = await setup();
+    const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name } });
+    expect((await call("POST", `/v1/runs/${run.body.id}/cancel`, { token: ws.write })).body.status).toBe("cancelling");
+    const bad = await call("POST", `/v1/runs/${run.body.id}/cancel?force=yes`, { token: ws.write });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details).toEqual([{ path: "force", message: 'expected "true" or "false"' }]);
+    expect((await call("GET", `/v1/runs/${run.body.id}`, { token: ws.read })).body.status).toBe("cancelling");
+    expect((await call("POST", `/v1/runs/${run.body.id}/cancel?force=true`, { token: ws.read })).status).toBe(403);
+
+    const forced = await call("POST", `/v1/runs/${run.body.id}/cancel?force=true`, { token: ws.write });
+    expect(forced.status).toBe(200);
+    expect(forced.body).toMatchObject({ status: "cancelled", counters: { cancelled: 3, dispatched: 0 } });
+    expect(forced.body.finishedAt).not.toBeNull();
+    expect(forced.body.nodes.find((n: any) => n.nodeId === "prep")).toMatchObject({ status: "cancelled", attempt: 1 });
+    expect((await call("GET", `/v1/runs/${run.body.id}`, { token: ws.read })).body).toEqual(forced.body);
+    const rows = await outboxRows(run.body.id);
+    expect(rows.map((r) => [r.subject, r.msg_id])).toEqual([
+      [`work.${clusterId}.start`, `${run.body.id}-prep.1.start`],
+      [`work.${clusterId}.cancel`, `${run.body.id}-prep.1.cancel`],
+    ]);
+    expect((await call("POST", `/v1/runs/${run.body.id}/cancel?force=true`, { token: ws.write })).status).toBe(409);
+  });
+
   it("cancels a run whose nodes are all finished or pending at once, and refuses to cancel a finished run", async () => {
     const { ws, dag } = await setup();
     const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name } });

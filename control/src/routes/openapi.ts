@@ -47,7 +47,7 @@ const errors = Object.fromEntries(
   ].map(([status, description]) => [status, { description, content: json("Error") }]),
 );
 type Op = { summary: string; body?: keyof typeof components; ok: [string, keyof typeof components | null]; scope: api.Scope | "agent" | "bootstrap"; params?: string[] };
-const QUERY = new Set(["version", "cursor", "limit", "status", "dag"]);
+const QUERY = new Set(["version", "cursor", "limit", "status", "dag", "force"]);
 const INTEGER = new Set(["version", "limit"]);
 const param = (p: string) => ({
   name: p,
@@ -91,7 +91,7 @@ function buildDocument() {
       "/v1/dags/{name}/versions": { get: op({ summary: "List a DAG's versions", ok: ["200", null], scope: "read", params: ["name"] }) },
       "/v1/runs": { post: op({ summary: "Submit a run (Idempotency-Key makes a retry return the same run)", body: "RunSubmit", ok: ["201", "Run"], scope: "write", params: ["Idempotency-Key"] }), get: op({ summary: "List runs, newest first", ok: ["200", null], scope: "read", params: ["dag", "status", "cursor", "limit"] }) },
       "/v1/runs/{id}": { get: op({ summary: "Get a run with its node runs and counters", ok: ["200", "Run"], scope: "read", params: ["id"] }) },
-      "/v1/runs/{id}/cancel": { post: op({ summary: "Cancel a run", ok: ["202", "Run"], scope: "write", params: ["id"] }) },
+      "/v1/runs/{id}/cancel": { post: op({ summary: "Cancel a run (202 while agents stop its steps; force=true: cancelled at once, not waiting for agents that may be gone)", ok: ["202", "Run"], scope: "write", params: ["id", "force"] }) },
       "/v1/agent/register": { post: op({ summary: "Register a cluster's agent (single-use bootstrap token)", body: "AgentRegister", ok: ["201", "AgentRegistered"], scope: "bootstrap" }) },
       "/v1/agent/heartbeat": { post: op({ summary: "Agent heartbeat (every ~15 s; offline after 3 missed)", body: "Heartbeat", ok: ["200", null], scope: "agent" }) },
       "/v1/agent/events": { post: op({ summary: "Batched events of the agent's node runs, applied idempotently", body: "EventBatch", ok: ["200", "EventBatchResult"], scope: "agent" }) },

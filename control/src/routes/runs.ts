@@ -1,11 +1,11 @@
 /**
  * /v1/runs — submit (idempotent with an `Idempotency-Key` header), list with cursor pagination,
- * get with node runs and counters, cancel.
+ * get with node runs and counters, cancel (`?force=true` when the cluster running it is lost).
  */
 import { and, desc, eq, lt } from "drizzle-orm";
 import type { Hono } from "hono";
 import { dagRuns } from "../../../db/schema";
-import { RunListQuery, RunSubmit } from "../../../proto/api";
+import { RunCancelQuery, RunListQuery, RunSubmit } from "../../../proto/api";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { canonicalJson, sha256Hex } from "../crypto";
@@ -59,7 +59,8 @@ export function registerRuns(app: Hono<AppEnv>) {
   });
 
   app.post("/v1/runs/:id/cancel", requireScope("write"), async (c) => {
-    const run = await advanceRun(c.var.db, c.var.principal.workspaceId, c.req.param("id"), { cancel: true });
+    const { force } = readQuery(c, RunCancelQuery);
+    const run = await advanceRun(c.var.db, c.var.principal.workspaceId, c.req.param("id"), { cancel: true, force });
     if (!run) throw notFound(`run "${c.req.param("id")}"`);
     return c.json(run, run.status === "cancelled" ? 200 : 202);
   });

@@ -16,6 +16,8 @@ import { runViewOf } from "./views";
 export interface AdvanceOptions {
   /** The caller asks to cancel the run. */
   cancel?: boolean;
+  /** With `cancel`: mark active nodes cancelled without waiting for their agents. */
+  force?: boolean;
   /** Start a run held in `queued` (a schedule's `queue` overlap policy). */
   start?: boolean;
 }
@@ -81,7 +83,7 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     stateToken: run.stateToken,
     nodes: new Map(nodes.map((n) => [n.nodeId, { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status }])),
   };
-  const decision = decide({ dag, runStatus: run.status, cancelRequested, nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })) });
+  const decision = decide({ dag, runStatus: run.status, cancelRequested, forceCancel: opts.cancel === true && opts.force === true, nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })) });
   const token = newStateToken();
   const guarded = statementsFor(db, ctx, decision, now, token);
   if (cancelRequested && !run.cancelRequested) guarded.writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id} AND state_token = ${token}`));

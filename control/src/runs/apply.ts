@@ -80,7 +80,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "skipped", attempt: row.attempt, reset: false, finishedAt: now });
   }
-  for (const nodeId of decision.cancelPending) {
+  for (const nodeId of [...decision.cancelPending, ...decision.abandon]) {
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "cancelled", attempt: row.attempt, reset: false, finishedAt: now });
   }
@@ -134,7 +134,7 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
     );
   }
   if (nodes.length > 0 || outbox.length > 0 || decision.runStatus !== ctx.runStatus) {
-    const data = JSON.stringify({ from: ctx.runStatus, to: decision.runStatus, dispatch: decision.dispatch, cancel: decision.cancel, skip: decision.skip, cancelPending: decision.cancelPending });
+    const data = JSON.stringify({ from: ctx.runStatus, to: decision.runStatus, dispatch: decision.dispatch, cancel: decision.cancel, skip: decision.skip, cancelPending: decision.cancelPending, abandon: decision.abandon });
     out.push(db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) SELECT ${ctx.workspaceId}, ${ctx.runId}, 'run.advanced', ${data}, ${now} WHERE ${claimed}`));
   }
   return { claim, writes: out };

@@ -134,6 +134,13 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
     const view = claimHeld(results[p.claimAt]) ? p.view : await advanceRun(db, p.workspaceId, p.runId, {}, now);
     if (view && (view.status === "succeeded" || view.status === "failed" || view.status === "cancelled")) endedRuns.push({ runId: p.runId, status: view.status });
   }
+  // A step that ends after its run did (a forced cancel, a fail-fast cancel) is the agent's cue
+  // that the run is over too: it closes the run's MLflow parent if it has not (idempotent there).
+  const endedBefore = new Set(sorted.filter((e) => e.type === "succeeded" || e.type === "failed" || e.type === "cancelled").map((e) => byId.get(e.nodeRunId)!.runId));
+  for (const { run } of runs) {
+    const status = run.status;
+    if (endedBefore.has(run.id) && (status === "succeeded" || status === "failed" || status === "cancelled") && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
+  }
   return { applied: applied.length, ignored: events.length - applied.length, endedRuns };
 }
 

@@ -11,6 +11,9 @@
  *    `cancelPending`; active nodes (dispatched/building/running) go to `cancel` once, at the
  *    moment the run enters `cancelling` (later decisions don't repeat them); nothing is
  *    dispatched or retried. The run is `cancelling` while any node is active, then `cancelled`.
+ *    A *forced* cancel (`forceCancel`: the agent may be gone for good) also marks the active
+ *    nodes `cancelled` at once (`abandon`), sends them `cancel` (again: the message id makes a
+ *    repeat a no-op), and the run is `cancelled` without waiting for any agent.
  * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`. A node that
  *    is `cancelled` or `skipped` without a cancel request counts the same way: its dependants
  *    can never run.
@@ -24,7 +27,7 @@
  *    becomes `running` with the first dispatch); `failed` once nothing is active or dispatchable.
  *
  * Applying a decision means: dispatched nodes become `dispatched` with the given attempt, skipped
- * ones `skipped`, `cancelPending` ones `cancelled`, and the run takes `runStatus`. `decide` on
+ * ones `skipped`, `cancelPending` and `abandon` ones `cancelled`, and the run takes `runStatus`. `decide` on
  * the resulting state dispatches nothing new (it is idempotent).
  *
  * Node states missing from `nodes` count as `pending` with attempt 0; states of unknown node ids
@@ -47,6 +50,8 @@ export interface SchedulerInput {
   runStatus: RunStatus;
   nodes: NodeState[];
   cancelRequested: boolean;
+  /** With a cancel: do not wait for the agents to confirm (their cluster may be lost). */
+  forceCancel?: boolean;
 }
 
 export interface SchedulerDecision {
@@ -58,6 +63,8 @@ export interface SchedulerDecision {
   skip: string[];
   /** Pending nodes marked cancelled because the run was cancelled. */
   cancelPending: string[];
+  /** Active nodes marked cancelled without their agent's confirmation (a forced cancel). */
+  abandon: string[];
   /** The run's status after this decision. */
   runStatus: RunStatus;
 }
@@ -73,7 +80,7 @@ export function isActive(status: NodeStatus): boolean {
 /** Decides the next actions for a run. Pure; see the module comment for the rules. */
 export function decide(input: SchedulerInput): SchedulerDecision {
   const { dag, runStatus } = input;
-  const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], runStatus };
+  const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], runStatus };
   if (FINAL_RUN.has(runStatus)) return decision;
 
   const nodes = dag.nodes;
@@ -102,12 +109,16 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   if (succeeded === n) return { ...decision, runStatus: "succeeded" };
 
   if (input.cancelRequested || runStatus === "cancelling") {
+    const force = input.forceCancel === true;
     for (let i = 0; i < n; i++) {
       const s = status[i]!;
       if (s === "pending") decision.cancelPending.push(nodes[i]!.id);
-      else if (ACTIVE.has(s) && runStatus !== "cancelling") decision.cancel.push(nodes[i]!.id);
+      else if (ACTIVE.has(s)) {
+        if (runStatus !== "cancelling" || force) decision.cancel.push(nodes[i]!.id);
+        if (force) decision.abandon.push(nodes[i]!.id);
+      }
     }
-    decision.runStatus = active > 0 ? "cancelling" : "cancelled";
+    decision.runStatus = active > 0 && !force ? "cancelling" : "cancelled";
     return decision;
   }
 

@@ -5,7 +5,7 @@ import { acyclicDagArb } from "../../../proto/dag/testing";
 import type { NodeStatus, SchedulerDecision } from "./index";
 import { mustValidate, prng, RunSim } from "./testing";
 
-const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [] };
+const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [] };
 
 /**
  * A run driven to its end: each round decides and applies, checks idempotence, then completes a

@@ -18,7 +18,7 @@ const diamond = (extra: Record<string, unknown> = {}, nodeExtra: Record<string, 
     ],
   });
 
-const none: Omit<SchedulerDecision, "runStatus"> = { dispatch: [], cancel: [], skip: [], cancelPending: [] };
+const none: Omit<SchedulerDecision, "runStatus"> = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [] };
 const ids = (d: SchedulerDecision) => d.dispatch.map((x) => x.nodeId);
 
 describe("decide", () => {
@@ -128,6 +128,18 @@ describe("decide", () => {
     expect(sim.step()).toEqual({ ...none, runStatus: "cancelling" }); // no repeated cancel
     sim.set("e", "cancelled");
     expect(sim.step()).toEqual({ ...none, runStatus: "cancelled" });
+  });
+
+  it("a forced cancel ends the run at once, active nodes included, and sends their cancel again", () => {
+    const sim = new RunSim(diamond());
+    sim.step();
+    sim.set("a", "running");
+    sim.cancelRequested = true;
+    expect(sim.step()).toEqual({ ...none, cancel: ["a", "e"], cancelPending: ["b", "c", "d"], runStatus: "cancelling" });
+    // The cluster is gone: nobody will confirm. Forcing marks the active nodes cancelled now.
+    const forced = decide({ dag: diamond(), runStatus: "cancelling", nodes: [...sim.states.values()], cancelRequested: true, forceCancel: true });
+    expect(forced).toEqual({ ...none, cancel: ["a", "e"], abandon: ["a", "e"], runStatus: "cancelled" });
+    expect(decide({ dag: diamond(), runStatus: "cancelled", nodes: [...sim.states.values()], cancelRequested: true, forceCancel: true })).toEqual({ ...none, runStatus: "cancelled" });
   });
 
   it("cancels a queued run at once", () => {

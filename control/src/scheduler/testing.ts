@@ -56,7 +56,7 @@ export class RunSim {
     this.decisions.push(d);
     for (const { nodeId, attempt } of d.dispatch) this.set(nodeId, "dispatched", attempt);
     for (const id of d.skip) this.set(id, "skipped");
-    for (const id of d.cancelPending) this.set(id, "cancelled");
+    for (const id of [...d.cancelPending, ...d.abandon]) this.set(id, "cancelled");
     this.runStatus = d.runStatus;
     return d;
   }
