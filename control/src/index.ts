@@ -3,6 +3,7 @@ import { newApp } from "./app";
 import { getDb } from "./db";
 import type { Env } from "./env";
 import { publisherFor } from "./publisher";
+import { pruneExpired } from "./retention";
 import { runDueSchedules } from "./schedules/tick";
 
 export { NatsPublisher } from "./publisher";
@@ -14,6 +15,8 @@ export default {
   async scheduled(controller, env, _ctx) {
     const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
     console.log(JSON.stringify({ msg: "schedules tick", ...report }));
+    const pruned = await pruneExpired(getDb(env.DB), controller.scheduledTime);
+    if (pruned.outbox + pruned.events > 0) console.log(JSON.stringify({ msg: "pruned expired rows", ...pruned }));
     // Safety nets: whatever the outbox still holds is published, and NATS holds every revocation.
     const publisher = publisherFor(env);
     await publisher?.kick();

@@ -79,15 +79,7 @@ export async function runDueSchedules(db: Db, now = Date.now()): Promise<TickRep
       .where(and(eq(schedules.id, s.id), eq(schedules.nextRunAt, occurrence)));
   }
   report.released.push(...(await releaseHeldRuns(db, now)));
-  await pruneOutbox(db, now);
   return report;
-}
-
-/** Sent outbox rows are kept a week (for audits), then deleted. */
-export const OUTBOX_RETENTION_MS = 7 * 24 * 3600_000;
-
-function pruneOutbox(db: Db, now: number) {
-  return db.run(sql`DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ${now - OUTBOX_RETENTION_MS}`);
 }
 
 /** Starts the oldest held run of each schedule that has nothing else running. */
