@@ -49,3 +49,4 @@ export {
   DagCycleError,
 } from "./graph";
 export type { DagGraph } from "./graph";
+export { paramReferences, substituteParams, resolveNodeParams } from "./params";

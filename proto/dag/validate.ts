@@ -8,10 +8,12 @@
  *
  * Graph checks: duplicate ids, unknown nodes in `inputs`/`after`, a node depending on itself,
  * cycles (one problem per strongly connected component, at the first node on it, naming the
- * nodes in edge order: `a → b` means b depends on a), and partitions over inputs that don't exist.
+ * nodes in edge order: `a → b` means b depends on a), partitions over inputs that don't exist,
+ * and `${params.NAME}` references to params the DAG does not declare (`params.ts`).
  */
 import { parseDocument } from "yaml";
 import { buildGraph, cycleIndices } from "./graph";
+import { paramReferenceProblems } from "./params";
 import { dagErrorMap, issuesToProblems, type Problem } from "./problems";
 import { DagSchema, MAX_DAG_BYTES, MAX_NODES, type Dag } from "./schema";
 
@@ -223,7 +225,7 @@ function key(parent: string, name: string): string {
 function graphProblems(input: unknown): Problem[] {
   if (!isRecord(input) || !Array.isArray(input.nodes)) return [];
   const views = input.nodes.map(viewOf);
-  const problems: Problem[] = [];
+  const problems: Problem[] = paramReferenceProblems(input, key);
   const firstIndex = new Map<string, number>();
   views.forEach((v, i) => {
     if (v.id === undefined) return;

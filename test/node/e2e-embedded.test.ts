@@ -100,7 +100,7 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   it("runs the example DAG: MLflow holds the parent and one child per node, and the counts are right", async () => {
     const yaml = readFileSync(join(ROOT, "examples/wordcount/dag.yaml"), "utf8");
     expect((await api("PUT", "/v1/dags/wordcount", yaml, "application/yaml")).status).toBeLessThan(300);
-    const { body: submitted } = await api("POST", "/v1/runs", { dag: "wordcount" });
+    const { body: submitted } = await api("POST", "/v1/runs", { dag: "wordcount", params: { top: 5 } });
     const run = await finished(submitted.id);
     expect(run.status).toBe("succeeded");
     expect(run.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([["count", "succeeded", 1], ["merge", "succeeded", 1], ["split", "succeeded", 1]]);
@@ -134,6 +134,11 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     const counts = JSON.parse(await mlflow.downloadArtifactText(byNode.get("merge")![0]!.info.runId, "counts.json")) as Record<string, number>;
     const expected = JSON.parse(readFileSync(join(ROOT, "examples/wordcount/expected-top.json"), "utf8")) as [string, number][];
     expect(Object.entries(counts).slice(0, expected.length)).toEqual(expected);
+    // The run's DAG param reached the step (`top: ${params.top}`) and MLflow logged it.
+    const merge = byNode.get("merge")![0]!;
+    const summary = JSON.parse(await mlflow.downloadArtifactText(merge.info.runId, "summary.json")) as { top: [string, number][] };
+    expect(summary.top).toEqual(expected.slice(0, 5));
+    expect(merge.data.params).toMatchObject({ top: "5" });
   });
 
   it("survives the agent being SIGKILLed mid-step and restarted: the step ends once, the run succeeds", async () => {

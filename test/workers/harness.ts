@@ -67,7 +67,7 @@ export function sampleDag(name: string, extra: Record<string, unknown> = {}) {
     description: "word count",
     params: { lang: "en" },
     nodes: [
-      { id: "prep", project: { uri: "examples/wordcount/split" } },
+      { id: "prep", project: { uri: "examples/wordcount/split" }, parameters: { parts: 4, note: "lang=${params.lang}" }, env: { LANG_CODE: "${params.lang}" } },
       {
         id: "count",
         project: { uri: "examples/wordcount/count" },

@@ -27,6 +27,8 @@ describe("runs: submit", () => {
     expect(rows.map((r) => [r.subject, r.msg_id])).toEqual([[`work.${clusterId}.start`, `${res.body.id}-prep.1.start`]]);
     const message = WorkStartSchema.parse(JSON.parse(rows[0]!.payload));
     expect(message).toMatchObject({ nodeId: "prep", attempt: 1, params: { lang: "fr" }, dag: { name: dag.name, version: 1 }, experiment: dag.name, upstream: [] });
+    // The node as it runs: the run's DAG params filled into its parameters and env.
+    expect(message.node).toMatchObject({ parameters: { parts: 4, note: "lang=fr" }, env: { LANG_CODE: "fr" } });
   });
 
   it("is idempotent with an Idempotency-Key: a retried submit returns the same run and dispatches nothing more", async () => {

@@ -11,7 +11,7 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Dag } from "../../../proto/dag";
-import { upstreamOf } from "../../../proto/dag";
+import { resolveNodeParams, upstreamOf } from "../../../proto/dag";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
 import type { Db, Writable } from "../db";
 import type { NodeStatus, RunStatus, SchedulerDecision } from "../scheduler";
@@ -64,7 +64,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       attempt,
       dag: { name: ctx.dag.name, version: ctx.dagVersion },
       experiment: ctx.dag.experiment ?? ctx.dag.name,
-      node: specs.get(nodeId)!,
+      node: resolveNodeParams(specs.get(nodeId)!, ctx.params),
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
