@@ -213,5 +213,18 @@ describe("restart after SIGKILL of the agent", () => {
     const again = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(again);
     expect(await again.reconcile(() => recorder())).toEqual([]);
+
+    // The ended attempt's record is kept a week, then deleted when an executor starts.
+    const records = () => readdirSync(join(stateDir, "attempts")).filter((n) => n.endsWith(".json"));
+    expect(records()).toHaveLength(1);
+    const at = (days: number) => createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), now: () => Date.now() + days * 24 * 3600_000 });
+    const dayLater = at(1);
+    executors.push(dayLater);
+    await dayLater.reconcile(() => recorder());
+    expect(records()).toHaveLength(1);
+    const weekLater = at(8);
+    executors.push(weekLater);
+    expect(await weekLater.reconcile(() => recorder())).toEqual([]);
+    expect(records()).toEqual([]);
   });
 });

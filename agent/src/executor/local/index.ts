@@ -45,6 +45,9 @@ export function createLocalExecutor(options: LocalExecutorOptions): LocalExecuto
   return new LocalExecutorImpl(resolveOptions(options));
 }
 
+/** How often a long-lived executor looks for ended attempts' records to delete. */
+const PRUNE_EVERY_MS = 3600_000;
+
 const refOf = (w: { runId: string; nodeRunId: string; nodeId: string; attempt: number }): AttemptRef => ({
   runId: w.runId,
   nodeRunId: w.nodeRunId,
@@ -65,10 +68,36 @@ class LocalExecutorImpl implements LocalExecutor {
   /** Experiments holding the parent run of each DAG run this executor worked on (from records). */
   private readonly runExperiments = new Map<string, Set<string>>();
 
+  private readonly pruneTimer: ReturnType<typeof setInterval>;
+
   constructor(ctx: ExecutorContext) {
     this.context = ctx;
     this.unlock = lockStateDir(ctx.stateDir);
     this.store = new AttemptStore(ctx.stateDir);
+    this.pruneTimer = setInterval(() => void this.pruneEndedRecords(), PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Deletes the records of attempts that ended, were reported, and have not changed for
+   * `keepEndedRecordsMs`. Returns how many. Never throws (a failure is logged; the next run retries).
+   */
+  async pruneEndedRecords(): Promise<number> {
+    if (this.closed) return 0;
+    const cutoff = this.context.now() - this.context.keepEndedRecordsMs;
+    let removed = 0;
+    try {
+      for (const rec of await this.store.list()) {
+        const key = attemptKey(rec.ref);
+        if (!TERMINAL_PHASES.has(rec.phase) || !rec.finalReported || rec.updatedAt >= cutoff || this.active.has(key)) continue;
+        await this.withLock(key, () => this.store.remove(rec.ref));
+        removed++;
+      }
+    } catch (e) {
+      this.context.log.warn({ err: e }, "could not prune the records of ended attempts");
+    }
+    if (removed > 0) this.context.log.info({ removed }, "pruned the records of ended attempts");
+    return removed;
   }
 
   private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -337,6 +366,7 @@ class LocalExecutorImpl implements LocalExecutor {
       });
       out.push({ ...rec.ref, state: "running" });
     }
+    await this.pruneEndedRecords();
     return out;
   }
 
@@ -348,6 +378,7 @@ class LocalExecutorImpl implements LocalExecutor {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.pruneTimer);
     await Promise.all([...this.active.values()].map((a) => a.stop()));
     this.active.clear();
     this.unlock();

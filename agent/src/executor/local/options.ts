@@ -50,6 +50,12 @@ export interface LocalExecutorOptions {
   stderrTailLines?: number;
   /** Keep each attempt's folder after it ended (default: removed once its artifacts are uploaded). */
   keepWorkDirs?: boolean;
+  /**
+   * How long the record of an ended, reported attempt is kept (default 7 days): it answers a late
+   * redelivery of its `start` and a late "run ended" (to close the MLflow parent run). Older ones
+   * are deleted at start-up and hourly, so a long-lived agent's state does not grow without end.
+   */
+  keepEndedRecordsMs?: number;
   /** git executable (default `git`). */
   gitBin?: string;
   logger?: ExecutorLogger;
@@ -100,6 +106,7 @@ export interface ExecutorContext {
   stderrTailLines: number;
   logUploadMs: number;
   keepWorkDirs: boolean;
+  keepEndedRecordsMs: number;
   gitBin: string;
   slots: Slots;
   log: ExecutorLogger;
@@ -143,6 +150,7 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     stderrTailLines: o.stderrTailLines ?? 20,
     logUploadMs: o.logUploadMs ?? 30_000,
     keepWorkDirs: o.keepWorkDirs ?? false,
+    keepEndedRecordsMs: o.keepEndedRecordsMs ?? 7 * 24 * 3600_000,
     gitBin: o.gitBin ?? "git",
     slots: new Slots(max),
     log: o.logger ?? silent,

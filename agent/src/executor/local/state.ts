@@ -117,6 +117,13 @@ export class AttemptStore {
     return out;
   }
 
+  /** Deletes a record (after any write of it still in flight). */
+  remove(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): Promise<void> {
+    const key = attemptKey(ref);
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    return prev.then(() => rm(this.path(key), { force: true }));
+  }
+
   /** Write atomically; writes of one attempt are serialised in call order. */
   save(rec: AttemptRecord): Promise<void> {
     const key = attemptKey(rec.ref);
