@@ -15,11 +15,16 @@ export default {
   async scheduled(controller, env, _ctx) {
     const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
     console.log(JSON.stringify({ msg: "schedules tick", ...report }));
-    const pruned = await pruneExpired(getDb(env.DB), controller.scheduledTime);
-    if (pruned.outbox + pruned.events > 0) console.log(JSON.stringify({ msg: "pruned expired rows", ...pruned }));
     // Safety nets: whatever the outbox still holds is published, and NATS holds every revocation.
     const publisher = publisherFor(env);
     await publisher?.kick();
     await publisher?.syncRevocations().catch(() => undefined);
+    // Housekeeping last: its failure (D1 busy) must not cost the safety nets; the next tick retries.
+    try {
+      const pruned = await pruneExpired(getDb(env.DB), controller.scheduledTime);
+      if (pruned.outbox + pruned.events > 0) console.log(JSON.stringify({ msg: "pruned expired rows", ...pruned }));
+    } catch (e) {
+      console.error(JSON.stringify({ msg: "pruning expired rows failed", error: (e as Error).message }));
+    }
   },
 } satisfies ExportedHandler<Env>;

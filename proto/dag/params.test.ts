@@ -8,6 +8,7 @@ describe("DAG params in node values", () => {
   it("finds references, not escaped ones", () => {
     expect(paramReferences("--lr ${params.lr} and ${params.lang}")).toEqual(["lr", "lang"]);
     expect(paramReferences("$${params.lr} ${HOME} {params.x}")).toEqual([]);
+    expect(substituteParams("$${HOME} ${HOME} $$", { HOME: "x" })).toBe("$${HOME} ${HOME} $$"); // only params are touched
   });
 
   it("keeps the param's type for a whole-value reference and writes Python's str() inside text", () => {
@@ -57,10 +58,10 @@ describe("DAG params in node values", () => {
     expect(none.ok ? [] : none.problems.map((p) => p.message)).toEqual(['unknown DAG param "top" in ${params.top} (the DAG declares no params)']);
   });
 
-  it("any text without `${` comes back unchanged; an escaped reference comes back as written, once unescaped", () => {
+  it("any text without `${params.` comes back unchanged; an escaped reference comes back as written, once unescaped", () => {
     fc.assert(
       fc.property(fc.string(), fc.string({ unit: fc.constantFrom("a", "{", "}", ".", "p", "-") }), (text, name) => {
-        const plain = text.replaceAll("${", "");
+        const plain = text.replaceAll("$", "");
         expect(substituteParams(plain, { x: 1 })).toBe(plain);
         const escaped = `$\${params.${name.replaceAll("}", "")}}`;
         expect(substituteParams(escaped, { [name]: 1 })).toBe(escaped.slice(1));

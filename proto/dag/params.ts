@@ -2,7 +2,7 @@
  * @module
  * DAG params inside nodes: `${params.NAME}` in a node's `parameters` and `env` values stands for
  * the run's value of the DAG param NAME (the DAG's default, or what the run was submitted with).
- * `$${` writes a literal `${`.
+ * `$${params.` writes a literal `${params.` (no other `$` sequence is touched).
  *
  * A value that is exactly one reference keeps the param's type (`lr: "${params.lr}"` with
  * `lr: 0.01` gives the number 0.01, so MLflow sees a float); a reference inside a longer string is
@@ -16,8 +16,8 @@ import type { Problem } from "./problems";
 
 export type ParamValue = string | number | boolean;
 
-// `$$` first, so an escaped reference is never read as one.
-const TOKEN = /\$\$\{|\$\{params\.([^}]*)\}/g;
+// The escape first, so an escaped reference is never read as one.
+const TOKEN = /\$\$\{params\.|\$\{params\.([^}]*)\}/g;
 const WHOLE = /^\$\{params\.([^}]*)\}$/;
 
 /** The param names a value refers to, in order (escaped `$${…}` excluded). */
@@ -31,9 +31,9 @@ export function paramReferences(value: string): string[] {
 export function substituteParams(value: string, params: Readonly<Record<string, ParamValue>>): ParamValue {
   const whole = WHOLE.exec(value);
   if (whole && Object.hasOwn(params, whole[1]!)) return params[whole[1]!]!;
-  if (!value.includes("${")) return value;
+  if (!value.includes("${params.")) return value;
   return value.replace(TOKEN, (token, name: string | undefined) => {
-    if (name === undefined) return "${";
+    if (name === undefined) return "${params.";
     return Object.hasOwn(params, name) ? valueStr(params[name]!) : token;
   });
 }
@@ -56,7 +56,7 @@ const valueStr = (v: ParamValue) => pyStr(typeof v === "number" && Number.isInte
 function mapStrings<T extends ParamValue>(record: Record<string, T>, f: (v: string) => ParamValue): Record<string, T | ParamValue> {
   let out: Record<string, T | ParamValue> | undefined;
   for (const [k, v] of Object.entries(record)) {
-    if (typeof v !== "string" || !v.includes("${")) continue;
+    if (typeof v !== "string" || !v.includes("${params.")) continue;
     const next = f(v);
     if (next === v) continue;
     out ??= { ...record };

@@ -43,12 +43,13 @@ export async function migrateLocalD1(stateDir: string): Promise<void> {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   await migrateLocalD1(opts.stateDir);
-  // Without a fixed port, a port taken between freePort() and wrangler's bind means: try others.
+  // A port taken between freePort() and wrangler's bind means: try others (only the inspector's,
+  // when the caller fixed the API port — if that one is taken, the retries fail the same way).
   for (let attempt = 1; ; attempt++) {
     try {
       return await launchWrangler(opts, opts.port ?? (await freePort()), await freePort());
     } catch (e) {
-      if (!(e instanceof WranglerPortInUse) || opts.port !== undefined || attempt >= 4) throw e;
+      if (!(e instanceof WranglerPortInUse) || attempt >= 3) throw e;
     }
   }
 }
@@ -66,6 +67,10 @@ async function launchWrangler(opts: ControlPlaneOptions, port: number, inspector
   };
   child.stdout!.on("data", collect);
   child.stderr!.on("data", collect);
+  // "close" comes after the output pipes are drained ("exit" may come before the last words).
+  let closed = false;
+  const closing = new Promise<void>((r) => child.once("close", () => r()));
+  void closing.then(() => (closed = true));
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -84,13 +89,15 @@ async function launchWrangler(opts: ControlPlaneOptions, port: number, inspector
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) {
+    if (child.exitCode !== null || closed) {
+      await closing;
       const message = `wrangler dev exited (${child.exitCode}):\n${output}`;
       throw saysPortInUse(output) ? new WranglerPortInUse(message) : new Error(message);
     }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) break;
+      // Healthy, and from our wrangler (another process's server may hold the port we lost).
+      if (res.ok && child.exitCode === null) break;
     } catch {
       /* not listening yet */
     }

@@ -20,6 +20,8 @@ export interface LaunchNatsOptions {
   /** Default: `<stateDir>/nats-server.log`. */
   logFile?: string;
   binary?: string;
+  /** Picks each free port (default `freePort`; tests hand out a taken one first). */
+  pickPort?: () => Promise<number>;
 }
 
 export interface LaunchedNats {
@@ -35,7 +37,8 @@ export async function launchNats(opts: LaunchNatsOptions): Promise<LaunchedNats>
   const binary = opts.binary ?? findNatsServerBinary();
   const logFile = opts.logFile ?? join(opts.stateDir, "nats-server.log");
   for (let attempt = 1; ; attempt++) {
-    const ports = opts.ports === "free" ? { port: await freePort(), wsPort: await freePort(), httpPort: await freePort() } : opts.ports;
+    const pick = opts.pickPort ?? freePort;
+    const ports = opts.ports === "free" ? { port: await pick(), wsPort: await pick(), httpPort: await pick() } : opts.ports;
     const setup = await setupNats({ stateDir: opts.stateDir, ...ports });
     const start = () => startNatsServer({ binary, configPath: setup.configPath, monitorUrl: setup.monitorUrl, logFile });
     try {

@@ -4,7 +4,7 @@
  * embedded default.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, openSync, closeSync, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { saysPortInUse } from "../local/ports";
@@ -74,12 +74,31 @@ export class NatsStartError extends Error {
   }
 }
 
-/** The last lines of the server's log, for error messages (CI shows nothing else). */
-function logTail(file: string, lines = 15): string {
+/** Size of a file, 0 if it does not exist. */
+function sizeOf(file: string): number {
   try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The last lines this start wrote to the server's log (from byte `from`: the log is appended to
+ * across restarts, and an older start's "address already in use" must not be read as this one's).
+ */
+function logTail(file: string, from: number, lines = 15): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const length = Math.max(0, Math.min(sizeOf(file) - from, 64 * 1024));
+    const buf = Buffer.alloc(length);
+    readSync(fd, buf, 0, length, Math.max(from, sizeOf(file) - length));
+    return buf.toString("utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
     return "";
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -106,6 +125,7 @@ export interface StartNatsServerOptions {
 /** Starts nats-server with `configPath` and waits until `/healthz` is OK. */
 export async function startNatsServer(opts: StartNatsServerOptions): Promise<NatsServerProcess> {
   const binary = opts.binary ?? findNatsServerBinary();
+  const logStart = opts.logFile ? sizeOf(opts.logFile) : 0;
   const fd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
   let child: ChildProcess;
   try {
@@ -137,9 +157,12 @@ export async function startNatsServer(opts: StartNatsServerOptions): Promise<Nat
   };
   try {
     await waitForHealthz(opts.monitorUrl, opts.readyTimeoutMs ?? 15_000, () => done);
+    // A healthy answer from another process's server on the same port is not ours.
+    await new Promise((r) => setTimeout(r, 50));
+    if (done) throw new Error("nats-server exited before it was ready");
   } catch (e) {
     await stop(500);
-    const log = opts.logFile ? logTail(opts.logFile) : "";
+    const log = opts.logFile ? logTail(opts.logFile, logStart) : "";
     throw new NatsStartError(`${(e as Error).message}${opts.logFile ? ` (log: ${opts.logFile})` : ""}${log ? `:\n${log}` : ""}`, saysPortInUse(log));
   }
   return {

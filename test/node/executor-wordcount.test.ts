@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor, type LocalExecutor } from "../../agent/src/executor/local/index";
 import { recorder, uid } from "../../agent/src/executor/local/testing";
-import { parseDagText, upstreamOf } from "../../proto/dag/index";
+import { parseDagText, resolveNodeParams, upstreamOf } from "../../proto/dag/index";
 import type { WorkStart } from "../../proto/messages";
 import { MlflowClient } from "../../proto/mlflow/index";
 import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
@@ -60,8 +60,8 @@ describe("examples/wordcount", () => {
         attempt: 1,
         dag: { name: dag.name, version: 1 },
         experiment: dag.experiment ?? dag.name,
-        node,
-        params: {},
+        node: resolveNodeParams(node, dag.params ?? {}), // as the control plane dispatches it
+        params: dag.params ?? {},
         upstream: upstream.get(node.id) ?? [],
         mlflowParentRunId: null,
       };

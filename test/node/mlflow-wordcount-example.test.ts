@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseDagText, type Dag } from "../../proto/dag/index";
+import { parseDagText, resolveNodeParams, type Dag } from "../../proto/dag/index";
 import { computeCommand, getEntryPoint, loadProject, resolveEnvManager } from "../../proto/mlproject/index";
 // The agent reads projects from disk the same way (one implementation for Node).
 import { fsProjectFiles } from "../../agent/src/executor/local/project";
@@ -59,7 +59,9 @@ beforeAll(async () => {
     expect(resolveEnvManager(project.envType, "local")).toBe("local");
     const ep = getEntryPoint(project, node.entryPoint);
     if (!ep) throw new Error(`${node.id}: no entry point ${node.entryPoint}`);
-    const params = Object.fromEntries(Object.entries(node.parameters ?? {}).map(([k, v]) => [k, String(v)]));
+    // With the DAG's params filled in, as the control plane dispatches the node.
+    const { parameters } = resolveNodeParams(node, dag.params ?? {});
+    const params = Object.fromEntries(Object.entries(parameters ?? {}).map(([k, v]) => [k, String(v)]));
     commands.set(node.id, computeCommand(ep, params));
   }
 });

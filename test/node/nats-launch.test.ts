@@ -1,11 +1,12 @@
 // scripts/nats/launch.ts and scripts/local/ports.ts: a taken port is named in the error, and free
 // ports come from outside the range that client sockets use.
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/local/ports";
+import { freePort, PORT_RANGE } from "../../scripts/local/ports";
 import { launchNats } from "../../scripts/nats/launch";
 import { NatsStartError } from "../../scripts/nats/server";
 
@@ -22,12 +23,14 @@ describe("launching nats-server", () => {
     for (const c of cleanup.splice(0)) await c();
   });
 
-  it("hands out distinct ports below the ephemeral range", async () => {
+  it("hands out distinct ports outside the ephemeral range", async () => {
+    const [ephLow, ephHigh] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number) as [number, number];
+    expect(PORT_RANGE.high < ephLow || PORT_RANGE.low > ephHigh).toBe(true);
     const ports = await Promise.all(Array.from({ length: 50 }, () => freePort()));
     expect(new Set(ports).size).toBe(50);
     for (const p of ports) {
-      expect(p).toBeGreaterThanOrEqual(20_000);
-      expect(p).toBeLessThan(32_768);
+      expect(p).toBeGreaterThanOrEqual(PORT_RANGE.low);
+      expect(p).toBeLessThanOrEqual(PORT_RANGE.high);
     }
   });
 
@@ -45,6 +48,21 @@ describe("launching nats-server", () => {
     expect(err).toBeInstanceOf(NatsStartError);
     expect((err as NatsStartError).portInUse).toBe(true);
     expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${taken}.*address already in use`, "s"));
+  });
+
+  it("on free ports, starts again on others when one was taken before nats-server bound it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const taken = await freePort();
+    const blocker = await listen(taken);
+    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    let picks = 0;
+    const nats = await launchNats({ stateDir: dir, ports: "free", pickPort: () => (picks++ === 0 ? Promise.resolve(taken) : freePort()) });
+    cleanup.push(() => nats.process.stop());
+    expect(picks).toBe(6); // three ports, twice
+    expect(nats.setup.url).not.toContain(`:${taken}`);
+    expect((await fetch(`${nats.setup.monitorUrl}/healthz`)).status).toBe(200);
+    expect(readFileSync(join(dir, "nats-server.log"), "utf8")).toMatch(/address already in use/);
   });
 
   it("starts on free ports and answers on them", async () => {

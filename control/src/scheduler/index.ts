@@ -12,8 +12,9 @@
  *    moment the run enters `cancelling` (later decisions don't repeat them); nothing is
  *    dispatched or retried. The run is `cancelling` while any node is active, then `cancelled`.
  *    A *forced* cancel (`forceCancel`: the agent may be gone for good) also marks the active
- *    nodes `cancelled` at once (`abandon`), sends them `cancel` (again: the message id makes a
- *    repeat a no-op), and the run is `cancelled` without waiting for any agent.
+ *    nodes `cancelled` at once (`abandon`), sends them `cancel` (again: while the first one's
+ *    outbox row is kept, the message id makes it a no-op; otherwise an agent that gets it
+ *    twice ignores the second), and the run is `cancelled` without waiting for any agent.
  * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`. A node that
  *    is `cancelled` or `skipped` without a cancel request counts the same way: its dependants
  *    can never run.

@@ -82,16 +82,31 @@ class LocalExecutorImpl implements LocalExecutor {
    * Deletes the records of attempts that ended, were reported, and have not changed for
    * `keepEndedRecordsMs`. Returns how many. Never throws (a failure is logged; the next run retries).
    */
-  async pruneEndedRecords(): Promise<number> {
-    if (this.closed) return 0;
+  pruneEndedRecords(): Promise<number> {
+    if (this.closed) return Promise.resolve(0);
+    // One at a time; close() waits for it, so nothing is deleted after the state dir is released.
+    this.pruning ??= this.prune().finally(() => (this.pruning = undefined));
+    return this.pruning;
+  }
+
+  private pruning: Promise<number> | undefined;
+
+  private async prune(): Promise<number> {
     const cutoff = this.context.now() - this.context.keepEndedRecordsMs;
+    const expired = (rec: AttemptRecord | undefined) => rec !== undefined && TERMINAL_PHASES.has(rec.phase) && rec.finalReported === true && rec.updatedAt < cutoff;
     let removed = 0;
     try {
-      for (const rec of await this.store.list()) {
-        const key = attemptKey(rec.ref);
-        if (!TERMINAL_PHASES.has(rec.phase) || !rec.finalReported || rec.updatedAt >= cutoff || this.active.has(key)) continue;
-        await this.withLock(key, () => this.store.remove(rec.ref));
-        removed++;
+      for (const listed of await this.store.list()) {
+        if (this.closed) break;
+        if (!expired(listed)) continue;
+        const key = attemptKey(listed.ref);
+        // Decided again under the attempt's lock, on the record as it is now.
+        const gone = await this.withLock(key, async () => {
+          if (this.active.has(key) || !expired(await this.store.load(listed.ref))) return false;
+          await this.store.remove(listed.ref);
+          return true;
+        });
+        if (gone) removed++;
       }
     } catch (e) {
       this.context.log.warn({ err: e }, "could not prune the records of ended attempts");
@@ -379,6 +394,7 @@ class LocalExecutorImpl implements LocalExecutor {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.pruneTimer);
+    await this.pruning;
     await Promise.all([...this.active.values()].map((a) => a.stop()));
     this.active.clear();
     this.unlock();
