@@ -122,6 +122,12 @@ export const RunView = z.object({
 });
 export type RunView = z.infer<typeof RunView>;
 
+/** `?limit=&cursor=` of the lists ordered by name (or id): the cursor is the last item's key. */
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
 export const RunListQuery = z.strictObject({
   dag: dnsLabel("dag").optional(),
   status: RunStatus.optional(),

@@ -2,12 +2,12 @@
  * /v1/clusters — the Kubernetes clusters (or the local machine) whose agents run the work.
  * Creating one answers once with a short-lived, single-use bootstrap token for its agent.
  */
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, gt, sql } from "drizzle-orm";
 import type { Hono } from "hono";
 import { clusters } from "../../../db/schema";
-import { ClusterCreate, type ClusterView } from "../../../proto/api";
+import { ClusterCreate, PageQuery, type ClusterView } from "../../../proto/api";
 import { requireScope } from "../auth";
-import { readBody } from "../body";
+import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { writeBatch } from "../db";
 import { publisherFor } from "../publisher";
@@ -86,9 +86,16 @@ export function registerClusters(app: Hono<AppEnv>) {
   });
 
   app.get("/v1/clusters", requireScope("read"), async (c) => {
-    const rows = await c.var.db.select().from(clusters).where(eq(clusters.workspaceId, c.var.principal.workspaceId)).orderBy(clusters.name);
+    const q = readQuery(c, PageQuery);
+    const rows = await c.var.db
+      .select()
+      .from(clusters)
+      .where(and(eq(clusters.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(clusters.name, q.cursor) : undefined))
+      .orderBy(clusters.name)
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
     const now = Date.now();
-    return c.json({ items: rows.map((r) => clusterView(r, now)), nextCursor: null });
+    return c.json({ items: page.map((r) => clusterView(r, now)), nextCursor: rows.length > q.limit ? page[page.length - 1]!.name : null });
   });
 
   app.get("/v1/clusters/:name", requireScope("read"), async (c) => {

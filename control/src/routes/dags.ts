@@ -5,6 +5,7 @@
 import { and, asc, desc, eq, gt, isNull } from "drizzle-orm";
 import type { Hono } from "hono";
 import { dagVersions, dags, schedules } from "../../../db/schema";
+import { PageQuery } from "../../../proto/api";
 import { validateDag, type Dag } from "../../../proto/dag";
 import { requireScope } from "../auth";
 import { readDocument, validate } from "../body";
@@ -13,10 +14,6 @@ import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 import { z } from "zod";
 
-const ListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(100).optional(),
-});
 const GetQuery = z.strictObject({ version: z.coerce.number().int().min(1).optional() });
 
 /** Parses and validates a DAG document; every problem is reported at once (422). */
@@ -96,7 +93,7 @@ export function registerDags(app: Hono<AppEnv>) {
   });
 
   app.get("/v1/dags", requireScope("read"), async (c) => {
-    const q = validate(ListQuery, c.req.query(), "query string");
+    const q = validate(PageQuery, c.req.query(), "query string");
     const rows = await c.var.db
       .select({ row: dags, spec: dagVersions.spec })
       .from(dags)

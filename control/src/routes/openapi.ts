@@ -76,9 +76,9 @@ function buildDocument() {
     security: [{ bearer: [] }],
     paths: {
       "/v1/workspaces": { post: op({ summary: "Create a workspace and its first admin token", body: "WorkspaceCreate", ok: ["201", null], scope: "admin" }) },
-      "/v1/tokens": { post: op({ summary: "Create an API token", body: "TokenCreate", ok: ["201", "Token"], scope: "admin" }), get: op({ summary: "List tokens", ok: ["200", null], scope: "admin" }) },
+      "/v1/tokens": { post: op({ summary: "Create an API token", body: "TokenCreate", ok: ["201", "Token"], scope: "admin" }), get: op({ summary: "List tokens", ok: ["200", null], scope: "admin", params: ["cursor", "limit"] }) },
       "/v1/tokens/{id}": { delete: op({ summary: "Revoke a token", ok: ["200", "Token"], scope: "admin", params: ["id"] }) },
-      "/v1/clusters": { post: op({ summary: "Create a cluster; answers once with its bootstrap token and helm install line", body: "ClusterCreate", ok: ["201", "ClusterCreated"], scope: "admin" }), get: op({ summary: "List clusters", ok: ["200", null], scope: "read" }) },
+      "/v1/clusters": { post: op({ summary: "Create a cluster; answers once with its bootstrap token and helm install line", body: "ClusterCreate", ok: ["201", "ClusterCreated"], scope: "admin" }), get: op({ summary: "List clusters", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
       "/v1/clusters/{name}": { get: op({ summary: "Get a cluster", ok: ["200", "Cluster"], scope: "read", params: ["name"] }), delete: op({ summary: "Delete a cluster and revoke its credentials", ok: ["200", null], scope: "admin", params: ["name"] }) },
       "/v1/clusters/{name}/bootstrap": { post: op({ summary: "Issue a new bootstrap token", ok: ["200", "ClusterCreated"], scope: "admin", params: ["name"] }) },
       "/v1/dags": { post: op({ summary: "Create a DAG (JSON or YAML)", body: "Dag", ok: ["201", null], scope: "write" }), get: op({ summary: "List DAGs", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
@@ -95,7 +95,7 @@ function buildDocument() {
       "/v1/agent/register": { post: op({ summary: "Register a cluster's agent (single-use bootstrap token)", body: "AgentRegister", ok: ["201", "AgentRegistered"], scope: "bootstrap" }) },
       "/v1/agent/heartbeat": { post: op({ summary: "Agent heartbeat (every ~15 s; offline after 3 missed)", body: "Heartbeat", ok: ["200", null], scope: "agent" }) },
       "/v1/agent/events": { post: op({ summary: "Batched events of the agent's node runs, applied idempotently", body: "EventBatch", ok: ["200", "EventBatchResult"], scope: "agent" }) },
-      "/v1/schedules": { post: op({ summary: "Create a schedule", body: "ScheduleCreate", ok: ["201", "Schedule"], scope: "write" }), get: op({ summary: "List schedules", ok: ["200", null], scope: "read" }) },
+      "/v1/schedules": { post: op({ summary: "Create a schedule", body: "ScheduleCreate", ok: ["201", "Schedule"], scope: "write" }), get: op({ summary: "List schedules", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
       "/v1/schedules/{name}": {
         get: op({ summary: "Get a schedule", ok: ["200", "Schedule"], scope: "read", params: ["name"] }),
         patch: op({ summary: "Pause or resume a schedule", ok: ["200", "Schedule"], scope: "write", params: ["name"] }),

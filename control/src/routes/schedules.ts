@@ -2,14 +2,14 @@
  * /v1/schedules — periodic runs (micro-batch inference). A Workers Cron Trigger creates the runs
  * that are due (see schedules/tick.ts).
  */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull } from "drizzle-orm";
 import type { Hono } from "hono";
 import { z } from "zod";
 import { dags, schedules } from "../../../db/schema";
-import { ScheduleCreate } from "../../../proto/api";
+import { PageQuery, ScheduleCreate } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
 import { requireScope } from "../auth";
-import { readBody } from "../body";
+import { readBody, readQuery } from "../body";
 import { iso, newId } from "../crypto";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
@@ -80,8 +80,15 @@ export function registerSchedules(app: Hono<AppEnv>) {
   });
 
   app.get("/v1/schedules", requireScope("read"), async (c) => {
-    const rows = await c.var.db.select().from(schedules).where(eq(schedules.workspaceId, c.var.principal.workspaceId)).orderBy(schedules.name);
-    return c.json({ items: rows.map(view), nextCursor: null });
+    const q = readQuery(c, PageQuery);
+    const rows = await c.var.db
+      .select()
+      .from(schedules)
+      .where(and(eq(schedules.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(schedules.name, q.cursor) : undefined))
+      .orderBy(schedules.name)
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return c.json({ items: page.map(view), nextCursor: rows.length > q.limit ? page[page.length - 1]!.name : null });
   });
 
   app.get("/v1/schedules/:name", requireScope("read"), async (c) => {

@@ -1,10 +1,10 @@
 /** Workspaces (root only) and API tokens (admins of a workspace). */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull } from "drizzle-orm";
 import type { Hono } from "hono";
 import { apiTokens, workspaces } from "../../../db/schema";
-import { TokenCreate, WorkspaceCreate, type Scope } from "../../../proto/api";
+import { PageQuery, TokenCreate, WorkspaceCreate, type Scope } from "../../../proto/api";
 import { requireRoot, requireScope } from "../auth";
-import { readBody } from "../body";
+import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
@@ -48,8 +48,15 @@ export function registerTokens(app: Hono<AppEnv>) {
   });
 
   app.get("/v1/tokens", requireScope("admin"), async (c) => {
-    const rows = await c.var.db.select().from(apiTokens).where(eq(apiTokens.workspaceId, c.var.principal.workspaceId)).orderBy(apiTokens.id);
-    return c.json({ items: rows.map(tokenView), nextCursor: null });
+    const q = readQuery(c, PageQuery);
+    const rows = await c.var.db
+      .select()
+      .from(apiTokens)
+      .where(and(eq(apiTokens.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(apiTokens.id, q.cursor) : undefined))
+      .orderBy(apiTokens.id)
+      .limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return c.json({ items: page.map(tokenView), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null });
   });
 
   app.delete("/v1/tokens/:id", requireScope("admin"), async (c) => {
