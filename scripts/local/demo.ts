@@ -3,12 +3,13 @@
  * `mlflow server` and the control plane on 127.0.0.1 (scripts/local/embedded.ts), registers the
  * local cluster, starts a local agent, submits the example DAG (examples/wordcount/dag.yaml),
  * shows progress as it runs, prints the MLflow links and the result, and exits 0 when the run
- * succeeds. `--keep` leaves everything serving until Ctrl-C.
+ * succeeds. `--keep` leaves everything serving until Ctrl-C; `-P name=value` sets a DAG param.
  */
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { MlflowClient } from "../../proto/mlflow";
+import { parseParamArgs } from "../../proto/mlproject";
 import { startAgent, type AgentProcess } from "./agent";
 import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
@@ -21,8 +22,11 @@ const { values } = parseArgs({
     "free-ports": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     "timeout-seconds": { type: "string", default: "600" },
+    // The run's DAG params, as `mlflow run` takes them: `-P top=5`.
+    param: { type: "string", short: "P", multiple: true, default: [] },
   },
 });
+const runParams = Object.fromEntries(parseParamArgs(values.param!));
 
 const stateDir = values.state!;
 const token = localAdminToken();
@@ -66,8 +70,8 @@ async function main(): Promise<boolean> {
   if (!name) throw new Error(`${values.dag} has no top-level name`);
   const dag = await must("PUT", `/v1/dags/${name}`, yaml, "application/yaml");
   say(`\nDAG "${dag.name}" v${dag.version}: ${dag.spec.nodes.map((n: { id: string }) => n.id).join(" → ")}`);
-  const submitted = await must("POST", "/v1/runs", JSON.stringify({ dag: dag.name }));
-  say(`run ${submitted.id} submitted\n`);
+  const submitted = await must("POST", "/v1/runs", JSON.stringify({ dag: dag.name, params: runParams }));
+  say(`run ${submitted.id} submitted with params ${JSON.stringify(submitted.params)}\n`);
 
   // Progress: one line per change of a node's state.
   const seen = new Map<string, string>();

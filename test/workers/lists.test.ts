@@ -6,7 +6,7 @@ async function pages(path: string, token: string, limit: number) {
   const out: string[][] = [];
   let cursor: string | null = null;
   do {
-    const res = await call("GET", `${path}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token });
+    const res: { status: number; body: any } = await call("GET", `${path}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token });
     expect(res.status).toBe(200);
     out.push(res.body.items.map((i: any) => i.name));
     cursor = res.body.nextCursor;
