@@ -38,6 +38,18 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/**
+ * The answer to a heartbeat. `natsServers`: where the control plane's NATS is now, so an agent
+ * whose stored URL went stale (NATS moved, or the embedded default chose new ports) follows it.
+ */
+export const HeartbeatAnswer = z.object({
+  ok: z.literal(true),
+  serverTime: z.string(),
+  heartbeatSeconds: z.number().int(),
+  natsServers: z.array(z.string()).default([]),
+});
+export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
+
 export const AgentEventType = z.enum(["accepted", "building", "built", "running", "progress", "succeeded", "failed", "cancelled"]);
 export type AgentEventType = z.infer<typeof AgentEventType>;
 

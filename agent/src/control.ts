@@ -4,7 +4,7 @@
  * says whether retrying can help.
  */
 import { z } from "zod";
-import { AgentRegistered, EventBatchResult, type AgentRegister, type EventBatch, type Heartbeat } from "../../proto/agent";
+import { AgentRegistered, EventBatchResult, HeartbeatAnswer, type AgentRegister, type EventBatch, type Heartbeat } from "../../proto/agent";
 import { ErrorBodySchema, type ProblemDetail } from "../../proto/errors";
 
 export class ControlPlaneError extends Error {
@@ -28,7 +28,7 @@ export class ControlPlaneError extends Error {
 
 export interface ControlPlaneClient {
   register(body: AgentRegister): Promise<AgentRegistered>;
-  heartbeat(credential: string, body: Heartbeat): Promise<void>;
+  heartbeat(credential: string, body: Heartbeat): Promise<HeartbeatAnswer>;
   events(credential: string, batch: EventBatch): Promise<EventBatchResult>;
 }
 
@@ -72,9 +72,7 @@ export function createControlPlaneClient(opts: { baseUrl: string; fetch?: typeof
 
   return {
     register: (body) => post("/v1/agent/register", body, AgentRegistered),
-    heartbeat: async (credential, body) => {
-      await post("/v1/agent/heartbeat", body, z.unknown(), credential);
-    },
+    heartbeat: (credential, body) => post("/v1/agent/heartbeat", body, HeartbeatAnswer, credential),
     events: (credential, batch) => post("/v1/agent/events", batch, EventBatchResult, credential),
   };
 }

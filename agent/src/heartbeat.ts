@@ -3,7 +3,7 @@
  * alive and how much it runs. Three missed beats and the cluster shows offline.
  */
 import { availableParallelism, totalmem } from "node:os";
-import type { Heartbeat } from "../../proto/agent";
+import type { Heartbeat, HeartbeatAnswer } from "../../proto/agent";
 import { realSleep, type Sleep } from "./backoff";
 import type { ControlPlaneClient } from "./control";
 import { errInfo, type Logger } from "./log";
@@ -21,6 +21,8 @@ export interface HeartbeatOptions {
   logger: Logger;
   metrics?: Metrics;
   sleep?: Sleep;
+  /** Each accepted beat's answer (e.g. where NATS is now). */
+  onAnswer?: (answer: HeartbeatAnswer) => void | Promise<void>;
 }
 
 export const localMachine = (): Pick<Heartbeat, "kubernetesVersion" | "allocatable"> => ({
@@ -34,9 +36,10 @@ export async function runHeartbeats(o: HeartbeatOptions, signal: AbortSignal): P
   let failing = false;
   while (!signal.aborted) {
     try {
-      await o.client.heartbeat(o.credential, { agentVersion: o.agentVersion, ...(o.describe ?? localMachine)(), runningJobs: o.running() });
+      const answer = await o.client.heartbeat(o.credential, { agentVersion: o.agentVersion, ...(o.describe ?? localMachine)(), runningJobs: o.running() });
       if (failing) o.logger.info("heartbeats accepted again");
       failing = false;
+      await o.onAnswer?.(answer);
     } catch (err) {
       o.metrics?.heartbeatsFailed.inc();
       o.logger.warn({ err: errInfo(err) }, "heartbeat failed");

@@ -54,6 +54,8 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
+const sameServers = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join(",") === [...b].sort().join(",");
+
 /** How long stopping waits for `executor.close()` (its attempts are reconciled by the next start anyway). */
 export const CLOSE_GRACE_MS = 20_000;
 
@@ -79,7 +81,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
   const metrics = createMetrics();
   const client = createControlPlaneClient({ baseUrl: config.controlPlaneUrl, fetch: deps.fetch, userAgent: `parallels-agent/${AGENT_VERSION}` });
   const store = new FileCredentialStore(config.credentialsPath);
-  const credentials = await ensureCredentials({ store, client, controlPlaneUrl: config.controlPlaneUrl, bootstrapToken: config.bootstrapToken, agentVersion: AGENT_VERSION, logger, signal });
+  let credentials = await ensureCredentials({ store, client, controlPlaneUrl: config.controlPlaneUrl, bootstrapToken: config.bootstrapToken, agentVersion: AGENT_VERSION, logger, signal });
   const log = logger.child({ clusterId: credentials.clusterId });
 
   let wake = () => {};
@@ -129,6 +131,16 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     },
   });
 
+  // NATS moved (the heartbeat says where it is now): remember it, and connect there. A `--nats-url`
+  // given by the operator wins over what the control plane says.
+  const followNats = async ({ natsServers }: { natsServers: string[] }) => {
+    if (config.natsUrl?.length || natsServers.length === 0 || sameServers(natsServers, credentials.nats.servers)) return;
+    log.info({ from: credentials.nats.servers, to: natsServers }, "the control plane gives new NATS servers; following");
+    credentials = { ...credentials, nats: { ...credentials.nats, servers: natsServers } };
+    puller.setServers(natsServers);
+    await store.save(credentials).catch((err: unknown) => log.warn({ err: errInfo(err) }, "could not store the new NATS servers; the next heartbeat gives them again"));
+  };
+
   // One failing loop stops them all (and the process exits non-zero).
   const stop = new AbortController();
   const all = AbortSignal.any([signal, stop.signal]);
@@ -141,7 +153,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     });
   log.info({ version: AGENT_VERSION, executor: config.executor, maxConcurrentAttempts: config.maxConcurrentAttempts }, "agent running");
   await Promise.all([
-    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => ex.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics }, all)),
+    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => ex.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics, onAnswer: followNats }, all)),
     loop("pull", puller.run(all).finally(() => closeWithin(ex, CLOSE_GRACE_MS, log))),
     loop("events", events.run(all)),
     loop("health", serveHealth({ host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) }, all, deps.onHealthPort)),

@@ -44,6 +44,8 @@ export interface PullerOptions {
 export interface Puller extends HealthState {
   /** Connects, pulls and handles until `signal` aborts; then stops pulling, lets handlers finish, and closes. */
   run(signal: AbortSignal): Promise<void>;
+  /** The servers to use from the next connection on; a connection that is down now is dropped, so it is at once. */
+  setServers(servers: string[]): void;
 }
 
 export function createPuller(o: PullerOptions): Puller {
@@ -51,7 +53,9 @@ export function createPuller(o: PullerOptions): Puller {
   const sleep = o.sleep ?? realSleep;
   const log = o.logger;
   const creds = o.credentials;
-  const servers = o.servers?.length ? o.servers : creds.nats.servers;
+  let servers = o.servers?.length ? o.servers : creds.nats.servers;
+  /** The connection of the current turn of the run loop. */
+  let current: NatsConnection | null = null;
   const inFlight = new Set<Promise<void>>();
   let connected = false;
   let lastPullAt: number | null = null;
@@ -224,6 +228,11 @@ export function createPuller(o: PullerOptions): Puller {
   }
 
   return {
+    setServers(next) {
+      servers = [...next];
+      // nats.js would keep dialling the old servers: end a connection that is down, the loop reopens.
+      if (current && !connected) void current.close().catch(() => undefined);
+    },
     natsConnected: () => connected,
     lastPullAt: () => lastPullAt,
     async run(signal) {
@@ -232,6 +241,7 @@ export function createPuller(o: PullerOptions): Puller {
         let nc: NatsConnection | null = null;
         try {
           nc = await open();
+          current = nc;
           log.info({ servers }, "connected to NATS");
           backoff.reset();
           await consume(nc, signal);
@@ -240,6 +250,7 @@ export function createPuller(o: PullerOptions): Puller {
           log.error({ err: errInfo(err), servers }, "NATS connection or pull failed; retrying");
         }
         await settle();
+        current = null;
         if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
         connected = false;
         if (!signal.aborted) await sleep(backoff.next(), signal);

@@ -3,7 +3,7 @@
 // configured, and the agent core in this process. The executor is `RecordingExecutor`, which
 // stands in for the local executor: it records what the core asks and lets the test report.
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -17,7 +17,7 @@ import { createLogger } from "../../agent/src/log";
 import { run } from "../../agent/src/main";
 import type { WorkCancel, WorkStart } from "../../proto/messages";
 import { ROOT, startControlPlane, type ControlPlane } from "../../scripts/local/control-plane";
-import { startTestNatsServer, type TestNatsServer } from "../support/nats-server";
+import { freePort, startTestNatsServer, type TestNatsServer } from "../support/nats-server";
 
 const ADMIN = "agent-core-admin-token-0123456789";
 const logger = createLogger({ level: process.env.AGENT_TEST_LOG ?? "silent" });
@@ -217,6 +217,28 @@ describe("agent core end to end (real nats-server, real control plane under wran
     const reuse = await fetch(`${cp.url}/v1/agent/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ bootstrapToken, natsPublicKey: createUser().getPublicKey(), agentVersion: "0.1.0" }) });
     expect(reuse.status).toBe(401);
     expect(((await reuse.json()) as any).error.message).toMatch(/unknown or already used bootstrap token/);
+  }, 30_000);
+
+  it("follows NATS to where the heartbeat answer says it is when the stored URL went stale, and stores it", async () => {
+    const credsPath = join(agentDir, "credentials.json");
+    const original = await readFile(credsPath, "utf8");
+    const dead = await freePort(); // nothing listens there
+    await writeFile(credsPath, JSON.stringify({ ...JSON.parse(original), nats: { ...JSON.parse(original).nats, servers: [`nats://127.0.0.1:${dead}`] } }), { mode: 0o600 });
+    const executor = new RecordingExecutor();
+    const agent = startAgent([], executor);
+    try {
+      await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
+      expect(JSON.parse(await readFile(credsPath, "utf8")).nats.servers).toEqual([nats.url]);
+      const runId: string = (await api("POST", "/v1/runs", { dag: "two-steps" })).body.id;
+      await until("the start of `first`", () => executor.starts.some((s) => s.work.runId === runId));
+      executor.finish("first");
+      await until("the start of `second`", () => executor.starts.some((s) => s.work.runId === runId && s.work.nodeId === "second"));
+      executor.finish("second");
+      await until("the run to succeed", async () => (await api("GET", `/v1/runs/${runId}`)).body.status === "succeeded");
+    } finally {
+      await agent.stop();
+    }
+    expect(JSON.parse(await readFile(credsPath, "utf8"))).toEqual(JSON.parse(original));
   }, 30_000);
 
   it("nats-server restarts: /healthz fails while it is down, the agent reconnects and pulls again", async () => {

@@ -5,11 +5,11 @@
 import { and, eq, gt, sql } from "drizzle-orm";
 import type { Hono, MiddlewareHandler } from "hono";
 import { clusters } from "../../../db/schema";
-import { AgentRegister, EventBatch, Heartbeat, type AgentRegistered } from "../../../proto/agent";
+import { AgentRegister, EventBatch, Heartbeat, type AgentRegistered, type HeartbeatAnswer } from "../../../proto/agent";
 import { readBody } from "../body";
 import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
-import type { AppEnv } from "../env";
+import type { AppEnv, Env } from "../env";
 import { ApiError, isUniqueViolation } from "../errors";
 import { agentConsumerName, agentInboxPrefix, isPublicKey, WORK_STREAM } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
@@ -30,6 +30,9 @@ const authenticateAgent: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("cluster", row);
   await next();
 };
+
+/** The NATS URLs agents connect to (`NATS_URL`, comma-separated). */
+const natsServersOf = (env: Env): string[] => (env.NATS_URL ?? "").split(",").filter(Boolean);
 
 export function registerAgentRoutes(app: Hono<AppEnv>) {
   app.post("/v1/agent/register", async (c) => {
@@ -80,7 +83,7 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
       clusterId: cluster.id,
       clusterName: cluster.name,
       credential,
-      nats: { servers: (c.env.NATS_URL ?? "").split(",").filter(Boolean), jwt, inboxPrefix: agentInboxPrefix(cluster.id), stream: WORK_STREAM, consumer: agentConsumerName(cluster.id) },
+      nats: { servers: natsServersOf(c.env), jwt, inboxPrefix: agentInboxPrefix(cluster.id), stream: WORK_STREAM, consumer: agentConsumerName(cluster.id) },
       heartbeatSeconds: HEARTBEAT_SECONDS,
     };
     return c.json(answer, 201);
@@ -89,7 +92,8 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
   app.post("/v1/agent/heartbeat", authenticateAgent, async (c) => {
     const body = await readBody(c, Heartbeat);
     await c.var.db.update(clusters).set({ lastHeartbeatAt: Date.now(), agentInfo: body }).where(eq(clusters.id, c.var.cluster!.id));
-    return c.json({ ok: true, serverTime: new Date().toISOString(), heartbeatSeconds: HEARTBEAT_SECONDS });
+    const answer: HeartbeatAnswer = { ok: true, serverTime: new Date().toISOString(), heartbeatSeconds: HEARTBEAT_SECONDS, natsServers: natsServersOf(c.env) };
+    return c.json(answer);
   });
 
   app.post("/v1/agent/events", authenticateAgent, async (c) => {
