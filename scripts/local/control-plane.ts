@@ -4,7 +4,7 @@
  * Used by `npm run dev`, `npm run demo`, the benchmark and end-to-end tests.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { freePort, saysPortInUse } from "./ports";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -54,11 +54,25 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
 }
 
+/** The Worker's vars as a dotenv file in the state dir (0600), for `wrangler dev --env-file`. */
+function writeVarsFile(stateDir: string, vars: Record<string, string>): string {
+  const file = join(stateDir, "worker-vars.env");
+  const quoted = (v: string) => {
+    if (/["\\\n\r]/.test(v)) throw new Error(`a Worker var value with a quote, backslash or newline cannot go through --env-file: ${v.slice(0, 20)}…`);
+    return `"${v}"`;
+  };
+  writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}=${quoted(v)}\n`).join(""), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}
+
 class WranglerPortInUse extends Error {}
 
 async function launchWrangler(opts: ControlPlaneOptions, port: number, inspectorPort: number): Promise<ControlPlane> {
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
-  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
+  // Through a 0600 file, not `--var` arguments: a command line (with NATS signing seeds) is
+  // readable by every user of the machine in `ps`.
+  if (opts.vars && Object.keys(opts.vars).length > 0) args.push("--env-file", writeVarsFile(opts.stateDir, opts.vars));
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   const collect = (chunk: Buffer) => {
