@@ -426,6 +426,16 @@ describe("projects from git", () => {
     expect(run2.data.tags["mlflow.source.name"]).toBe(`file://${repo}`);
     expect(run2.data.tags["mlflow.source.git.commit"]).toBe(git("rev-parse", "HEAD"));
     expect(await mlflow.downloadArtifactText(run2.info.runId, "v.txt")).toBe("two");
+
+    // Checkouts unused for a week go (with the records of ended attempts) when an executor starts.
+    const checkouts = () => readdirSync(ex.context.gitCacheDir).flatMap((r) => readdirSync(join(ex.context.gitCacheDir, r)));
+    expect(checkouts()).toEqual([first]);
+    const later = (days: number) => executor({ stateDir: ex.context.stateDir, now: () => Date.now() + days * 24 * 3600_000 });
+    await later(1).reconcile(() => recorder());
+    expect(checkouts()).toEqual([first]);
+    await later(8).reconcile(() => recorder());
+    expect(checkouts()).toEqual([]);
+    expect(readdirSync(join(ex.context.stateDir, "attempts")).filter((n) => n.endsWith(".json"))).toEqual([]);
   });
 });
 

@@ -4,12 +4,13 @@
  * `<stateDir>/git/<hash of the URL>/<commit>`. Like MLflow's `_fetch_git_repo`: `git init`,
  * `remote add origin`, shallow `fetch` of the version (full fetch if the server refuses a
  * shallow fetch of that ref), `checkout`, `submodule update --init --recursive`. A full commit id
- * that is already cached is used without touching the network.
+ * that is already cached is used without touching the network. Each use stamps the checkout's
+ * mtime; {@link pruneGitCache} deletes checkouts unused for a while.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 
 export class GitError extends Error {
@@ -54,17 +55,38 @@ export function checkoutGit(cacheDir: string, url: string, version: string | und
   const key = `${cacheDir}\n${url}\n${version ?? ""}`;
   let p = inFlight.get(key);
   if (!p) {
-    p = doCheckout(cacheDir, url, version, gitBin).finally(() => inFlight.delete(key));
+    p = withRepoLock(repoDirOf(cacheDir, url), () => doCheckout(cacheDir, url, version, gitBin)).finally(() => inFlight.delete(key));
     inFlight.set(key, p);
   }
   return p;
 }
 
+const repoDirOf = (cacheDir: string, url: string) => join(cacheDir, createHash("sha256").update(url).digest("hex").slice(0, 16));
+
+/**
+ * Checkouts and pruning of one repository's folder take turns (in this process; one agent owns a
+ * state dir): a checkout found in the cache is stamped before a prune can look at its age.
+ */
+const repoLocks = new Map<string, Promise<unknown>>();
+function withRepoLock<T>(repoDir: string, fn: () => Promise<T>): Promise<T> {
+  const prev = repoLocks.get(repoDir) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  const tail = next.catch(() => undefined);
+  repoLocks.set(repoDir, tail);
+  void tail.then(() => {
+    if (repoLocks.get(repoDir) === tail) repoLocks.delete(repoDir);
+  });
+  return next;
+}
+
 async function doCheckout(cacheDir: string, url: string, version: string | undefined, gitBin: string): Promise<Checkout> {
-  const repoDir = join(cacheDir, createHash("sha256").update(url).digest("hex").slice(0, 16));
+  const repoDir = repoDirOf(cacheDir, url);
   if (version && /^[0-9a-f]{40}$/i.test(version)) {
     const cached = join(repoDir, version.toLowerCase());
-    if (existsSync(join(cached, ".git"))) return { dir: cached, commit: version.toLowerCase() };
+    if (existsSync(join(cached, ".git"))) {
+      await touch(cached);
+      return { dir: cached, commit: version.toLowerCase() };
+    }
   }
   await mkdir(repoDir, { recursive: true });
   const tmp = await mkdtemp(join(repoDir, ".tmp-"));
@@ -114,11 +136,41 @@ async function doCheckout(cacheDir: string, url: string, version: string | undef
       await rm(dest, { recursive: true, force: true });
       await rename(tmp, dest);
     }
+    await touch(dest);
     return { dir: dest, commit };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** Marks a checkout as used now (its mtime), for {@link pruneGitCache}. */
+async function touch(dir: string): Promise<void> {
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => undefined);
+}
+
+/**
+ * Deletes checkouts last used before `cutoff` (ms since epoch), except those in `inUse` (steps
+ * may be running in them), and leftovers of interrupted checkouts. Returns the folders deleted.
+ */
+export async function pruneGitCache(cacheDir: string, cutoff: number, inUse: ReadonlySet<string>): Promise<string[]> {
+  const removed: string[] = [];
+  const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
+  for (const repo of await list(cacheDir)) {
+    const repoDir = join(cacheDir, repo);
+    await withRepoLock(repoDir, async () => {
+      for (const name of await list(repoDir)) {
+        const dir = join(repoDir, name);
+        if (inUse.has(dir)) continue;
+        const mtime = await stat(dir).then((s) => s.mtimeMs, () => Infinity);
+        if (mtime >= cutoff) continue;
+        await rm(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+    });
+  }
+  return removed;
 }
 
 /** For a local folder: the git work tree it is in (root, HEAD commit, first remote), if any. */

@@ -25,6 +25,7 @@ import type { WorkCancel, WorkStart } from "../../../../proto/messages";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
 import { RetryableStartError } from "./errors";
+import { pruneGitCache } from "./git";
 import { endParentRuns, endRun } from "./mlflow-runs";
 import { resolveOptions, type ExecutorContext, type LocalExecutorOptions } from "./options";
 import { type AttemptRecord, AttemptStore, attemptKey, lockStateDir, TERMINAL_PHASES } from "./state";
@@ -112,7 +113,21 @@ class LocalExecutorImpl implements LocalExecutor {
       this.context.log.warn({ err: e }, "could not prune the records of ended attempts");
     }
     if (removed > 0) this.context.log.info({ removed }, "pruned the records of ended attempts");
+    await this.pruneCheckouts();
     return removed;
+  }
+
+  /** Git checkouts no attempt used for `keepUnusedCheckoutsMs`, except where steps still run. */
+  private async pruneCheckouts(): Promise<void> {
+    try {
+      const inUse = new Set<string>();
+      for (const a of this.active.values()) if (a.rec.project?.dir) inUse.add(a.rec.project.dir);
+      for (const rec of await this.store.list()) if (!TERMINAL_PHASES.has(rec.phase) && rec.project?.dir) inUse.add(rec.project.dir);
+      const gone = await pruneGitCache(this.context.gitCacheDir, this.context.now() - this.context.keepUnusedCheckoutsMs, inUse);
+      if (gone.length > 0) this.context.log.info({ removed: gone.length }, "pruned unused git checkouts");
+    } catch (e) {
+      this.context.log.warn({ err: e }, "could not prune the git checkouts");
+    }
   }
 
   private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -56,6 +56,8 @@ export interface LocalExecutorOptions {
    * are deleted at start-up and hourly, so a long-lived agent's state does not grow without end.
    */
   keepEndedRecordsMs?: number;
+  /** Git checkouts no attempt used for this long are deleted with the records (default 7 days). */
+  keepUnusedCheckoutsMs?: number;
   /** git executable (default `git`). */
   gitBin?: string;
   logger?: ExecutorLogger;
@@ -107,6 +109,7 @@ export interface ExecutorContext {
   logUploadMs: number;
   keepWorkDirs: boolean;
   keepEndedRecordsMs: number;
+  keepUnusedCheckoutsMs: number;
   gitBin: string;
   slots: Slots;
   log: ExecutorLogger;
@@ -151,6 +154,7 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     logUploadMs: o.logUploadMs ?? 30_000,
     keepWorkDirs: o.keepWorkDirs ?? false,
     keepEndedRecordsMs: o.keepEndedRecordsMs ?? 7 * 24 * 3600_000,
+    keepUnusedCheckoutsMs: o.keepUnusedCheckoutsMs ?? 7 * 24 * 3600_000,
     gitBin: o.gitBin ?? "git",
     slots: new Slots(max),
     log: o.logger ?? silent,
