@@ -54,12 +54,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
 }
 
-/** The Worker's vars as a dotenv file in the state dir (0600), for `wrangler dev --env-file`. */
+/**
+ * The Worker's vars as a dotenv file in the state dir (0600), for `wrangler dev --env-file`.
+ * wrangler expands `$NAME` in values (dotenv-expand): every `$` is escaped as `\$`.
+ */
 function writeVarsFile(stateDir: string, vars: Record<string, string>): string {
   const file = join(stateDir, "worker-vars.env");
   const quoted = (v: string) => {
     if (/["\\\n\r]/.test(v)) throw new Error(`a Worker var value with a quote, backslash or newline cannot go through --env-file: ${v.slice(0, 20)}…`);
-    return `"${v}"`;
+    return `"${v.replaceAll("$", "\\$")}"`;
   };
   writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}=${quoted(v)}\n`).join(""), { mode: 0o600 });
   chmodSync(file, 0o600);

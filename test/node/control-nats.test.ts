@@ -16,7 +16,8 @@ import { WorkStartSchema } from "../../proto/messages";
 import { startControlPlane, type ControlPlane } from "../../scripts/local/control-plane";
 import { startTestNatsServer, type TestNatsServer } from "../support/nats-server";
 
-const TOKEN = "control-nats-test-token";
+// `$` and `#` reach the Worker unexpanded (its vars go through a dotenv file).
+const TOKEN = "control-nats-test-token-$HOME-${PATH}#x";
 let nats: TestNatsServer;
 let cp: ControlPlane;
 let state: string;
