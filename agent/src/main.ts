@@ -54,6 +54,12 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
+/** HTTPS, or a control plane on this machine: its answers cannot be rewritten on the way. */
+function trustedForRedirects(controlPlaneUrl: string): boolean {
+  const url = new URL(controlPlaneUrl);
+  return url.protocol === "https:" || ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+}
+
 const sameServers = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join(",") === [...b].sort().join(",");
 
 /** How long stopping waits for `executor.close()` (its attempts are reconciled by the next start anyway). */
@@ -131,14 +137,28 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     },
   });
 
-  // NATS moved (the heartbeat says where it is now): remember it, and connect there. A `--nats-url`
-  // given by the operator wins over what the control plane says.
+  // NATS moved (every heartbeat answer says where it is now): connect there, and remember it. A
+  // `--nats-url` given by the operator wins; and an answer that came over plain HTTP from another
+  // machine is not followed (whoever can rewrite it could send this agent work).
+  const trusted = trustedForRedirects(config.controlPlaneUrl);
+  let warnedUntrusted = false;
   const followNats = async ({ natsServers }: { natsServers: string[] }) => {
-    if (config.natsUrl?.length || natsServers.length === 0 || sameServers(natsServers, credentials.nats.servers)) return;
+    if (config.natsUrl?.length || natsServers.length === 0) return;
+    if (sameServers(natsServers, credentials.nats.servers)) return puller.setServers(natsServers); // idempotent
+    if (!trusted) {
+      if (!warnedUntrusted) log.warn({ to: natsServers }, "the control plane names other NATS servers, but over plain HTTP to another machine: not followed; pass --nats-url");
+      warnedUntrusted = true;
+      return;
+    }
     log.info({ from: credentials.nats.servers, to: natsServers }, "the control plane gives new NATS servers; following");
-    credentials = { ...credentials, nats: { ...credentials.nats, servers: natsServers } };
     puller.setServers(natsServers);
-    await store.save(credentials).catch((err: unknown) => log.warn({ err: errInfo(err) }, "could not store the new NATS servers; the next heartbeat gives them again"));
+    const next = { ...credentials, nats: { ...credentials.nats, servers: natsServers } };
+    try {
+      await store.save(next);
+      credentials = next;
+    } catch (err) {
+      log.warn({ err: errInfo(err) }, "could not store the new NATS servers; trying again with the next heartbeat");
+    }
   };
 
   // One failing loop stops them all (and the process exits non-zero).

@@ -54,8 +54,12 @@ export function createPuller(o: PullerOptions): Puller {
   const log = o.logger;
   const creds = o.credentials;
   let servers = o.servers?.length ? o.servers : creds.nats.servers;
-  /** The connection of the current turn of the run loop. */
+  const keyOf = (list: string[]) => [...list].sort().join(",");
+  /** The connection of the current turn of the run loop, and the servers it was opened with. */
   let current: NatsConnection | null = null;
+  let currentKey = "";
+  /** Whether the servers to use changed since the current connection was opened. */
+  const moved = () => keyOf(servers) !== currentKey;
   const inFlight = new Set<Promise<void>>();
   let connected = false;
   let lastPullAt: number | null = null;
@@ -90,6 +94,12 @@ export function createPuller(o: PullerOptions): Puller {
           case "disconnect":
             connected = false;
             downSince ??= clock();
+            if (nc === current && moved()) {
+              // nats.js would dial the old servers for ever: end this connection, the loop opens one to the new.
+              log.warn({ server: s.server, servers }, "disconnected from NATS, which has moved; connecting to the new servers");
+              void nc.close().catch(() => undefined);
+              break;
+            }
             log.warn({ server: s.server }, "disconnected from NATS; reconnecting");
             break;
           case "reconnect":
@@ -229,9 +239,11 @@ export function createPuller(o: PullerOptions): Puller {
 
   return {
     setServers(next) {
+      if (next.length === 0 || keyOf(next) === keyOf(servers)) return;
       servers = [...next];
-      // nats.js would keep dialling the old servers: end a connection that is down, the loop reopens.
-      if (current && !connected) void current.close().catch(() => undefined);
+      // A connection that is up stays until it drops (its work goes on); one that is down is ended
+      // now: nats.js would keep dialling the old servers.
+      if (current && !connected && moved()) void current.close().catch(() => undefined);
     },
     natsConnected: () => connected,
     lastPullAt: () => lastPullAt,
@@ -240,12 +252,18 @@ export function createPuller(o: PullerOptions): Puller {
       while (!signal.aborted) {
         let nc: NatsConnection | null = null;
         try {
+          const opening = keyOf(servers);
           nc = await open();
           current = nc;
-          log.info({ servers }, "connected to NATS");
-          backoff.reset();
-          await consume(nc, signal);
-          if (!signal.aborted) log.warn("the pull loop ended; connecting again");
+          currentKey = opening;
+          if (moved()) {
+            log.info({ servers }, "NATS moved while connecting; connecting to the new servers");
+          } else {
+            log.info({ servers }, "connected to NATS");
+            backoff.reset();
+            await consume(nc, signal);
+            if (!signal.aborted) log.warn("the pull loop ended; connecting again");
+          }
         } catch (err) {
           log.error({ err: errInfo(err), servers }, "NATS connection or pull failed; retrying");
         }

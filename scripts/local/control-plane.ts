@@ -4,7 +4,7 @@
  * Used by `npm run dev`, `npm run demo`, the benchmark and end-to-end tests.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { freePort, saysPortInUse } from "./ports";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -75,7 +75,12 @@ async function launchWrangler(opts: ControlPlaneOptions, port: number, inspector
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
   // Through a 0600 file, not `--var` arguments: a command line (with NATS signing seeds) is
   // readable by every user of the machine in `ps`.
-  if (opts.vars && Object.keys(opts.vars).length > 0) args.push("--env-file", writeVarsFile(opts.stateDir, opts.vars));
+  // With --env-file wrangler skips `.dev.vars`: name it first, so `vars` add to it and win.
+  if (opts.vars && Object.keys(opts.vars).length > 0) {
+    const devVars = join(ROOT, ".dev.vars");
+    if (existsSync(devVars)) args.push("--env-file", devVars);
+    args.push("--env-file", writeVarsFile(opts.stateDir, opts.vars));
+  }
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   const collect = (chunk: Buffer) => {

@@ -8,10 +8,10 @@
  * mtime; {@link pruneGitCache} deletes checkouts unused for a while.
  */
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm, stat, utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 
 export class GitError extends Error {
   override name = "GitError";
@@ -162,11 +162,16 @@ export async function pruneGitCache(cacheDir: string, cutoff: number, inUse: Rea
     await withRepoLock(repoDir, async () => {
       for (const name of await list(repoDir)) {
         const dir = join(repoDir, name);
-        if (inUse.has(dir)) continue;
+        // A step may run in the checkout or in a subdirectory of it (`uri#subdir`).
+        if ([...inUse].some((p) => p === dir || p.startsWith(dir + sep))) continue;
+        const trash = name.startsWith(".trash-");
         const mtime = await stat(dir).then((s) => s.mtimeMs, () => Infinity);
-        if (mtime >= cutoff) continue;
-        await rm(dir, { recursive: true, force: true });
-        removed.push(dir);
+        if (!trash && mtime >= cutoff) continue;
+        // Out of the cache's names first (atomic), so a half-deleted tree never passes for a checkout.
+        const doomed = trash ? dir : join(repoDir, `.trash-${randomUUID()}`);
+        if (!trash) await rename(dir, doomed);
+        await rm(doomed, { recursive: true, force: true });
+        if (!trash) removed.push(dir);
       }
     });
   }
