@@ -1,6 +1,7 @@
 // The local executor against a real `mlflow server` (SQLite, proxied artifacts) on 127.0.0.1:
 // inline projects written to temp folders, run as real processes through bash.
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -375,6 +376,48 @@ describe("inputs", () => {
     const r4 = recorder();
     await ex.start(workFor({ id: "s3", project: { uri: consumer }, inputs: { x: { uri: "s3://bucket/key" } } }, { runId }), r4);
     expect((await r4.waitFor("failed")).message).toContain("URI scheme 's3:' is not supported by the local executor yet");
+  });
+
+  it("takes {uri} inputs from MLflow's runs:/ URIs and from http(s) URLs; a 404 fails the attempt without leaking the query", async () => {
+    const web = createServer((req, res) => {
+      if (req.url?.startsWith("/files/greeting.txt")) return void res.end("hello from the web");
+      res.statusCode = 404;
+      res.end("no such file");
+    });
+    await new Promise<void>((ok) => web.listen(0, "127.0.0.1", ok));
+    const base = `http://127.0.0.1:${(web.address() as { port: number }).port}`;
+    try {
+      const ex = executor();
+      const producer = project({
+        MLproject: "entry_points:\n  main:\n    command: \"python w.py\"\n",
+        "w.py": "import os, pathlib\nout = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])\n(out / 'data').mkdir()\n(out / 'data' / 'numbers.txt').write_text('4 5')\n",
+      });
+      const r1 = recorder();
+      await ex.start(workFor({ id: "produce", project: { uri: producer } }), r1);
+      await r1.waitFor("succeeded");
+      const produced = r1.events[0]!.mlflowRunId!;
+      const consumer = project({
+        MLproject: "entry_points:\n  main:\n    command: \"python r.py\"\n",
+        "r.py": [
+          "import os, pathlib",
+          "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
+          "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
+          "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(f\"{files} {(inp / 'web' / 'greeting.txt').read_text()}\")",
+        ].join("\n"),
+      });
+      const r2 = recorder();
+      await ex.start(workFor({ id: "consume", project: { uri: consumer }, inputs: { nums: { uri: `runs:/${produced}/data` }, web: { uri: `${base}/files/greeting.txt?sig=abc` } } }), r2);
+      await r2.waitFor("succeeded");
+      expect(await mlflow.downloadArtifactText(r2.events[0]!.mlflowRunId!, "seen.txt")).toBe("['nums/numbers.txt', 'web/greeting.txt'] hello from the web");
+
+      const r3 = recorder();
+      await ex.start(workFor({ id: "missing", project: { uri: consumer }, inputs: { web: { uri: `${base}/nope.csv?token=s3cr3t` } } }), r3);
+      const failed = await r3.waitFor("failed");
+      expect(failed.message).toContain(`input 'web': GET ${base}/nope.csv answered 404`);
+      expect(failed.message).not.toContain("s3cr3t");
+    } finally {
+      web.close();
+    }
   });
 
   it("uses work.mlflowParentRunId when the control plane gives one", async () => {

@@ -8,10 +8,14 @@
  *   FINISHED attempt under the parent run);
  * - `{run, path?}`: the artifacts of any MLflow run;
  * - `{uri}`: a local path (absolute, `file://`, or relative to the projects root) is copied —
- *   only below the projects root (`paths.ts`); other schemes are refused with a clear message for now.
+ *   only below the projects root (`paths.ts`); `runs:/<run_id>/<path>` (MLflow's run URI) is
+ *   `{run, path}`; an `http(s)://` URL is one file, downloaded (streamed) under its own name;
+ *   other schemes (`s3:`, `gs:` …) are refused with a clear message for now.
  */
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
-import { openAsBlob } from "node:fs";
+import { createWriteStream, openAsBlob } from "node:fs";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, type MlflowClient } from "../../../../proto/mlflow";
@@ -106,6 +110,13 @@ export async function downloadInputs(ctx: InputContext, inputs: Record<string, I
       await downloadRunArtifacts(ctx.mlflow, ref.run, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
         throw inputError(name, `artifacts of MLflow run ${ref.run}`, e);
       });
+    } else if (/^runs:\//i.test(ref.uri)) {
+      const { runId, path } = parseRunsUri(name, ref.uri);
+      await downloadRunArtifacts(ctx.mlflow, runId, path, dest, ctx.concurrency).catch((e: unknown) => {
+        throw inputError(name, `artifacts of MLflow run ${runId}`, e);
+      });
+    } else if (/^https?:\/\//i.test(ref.uri)) {
+      await downloadUrl(name, ref.uri, dest);
     } else {
       await copyUri(name, ref.uri, ctx.projectsRoot, dest);
     }
@@ -120,11 +131,48 @@ function inputError(name: string, what: string, e: unknown): unknown {
   return e; // network trouble: retried by the caller
 }
 
+/** `runs:/<run_id>/<path>` as MLflow writes it (the path may be empty: the whole run). */
+export function parseRunsUri(name: string, uri: string): { runId: string; path: string | undefined } {
+  const m = /^runs:\/+([0-9A-Za-z_-]+)(?:\/(.*))?$/i.exec(uri);
+  if (!m) throw new AttemptFailure(`input '${name}': expected runs:/<run_id>/<path>, got ${uri}`);
+  const path = (m[2] ?? "").replace(/^\/+|\/+$/g, "");
+  if (path.split("/").includes("..")) throw new AttemptFailure(`input '${name}': ".." is not allowed in a runs:/ path: ${uri}`);
+  return { runId: m[1]!, path: path || undefined };
+}
+
+/** The file name an URL's download is stored under: the last path segment, else `download`. */
+export function urlFileName(url: URL): string {
+  const last = decodeURIComponent(url.pathname.split("/").filter(Boolean).at(-1) ?? "");
+  return last && last !== "." && last !== ".." && !/[/\\\0]/.test(last) ? last : "download";
+}
+
+/** Streams an http(s) URL into `dest/<name>`. A 4xx is final; network trouble and 5xx are retried by the caller. */
+async function downloadUrl(name: string, uri: string, dest: string): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new AttemptFailure(`input '${name}': not a valid URL: ${uri}`);
+  }
+  const shown = `${url.origin}${url.pathname}`; // no query string or credentials in messages
+  const res = await fetch(url, { redirect: "follow", signal: AbortSignal.timeout(10 * 60_000) }).catch((e: unknown) => {
+    throw new Error(`input '${name}': could not reach ${shown}: ${(e as Error).message}`);
+  });
+  if (!res.ok || !res.body) {
+    await res.body?.cancel().catch(() => undefined);
+    const message = `input '${name}': GET ${shown} answered ${res.status} ${res.statusText}`;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new AttemptFailure(message);
+    throw new Error(message);
+  }
+  await mkdir(dest, { recursive: true });
+  await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), createWriteStream(join(dest, urlFileName(url))));
+}
+
 async function copyUri(name: string, uri: string, projectsRoot: string, dest: string): Promise<void> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme && scheme !== "file") {
     throw new AttemptFailure(
-      `input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, {node} or {run}): ${uri}`,
+      `input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, http(s)://, runs:/, {node} or {run}): ${uri}`,
     );
   }
   let path: string;
