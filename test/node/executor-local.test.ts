@@ -227,6 +227,28 @@ describe("one unpartitioned step", () => {
   });
 });
 
+describe("parameter warnings", () => {
+  it("runs a node whose float parameter is not a number, as MLflow would, but says so (node message, MLflow tag)", async () => {
+    const ex = executor();
+    const dir = project({
+      MLproject: "entry_points:\n  main:\n    parameters:\n      lr: {type: float, default: 0.1}\n      epochs: {type: int, default: 3}\n    command: \"echo {lr} {epochs}\"\n",
+    });
+    const rec = recorder();
+    await ex.start(workFor({ id: "typo", project: { uri: dir }, parameters: { lr: "0.o1", epochs: 5 } }), rec);
+    await rec.waitFor("succeeded");
+    const running = rec.events.find((e) => e.type === "running")!;
+    expect(running.message).toMatch(/^parameter warnings: .*lr.*0\.o1/);
+    expect(running.message).not.toMatch(/epochs/);
+    const run = await mlflow.getRun(running.mlflowRunId!);
+    expect(run.data.tags["parallels.warnings"]).toBe(running.message);
+
+    const clean = recorder();
+    await ex.start(workFor({ id: "fine", project: { uri: dir }, parameters: { lr: 0.01 } }), clean);
+    await clean.waitFor("succeeded");
+    expect(clean.events.find((e) => e.type === "running")!.message).toBeUndefined();
+  });
+});
+
 describe("logs", () => {
   it("are uploaded while the step runs, not only at the end", async () => {
     const gate = tempDir("parallels-gate-");

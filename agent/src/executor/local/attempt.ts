@@ -12,7 +12,7 @@ import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, isMlflowClientError, isRetryable, type RunStatus } from "../../../../proto/mlflow";
-import { resolveCommand, isMLprojectError } from "../../../../proto/mlproject";
+import { checkParameters, resolveCommand, isMLprojectError } from "../../../../proto/mlproject";
 import type { AttemptReport, AttemptReporter } from "../types";
 import { downloadInputs, listFiles, OWN_ARTIFACTS, uploadDir } from "./artifacts";
 import { AttemptFailure, RetryableStartError } from "./errors";
@@ -37,6 +37,8 @@ export class Attempt {
   private loopPromise: Promise<void> | undefined;
   private stopped = false;
   private lastCounts = "";
+  /** Strict-check warnings about the node's parameters (reported with `running`). */
+  private paramWarnings: string | undefined;
   private lastLogUpload = 0;
   /** When SIGTERM went to the running partitions (for the SIGKILL that follows). */
   private termSentAt: number | undefined;
@@ -172,6 +174,14 @@ export class Attempt {
       if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
       throw e;
     }
+    // MLflow passes a declared float/int that is not a number through unchecked, and so do we;
+    // but we say so (node message, MLflow tag, log), since the step will likely fail on it.
+    const warnings = checkParameters(loaded.entryPoint, node.parameters ?? {}).map((w) => w.message);
+    if (warnings.length > 0) {
+      this.paramWarnings = `parameter warnings: ${warnings.join("; ")}`.slice(0, 4000);
+      await ctx.mlflow.setTag(nodeRunId, "parallels.warnings", this.paramWarnings);
+      ctx.log.warn(this.logCtx({ warnings }), "the node's parameters do not match the entry point's declared types");
+    }
 
     // The manifest: once per attempt, stored as an artifact of the node's run.
     const partitionInput = node.partition?.input;
@@ -192,7 +202,7 @@ export class Attempt {
     this.checkCancel();
     this.rec.phase = "running";
     await this.save();
-    this.report({ type: "running", counts: this.counts() });
+    this.report({ type: "running", counts: this.counts(), ...(this.paramWarnings ? { message: this.paramWarnings } : {}) });
     this.rec.runningReported = true;
     this.lastCounts = JSON.stringify(this.counts());
     await this.save();
