@@ -11,6 +11,7 @@ import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { writeBatch } from "../db";
 import { publisherFor } from "../publisher";
+import { pageOf } from "./paging";
 import type { AppEnv, Env } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 
@@ -93,9 +94,8 @@ export function registerClusters(app: Hono<AppEnv>) {
       .where(and(eq(clusters.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(clusters.name, q.cursor) : undefined))
       .orderBy(clusters.name)
       .limit(q.limit + 1);
-    const page = rows.slice(0, q.limit);
     const now = Date.now();
-    return c.json({ items: page.map((r) => clusterView(r, now)), nextCursor: rows.length > q.limit ? page[page.length - 1]!.name : null });
+    return c.json(pageOf(rows, q.limit, (r) => r.name, (r) => clusterView(r, now)));
   });
 
   app.get("/v1/clusters/:name", requireScope("read"), async (c) => {

@@ -10,6 +10,7 @@ import { validateDag, type Dag } from "../../../proto/dag";
 import { requireScope } from "../auth";
 import { readDocument, validate } from "../body";
 import { iso, newId } from "../crypto";
+import { pageOf } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 import { z } from "zod";
@@ -101,17 +102,20 @@ export function registerDags(app: Hono<AppEnv>) {
       .where(and(eq(dags.workspaceId, c.var.principal.workspaceId), isNull(dags.deletedAt), q.cursor ? gt(dags.name, q.cursor) : undefined))
       .orderBy(asc(dags.name))
       .limit(q.limit + 1);
-    const page = rows.slice(0, q.limit);
-    return c.json({
-      items: page.map(({ row, spec }) => ({
-        name: row.name,
-        latestVersion: row.latestVersion,
-        description: (JSON.parse(spec) as Dag).description ?? null,
-        createdAt: iso(row.createdAt),
-        updatedAt: iso(row.updatedAt),
-      })),
-      nextCursor: rows.length > q.limit ? page[page.length - 1]!.row.name : null,
-    });
+    return c.json(
+      pageOf(
+        rows,
+        q.limit,
+        ({ row }) => row.name,
+        ({ row, spec }) => ({
+          name: row.name,
+          latestVersion: row.latestVersion,
+          description: (JSON.parse(spec) as Dag).description ?? null,
+          createdAt: iso(row.createdAt),
+          updatedAt: iso(row.updatedAt),
+        }),
+      ),
+    );
   });
 
   app.get("/v1/dags/:name", requireScope("read"), async (c) => {

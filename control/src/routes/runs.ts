@@ -9,6 +9,7 @@ import { RunCancelQuery, RunListQuery, RunSubmit } from "../../../proto/api";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { canonicalJson, sha256Hex } from "../crypto";
+import { pageOf } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
@@ -48,8 +49,7 @@ export function registerRuns(app: Hono<AppEnv>) {
       )
       .orderBy(desc(dagRuns.id))
       .limit(q.limit + 1);
-    const page = rows.slice(0, q.limit);
-    return c.json({ items: page.map(runSummary), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null });
+    return c.json(pageOf(rows, q.limit, (r) => r.id, runSummary));
   });
 
   app.get("/v1/runs/:id", requireScope("read"), async (c) => {

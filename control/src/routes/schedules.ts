@@ -11,6 +11,7 @@ import type { Dag } from "../../../proto/dag";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { iso, newId } from "../crypto";
+import { pageOf } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 import { dagVersions } from "../../../db/schema";
@@ -87,8 +88,7 @@ export function registerSchedules(app: Hono<AppEnv>) {
       .where(and(eq(schedules.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(schedules.name, q.cursor) : undefined))
       .orderBy(schedules.name)
       .limit(q.limit + 1);
-    const page = rows.slice(0, q.limit);
-    return c.json({ items: page.map(view), nextCursor: rows.length > q.limit ? page[page.length - 1]!.name : null });
+    return c.json(pageOf(rows, q.limit, (r) => r.name, view));
   });
 
   app.get("/v1/schedules/:name", requireScope("read"), async (c) => {

@@ -6,6 +6,7 @@ import { PageQuery, TokenCreate, WorkspaceCreate, type Scope } from "../../../pr
 import { requireRoot, requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
+import { pageOf } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 
@@ -55,8 +56,7 @@ export function registerTokens(app: Hono<AppEnv>) {
       .where(and(eq(apiTokens.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(apiTokens.id, q.cursor) : undefined))
       .orderBy(apiTokens.id)
       .limit(q.limit + 1);
-    const page = rows.slice(0, q.limit);
-    return c.json({ items: page.map(tokenView), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null });
+    return c.json(pageOf(rows, q.limit, (r) => r.id, tokenView));
   });
 
   app.delete("/v1/tokens/:id", requireScope("admin"), async (c) => {
