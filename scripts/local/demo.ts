@@ -5,15 +5,15 @@
  * shows progress as it runs, prints the MLflow links and the result, and exits 0 when the run
  * succeeds. `--keep` leaves everything serving until Ctrl-C; `-P name=value` sets a DAG param.
  */
-import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { MlflowClient } from "../../proto/mlflow";
 import { parseParamArgs } from "../../proto/mlproject";
-import { startAgent, type AgentProcess } from "./agent";
+import type { AgentProcess } from "./agent";
 import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
+import { startLocalAgent } from "./local-agent";
 
 const { values } = parseArgs({
   options: {
@@ -56,13 +56,7 @@ async function main(): Promise<boolean> {
     return r.body;
   };
 
-  // The local cluster and its agent. A stored agent credential needs no bootstrap token.
-  const agentState = join(stateDir, "agent");
-  let bootstrap: string | undefined;
-  const existing = await api("GET", "/v1/clusters/local");
-  if (existing.status === 404) bootstrap = (await must("POST", "/v1/clusters", JSON.stringify({ name: "local", kind: "local", labels: { embedded: "true" } }))).bootstrap.token;
-  else if (!existsSync(join(agentState, "credentials.json"))) bootstrap = (await must("POST", "/v1/clusters/local/bootstrap")).bootstrap.token;
-  agent = await startAgent({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: agentState, projectsRoot: dirname(values.dag!), bootstrapToken: bootstrap, pythonBinDir: env.mlflow.binDir });
+  agent = await startLocalAgent(env, { stateDir: join(stateDir, "agent"), projectsRoot: dirname(values.dag!) });
   say(`agent          started (logs: ${agent.logFile})`);
 
   const yaml = (await import("node:fs")).readFileSync(values.dag!, "utf8");
