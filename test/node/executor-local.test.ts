@@ -492,7 +492,9 @@ describe("projects from git", () => {
     expect(run2.data.tags["mlflow.source.git.commit"]).toBe(git("rev-parse", "HEAD"));
     expect(await mlflow.downloadArtifactText(run2.info.runId, "v.txt")).toBe("two");
 
-    // Checkouts unused for a week go (with the records of ended attempts) when an executor starts.
+    // Checkouts unused for a week go (with the records of ended attempts) when an executor starts
+    // (after this one has closed: the records of its attempts are still being written).
+    await ex.close();
     const checkouts = () => readdirSync(ex.context.gitCacheDir).flatMap((r) => readdirSync(join(ex.context.gitCacheDir, r)));
     expect(checkouts()).toEqual([first]);
     const later = (days: number) => executor({ stateDir: ex.context.stateDir, now: () => Date.now() + days * 24 * 3600_000 });

@@ -215,6 +215,7 @@ describe("restart after SIGKILL of the agent", () => {
     expect(await again.reconcile(() => recorder())).toEqual([]);
 
     // The ended attempt's record is kept a week, then deleted when an executor starts.
+    await Promise.all([ex.close(), again.close()]);
     const records = () => readdirSync(join(stateDir, "attempts")).filter((n) => n.endsWith(".json"));
     expect(records()).toHaveLength(1);
     const at = (days: number) => createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), now: () => Date.now() + days * 24 * 3600_000 });

@@ -6,6 +6,7 @@
  * command and environment, and per partition its pid, process start stamp and exit code.
  * A cancel of an unknown attempt writes a record too (a tombstone), so a late `start` does nothing.
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -149,7 +150,8 @@ export class AttemptStore {
 
   private async write(path: string, text: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
+    // Unique per write: two executors of one process (tests; a restart in-process) may save the same record.
+    const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
     const fh = await open(tmp, "w", 0o600); // records hold the work message and environment
     try {
       await fh.writeFile(text);
