@@ -59,6 +59,16 @@ function project(files: Record<string, string>): string {
   return d;
 }
 
+/** A project whose main entry point runs these lines of Python. */
+const pythonProject = (...lines: string[]) => project({ MLproject: 'entry_points:\n  main:\n    command: "python step.py"\n', "step.py": `${lines.join("\n")}\n` });
+
+/** Python that lists the files below PARALLELS_INPUTS_DIR as `files` (and `inp`). */
+const LIST_INPUTS = [
+  "import os, pathlib",
+  "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
+  "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
+];
+
 const HELLO = {
   MLproject: [
     "name: hello",
@@ -359,20 +369,18 @@ describe("inputs", () => {
   it("an upstream node's artifacts reach PARALLELS_INPUTS_DIR; both nodes share the DAG run's parent run", async () => {
     const ex = executor();
     const runId = uid("run");
-    const producer = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python w.py\"\n",
-      "w.py": "import os, pathlib\nout = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])\n(out / 'data').mkdir()\n(out / 'data' / 'numbers.txt').write_text('1 2 3')\n(out / 'note.txt').write_text('hi')\n",
-    });
-    const consumer = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python r.py\"\n",
-      "r.py": [
-        "import os, pathlib",
-        "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
-        "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
-        "total = sum(int(x) for x in (inp / 'nums' / 'numbers.txt').read_text().split())",
-        "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'result.txt').write_text(f'{files} {total}')",
-      ].join("\n"),
-    });
+    const producer = pythonProject(
+      "import os, pathlib",
+      "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
+      "(out / 'data').mkdir()",
+      "(out / 'data' / 'numbers.txt').write_text('1 2 3')",
+      "(out / 'note.txt').write_text('hi')",
+    );
+    const consumer = pythonProject(
+      ...LIST_INPUTS,
+      "total = sum(int(x) for x in (inp / 'nums' / 'numbers.txt').read_text().split())",
+      "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'result.txt').write_text(f'{files} {total}')",
+    );
     const r1 = recorder();
     await ex.start(workFor({ id: "produce", project: { uri: producer } }, { runId }), r1);
     await r1.waitFor("succeeded");
@@ -410,23 +418,20 @@ describe("inputs", () => {
     const base = `http://127.0.0.1:${(web.address() as { port: number }).port}`;
     try {
       const ex = executor();
-      const producer = project({
-        MLproject: "entry_points:\n  main:\n    command: \"python w.py\"\n",
-        "w.py": "import os, pathlib\nout = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])\n(out / 'data').mkdir()\n(out / 'data' / 'numbers.txt').write_text('4 5')\n",
-      });
+      const producer = pythonProject(
+        "import os, pathlib",
+        "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
+        "(out / 'data').mkdir()",
+        "(out / 'data' / 'numbers.txt').write_text('4 5')",
+      );
       const r1 = recorder();
       await ex.start(workFor({ id: "produce", project: { uri: producer } }), r1);
       await r1.waitFor("succeeded");
       const produced = r1.events[0]!.mlflowRunId!;
-      const consumer = project({
-        MLproject: "entry_points:\n  main:\n    command: \"python r.py\"\n",
-        "r.py": [
-          "import os, pathlib",
-          "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
-          "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
-          "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(f\"{files} {(inp / 'web' / 'greeting.txt').read_text()}\")",
-        ].join("\n"),
-      });
+      const consumer = pythonProject(
+        ...LIST_INPUTS,
+        "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(f\"{files} {(inp / 'web' / 'greeting.txt').read_text()}\")",
+      );
       const r2 = recorder();
       await ex.start(workFor({ id: "consume", project: { uri: consumer }, inputs: { nums: { uri: `runs:/${produced}/data` }, web: { uri: `${base}/files/greeting.txt?sig=abc` } } }), r2);
       await r2.waitFor("succeeded");

@@ -22,6 +22,19 @@ describe("launching nats-server", () => {
   afterEach(async () => {
     for (const c of cleanup.splice(0)) await c();
   });
+  /** A state dir removed after the test. */
+  const stateDir = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    return dir;
+  };
+  /** A port something else listens on for the rest of the test. */
+  const takenPort = async () => {
+    const port = await freePort();
+    const blocker = await listen(port);
+    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    return port;
+  };
 
   it("hands out distinct ports outside the ephemeral range", async () => {
     const [ephLow, ephHigh] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number) as [number, number];
@@ -35,11 +48,8 @@ describe("launching nats-server", () => {
   });
 
   it("fails with the server's own words when a fixed port is taken", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const taken = await freePort();
-    const blocker = await listen(taken);
-    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    const dir = await stateDir();
+    const taken = await takenPort();
     const ports = { port: taken, wsPort: await freePort(), httpPort: await freePort() };
     const err = await launchNats({ stateDir: dir, ports }).then(
       () => undefined,
@@ -51,11 +61,8 @@ describe("launching nats-server", () => {
   });
 
   it("on free ports, starts again on others when one was taken before nats-server bound it", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const taken = await freePort();
-    const blocker = await listen(taken);
-    cleanup.push(() => new Promise((r) => blocker.close(r)));
+    const dir = await stateDir();
+    const taken = await takenPort();
     let picks = 0;
     const nats = await launchNats({ stateDir: dir, ports: "free", pickPort: () => (picks++ === 0 ? Promise.resolve(taken) : freePort()) });
     cleanup.push(() => nats.process.stop());
@@ -66,8 +73,7 @@ describe("launching nats-server", () => {
   });
 
   it("starts on free ports and answers on them", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "parallels-nats-launch-"));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const dir = await stateDir();
     const nats = await launchNats({ stateDir: dir, ports: "free" });
     cleanup.push(() => nats.process.stop());
     const res = await fetch(`${nats.setup.monitorUrl}/healthz`);

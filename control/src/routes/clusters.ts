@@ -2,7 +2,7 @@
  * /v1/clusters — the Kubernetes clusters (or the local machine) whose agents run the work.
  * Creating one answers once with a short-lived, single-use bootstrap token for its agent.
  */
-import { and, eq, gt, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Hono } from "hono";
 import { clusters } from "../../../db/schema";
 import { ClusterCreate, PageQuery, type ClusterView } from "../../../proto/api";
@@ -11,7 +11,7 @@ import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { writeBatch } from "../db";
 import { publisherFor } from "../publisher";
-import { pageOf } from "./paging";
+import { listPage } from "./paging";
 import type { AppEnv, Env } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 
@@ -88,14 +88,8 @@ export function registerClusters(app: Hono<AppEnv>) {
 
   app.get("/v1/clusters", requireScope("read"), async (c) => {
     const q = readQuery(c, PageQuery);
-    const rows = await c.var.db
-      .select()
-      .from(clusters)
-      .where(and(eq(clusters.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(clusters.name, q.cursor) : undefined))
-      .orderBy(clusters.name)
-      .limit(q.limit + 1);
     const now = Date.now();
-    return c.json(pageOf(rows, q.limit, (r) => r.name, (r) => clusterView(r, now)));
+    return c.json(await listPage(c.var.db, clusters, { workspace: clusters.workspaceId, key: clusters.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, q, (r) => clusterView(r, now)));
   });
 
   app.get("/v1/clusters/:name", requireScope("read"), async (c) => {

@@ -2,7 +2,7 @@
  * /v1/schedules — periodic runs (micro-batch inference). A Workers Cron Trigger creates the runs
  * that are due (see schedules/tick.ts).
  */
-import { and, eq, gt, isNull } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import type { Hono } from "hono";
 import { z } from "zod";
 import { dags, schedules } from "../../../db/schema";
@@ -11,7 +11,7 @@ import type { Dag } from "../../../proto/dag";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { iso, newId } from "../crypto";
-import { pageOf } from "./paging";
+import { listPage } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 import { dagVersions } from "../../../db/schema";
@@ -82,13 +82,7 @@ export function registerSchedules(app: Hono<AppEnv>) {
 
   app.get("/v1/schedules", requireScope("read"), async (c) => {
     const q = readQuery(c, PageQuery);
-    const rows = await c.var.db
-      .select()
-      .from(schedules)
-      .where(and(eq(schedules.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(schedules.name, q.cursor) : undefined))
-      .orderBy(schedules.name)
-      .limit(q.limit + 1);
-    return c.json(pageOf(rows, q.limit, (r) => r.name, view));
+    return c.json(await listPage(c.var.db, schedules, { workspace: schedules.workspaceId, key: schedules.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, q, view));
   });
 
   app.get("/v1/schedules/:name", requireScope("read"), async (c) => {

@@ -1,12 +1,12 @@
 /** Workspaces (root only) and API tokens (admins of a workspace). */
-import { and, eq, gt, isNull } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import type { Hono } from "hono";
 import { apiTokens, workspaces } from "../../../db/schema";
 import { PageQuery, TokenCreate, WorkspaceCreate, type Scope } from "../../../proto/api";
 import { requireRoot, requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
-import { pageOf } from "./paging";
+import { listPage } from "./paging";
 import type { AppEnv } from "../env";
 import { ApiError, isUniqueViolation, notFound } from "../errors";
 
@@ -50,13 +50,7 @@ export function registerTokens(app: Hono<AppEnv>) {
 
   app.get("/v1/tokens", requireScope("admin"), async (c) => {
     const q = readQuery(c, PageQuery);
-    const rows = await c.var.db
-      .select()
-      .from(apiTokens)
-      .where(and(eq(apiTokens.workspaceId, c.var.principal.workspaceId), q.cursor ? gt(apiTokens.id, q.cursor) : undefined))
-      .orderBy(apiTokens.id)
-      .limit(q.limit + 1);
-    return c.json(pageOf(rows, q.limit, (r) => r.id, tokenView));
+    return c.json(await listPage(c.var.db, apiTokens, { workspace: apiTokens.workspaceId, key: apiTokens.id, keyOf: (r) => r.id }, c.var.principal.workspaceId, q, tokenView));
   });
 
   app.delete("/v1/tokens/:id", requireScope("admin"), async (c) => {
