@@ -1,23 +1,6 @@
 /** Random ids and secrets, and the hash under which secrets are stored. Web Crypto only. */
+import { base32Encode, CROCKFORD_LOWER as CROCKFORD } from "./nats/base32";
 import { bytesToBase64Url } from "./nats/base64url";
-
-const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
-
-function base32(bytes: Uint8Array): string {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += CROCKFORD[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += CROCKFORD[(buffer << (5 - bits)) & 31];
-  return out;
-}
 
 /**
  * Time-ordered, lowercase, DNS-label-safe id (like a ULID): 10 chars of milliseconds + 10 random.
@@ -30,7 +13,7 @@ export function newId(now = Date.now()): string {
     time = CROCKFORD[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  return time + base32(crypto.getRandomValues(new Uint8Array(7))).slice(0, 10);
+  return time + base32Encode(crypto.getRandomValues(new Uint8Array(7)), CROCKFORD).slice(0, 10);
 }
 
 /** A secret a person pastes: a recognisable prefix and 256 random bits. */

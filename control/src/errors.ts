@@ -24,6 +24,17 @@ export function isUniqueViolation(err: unknown): boolean {
   return /UNIQUE constraint failed|PRIMARY KEY/i.test(text);
 }
 
+/**
+ * A `.catch` handler for writes that a unique index may refuse: that refusal becomes a 409 with
+ * `message` (and `details`); any other error goes on as it was.
+ */
+export const conflictOnUnique =
+  (message: string, details: ProblemDetail[] = []) =>
+  (err: unknown): never => {
+    if (isUniqueViolation(err)) throw new ApiError("conflict", message, details);
+    throw err;
+  };
+
 export const notFound = (what: string) => new ApiError("not_found", `${what} not found`);
 
 export function errorBody(code: ErrorCode, message: string, details: ProblemDetail[] = []): ErrorBody {

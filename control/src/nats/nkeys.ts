@@ -9,6 +9,7 @@
  *   ‖ crc16 LE), 58 chars. The seed is the RFC 8032 private key.
  */
 import { base64UrlToBytes } from "./base64url";
+import { base32Decode as decodeBase32, base32Encode } from "./base32";
 
 
 /** The roles this project uses, with their nkey prefix bytes. */
@@ -23,7 +24,6 @@ export const NKEY_ROLES = {
 export type NkeyRole = keyof typeof NKEY_ROLES;
 
 const SEED_PREFIX = 18 << 3; // 'S'
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** Thrown for any malformed key or seed; the message never contains the seed. */
 export class NkeyError extends Error {
@@ -45,40 +45,13 @@ export function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
-/** RFC 4648 base32 without padding. */
-export function base32Encode(bytes: Uint8Array): string {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = ((buffer << 8) | byte) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
-}
+export { base32Encode };
 
 /** RFC 4648 base32 without padding; throws {@link NkeyError} on a character outside the alphabet. */
 export function base32Decode(text: string): Uint8Array {
-  const out = new Uint8Array(Math.floor((text.length * 5) / 8));
-  let buffer = 0;
-  let bits = 0;
-  let n = 0;
-  for (const ch of text) {
-    const v = ALPHABET.indexOf(ch);
-    if (v < 0) throw new NkeyError("invalid base32 character in nkey");
-    buffer = ((buffer << 5) | v) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out[n++] = (buffer >>> (bits - 8)) & 0xff;
-      bits -= 8;
-    }
-  }
-  return out;
+  const bytes = decodeBase32(text);
+  if (!bytes) throw new NkeyError("invalid base32 character in nkey");
+  return bytes;
 }
 
 function withChecksum(payload: Uint8Array): string {

@@ -10,7 +10,7 @@ import { readBody } from "../body";
 import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
 import type { AppEnv, Env } from "../env";
-import { ApiError, isUniqueViolation } from "../errors";
+import { ApiError, conflictOnUnique } from "../errors";
 import { agentConsumerName, agentInboxPrefix, isPublicKey, WORK_STREAM } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
 import { applyAgentEvents } from "../runs/events";
@@ -73,10 +73,7 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
         ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${replaced}, ${cluster.id}, ${now}
             WHERE (SELECT agent_credential_hash FROM clusters WHERE id = ${cluster.id}) = ${credentialHash} ON CONFLICT DO NOTHING`)]
         : []),
-    ]).catch((err) => {
-      if (isUniqueViolation(err)) throw new ApiError("conflict", "this NATS key is already registered for another cluster; make a new key pair", [{ path: "natsPublicKey", message: "already in use" }]);
-      throw err;
-    });
+    ]).catch(conflictOnUnique("this NATS key is already registered for another cluster; make a new key pair", [{ path: "natsPublicKey", message: "already in use" }]));
     if ((results[0]?.meta?.changes ?? 0) !== 1) throw new ApiError("unauthenticated", "unknown or already used bootstrap token");
     if (replaced) c.executionCtx.waitUntil(publisher.syncRevocations().catch(() => undefined));
     const answer: AgentRegistered = {

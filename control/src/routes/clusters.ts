@@ -13,7 +13,7 @@ import { writeBatch } from "../db";
 import { publisherFor } from "../publisher";
 import { listPage } from "./paging";
 import type { AppEnv, Env } from "../env";
-import { ApiError, isUniqueViolation, notFound } from "../errors";
+import { ApiError, conflictOnUnique, notFound } from "../errors";
 
 /** An agent beats every 15 s; three missed beats and the cluster is offline. */
 export const OFFLINE_AFTER_MS = 3 * 15_000;
@@ -79,10 +79,7 @@ export function registerClusters(app: Hono<AppEnv>) {
       agentInfo: null,
       createdAt: now,
     };
-    await c.var.db.insert(clusters).values(row).catch((err) => {
-      if (isUniqueViolation(err)) throw new ApiError("conflict", `a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]);
-      throw err;
-    });
+    await c.var.db.insert(clusters).values(row).catch(conflictOnUnique(`a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
     return c.json(bootstrapAnswer(c.env, row, boot), 201);
   });
 

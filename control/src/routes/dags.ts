@@ -12,7 +12,7 @@ import { readDocument, validate } from "../body";
 import { iso, newId } from "../crypto";
 import { pageOf } from "./paging";
 import type { AppEnv } from "../env";
-import { ApiError, isUniqueViolation, notFound } from "../errors";
+import { ApiError, conflictOnUnique, notFound } from "../errors";
 import { z } from "zod";
 
 const GetQuery = z.strictObject({ version: z.coerce.number().int().min(1).optional() });
@@ -52,10 +52,7 @@ export function registerDags(app: Hono<AppEnv>) {
     const now = Date.now();
     const row: DagRow = { id: newId(now), workspaceId: c.var.principal.workspaceId, name: dag.name, latestVersion: 1, createdAt: now, updatedAt: now, deletedAt: null };
     const spec = JSON.stringify(dag);
-    await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch((err) => {
-      if (isUniqueViolation(err)) throw new ApiError("conflict", `a DAG named "${dag.name}" already exists; PUT /v1/dags/${dag.name} adds a version`);
-      throw err;
-    });
+    await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch(conflictOnUnique(`a DAG named "${dag.name}" already exists; PUT /v1/dags/${dag.name} adds a version`));
     return c.json(dagView(row, 1, spec, now), 201);
   });
 
@@ -71,10 +68,7 @@ export function registerDags(app: Hono<AppEnv>) {
     const existing = await db.select().from(dags).where(live(c.var.principal.workspaceId, name)).get();
     if (!existing) {
       const row: DagRow = { id: newId(now), workspaceId: c.var.principal.workspaceId, name, latestVersion: 1, createdAt: now, updatedAt: now, deletedAt: null };
-      await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch((err) => {
-        if (isUniqueViolation(err)) throw new ApiError("conflict", `DAG "${name}" was created concurrently; retry`);
-        throw err;
-      });
+      await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch(conflictOnUnique(`DAG "${name}" was created concurrently; retry`));
       return c.json(dagView(row, 1, spec, now), 201);
     }
     const latest = await db.select().from(dagVersions).where(and(eq(dagVersions.dagId, existing.id), eq(dagVersions.version, existing.latestVersion))).get();
@@ -86,10 +80,7 @@ export function registerDags(app: Hono<AppEnv>) {
         db.insert(dagVersions).values({ dagId: existing.id, version, spec, createdAt: now }),
         db.update(dags).set({ latestVersion: version, updatedAt: now }).where(eq(dags.id, existing.id)),
       ])
-      .catch((err) => {
-        if (isUniqueViolation(err)) throw new ApiError("conflict", `DAG "${name}" was changed concurrently; retry`);
-        throw err;
-      });
+      .catch(conflictOnUnique(`DAG "${name}" was changed concurrently; retry`));
     return c.json(dagView({ ...existing, latestVersion: version, updatedAt: now }, version, spec, now));
   });
 

@@ -13,7 +13,7 @@ import { readBody, readQuery } from "../body";
 import { iso, newId } from "../crypto";
 import { listPage } from "./paging";
 import type { AppEnv } from "../env";
-import { ApiError, isUniqueViolation, notFound } from "../errors";
+import { ApiError, conflictOnUnique, notFound } from "../errors";
 import { dagVersions } from "../../../db/schema";
 import { cronProblems, nextOccurrence } from "../schedules/cron";
 
@@ -73,10 +73,7 @@ export function registerSchedules(app: Hono<AppEnv>) {
       lastRunId: null,
       createdAt: now,
     };
-    await c.var.db.insert(schedules).values(row).catch((err) => {
-      if (isUniqueViolation(err)) throw new ApiError("conflict", `a schedule named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]);
-      throw err;
-    });
+    await c.var.db.insert(schedules).values(row).catch(conflictOnUnique(`a schedule named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
     return c.json(view(row), 201);
   });
 

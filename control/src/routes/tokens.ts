@@ -8,7 +8,7 @@ import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { listPage } from "./paging";
 import type { AppEnv } from "../env";
-import { ApiError, isUniqueViolation, notFound } from "../errors";
+import { conflictOnUnique, notFound } from "../errors";
 
 /** Builds the token row and the secret shown once to the caller. */
 async function mintToken(workspaceId: string, name: string, scope: Scope, now: number) {
@@ -34,10 +34,7 @@ export function registerTokens(app: Hono<AppEnv>) {
     // One transaction: if the workspace exists, the primary key refuses it and no token is minted.
     await c.var.db
       .batch([c.var.db.insert(workspaces).values({ id: body.name, name: body.name, createdAt: now }), c.var.db.insert(apiTokens).values(row)])
-      .catch((err) => {
-        if (isUniqueViolation(err)) throw new ApiError("conflict", `workspace "${body.name}" already exists`);
-        throw err;
-      });
+      .catch(conflictOnUnique(`workspace "${body.name}" already exists`));
     return c.json({ workspace: { id: body.name, name: body.name, createdAt: iso(now) }, adminToken: token, token: tokenView(row) }, 201);
   });
 
