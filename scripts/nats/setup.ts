@@ -22,6 +22,7 @@ import { pathToFileURL } from "node:url";
 import * as jwt from "@nats-io/jwt";
 import * as nkeys from "@nats-io/nkeys";
 import { APP_ACCOUNT_NAME, appAccountNats, controlPermissions, sysPermissions } from "../../control/src/nats/credentials";
+import { parseArgs } from "node:util";
 
 /**
  * The control plane's NATS secrets (Worker secrets; names are the env var names).
@@ -280,50 +281,41 @@ export async function setupNats(opts: NatsSetupOptions): Promise<NatsSetupResult
   };
 }
 
-function parseArgs(argv: string[]): NatsSetupOptions {
-  const opts: NatsSetupOptions = { stateDir: ".state/nats" };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.split("=", 2) as [string, string | undefined];
-    const value = () => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const port = () => {
-      const v = value();
-      if (!/^\d+$/.test(v)) throw new Error(`${flag}: not a port: ${v}`);
-      return Number(v);
-    };
-    switch (flag) {
-      case "--state-dir":
-        opts.stateDir = value();
-        break;
-      case "--host":
-        opts.host = value();
-        break;
-      case "--port":
-        opts.port = port();
-        break;
-      case "--http-port":
-        opts.httpPort = port();
-        break;
-      case "--ws-port":
-        opts.wsPort = port();
-        break;
-      case "-h":
-      case "--help":
-        process.stdout.write("usage: setup.ts [--state-dir DIR] [--host 127.0.0.1] [--port 4222] [--http-port 8222] [--ws-port 4280]\n");
-        process.exit(0);
-      default:
-        throw new Error(`unknown argument ${flag}`);
-    }
+/** The command line of `setup.ts` (node:util parseArgs; ports must be whole numbers). */
+function parseSetupArgs(argv: string[]): NatsSetupOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      "state-dir": { type: "string", default: ".state/nats" },
+      host: { type: "string" },
+      port: { type: "string" },
+      "http-port": { type: "string" },
+      "ws-port": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write("usage: setup.ts [--state-dir DIR] [--host 127.0.0.1] [--port 4222] [--http-port 8222] [--ws-port 4280]\n");
+    process.exit(0);
   }
-  return opts;
+  const port = (flag: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new Error(`--${flag}: not a port: ${v}`);
+    return Number(v);
+  };
+  return {
+    stateDir: values["state-dir"]!,
+    ...(values.host ? { host: values.host } : {}),
+    ...(values.port ? { port: port("port", values.port) } : {}),
+    ...(values["http-port"] ? { httpPort: port("http-port", values["http-port"]) } : {}),
+    ...(values["ws-port"] ? { wsPort: port("ws-port", values["ws-port"]) } : {}),
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   try {
-    const r = await setupNats(parseArgs(process.argv.slice(2)));
+    const r = await setupNats(parseSetupArgs(process.argv.slice(2)));
     const summary = {
       stateDir: r.stateDir,
       config: r.configPath,
