@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 // control plane inside workerd with a local D1 migrated by the real migrations.
 export default defineConfig({
   test: {
+    // The Python tools (mlflow, nats-server) on first use, once, before any test file runs.
+    globalSetup: ["./test/support/global-setup.ts"],
     projects: [
       {
         test: {

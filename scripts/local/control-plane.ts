@@ -5,6 +5,7 @@
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { startCronTicker, workerCronTriggers, type CronTicker } from "./cron-ticker";
 import { freePort, saysPortInUse } from "./ports";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -20,6 +21,8 @@ export interface ControlPlane {
   url: string;
   stop(): Promise<void>;
   process: ChildProcess;
+  /** With `cronTriggers`: the ticks fired so far. */
+  cron?: CronTicker;
 }
 
 export interface ControlPlaneOptions {
@@ -30,6 +33,12 @@ export interface ControlPlaneOptions {
   vars?: Record<string, string>;
   /** Forward wrangler's output (otherwise it is kept for error messages). */
   echo?: boolean;
+  /**
+   * Fire wrangler.toml's Cron Triggers every minute, as Cloudflare does (`wrangler dev` never
+   * does): schedules create their runs. On for the embedded default; tests that count what the
+   * control plane does leave it off.
+   */
+  cronTriggers?: boolean;
 }
 
 /** Applies db/migrations to the local D1 in `stateDir` (idempotent). */
@@ -47,7 +56,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // when the caller fixed the API port — if that one is taken, the retries fail the same way).
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launchWrangler(opts, opts.port ?? (await freePort()), await freePort());
+      const cp = await launchWrangler(opts, opts.port ?? (await freePort()), await freePort());
+      if (!opts.cronTriggers) return cp;
+      const cron = startCronTicker({ url: cp.url, crons: workerCronTriggers(ROOT), log: (line) => process.stderr.write(`${line}\n`) });
+      return { ...cp, cron, stop: () => (cron.stop(), cp.stop()) };
     } catch (e) {
       if (!(e instanceof WranglerPortInUse) || attempt >= 3) throw e;
     }

@@ -14,6 +14,7 @@ import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 import { startLocalAgent } from "./local-agent";
+import { ensurePythonTools } from "./python-tools";
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +40,7 @@ const stopAll = async () => {
 };
 
 async function main(): Promise<boolean> {
+  await ensurePythonTools(say);
   say("starting nats-server, mlflow server and the control plane on 127.0.0.1 …");
   env = await startEmbedded({ stateDir, adminToken: token, ports: values["free-ports"] ? "free" : DEFAULT_PORTS });
   say(`control plane  ${env.control.url}   (OpenAPI ${env.control.url}/v1/openapi.json; admin token in .dev.vars)`);

@@ -12,6 +12,7 @@ import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 import { startLocalAgent } from "./local-agent";
+import { ensurePythonTools } from "./python-tools";
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +35,7 @@ process.on("SIGTERM", stopOnSignal);
 
 try {
   const stateDir = values.state!;
+  await ensurePythonTools((line) => console.log(line));
   env = await startEmbedded({ stateDir, adminToken: localAdminToken(), ports: values["free-ports"] ? "free" : DEFAULT_PORTS });
   agent = await startLocalAgent(env, { stateDir: join(stateDir, "agent"), projectsRoot: resolve(values["projects-root"]!) });
   console.log(`control plane  ${env.control.url}   (API ${env.control.url}/v1, OpenAPI ${env.control.url}/v1/openapi.json)`);

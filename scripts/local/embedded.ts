@@ -62,7 +62,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     const [mlflow, control] = await Promise.all([
       // Without a port, each picks a free one and retries on another if it is taken meanwhile.
       startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }),
-      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars }),
+      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true }),
     ]);
     const embedded: Embedded = {
       control,

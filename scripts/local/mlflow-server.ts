@@ -23,15 +23,14 @@
  * afterAll(() => mlflow?.stop());
  * ```
  */
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { ensurePythonTools } from "./python-tools";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { freePort } from "./ports";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** Enough for `python-env.sh` to install the venv on a fresh machine, then start the server. */
 export const MLFLOW_START_TIMEOUT_MS = 600_000;
@@ -67,30 +66,6 @@ export interface StartMlflowOptions {
   port?: number;
 }
 
-let venvBin: Promise<string> | undefined;
-
-/** Runs `scripts/python-env.sh` once per process (it is idempotent) and returns the venv's bin folder. */
-export function ensurePythonEnv(): Promise<string> {
-  venvBin ??= new Promise<string>((ok, fail) => {
-    execFile(
-      "bash",
-      [join(repoRoot, "scripts/python-env.sh")],
-      { cwd: repoRoot, timeout: MLFLOW_START_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err) {
-          venvBin = undefined;
-          fail(new Error(`scripts/python-env.sh failed: ${err.message}\n${stderr.slice(-4000)}`));
-          return;
-        }
-        const bin = stdout.trim().split("\n").pop() ?? "";
-        if (!existsSync(join(bin, "mlflow"))) fail(new Error(`no mlflow in '${bin}' (output of scripts/python-env.sh)`));
-        else ok(bin);
-      },
-    );
-  });
-  return venvBin;
-}
-
 /** Where the migrated empty database of this venv is kept between test runs. */
 async function templatePath(binDir: string): Promise<string> {
   const stamp = await readFile(join(binDir, "..", ".requirements.sha256"), "utf8").catch(() => "unknown");
@@ -118,7 +93,7 @@ function installExitHook(): void {
 
 /** Start a fresh server (own database, own artifacts). */
 export async function startMlflowServer(opts: StartMlflowOptions = {}): Promise<MlflowTestServer> {
-  const binDir = await ensurePythonEnv();
+  const binDir = await ensurePythonTools();
   const keep = opts.keepDir || opts.dir !== undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "parallels-mlflow-")));
   await mkdir(dir, { recursive: true });

@@ -176,7 +176,7 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     // The step ends while nobody listens: its end waits in the agent's event journal.
     const journal = join(state, "agent", "events.jsonl");
     await waitFor("the step's end in the agent's event journal", async () => existsSync(journal) && readFileSync(journal, "utf8").includes('"type":"succeeded"'));
-    env.control = await startControlPlane({ stateDir: join(state, "control"), port, vars: env.controlVars });
+    env.control = await startControlPlane({ stateDir: join(state, "control"), port, vars: env.controlVars, cronTriggers: true });
     const run = await finished(id);
     expect(run.status).toBe("succeeded");
     expect(run.nodes.map((n: any) => n.attempt)).toEqual([1, 1]);
