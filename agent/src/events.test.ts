@@ -222,6 +222,29 @@ describe("event reporter (fake control plane)", () => {
     r.close();
   });
 
+  it("keeps a batch in the journal when the runs it ended cannot be recorded, and sends it again", async () => {
+    const time = fakeTime();
+    let failNext = true;
+    const ended: unknown[] = [];
+    const r = open(time, {
+      onEndedRuns: (runs) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error("disk full");
+        }
+        ended.push(...runs);
+      },
+    });
+    r.report(ref("x"), { type: "succeeded" });
+    const answer = { status: 200, body: { applied: 1, ignored: 0, endedRuns: [{ runId: "run1", status: "succeeded" }] } };
+    cp.script.push(answer, answer);
+    expect(await r.flush()).toBe(0);
+    // Sent twice: the first answer's news could not be kept, so the events stayed to be sent again.
+    expect(cp.requests.map((q) => q.events.map((e) => e.type))).toEqual([["succeeded"], ["succeeded"]]);
+    expect(ended).toEqual([{ runId: "run1", status: "succeeded" }]);
+    r.close();
+  });
+
   it("an invalid report is dropped at once (never throws); an over-long message is cut, not dropped", () => {
     const time = fakeTime();
     const r = open(time);

@@ -44,7 +44,10 @@ export interface EventReporterOptions {
   maxBatchBytes?: number;
   /** Called after each accepted report (e.g. to notice finished attempts). */
   onReport?: (ref: AttemptRef, event: AgentEvent) => void;
-  /** Called with the DAG runs the control plane says a sent batch ended (never empty). */
+  /**
+   * Called with the DAG runs the control plane says a sent batch ended (never empty), before the
+   * batch leaves the journal: it must record them durably, or throw (the batch is then kept).
+   */
   onEndedRuns?: (runs: EventBatchResult["endedRuns"]) => void;
 }
 
@@ -218,18 +221,14 @@ export class EventReporter {
   private async sendBatch(batch: Entry[]): Promise<"done" | "retry"> {
     try {
       const result = await this.o.client.events(this.o.credential, { events: batch.map((b) => b.event) });
+      // Before the batch leaves the journal: the answer is the only news that these runs ended.
+      // If it cannot be kept, the batch stays and is sent again (the control plane names the runs again).
+      if (result.endedRuns.length > 0 && !this.keepEndedRuns(result.endedRuns)) return "retry";
       this.remove(batch);
       this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
       this.backoff.reset();
       this.o.metrics?.eventsSent.inc(batch.length);
       this.o.logger.debug({ sent: batch.length, applied: result.applied, ignored: result.ignored, endedRuns: result.endedRuns, queued: this.queue.length }, "events sent");
-      if (result.endedRuns.length > 0) {
-        try {
-          this.o.onEndedRuns?.(result.endedRuns);
-        } catch (err) {
-          this.o.logger.error({ err: errInfo(err) }, "onEndedRuns failed");
-        }
-      }
       return "done";
     } catch (err) {
       const status = err instanceof ControlPlaneError ? err.status : null;
@@ -260,6 +259,16 @@ export class EventReporter {
       const level = status === 401 ? "error" : "warn";
       this.o.logger[level]({ err: errInfo(err), queued: this.queue.length }, status === 401 ? "the control plane refused the agent credential; events kept, retrying" : "sending events failed; retrying with back-off");
       return "retry";
+    }
+  }
+
+  private keepEndedRuns(runs: EventBatchResult["endedRuns"]): boolean {
+    try {
+      this.o.onEndedRuns?.(runs);
+      return true;
+    } catch (err) {
+      this.o.logger.error({ err: errInfo(err), runs }, "could not record the DAG runs the control plane says ended; the events are sent again");
+      return false;
     }
   }
 

@@ -18,6 +18,7 @@ import { localMachine, runHeartbeats } from "./heartbeat";
 import { createLogger, errInfo, type Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { createPuller } from "./nats";
+import { RunEnds } from "./run-ends";
 import { ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
 import { createWorkHandler } from "./work";
 
@@ -91,7 +92,8 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
   const log = logger.child({ clusterId: credentials.clusterId });
 
   let wake = () => {};
-  let executor: Executor | undefined;
+  // Runs the control plane said ended, kept until the executor has closed their MLflow parents.
+  const runEnds = new RunEnds(config.stateDir, log.child({ component: "run-ends" }));
   const events = EventReporter.open({
     stateDir: config.stateDir,
     client,
@@ -101,15 +103,11 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     onReport: (_, e) => FINISHED.has(e.type) && wake(),
     // The control plane alone knows when a DAG run is over; the executor closes what it keeps per run.
     onEndedRuns: (runs) => {
-      for (const r of runs) {
-        if (!executor) continue;
-        log.info({ runId: r.runId, status: r.status }, "the control plane says the DAG run ended");
-        executor.runEnded(r.runId, r.status).catch((err: unknown) => log.error({ err: errInfo(err), runId: r.runId }, "the executor failed to end the DAG run (a bug)"));
-      }
+      for (const r of runs) log.info({ runId: r.runId, status: r.status }, "the control plane says the DAG run ended");
+      runEnds.add(runs);
     },
   });
-  executor = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
-  const ex = executor;
+  const ex = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
 
   // Level-triggered restart: re-attach reporters to what the executor knows, and re-report it.
   // This is the one place a restart re-reports (the executor's reconcile reports nothing itself).
@@ -176,6 +174,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => ex.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics, onAnswer: followNats }, all)),
     loop("pull", puller.run(all).finally(() => closeWithin(ex, CLOSE_GRACE_MS, log))),
     loop("events", events.run(all)),
+    loop("run-ends", runEnds.run((r) => ex.runEnded(r.runId, r.status), all)),
     loop("health", serveHealth({ host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) }, all, deps.onHealthPort)),
   ]);
   const left = await events.flush(5000);

@@ -58,8 +58,10 @@ export interface Executor {
   reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter): Promise<RecoveredAttempt[]>;
   /**
    * The control plane says a DAG run is over (it alone knows: nodes may run on other clusters).
-   * Closes what the executor keeps per DAG run — the MLflow parent run — with that status.
-   * Idempotent; errors are the executor's to log, never thrown.
+   * Closes what the executor keeps per DAG run — the MLflow parent run — with that status, and
+   * resolves once that is done (or there is nothing to close). Rejects when it could not (MLflow
+   * unreachable): the core keeps the run's end on disk and calls again later, also after a
+   * restart. Idempotent.
    */
   runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void>;
   /**

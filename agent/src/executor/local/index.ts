@@ -322,33 +322,18 @@ class LocalExecutorImpl implements LocalExecutor {
 
   async runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void> {
     const log = this.context.log;
-    try {
-      for (const a of this.active.values()) if (a.rec.ref.runId === runId) this.experimentsOf(a.rec);
-      if (!this.runExperiments.has(runId)) for (const rec of await this.store.list()) if (rec.ref.runId === runId) this.experimentsOf(rec);
-    } catch (e) {
-      log.warn({ err: e, runId }, "could not read the attempt records to end the DAG run's MLflow parent run");
-    }
+    // Which experiments hold the run's parent: from the attempts here (records outlive a restart).
+    for (const a of this.active.values()) if (a.rec.ref.runId === runId) this.experimentsOf(a.rec);
+    if (!this.runExperiments.has(runId)) for (const rec of await this.store.list()) if (rec.ref.runId === runId) this.experimentsOf(rec);
     const experiments = [...(this.runExperiments.get(runId) ?? [])];
     if (experiments.length === 0) {
       log.info({ runId, status }, "DAG run ended; no MLflow parent run of it is known here");
       return;
     }
-    // MLflow may be briefly unavailable: a few tries, then the parent is left as it is (logged).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const ended = await endParentRuns(this.context.mlflow, experiments, runId, status, this.context.now());
-        this.runExperiments.delete(runId);
-        log.info({ runId, status, parentRuns: ended }, ended.length > 0 ? "DAG run ended; its MLflow parent run is closed" : "DAG run ended; its MLflow parent run was already closed");
-        return;
-      } catch (e) {
-        if (attempt >= 4 || this.closed) {
-          log.error({ err: e, runId, status }, "could not close the DAG run's MLflow parent run");
-          return;
-        }
-        log.warn({ err: e, runId, status, attempt }, "could not close the DAG run's MLflow parent run yet; retrying");
-        await this.context.sleep(1000 * 4 ** (attempt - 1));
-      }
-    }
+    // MLflow unreachable: the rejection makes the core try again later (the run's end is kept on disk).
+    const ended = await endParentRuns(this.context.mlflow, experiments, runId, status, this.context.now());
+    this.runExperiments.delete(runId);
+    log.info({ runId, status, parentRuns: ended }, ended.length > 0 ? "DAG run ended; its MLflow parent run is closed" : "DAG run ended; its MLflow parent run was already closed");
   }
 
   async reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter): Promise<RecoveredAttempt[]> {
