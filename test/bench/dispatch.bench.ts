@@ -4,6 +4,7 @@
  * ends each attempt at once — it stands in for real steps, whose run time is not what we measure):
  * - latency from a run's submit to the agent receiving its first node,
  * - latency from a node's end (reported by the agent) to the agent receiving its dependant,
+ * - the same latency right after nats-server restarted, and after it and the control plane both did,
  * - throughput: 1,000 independent nodes from submit to the run's end,
  * - the resident memory of an idle real agent process, run as an image would run it: the
  *   bundle of `npm run agent:build` with the V8 flags of scripts/local/agent.ts.
@@ -24,6 +25,8 @@ import { startTestNatsServer } from "../support/nats-server";
 import { type Sample, summarize } from "./stats";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 40);
+/** Restarts take seconds each: fewer samples. */
+const RESTART_SAMPLES = Number(process.env.BENCH_RESTART_SAMPLES ?? 10);
 const TOKEN = "bench-dispatch-token";
 
 /** Records arrivals; ends each attempt at once unless told to hold it. */
@@ -58,7 +61,8 @@ class ArrivalExecutor implements Executor {
 export async function benchDispatch() {
   const dirs = [mkdtempSync(join(tmpdir(), "bench-cp-")), mkdtempSync(join(tmpdir(), "bench-agent-")), mkdtempSync(join(tmpdir(), "bench-agent2-"))];
   const nats = await startTestNatsServer();
-  const cp = await startControlPlane({ stateDir: dirs[0]!, vars: { PARALLELS_ADMIN_TOKEN: TOKEN, NATS_WS_URL: nats.wsUrl, NATS_URL: nats.url, ...nats.secrets } });
+  const cpVars = { PARALLELS_ADMIN_TOKEN: TOKEN, NATS_WS_URL: nats.wsUrl, NATS_URL: nats.url, ...nats.secrets };
+  let cp = await startControlPlane({ stateDir: dirs[0]!, vars: cpVars });
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(cp.url + path, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     const json = (await res.json()) as any;
@@ -110,6 +114,34 @@ export async function benchDispatch() {
       await waitRun(id);
     }
 
+    // Right after nats-server restarts (and, second, after it and the control plane both did):
+    // submit at once, and time until the agent has the node. The agent core reconnects by itself;
+    // the publisher must notice NATS is back without other traffic waking it.
+    const afterNatsRestart: Sample[] = [];
+    const afterBothRestart: Sample[] = [];
+    const firstArrival = async (id: string) => {
+      const arrived = new Promise<void>((r) => executor.waiters.set(`a@${id}`, r));
+      if (!executor.arrivals.has(`${id}-a`)) await arrived;
+      return executor.arrivals.get(`${id}-a`)!;
+    };
+    for (let i = 0; i < RESTART_SAMPLES; i++) {
+      await nats.restart();
+      const t0 = performance.now();
+      const { id } = await api("POST", "/v1/runs", { dag: "one" });
+      afterNatsRestart.push({ wall: (await firstArrival(id)) - t0, cpu: NaN, d1: NaN });
+      await waitRun(id);
+    }
+    const cpPort = Number(new URL(cp.url).port);
+    for (let i = 0; i < Math.ceil(RESTART_SAMPLES / 2); i++) {
+      await cp.stop();
+      await nats.restart();
+      cp = await startControlPlane({ stateDir: dirs[0]!, port: cpPort, vars: cpVars });
+      const t0 = performance.now();
+      const { id } = await api("POST", "/v1/runs", { dag: "one" });
+      afterBothRestart.push({ wall: (await firstArrival(id)) - t0, cpu: NaN, d1: NaN });
+      await waitRun(id);
+    }
+
     const t0 = performance.now();
     const wide = await api("POST", "/v1/runs", { dag: "wide" });
     await waitRun(wide.id);
@@ -134,6 +166,8 @@ export async function benchDispatch() {
     return [
       row("dispatch: submit → agent has the node", "p50 < 20 ms, p99 < 100 ms", submitToAccept),
       row("dispatch: node ended → agent has the dependant", "p50 < 20 ms, p99 < 100 ms", endToDependant),
+      row("dispatch: submit → agent has the node, right after a nats-server restart", "p50 < 1 s", afterNatsRestart),
+      row("… right after nats-server and the control plane restarted", "p50 < 1 s", afterBothRestart),
       { label: "throughput: 1,000 independent nodes", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: seconds * 1000, wallP99: NaN, d1: "—", target: `${Math.round(1000 / (seconds / 60))} nodes/min (target ≥ 3,000)` },
       { label: "agent RSS, idle (bundled, real process)", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: NaN, wallP99: NaN, d1: "—", target: `${rssMb.toFixed(0)} MB median of ${rss.map((r) => r.toFixed(0)).join("/")} (target < 80 MB)` },
     ];

@@ -6,7 +6,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { jwtAuthenticator, wsconnect, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { getDb } from "../db";
+import { sql } from "drizzle-orm";
+import { getDb, type Db } from "../db";
 import { drainOutbox } from "../dispatch/outbox";
 import type { Dispatcher } from "../dispatch/interface";
 import type { Env } from "../env";
@@ -15,12 +16,23 @@ import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, re
 import { natsMinter } from "./minter";
 import type { Publisher } from "./interface";
 
-const RETRY_WHEN_DOWN_MS = 2_000;
+/**
+ * While NATS is unreachable the drain is tried again this often (an alarm, which also outlives a
+ * restart of the control plane): work is published within about this long of NATS being back.
+ */
+const RETRY_WHEN_DOWN_MS = 500;
+/** How often the connection dials a NATS server that went away (nats.js adds up to 100 ms jitter). */
+const RECONNECT_WAIT_MS = 250;
 
 export class NatsPublisher extends DurableObject<Env> implements Publisher {
   private connection: Promise<NatsConnection> | null = null;
+  /** False while the connection is down and nats.js is dialling again. */
+  private connected = false;
   private streamReady = false;
   private draining: Promise<void> | null = null;
+  private kickedWhileDraining = false;
+  /** Set on reconnect: rows that failed while the connection was going down are due again at once. */
+  private reconnected = false;
 
   private open(user: "control" | "sys"): Promise<NatsConnection> {
     const env = this.env;
@@ -30,7 +42,7 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
       authenticator: jwtAuthenticator(jwt, new TextEncoder().encode(seed)),
       name: `parallels-control-${user}`,
       maxReconnectAttempts: user === "control" ? -1 : 0,
-      reconnectTimeWait: 1000,
+      reconnectTimeWait: RECONNECT_WAIT_MS,
     });
   }
 
@@ -41,13 +53,37 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
       if (nc && !nc.isClosed()) return nc;
     }
     this.streamReady = false;
-    this.connection = this.open("control");
-    this.connection.catch(() => (this.connection = null));
-    return this.connection;
+    const opening = this.open("control");
+    this.connection = opening;
+    opening.then(
+      (nc) => {
+        this.connected = true;
+        void this.follow(nc);
+      },
+      () => (this.connection = null),
+    );
+    return opening;
+  }
+
+  /**
+   * Follows the connection's state. Requests made while it is down would only time out (5 s),
+   * so the drain waits instead, and the moment it is back the outbox is drained — whatever
+   * restarted, and without waiting for other traffic to wake the publisher.
+   */
+  private async follow(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") this.connected = false;
+      else if (s.type === "reconnect") {
+        this.connected = true;
+        this.reconnected = true;
+        void this.kick();
+      }
+    }
   }
 
   private async jsm(): Promise<JetStreamManager> {
-    const jsm = await jetstreamManager(await this.nc());
+    // No API check per call: on a connection that is down it is a request that times out.
+    const jsm = await jetstreamManager(await this.nc(), { checkAPI: false });
     if (!this.streamReady) {
       const config = workStreamConfig();
       await jsm.streams.add(config).catch(async (err: Error) => {
@@ -70,7 +106,17 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
   }
 
   async kick(): Promise<void> {
-    this.draining ??= this.drain().finally(() => (this.draining = null));
+    // A kick during a drain may come from rows that drain has already passed: drain once more after it.
+    if (this.draining) {
+      this.kickedWhileDraining = true;
+      return this.draining;
+    }
+    this.draining = (async () => {
+      do {
+        this.kickedWhileDraining = false;
+        await this.drain();
+      } while (this.kickedWhileDraining);
+    })().finally(() => (this.draining = null));
     return this.draining;
   }
 
@@ -85,8 +131,18 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
   private async drain(): Promise<void> {
     const db = getDb(this.env.DB);
     try {
+      const nc = await this.nc();
+      if (!this.connected) {
+        // Dialling again: the reconnect drains at once; the alarm is the fallback.
+        await this.retrySoonIfPending(db);
+        return;
+      }
       await this.jsm();
-      const js = jetstream(await this.nc());
+      if (this.reconnected) {
+        this.reconnected = false;
+        await db.run(sql`UPDATE outbox SET next_attempt_at = ${Date.now()} WHERE sent_at IS NULL AND next_attempt_at > ${Date.now()}`);
+      }
+      const js = jetstream(nc);
       const dispatcher: Dispatcher = {
         // `msgID` becomes the Nats-Msg-Id header: JetStream drops a duplicate within its window.
         publish: async (m) => {
@@ -103,8 +159,14 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
     } catch (err) {
       // NATS is down or refused us: the rows stay pending; try again soon.
       console.error(JSON.stringify({ msg: "outbox drain failed", error: String(err) }));
-      await this.ctx.storage.setAlarm(Date.now() + RETRY_WHEN_DOWN_MS);
+      await this.retrySoonIfPending(db);
     }
+  }
+
+  /** While NATS is unreachable, an alarm tries again soon — only while there is work waiting for it. */
+  private async retrySoonIfPending(db: Db): Promise<void> {
+    const pending = await db.get(sql`SELECT 1 AS one FROM outbox WHERE sent_at IS NULL LIMIT 1`);
+    if (pending) await this.ctx.storage.setAlarm(Date.now() + RETRY_WHEN_DOWN_MS);
   }
 
   async syncRevocations(): Promise<void> {
