@@ -25,6 +25,7 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations("./db/migrations"),
                 PARALLELS_ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
                 CORS_ORIGINS: "https://ui.example.test",
+                MLFLOW_UI_URL: "https://mlflow.example.test",
               },
             },
           })),

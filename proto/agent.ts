@@ -69,6 +69,8 @@ export const AgentEvent = z.strictObject({
     .optional(),
   imageRef: z.string().max(500).optional(),
   mlflowRunId: z.string().max(100).optional(),
+  /** The DAG run's MLflow parent run, sent with an attempt's first events: the control plane keeps the first it hears of. */
+  mlflowParentRunId: z.string().max(100).optional(),
   message: z.string().max(4000).optional(),
 });
 export type AgentEvent = z.infer<typeof AgentEvent>;

@@ -100,6 +100,8 @@ export const NodeRunView = z.object({
   clusterId: z.string().nullable(),
   partitions: z.object({ total: z.number(), done: z.number(), failed: z.number(), running: z.number() }),
   mlflowRunId: z.string().nullable(),
+  /** The node attempt's run in the MLflow UI, when the control plane knows the UI's address (`MLFLOW_UI_URL`). */
+  mlflowUrl: z.string().nullable(),
   message: z.string().nullable(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -113,7 +115,12 @@ export const RunView = z.object({
   params: z.record(z.string(), ParamValue),
   cancelRequested: z.boolean(),
   scheduleId: z.string().nullable(),
+  /** The DAG run's MLflow parent run (tag `parallels.role=dag-run`), reported by the first agent that started a step. */
   mlflowRunId: z.string().nullable(),
+  /** The parent run in the MLflow UI, when the control plane knows the UI's address (`MLFLOW_UI_URL`). */
+  mlflowUrl: z.string().nullable(),
+  /** Why `mlflowRunId` is null (no step has reached an agent yet, or none ever did); null once it is known. */
+  mlflowNote: z.string().nullable(),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),

@@ -7,6 +7,8 @@ export interface Env {
   CORS_ORIGINS?: string;
   /** URL agents use to reach this control plane. */
   PUBLIC_URL?: string;
+  /** The MLflow UI's address as users reach it: run views link their MLflow runs there (none without it). */
+  MLFLOW_UI_URL?: string;
   /** Lifetime of a cluster's bootstrap token, in seconds (default 3600). */
   BOOTSTRAP_TTL_SECONDS?: string;
 

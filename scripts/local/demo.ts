@@ -89,26 +89,22 @@ async function main(): Promise<boolean> {
   }
   say(`\nrun ${run.id}: ${run.status.toUpperCase()}`);
 
-  // Where to look in MLflow, and the result itself (an artifact of the last step's run).
+  // Where to look in MLflow — the parent run the control plane knows (GET /v1/runs/{id}) and
+  // each step's run — and the result itself (an artifact of the last step's run).
   const mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
   const last = run.nodes.find((n: { nodeId: string }) => n.nodeId === dag.spec.nodes.at(-1).id);
-  const anyRun = run.nodes.find((n: { mlflowRunId: string | null }) => n.mlflowRunId)?.mlflowRunId;
-  if (anyRun) {
-    const child = await mlflow.getRun(anyRun);
-    const experiment = child.info.experimentId;
-    const parent = child.data.tags["mlflow.parentRunId"];
-    say(`MLflow experiment  ${env.mlflow.url}/#/experiments/${experiment}`);
-    if (parent) {
-      // The agent closes the parent once the control plane says the run is over.
-      let status = "";
-      for (let i = 0; i < 40 && !["FINISHED", "FAILED", "KILLED"].includes(status); i++) {
-        status = (await mlflow.getRun(parent)).info.status;
-        if (!["FINISHED", "FAILED", "KILLED"].includes(status)) await new Promise((r) => setTimeout(r, 250));
-      }
-      say(`MLflow parent run  ${env.mlflow.url}/#/experiments/${experiment}/runs/${parent}  (${status})`);
+  if (run.mlflowRunId) {
+    // The agent closes the parent once the control plane says the run is over.
+    let status = "";
+    for (let i = 0; i < 40 && !["FINISHED", "FAILED", "KILLED"].includes(status); i++) {
+      status = (await mlflow.getRun(run.mlflowRunId)).info.status;
+      if (!["FINISHED", "FAILED", "KILLED"].includes(status)) await new Promise((r) => setTimeout(r, 250));
     }
-    for (const n of run.nodes) if (n.mlflowRunId) say(`  ${n.nodeId.padEnd(8)} ${env.mlflow.url}/#/experiments/${experiment}/runs/${n.mlflowRunId}`);
+    say(`MLflow parent run  ${run.mlflowRunId}  ${run.mlflowUrl ?? ""}  (${status})`);
+  } else {
+    say(`MLflow parent run  none: ${run.mlflowNote}`);
   }
+  for (const n of run.nodes) if (n.mlflowUrl) say(`  ${n.nodeId.padEnd(8)} ${n.mlflowUrl}`);
   if (run.status === "succeeded" && last?.mlflowRunId) {
     const counts = JSON.parse(await mlflow.downloadArtifactText(last.mlflowRunId, "counts.json")) as Record<string, number>;
     const top = Object.entries(counts).slice(0, 5).map(([w, n]) => `${w} ${n}`);

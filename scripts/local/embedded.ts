@@ -50,38 +50,39 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const launched = await launchNats({
-      stateDir: join(opts.stateDir, "nats"),
-      ports: ports ? { port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor } : "free",
-    });
+    // nats-server and mlflow server first (in parallel): the control plane's vars name both.
+    // Without a port, each picks a free one and retries on another if it is taken meanwhile.
+    let nats: NatsServerProcess | undefined;
+    stops.push(async () => nats?.stop());
+    const [launched, mlflow] = await Promise.all([
+      launchNats({
+        stateDir: join(opts.stateDir, "nats"),
+        ports: ports ? { port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor } : "free",
+      }).then((l) => ((nats = l.process), l)),
+      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }).then((m) => (stops.push(() => m.stop()), m)),
+    ]);
     const natsSetup = launched.setup;
     const natsStart = launched.start;
-    let nats = launched.process;
-    stops.push(() => nats.stop());
-    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, ...natsSetup.secrets };
-    const [mlflow, control] = await Promise.all([
-      // Without a port, each picks a free one and retries on another if it is taken meanwhile.
-      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }),
-      startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true }),
-    ]);
+    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, MLFLOW_UI_URL: mlflow.url, ...natsSetup.secrets };
+    const control = await startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true });
     const embedded: Embedded = {
       control,
       controlVars,
       mlflow,
       natsUrl: natsSetup.url,
       get nats() {
-        return nats;
+        return nats!;
       },
       adminToken: opts.adminToken,
       stateDir: opts.stateDir,
       async restartNats(r = {}) {
-        await (r.kill ? nats.kill() : nats.stop());
+        await (r.kill ? nats!.kill() : nats!.stop());
         nats = await natsStart();
       },
       stop: stopAll,
     };
     // The control plane may be replaced (restarted) by the caller: stop whichever runs last.
-    stops.push(() => mlflow.stop(), () => embedded.control.stop());
+    stops.push(() => embedded.control.stop());
     return embedded;
   } catch (err) {
     await stopAll();

@@ -121,6 +121,11 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     expect(parents.size).toBe(1);
     const parent = await mlflow.getRun([...parents][0]!);
     expect(parent.info.runName).toBe(`wordcount-${submitted.id}`);
+    // The API names the same parent (the agent reported it with the first step), linked in the MLflow UI.
+    expect(parent.data.tags["parallels.role"]).toBe("dag-run");
+    expect(run).toMatchObject({ mlflowRunId: parent.info.runId, mlflowUrl: `${env.mlflow.url}/#/runs/${parent.info.runId}`, mlflowNote: null });
+    // An experiment the agent made opens on MLflow 3's runs table, not on its GenAI overview.
+    expect((await mlflow.getExperiment(parent.info.experimentId)).tags).toMatchObject({ "mlflow.experimentKind": "custom_model_development" });
     // The control plane says the run ended (in its answer to the last events); the agent closes the parent.
     const closed = await waitFor("the parent run FINISHED", async () => {
       const p = await mlflow.getRun(parent.info.runId);

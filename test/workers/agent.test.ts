@@ -63,6 +63,29 @@ describe("agent endpoints", () => {
     expect((await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body).toEqual(after);
   });
 
+  it("keeps the DAG run's MLflow parent run from the first agent that reports it, and links it in the MLflow UI", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    const before = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
+    expect(before).toMatchObject({ mlflowRunId: null, mlflowUrl: null });
+    expect(before.mlflowNote).toMatch(/no agent has started a step of this run yet/);
+    const prep = `${run.id}-prep`;
+    expect((await events(credential, [ev(prep, 1, 1, "running", { mlflowRunId: "child1", mlflowParentRunId: "parent1" })])).status).toBe(200);
+    // Another report (a later node, another agent) names the same parent or, after a lost race, another: the first stays.
+    expect((await events(credential, [ev(prep, 1, 2, "progress", { mlflowParentRunId: "parent2" })])).status).toBe(200);
+    const after = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body;
+    expect(after).toMatchObject({ mlflowRunId: "parent1", mlflowUrl: `${env.MLFLOW_UI_URL}/#/runs/parent1`, mlflowNote: null });
+    expect(after.nodes.find((n: any) => n.nodeId === "prep")).toMatchObject({ mlflowRunId: "child1", mlflowUrl: `${env.MLFLOW_UI_URL}/#/runs/child1` });
+    const listed = (await call("GET", `/v1/runs?dag=${run.dag}`, { token: ws.read })).body.items[0];
+    expect(listed).toMatchObject({ id: run.id, mlflowRunId: "parent1", mlflowUrl: `${env.MLFLOW_UI_URL}/#/runs/parent1` });
+  });
+
+  it("says why a run that never reached an agent has no MLflow run", async () => {
+    const { ws, run } = await registeredCluster();
+    const cancelled = (await call("POST", `/v1/runs/${run.id}/cancel?force=true`, { token: ws.write })).body;
+    expect(cancelled).toMatchObject({ status: "cancelled", mlflowRunId: null, mlflowUrl: null });
+    expect(cancelled.mlflowNote).toBe("no step of this run reached an agent, so it has no MLflow run");
+  });
+
   it("ignores out-of-order and stale-attempt events", async () => {
     const { ws, credential, run } = await registeredCluster();
     const prep = `${run.id}-prep`;

@@ -15,7 +15,7 @@ import { ApiError, notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
 import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
-import { loadRunView, runSummary } from "../runs/views";
+import { loadRunView, runSummary, withMlflowLinks } from "../runs/views";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
@@ -31,7 +31,7 @@ export function registerRuns(app: Hono<AppEnv>) {
     // Hashed in a canonical form, so a retry that orders its params differently is the same request.
     const requestHash = key ? await sha256Hex(canonicalJson(body)) : undefined;
     const { run, created } = await submitRun(c.var.db, c.var.principal.workspaceId, body, { idempotencyKey: key, requestHash });
-    return c.json(run, created ? 201 : 200);
+    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL), created ? 201 : 200);
   });
 
   app.get("/v1/runs", requireScope("read"), async (c) => {
@@ -49,19 +49,19 @@ export function registerRuns(app: Hono<AppEnv>) {
       )
       .orderBy(desc(dagRuns.id))
       .limit(q.limit + 1);
-    return c.json(pageOf(rows, q.limit, (r) => r.id, runSummary));
+    return c.json(pageOf(rows, q.limit, (r) => r.id, (r) => withMlflowLinks(runSummary(r), c.env.MLFLOW_UI_URL)));
   });
 
   app.get("/v1/runs/:id", requireScope("read"), async (c) => {
     const run = await loadRunView(c.var.db, c.var.principal.workspaceId, c.req.param("id"));
     if (!run) throw notFound(`run "${c.req.param("id")}"`);
-    return c.json(run);
+    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL));
   });
 
   app.post("/v1/runs/:id/cancel", requireScope("write"), async (c) => {
     const { force } = readQuery(c, RunCancelQuery);
     const run = await advanceRun(c.var.db, c.var.principal.workspaceId, c.req.param("id"), { cancel: true, force });
     if (!run) throw notFound(`run "${c.req.param("id")}"`);
-    return c.json(run, run.status === "cancelled" ? 200 : 202);
+    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL), run.status === "cancelled" ? 200 : 202);
   });
 }

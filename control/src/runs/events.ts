@@ -115,6 +115,21 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
         )})`),
     );
   }
+  // The DAG run's MLflow parent run, as the first agent to start one of its steps made it: kept
+  // once known (every agent finds the same parent by tag, so later reports only repeat it).
+  const parents = new Map<string, string>();
+  for (const e of sorted) {
+    const runId = byId.get(e.nodeRunId)!.runId;
+    if (e.mlflowParentRunId && !parents.has(runId) && runs.some((r) => r.run.id === runId && r.run.mlflowRunId === null)) parents.set(runId, e.mlflowParentRunId);
+  }
+  if (parents.size > 0) {
+    writes.push(
+      db.run(sql`
+        UPDATE dag_runs SET mlflow_run_id = json_extract(j.value, '$[1]')
+        FROM json_each(${JSON.stringify([...parents])}) AS j
+        WHERE dag_runs.id = json_extract(j.value, '$[0]') AND dag_runs.mlflow_run_id IS NULL`),
+    );
+  }
   // Runs whose nodes changed status move on (dependants, retries, the run's end), decided on the
   // state these events leave and written in the same batch, each behind its run's claim.
   const planned: { runId: string; workspaceId: string; claimAt: number; view: RunView }[] = [];

@@ -8,6 +8,32 @@ import type { Db } from "../db";
 type RunRow = Omit<typeof dagRuns.$inferSelect, "workspaceId" | "dagId" | "idempotencyKey" | "requestHash"> & Partial<typeof dagRuns.$inferSelect>;
 type NodeRow = Pick<typeof nodeRuns.$inferSelect, "nodeId" | "status" | "attempt" | "clusterId"> & Partial<typeof nodeRuns.$inferSelect>;
 
+/**
+ * Why a run has no MLflow parent run id yet: the agent makes the parent when it starts the run's
+ * first step, and reports it with that step's first events.
+ */
+function mlflowNote(run: RunRow): string | null {
+  if (run.mlflowRunId) return null;
+  if (run.status === "queued") return "the run is queued: no step has been sent to an agent yet (the agent makes the MLflow parent run when it starts the first step)";
+  if (run.status === "running" || run.status === "cancelling") return "no agent has started a step of this run yet (the agent makes the MLflow parent run when it starts the first step)";
+  return "no step of this run reached an agent, so it has no MLflow run";
+}
+
+/** A run in the MLflow UI (its direct route finds the experiment), when the UI's address is configured. */
+export function mlflowRunUrl(mlflowUiUrl: string | undefined, runId: string | null | undefined): string | null {
+  if (!mlflowUiUrl || !runId) return null;
+  return `${mlflowUiUrl.replace(/\/+$/, "")}/#/runs/${encodeURIComponent(runId)}`;
+}
+
+/** Links of a run view into the MLflow UI at `mlflowUiUrl` (the Worker var `MLFLOW_UI_URL`). */
+export function withMlflowLinks(view: RunView, mlflowUiUrl: string | undefined): RunView {
+  return {
+    ...view,
+    mlflowUrl: mlflowRunUrl(mlflowUiUrl, view.mlflowRunId),
+    ...(view.nodes ? { nodes: view.nodes.map((n) => ({ ...n, mlflowUrl: mlflowRunUrl(mlflowUiUrl, n.mlflowRunId) })) } : {}),
+  };
+}
+
 export function runSummary(run: RunRow): RunView {
   return {
     id: run.id,
@@ -18,6 +44,8 @@ export function runSummary(run: RunRow): RunView {
     cancelRequested: run.cancelRequested,
     scheduleId: run.scheduleId,
     mlflowRunId: run.mlflowRunId,
+    mlflowUrl: null,
+    mlflowNote: mlflowNote(run),
     createdAt: iso(run.createdAt)!,
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),
@@ -38,6 +66,7 @@ export function runViewOf(run: RunRow, nodes: NodeRow[]): RunView {
       clusterId: n.clusterId,
       partitions: { total: n.partitionsTotal ?? 0, done: n.partitionsDone ?? 0, failed: n.partitionsFailed ?? 0, running: n.partitionsRunning ?? 0 },
       mlflowRunId: n.mlflowRunId ?? null,
+      mlflowUrl: null,
       message: n.message ?? null,
       startedAt: iso(n.startedAt),
       finishedAt: iso(n.finishedAt),

@@ -17,7 +17,7 @@ import type { AttemptReport, AttemptReporter } from "../types";
 import { downloadInputs, listFiles, OWN_ARTIFACTS, uploadDir } from "./artifacts";
 import { AttemptFailure, RetryableStartError } from "./errors";
 import { computeManifest, sliceFiles } from "./manifest";
-import { endRun, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "./mlflow-runs";
+import { endRun, EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "./mlflow-runs";
 import type { ExecutorContext } from "./options";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile } from "./process";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "./paths";
@@ -74,7 +74,12 @@ export class Attempt {
   }
 
   private report(event: AttemptReport): void {
-    if (!this.rec.runningReported && this.rec.mlflow?.nodeRunId) event.mlflowRunId = this.rec.mlflow.nodeRunId;
+    // Until `running` is out, events carry the node's MLflow run and the DAG run's parent (the
+    // control plane shows both; it keeps the first parent it hears of).
+    if (!this.rec.runningReported && this.rec.mlflow?.nodeRunId) {
+      event.mlflowRunId = this.rec.mlflow.nodeRunId;
+      event.mlflowParentRunId = this.rec.mlflow.parentRunId;
+    }
     try {
       this.reporter.report(event);
     } catch (e) {
@@ -140,7 +145,7 @@ export class Attempt {
     // MLflow: experiment, parent, the node attempt's run (found again by tag on a retry).
     this.checkCancel();
     if (!this.rec.mlflow?.nodeRunId) {
-      const exp = await ctx.mlflow.getOrCreateExperiment(work.experiment || work.dag.name);
+      const exp = await ctx.mlflow.getOrCreateExperiment(work.experiment || work.dag.name, { tags: EXPERIMENT_TAGS });
       const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(ctx.mlflow, exp.experimentId, work));
       // The DAG run is running while any attempt of it does; only the control plane ends it (runEnded).
       if (!work.mlflowParentRunId) await markParentRunning(ctx.mlflow, parentRunId);

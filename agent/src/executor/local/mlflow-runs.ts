@@ -29,6 +29,12 @@ export const PARALLELS_TAGS = Object.freeze({
   partitionCount: "parallels.partition.count",
 } as const);
 
+/**
+ * Tags of the experiments the agent creates. MLflow 3's UI opens an experiment without
+ * `mlflow.experimentKind` on its GenAI overview ("No data available"); this kind opens the runs table.
+ */
+export const EXPERIMENT_TAGS: Readonly<Record<string, string>> = Object.freeze({ "mlflow.experimentKind": "custom_model_development" });
+
 export function launcherUser(): string {
   try {
     return userInfo().username || "unknown";
