@@ -1,5 +1,6 @@
-// Conformance runner: evaluates every case of MLflow's behaviour recorded in mlproject-cases.json
-// (MLPROJECT_CASES overrides the path) against proto/mlproject, one test per case.
+// Conformance runner: evaluates every case of MLflow's behaviour recorded in
+// test/fixtures/mlflow/mlproject-cases.json (MLPROJECT_CASES overrides the path; the format is in
+// test/fixtures/mlflow/README.md) against proto/mlproject, one test per case.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -26,7 +27,7 @@ import {
 import { fsProjectFiles } from "../../agent/src/executor/local/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const casesPath = resolve(repoRoot, process.env.MLPROJECT_CASES ?? "../shared/mlflow/mlproject-cases.json");
+const casesPath = resolve(repoRoot, process.env.MLPROJECT_CASES ?? "test/fixtures/mlflow/mlproject-cases.json");
 const LAUNCHER_PYTHON = "3.11.7";
 
 const KINDS = new Set([
