@@ -68,7 +68,7 @@ async function loadExample(dir: string): Promise<Project> {
   try {
     return await loadProject(files, { projectDir: dir });
   } catch (e) {
-    if (!isMLprojectError(e) || !/^Project specified .* file .*, but no such file was found\.$/.test(e.mlflowMessage)) throw e;
+    if (!isMLprojectError(e) || !/^Project specified .* file .*, but no such file was found\.$/.test(e.mlflowMessage ?? "")) throw e;
     expect(e.mlflowType).toBe("ExecutionException");
     const withStub: ProjectFiles = { list: files.list, read: (p) => files.read(p) ?? "name: stand-in\n" };
     return loadProject(withStub, { projectDir: dir });
