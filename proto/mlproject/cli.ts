@@ -20,13 +20,12 @@ export function parseUserArgs(values: readonly string[], argumentType: "P" | "A"
       name = arg;
       value = true;
     } else {
-      throw new CliUsageError(
-        `Invalid format for -${argumentType} parameter: '${arg}'. Use -${argumentType} name=value.`,
-        { parameter: arg, expected: "name=value" },
-      );
+      const mlflowMessage = `Invalid format for -${argumentType} parameter: '${arg}'. Use -${argumentType} name=value.`;
+      throw new CliUsageError(mlflowMessage, { mlflowMessage, parameter: arg, expected: "name=value" });
     }
     if (out.has(name)) {
-      throw new CliUsageError(`Repeated parameter: '${name}'`, { parameter: name, expected: "each parameter once" });
+      const mlflowMessage = `Repeated parameter: '${name}'`;
+      throw new CliUsageError(mlflowMessage, { mlflowMessage, parameter: name, expected: "each parameter once" });
     }
     out.set(name, value);
   }
@@ -43,7 +42,10 @@ export function parseParamFlags(argv: readonly string[]): Map<string, string> {
     const a = argv[i]!;
     if (a === "-P" || a === "--param-list") {
       const v = argv[i + 1];
-      if (v === undefined) throw new CliUsageError(`Option '${a}' requires an argument.`, { expected: "name=value" });
+      if (v === undefined) {
+        const mlflowMessage = `Option '${a}' requires an argument.`; // click's text, as `mlflow run` prints it
+        throw new CliUsageError(mlflowMessage, { mlflowMessage, expected: "name=value" });
+      }
       values.push(v);
       i++;
     } else if (a.startsWith("--param-list=")) values.push(a.slice("--param-list=".length));

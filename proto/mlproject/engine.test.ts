@@ -8,8 +8,10 @@ import {
   getEntryPoint,
   isMLprojectError,
   loadProject,
+  mlflowText,
   type MLprojectError,
   parseParamFlags,
+  parsePythonEnv,
   parseUserArgs,
   PyDate,
   pyFormat,
@@ -19,6 +21,16 @@ import {
   TemplateError,
 } from "./index.js";
 import { floatRepr, posixAbspath, splitextExt, strRepr, urlSplit } from "./internal.js";
+
+async function rejection(p: Promise<unknown>): Promise<MLprojectError> {
+  try {
+    await p;
+  } catch (e) {
+    if (isMLprojectError(e)) return e;
+    throw e;
+  }
+  throw new Error("no error");
+}
 
 function err(f: () => unknown): MLprojectError {
   try {
@@ -179,5 +191,56 @@ describe("CLI, env files, env manager", () => {
     expect(resolveEnvManager("python_env")).toBe("virtualenv");
     expect(resolveEnvManager("docker_env")).toBe("local");
     expect(err(() => resolveEnvManager("python_env", "conda")).mlflowType).toBe("MlflowException");
+  });
+});
+
+describe("MLflow's own text (mlflowMessage)", () => {
+  const opts = { launcherPythonVersion: "3.11.7" };
+
+  it("is carried beside a better message", () => {
+    const e = err(() => parsePythonEnv("python: '3.10'\nfoo: 1\n", opts));
+    expect(e.mlflowMessage).toBe("_PythonEnv.__init__() got an unexpected keyword argument 'foo'");
+    expect(e.message).toContain("unknown key 'foo'");
+    expect(e.message).not.toContain("_PythonEnv");
+    expect(mlflowText(e)).toBe(e.mlflowMessage);
+  });
+
+  it("is undefined where the engine does not know MLflow's wording; the message stands in", async () => {
+    // PyYAML's syntax error texts are not reproduced.
+    const e = await rejection(loadProject(filesFromMap({ MLproject: "a: b: c\n" })));
+    expect(e.mlflowType).toBe("yaml.YAMLError");
+    expect(e.mlflowMessage).toBeUndefined();
+    expect(mlflowText(e)).toBe(e.message);
+  });
+
+  const load = (files: Record<string, string>) => rejection(loadProject(filesFromMap(files), { projectDir: "/p" }));
+  const spark = (body: string) => load({ MLproject: `databricks_spark_job:\n${body}` });
+  it.each<[string, () => MLprojectError | Promise<MLprojectError>, string]>([
+    ["-P without =", () => err(() => parseParamFlags(["-P", "x"])), "Invalid format for -P parameter: 'x'. Use -P name=value."],
+    ["-P repeated", () => err(() => parseParamFlags(["-P", "a=1", "-P", "a=2"])), "Repeated parameter: 'a'"],
+    ["-P without value", () => err(() => parseParamFlags(["-P"])), "Option '-P' requires an argument."],
+    ["conda python unpinned", () => err(() => condaToPythonEnv("dependencies:\n  - python\n", opts)), "Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13)."],
+    ["conda python <", () => err(() => condaToPythonEnv("dependencies:\n  - python<3.9\n", opts)), "Invalid version comparator for python: '<'. Must be one of ['<=', '>=', '=', '==']."],
+    ["conda dependency 5", () => err(() => condaToPythonEnv("dependencies:\n  - 5\n", opts)), 'Invalid conda dependency: 5. Must be str or dict in the form of {"pip": [...]}'],
+    ["env manager", () => err(() => resolveEnvManager("python_env", "conda")), "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project."],
+    ["two env fields", () => load({ MLproject: "python_env: a.yaml\nconda_env: b.yaml\n" }), "Project cannot contain multiple environment fields: {'python_env', 'conda_env'}"],
+    ["missing python_env file", () => load({ MLproject: "python_env: env.yaml\n" }), "Project specified python_env file /p/env.yaml, but no such file was found."],
+    ["missing conda file", () => load({ MLproject: "conda_env: env.yaml\n" }), "Project specified conda environment file /p/env.yaml, but no such file was found."],
+    ["docker without image", () => load({ MLproject: "docker_env:\n  volumes: [a]\n" }), "Project configuration (MLproject file) was invalid: Docker environment specified but no image attribute found."],
+    ["docker volumes", () => load({ MLproject: "docker_env:\n  image: i\n  volumes: [1]\n" }), "Project configuration (MLproject file) was invalid: Docker volumes must be a list of strings, e.g.: '[\"/path1/:/path1\", \"/path2/:/path2\"])"],
+    ["docker environment", () => load({ MLproject: "docker_env:\n  image: i\n  environment: [1]\n" }), "Project configuration (MLproject file) was invalid: environment must be a list containing either strings (to copy environment variables from host system) or lists of string pairs (to define new environment variables).E.g.: '[[\"NEW_VAR\", \"new_value\"], \"VAR_TO_COPY_FROM_HOST\"])"],
+    ["spark job not a mapping", () => spark("  x\n"), "'str' object has no attribute 'get'"],
+    ["spark job empty", () => spark("  parameters: []\n"), "Databricks Spark job requires either 'databricks_spark_job.python_file' setting or 'entry_points' setting."],
+    ["spark job with docker", () => spark("  python_file: a.py\ndocker_env: {image: i}\n"), "Databricks Spark job does not support setting docker environment."],
+    [
+      "spark entry point",
+      async () => {
+        const p = await loadProject(filesFromMap({ MLproject: "databricks_spark_job: {}\nentry_points:\n  a:\n    command: x\n" }));
+        return err(() => getEntryPoint(p, "main"));
+      },
+      "The entry point 'main' is not defined in the Databricks spark job MLproject file.",
+    ],
+  ])("%s", async (_what, make, text) => {
+    expect((await make()).mlflowMessage).toBe(text);
   });
 });

@@ -131,11 +131,11 @@ export function condaToPythonEnv(text: string, opts: PythonEnvOptions): CondaCon
       if (!python && pkg === "python") {
         if (op === undefined) {
           const mlflowMessage = `Invalid dependency for python: ${dep}. It must be pinned (e.g. python=3.8.13).`;
-          throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", parameter: "python", expected: "a pinned python version" });
+          throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", mlflowMessage, parameter: "python", expected: "a pinned python version" });
         }
         if (op === "<" || op === ">" || op === "!=") {
           const mlflowMessage = `Invalid version comparator for python: '${op}'. Must be one of ['<=', '>=', '=', '=='].`;
-          throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", parameter: "python", expected: "<=, >=, = or ==" });
+          throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", mlflowMessage, parameter: "python", expected: "<=, >=, = or ==" });
         }
         python = version ?? null;
         continue;
@@ -146,7 +146,7 @@ export function condaToPythonEnv(text: string, opts: PythonEnvOptions): CondaCon
       pipDeps = dep.get("pip")!;
     } else {
       const mlflowMessage = `Invalid conda dependency: ${pyStr(dep)}. Must be str or dict in the form of {"pip": [...]}`;
-      throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", expected: 'a string or {"pip": [...]}' });
+      throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", mlflowMessage, expected: 'a string or {"pip": [...]}' });
     }
   }
   if (python === null) {
@@ -171,10 +171,9 @@ export type EnvManager = "local" | "virtualenv" | "conda" | "uv";
 /** backend/local.py: the env manager used for a project (docker projects always run in docker). */
 export function resolveEnvManager(envType: EnvType | null, requested?: EnvManager | null): EnvManager {
   if (requested && envType === "python_env" && requested === "conda") {
-    throw new EnvFileError(
-      "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project.",
-      { mlflowType: "MlflowException", expected: "env manager virtualenv or local" },
-    );
+    const mlflowMessage =
+      "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project.";
+    throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", mlflowMessage, expected: "env manager virtualenv or local" });
   }
   if (requested) return requested;
   return envType === "conda_env" ? "conda" : envType === "docker_env" ? "local" : "virtualenv";

@@ -1,6 +1,8 @@
 // One error family for the whole engine. Each error records the Python exception MLflow raises
-// in the same situation (`mlflowType`) and MLflow's exact text (`mlflowMessage`), while `message`
-// adds the context MLflow leaves out (entry point, parameter, what was expected).
+// in the same situation (`mlflowType`) and, where the engine knows it, MLflow's exact text
+// (`mlflowMessage`), while `message` adds the context MLflow leaves out (entry point, parameter,
+// what was expected). `mlflowMessage` is left undefined rather than guessed (e.g. PyYAML's
+// wording of a syntax error), so "MLflow says exactly this" is never claimed by accident.
 
 /** The Python exception MLflow raises (or would crash with) for the same input. */
 export type MLflowErrorType =
@@ -25,7 +27,7 @@ export type MLprojectErrorKind =
 
 export interface MLprojectErrorDetails {
   mlflowType: MLflowErrorType;
-  /** MLflow's own message, verbatim where MLflow has one. Defaults to the message. */
+  /** MLflow's own message, verbatim; only where the engine knows MLflow's exact wording. */
   mlflowMessage?: string;
   entryPoint?: string;
   parameter?: string;
@@ -41,7 +43,8 @@ export class MLprojectError extends Error {
   override name = "MLprojectError";
   readonly kind: MLprojectErrorKind;
   readonly mlflowType: MLflowErrorType;
-  readonly mlflowMessage: string;
+  /** MLflow's text for the same failure (also when it equals `message`); undefined when not known. */
+  readonly mlflowMessage: string | undefined;
   readonly entryPoint: string | undefined;
   readonly parameter: string | undefined;
   readonly parameters: readonly string[] | undefined;
@@ -52,7 +55,7 @@ export class MLprojectError extends Error {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.kind = kind;
     this.mlflowType = details.mlflowType;
-    this.mlflowMessage = details.mlflowMessage ?? message;
+    this.mlflowMessage = details.mlflowMessage;
     this.entryPoint = details.entryPoint;
     this.parameter = details.parameter;
     this.parameters = details.parameters;
@@ -108,6 +111,9 @@ export class CliUsageError extends MLprojectError {
     super("cli", message, { mlflowType: "click.UsageError", ...details });
   }
 }
+
+/** The text to compare with MLflow's: its own where known, else the engine's message. */
+export const mlflowText = (e: MLprojectError): string => e.mlflowMessage ?? e.message;
 
 /** True for any error of this module, also across bundles/realms (checks a global symbol brand). */
 export function isMLprojectError(e: unknown): e is MLprojectError {

@@ -9,6 +9,7 @@ export {
   isTemplateError,
   isYamlError,
   MLprojectError,
+  mlflowText,
   type MLprojectErrorKind,
   type MLflowErrorType,
   ParameterError,

@@ -120,11 +120,13 @@ export async function parseProject(
   }
   const envFields = [...yaml.keys()].filter((k): k is EnvType => ENV_TYPES.includes(k as EnvType));
   if (envFields.length > 1) {
-    // Python prints a set; its order is arbitrary, file order is used here.
-    throw new ProjectSpecError(
-      `Project cannot contain multiple environment fields: {${envFields.map((f) => pyRepr(f)).join(", ")}}`,
-      { mlflowType: "ExecutionException", expected: "at most one of docker_env, python_env, conda_env" },
-    );
+    // Python prints a set; its order is arbitrary, file order is used here (one order MLflow may print).
+    const mlflowMessage = `Project cannot contain multiple environment fields: {${envFields.map((f) => pyRepr(f)).join(", ")}}`;
+    throw new ProjectSpecError(mlflowMessage, {
+      mlflowType: "ExecutionException",
+      mlflowMessage,
+      expected: "at most one of docker_env, python_env, conda_env",
+    });
   }
   const rawName = yaml.get("name") ?? null;
   const name = rawName === null ? null : pyStr(rawName);
@@ -157,8 +159,10 @@ export async function parseProject(
     const content = await files.read(rel);
     if (content === null) {
       if (!required) return null;
-      throw new ProjectSpecError(`Project specified ${label} file ${path}, but no such file was found.`, {
+      const mlflowMessage = `Project specified ${label} file ${path}, but no such file was found.`;
+      throw new ProjectSpecError(mlflowMessage, {
         mlflowType: "ExecutionException",
+        mlflowMessage,
         expected: `the ${label} file named in ${fileName}`,
       });
     }
@@ -199,15 +203,23 @@ function dockerEnv(v: PyValue): DockerEnv {
   }
   const image = v.get("image");
   if (!truthy(image)) {
-    throw new ProjectSpecError(MLFLOW_EXCEPTION_DOCKER_IMAGE, { mlflowType: "ExecutionException", expected: "docker_env.image" });
+    throw new ProjectSpecError(MLFLOW_EXCEPTION_DOCKER_IMAGE, {
+      mlflowType: "ExecutionException",
+      mlflowMessage: MLFLOW_EXCEPTION_DOCKER_IMAGE,
+      expected: "docker_env.image",
+    });
   }
   const volumes = v.get("volumes");
   if (truthy(volumes) && !(Array.isArray(volumes) && volumes.every((x) => typeof x === "string"))) {
-    throw new ProjectSpecError(DOCKER_VOLUMES, { mlflowType: "ExecutionException", expected: "a list of strings" });
+    throw new ProjectSpecError(DOCKER_VOLUMES, { mlflowType: "ExecutionException", mlflowMessage: DOCKER_VOLUMES, expected: "a list of strings" });
   }
   const environment = v.get("environment");
   if (truthy(environment) && !(Array.isArray(environment) && environment.every((x) => typeof x === "string" || Array.isArray(x)))) {
-    throw new ProjectSpecError(DOCKER_ENVIRONMENT, { mlflowType: "ExecutionException", expected: "a list of strings or [name, value] lists" });
+    throw new ProjectSpecError(DOCKER_ENVIRONMENT, {
+      mlflowType: "ExecutionException",
+      mlflowMessage: DOCKER_ENVIRONMENT,
+      expected: "a list of strings or [name, value] lists",
+    });
   }
   return {
     image: pyStr(image!),
@@ -218,10 +230,18 @@ function dockerEnv(v: PyValue): DockerEnv {
 }
 
 function sparkJob(spec: PyValue, yaml: PyDict, eps: ReadonlyMap<string, EntryPoint>): DatabricksSparkJob {
+  // Every message below is MLflow's own (load_project's databricks_spark_job branch).
   const fail = (m: string): never => {
-    throw new ProjectSpecError(m, { mlflowType: "MlflowException" });
+    throw new ProjectSpecError(m, { mlflowType: "MlflowException", mlflowMessage: m });
   };
-  if (!isPyDict(spec)) return fail(`databricks_spark_job must be a mapping, got ${pyTypeName(spec)}`);
+  if (!isPyDict(spec)) {
+    // MLflow calls `.get("python_file")` on it and crashes.
+    throw new ProjectSpecError(`databricks_spark_job must be a mapping, got ${pyTypeName(spec)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(spec)}' object has no attribute 'get'`,
+      expected: "a mapping",
+    });
+  }
   const pythonFile = spec.get("python_file") ?? null;
   if (pythonFile === null && eps.size === 0) {
     fail("Databricks Spark job requires either 'databricks_spark_job.python_file' setting or 'entry_points' setting.");
@@ -257,8 +277,10 @@ export function getEntryPoint(project: Project, name: string, options: GetEntryP
   if (spark) {
     if (spark.pythonFile !== null) return null; // MLflow ignores the entry point then
     if (!project.entryPoints.has(name)) {
-      throw new EntryPointError(`The entry point '${name}' is not defined in the Databricks spark job MLproject file.`, {
+      const mlflowMessage = `The entry point '${name}' is not defined in the Databricks spark job MLproject file.`;
+      throw new EntryPointError(mlflowMessage, {
         mlflowType: "MlflowException",
+        mlflowMessage,
         entryPoint: name,
       });
     }

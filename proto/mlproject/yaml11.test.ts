@@ -1,7 +1,9 @@
 // YAML 1.1 loading as PyYAML's safe_load: fixed examples, a differential check against the real
-// PyYAML when python3 has it, and the property that arbitrary input never throws anything but
-// the module's own error type.
+// PyYAML (the pinned one in the project's venv), and the property that arbitrary input never
+// throws anything but the module's own error type.
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
@@ -115,8 +117,12 @@ describe("arbitrary YAML never throws anything but MLprojectError", () => {
   });
 });
 
-// Differential check against the real PyYAML (skipped where python3 + PyYAML are absent).
-const hasPyYaml = spawnSync("python3", ["-c", "import yaml"]).status === 0;
+// Differential check against the real PyYAML: the one scripts/requirements.txt pins, in the venv
+// scripts/python-env.sh makes (npm test makes it first). A missing venv fails the test: a skip
+// would let CI pass without ever comparing.
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+const VENV_PYTHON = `${repoRoot}.state/venv/bin/python`;
+const PINNED_PYYAML = /^PyYAML==(\S+)$/m.exec(readFileSync(`${repoRoot}scripts/requirements.txt`, "utf8"))?.[1];
 const PY = `
 import sys, json, yaml
 out = []
@@ -125,17 +131,20 @@ for s in json.load(sys.stdin):
         v = yaml.safe_load(s); out.append(type(v).__name__ + " " + str(v))
     except Exception:
         out.append("ERR")
-print(json.dumps(out))
+print(json.dumps({"version": yaml.__version__, "values": out}))
 `;
 
-describe.skipIf(!hasPyYaml)("same values as PyYAML", () => {
+describe("same values as PyYAML", () => {
   it("random scalars and small documents", () => {
+    expect(existsSync(VENV_PYTHON), `${VENV_PYTHON} is missing: run \`bash scripts/python-env.sh\` first`).toBe(true);
     // Known, documented divergences are left out: tabs as token separators (PyYAML rejects them),
     // anchor names outside [A-Za-z0-9_-] and directive-only streams.
     const known = (d: string) => d.includes("\t") || /&(?![A-Za-z0-9_-]+ )/.test(d) || /^\s*%/.test(d);
     const samples = fc.sample(fc.oneof(scalarText, rawDoc).filter((d) => !known(d)), { numRuns: 800, seed: 42 });
-    const r = spawnSync("python3", ["-c", PY], { input: JSON.stringify(samples), encoding: "utf8" });
-    const want: string[] = JSON.parse(r.stdout);
+    const r = spawnSync(VENV_PYTHON, ["-c", PY], { input: JSON.stringify(samples), encoding: "utf8" });
+    expect(r.status, `${VENV_PYTHON} failed (run \`bash scripts/python-env.sh\`): ${r.stderr}`).toBe(0);
+    const { version, values: want } = JSON.parse(r.stdout) as { version: string; values: string[] };
+    expect(version, "PyYAML in .state/venv is not the pinned one: run `bash scripts/python-env.sh`").toBe(PINNED_PYYAML);
     const mismatches: string[] = [];
     samples.forEach((s, i) => {
       let got: string;

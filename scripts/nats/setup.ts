@@ -1,5 +1,5 @@
 /**
- * One-time NATS security setup (operator/JWT mode), run in Node. Recipe: shared/design/nats-auth.md.
+ * One-time NATS security setup (operator/JWT mode), run in Node. Recipe: docs/architecture.md §5.
  *
  * Creates, in a state directory:
  * - `keys.json` (0600): every seed and JWT — operator identity + signing key, accounts SYS and APP

@@ -1,7 +1,7 @@
-// Every real MLproject under ../shared/mlflow/examples loads, and its default entry point
-// renders with its default parameters. Required parameters without a default first give the
-// clear missing-parameter error (naming the entry point and each parameter); then they are
-// supplied (an existing file for `path`, an s3:// URI for `uri`, a placeholder otherwise).
+// Every real MLproject under test/fixtures/mlflow/examples (MLflow's examples/) loads, and its
+// default entry point renders with its default parameters. Required parameters without a default
+// first give the clear missing-parameter error (naming the entry point and each parameter); then
+// they are supplied (an existing file for `path`, an s3:// URI for `uri`, a placeholder otherwise).
 import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -25,7 +25,7 @@ import {
 import { fsProjectFiles } from "../../agent/src/executor/local/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const examplesDir = resolve(repoRoot, "../shared/mlflow/examples");
+const examplesDir = resolve(repoRoot, "test/fixtures/mlflow/examples");
 
 
 function findProjects(dir: string): string[] {
@@ -68,7 +68,7 @@ async function loadExample(dir: string): Promise<Project> {
   try {
     return await loadProject(files, { projectDir: dir });
   } catch (e) {
-    if (!isMLprojectError(e) || !/^Project specified .* file .*, but no such file was found\.$/.test(e.mlflowMessage)) throw e;
+    if (!isMLprojectError(e) || !/^Project specified .* file .*, but no such file was found\.$/.test(e.mlflowMessage ?? "")) throw e;
     expect(e.mlflowType).toBe("ExecutionException");
     const withStub: ProjectFiles = { list: files.list, read: (p) => files.read(p) ?? "name: stand-in\n" };
     return loadProject(withStub, { projectDir: dir });

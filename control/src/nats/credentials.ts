@@ -1,5 +1,5 @@
 /**
- * Per-cluster NATS credentials minted by the control plane (recipe: shared/design/nats-auth.md).
+ * Per-cluster NATS credentials minted by the control plane (recipe: docs/architecture.md §5).
  *
  * - {@link mintAgentUserJwt}: at registration, a user JWT for the agent's own `U…` key, signed by
  *   the APP account's signing key, allowed only to pull from and ack `agent-<clusterId>`.

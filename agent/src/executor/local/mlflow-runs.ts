@@ -128,18 +128,31 @@ export async function findOrCreateNodeRun(
   return runId;
 }
 
-function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, role: "node" | "partition"): Record<string, string> {
+/**
+ * The MLflow tags `mlflow run` gives a project run on its local backend (source name and type,
+ * entry point, git commit and repository, user, `mlflow.project.backend=local`; no
+ * `mlflow.project.env`, as for `--env-manager local`), plus `extra`. The one place these are
+ * computed: node and partition runs use it, and so does the conformance runner's `tags_subset`.
+ */
+export function localProjectRunTags(
+  project: Pick<ProjectInfo, "sourceName" | "entryPoint" | "gitCommit" | "gitRepoUrl">,
+  opts: { parentRunId?: string; extra?: Record<string, string> } = {},
+): Record<string, string> {
   const input: Parameters<typeof projectRunTags>[0] = {
     sourceName: project.sourceName,
     entryPoint: project.entryPoint,
     user: launcherUser(),
-    parentRunId,
     backend: "local",
-    extra: { ...commonTags(work), [PARALLELS_TAGS.role]: role },
   };
+  if (opts.parentRunId) input.parentRunId = opts.parentRunId;
+  if (opts.extra) input.extra = opts.extra;
   if (project.gitCommit) input.gitCommit = project.gitCommit;
   if (project.gitRepoUrl) input.gitRepoUrl = project.gitRepoUrl;
   return projectRunTags(input);
+}
+
+function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, role: "node" | "partition"): Record<string, string> {
+  return localProjectRunTags(project, { parentRunId, extra: { ...commonTags(work), [PARALLELS_TAGS.role]: role } });
 }
 
 /** The nested run of one partition (found again by tag after a restart). */
