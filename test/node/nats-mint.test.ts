@@ -1,11 +1,10 @@
-// The WebCrypto minting module (control/src/nats) against the reference libraries.
+// The WebCrypto minting module (control/src/nats) against the reference libraries, signing the
+// contract of proto/nats.
 import * as natsJwt from "@nats-io/jwt";
 import * as nkeys from "@nats-io/nkeys";
 import { beforeAll, describe, expect, it } from "vitest";
+import { agentPermissions, appAccountNats, assertClusterId } from "../../proto/nats";
 import {
-  agentPermissions,
-  appAccountNats,
-  assertClusterId,
   claimsUpdateRequest,
   createNatsMinter,
   decodeJwt,

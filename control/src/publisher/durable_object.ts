@@ -11,7 +11,8 @@ import { drainOutbox } from "../dispatch/outbox";
 import type { Dispatcher } from "../dispatch/interface";
 import type { Env } from "../env";
 import { natsRevocations } from "../../../db/schema";
-import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, revocationList, WORK_STREAM, workStreamConfig } from "../nats";
+import { agentConsumerConfig, WORK_STREAM, workStreamConfig } from "../../../proto/nats";
+import { claimsUpdateRequest, parseClaimsUpdateResponse, revocationList } from "../nats";
 import { natsMinter } from "./minter";
 import type { Publisher } from "./interface";
 
