@@ -132,6 +132,41 @@ describe("requests", () => {
   });
 });
 
+describe("answers", () => {
+  /** The error a call fails with. */
+  const failure = (p: Promise<unknown>) => p.then(() => expect.fail("the call succeeded"), (e: unknown) => e as Error);
+
+  it("refuses a malformed answer with a BAD_RESPONSE naming the endpoint and the path of each problem, without retrying", async () => {
+    const { c, calls } = client([json(200, { run: { info: { run_id: 7, experiment_id: "1" } } })]);
+    const err = await failure(c.getRun("r1"));
+    expect(isMlflowClientError(err, "BAD_RESPONSE")).toBe(true);
+    expect(err.message).toMatch(/^MLflow GET \/api\/2\.0\/mlflow\/runs\/get answered with an unexpected body: run\.info\.run_id: /);
+    expect(calls).toHaveLength(1);
+
+    const search = client([json(200, { runs: [RUN, { info: { run_id: "r2", experiment_id: "1", status: "DONE" } }] })]);
+    const bad = await failure(search.c.searchRuns({ experimentIds: ["1"] }));
+    expect(bad.message).toMatch(/POST \/api\/2\.0\/mlflow\/runs\/search .*runs\[1\]\.info\.status: /);
+
+    const byName = client([json(200, { experiment: { name: "x" } })]);
+    expect((await failure(byName.c.getExperimentByName("x"))).message).toMatch(/experiments\/get-by-name .*experiment\.experiment_id: /);
+
+    const noId = client([json(200, { run: { info: { experiment_id: "1" } } })]);
+    expect((await failure(noId.c.getRun("r1"))).message).toMatch(/run\.info\.run_id: a run info needs run_id \(or run_uuid\)/);
+
+    const listing = client([json(200, { run: RUN }), json(200, { files: [{ path: "a.txt", file_size: "12 bytes" }] })]);
+    expect((await failure(listing.c.listArtifacts("r1"))).message).toMatch(/GET \/api\/2\.0\/mlflow-artifacts\/artifacts .*files\[0\]\.file_size: /);
+  });
+
+  it("reads what proto3 JSON may send: int64 as strings, NaN as a string, an old run_uuid, fields it does not know", async () => {
+    const { c } = client([
+      json(200, { run: { info: { run_uuid: "old", experiment_id: "1", start_time: "1700000000000", new_field: { x: 1 } }, data: { metrics: [{ key: "m", value: "NaN", timestamp: "5" }] } } }),
+    ]);
+    const run = await c.getRun("old");
+    expect(run.info).toMatchObject({ runId: "old", startTime: 1_700_000_000_000, status: "RUNNING" });
+    expect(run.data.metrics).toEqual([{ key: "m", value: NaN, timestamp: 5, step: 0 }]);
+  });
+});
+
 describe("batching", () => {
   it("packs within every limit", () => {
     const params = normalizeParams(Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`p${i}`, i])));

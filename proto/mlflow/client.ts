@@ -7,7 +7,9 @@
  *
  * Idempotent calls (reads, search, update, set-tag, log-batch, artifact upload) are retried with
  * exponential back-off on network errors and HTTP 429/500/502/503/504; creating an experiment or
- * a run is never retried (a retry could create a second one).
+ * a run is never retried (a retry could create a second one). Every answer the client reads is
+ * parsed with its zod schema (./responses): one that does not fit is a `BAD_RESPONSE` naming the
+ * endpoint and the path of the problem, never a half-read object.
  *
  * @example
  * ```ts
@@ -50,6 +52,8 @@ import {
 } from "./errors";
 import { runFilter, type RunFilterInput } from "./filter";
 import { MLFLOW_TAGS } from "./tags";
+import type { z } from "zod";
+import { MlflowResponses, parseResponse } from "./responses";
 import {
   isTerminalStatus,
   recordToKeyValues,
@@ -60,11 +64,6 @@ import {
   type ArtifactFile,
   type Experiment,
   type Metric,
-  type RawExperiment,
-  type RawMetric,
-  type RawFileInfo,
-  type RawRun,
-  type RawRunInfo,
   type Run,
   type RunInfo,
   type RunStatus,
@@ -229,7 +228,7 @@ export class MlflowClient {
   /** The experiment of that name (active or deleted), or undefined. */
   async getExperimentByName(name: string): Promise<Experiment | undefined> {
     try {
-      const r = await this.get<{ experiment: RawExperiment }>("experiments/get-by-name", { experiment_name: name });
+      const r = await this.get("experiments/get-by-name", { experiment_name: name }, MlflowResponses.experiment);
       return toExperiment(r.experiment);
     } catch (e) {
       if (isResourceDoesNotExist(e)) return undefined;
@@ -238,7 +237,7 @@ export class MlflowClient {
   }
 
   async getExperiment(experimentId: string): Promise<Experiment> {
-    const r = await this.get<{ experiment: RawExperiment }>("experiments/get", { experiment_id: experimentId });
+    const r = await this.get("experiments/get", { experiment_id: experimentId }, MlflowResponses.experiment);
     return toExperiment(r.experiment);
   }
 
@@ -247,8 +246,8 @@ export class MlflowClient {
     const body: Record<string, unknown> = { name };
     if (options.artifactLocation !== undefined) body.artifact_location = options.artifactLocation;
     if (options.tags) body.tags = recordToKeyValues(options.tags);
-    const r = await this.post<{ experiment_id: string }>("experiments/create", body, false);
-    return String(r.experiment_id);
+    const r = await this.post("experiments/create", body, false, MlflowResponses.experimentCreated);
+    return r.experiment_id;
   }
 
   /**
@@ -286,12 +285,12 @@ export class MlflowClient {
     if (input.runName !== undefined) body.run_name = input.runName;
     const user = tags[MLFLOW_TAGS.user];
     if (user !== undefined) body.user_id = user;
-    const r = await this.post<{ run: RawRun }>("runs/create", body, false);
+    const r = await this.post("runs/create", body, false, MlflowResponses.run);
     return this.remember(toRun(r.run));
   }
 
   async getRun(runId: string): Promise<Run> {
-    const r = await this.get<{ run: RawRun }>("runs/get", { run_id: runId });
+    const r = await this.get("runs/get", { run_id: runId }, MlflowResponses.run);
     return this.remember(toRun(r.run));
   }
 
@@ -301,7 +300,7 @@ export class MlflowClient {
     if (input.status !== undefined) body.status = input.status;
     if (input.endTime !== undefined) body.end_time = Math.trunc(input.endTime);
     if (input.runName !== undefined) body.run_name = input.runName;
-    const r = await this.post<{ run_info: RawRunInfo }>("runs/update", body, true);
+    const r = await this.post("runs/update", body, true, MlflowResponses.runUpdated);
     return toRunInfo(r.run_info);
   }
 
@@ -319,7 +318,7 @@ export class MlflowClient {
 
   async setTag(runId: string, key: string, value: string): Promise<void> {
     const [tag] = normalizeTags({ [key]: value }, this.limits, this.longValues);
-    await this.post("runs/set-tag", { run_id: runId, key: tag!.key, value: tag!.value }, true);
+    await this.postRaw("runs/set-tag", { run_id: runId, key: tag!.key, value: tag!.value }, true);
   }
 
   /** Set several tags (log-batch, chunked). */
@@ -328,7 +327,7 @@ export class MlflowClient {
   }
 
   async deleteTag(runId: string, key: string): Promise<void> {
-    await this.post("runs/delete-tag", { run_id: runId, key }, true);
+    await this.postRaw("runs/delete-tag", { run_id: runId, key }, true);
   }
 
   /** Log params (write-once: re-logging the same value is fine, another value is refused). */
@@ -360,7 +359,7 @@ export class MlflowClient {
       },
       this.limits,
     );
-    for (const c of chunks) await this.post("runs/log-batch", { run_id: runId, ...c }, true);
+    for (const c of chunks) await this.postRaw("runs/log-batch", { run_id: runId, ...c }, true);
   }
 
   /** Every logged value of one metric (all pages). */
@@ -370,7 +369,7 @@ export class MlflowClient {
     do {
       const query: Record<string, string> = { run_id: runId, metric_key: key };
       if (pageToken) query.page_token = pageToken;
-      const r = await this.get<{ metrics?: RawMetric[]; next_page_token?: string }>("metrics/get-history", query);
+      const r = await this.get("metrics/get-history", query, MlflowResponses.metricHistory);
       out.push(...(r.metrics ?? []).map(toMetric));
       pageToken = r.next_page_token;
     } while (pageToken);
@@ -387,7 +386,7 @@ export class MlflowClient {
     if (input.maxResults !== undefined) body.max_results = input.maxResults;
     if (input.orderBy) body.order_by = input.orderBy;
     if (input.pageToken) body.page_token = input.pageToken;
-    const r = await this.post<{ runs?: RawRun[]; next_page_token?: string }>("runs/search", body, true);
+    const r = await this.post("runs/search", body, true, MlflowResponses.runsPage);
     const page: RunsPage = { runs: (r.runs ?? []).map(toRun) };
     if (r.next_page_token) page.nextPageToken = r.next_page_token;
     return page;
@@ -453,7 +452,7 @@ export class MlflowClient {
     const loc = await this.artifactLocationOf(runId);
     const endpoint = `${ARTIFACT_PROXY_PREFIX}?path=${encodeURIComponent(joinPath(loc.rootPath, rel))}`;
     const res = await this.request({ method: "GET", url: loc.serverUrl + endpoint, endpoint: ARTIFACT_PROXY_PREFIX, idempotent: true });
-    const r = (await readJson(res, "GET", ARTIFACT_PROXY_PREFIX)) as { files?: RawFileInfo[] };
+    const r = parseResponse(MlflowResponses.artifactList, await readJson(res, "GET", ARTIFACT_PROXY_PREFIX), "GET", ARTIFACT_PROXY_PREFIX);
     return (r.files ?? []).map((f) => {
       const name = f.path.split("/").pop() ?? f.path; // the proxy answers basenames
       const file: ArtifactFile = { path: joinPath(rel, name), isDir: f.is_dir === true };
@@ -506,17 +505,24 @@ export class MlflowClient {
     return run;
   }
 
-  private async get<T>(path: string, query: Record<string, string>): Promise<T> {
+  /** A GET of the tracking API; its answer read with `schema`. */
+  private async get<S extends z.ZodType>(path: string, query: Record<string, string>, schema: S): Promise<z.infer<S>> {
     const qs = new URLSearchParams(query).toString();
     const endpoint = `${API}/${path}`;
     const res = await this.request({ method: "GET", url: `${this.trackingUri}${endpoint}?${qs}`, endpoint, idempotent: true });
-    return (await readJson(res, "GET", endpoint)) as T;
+    return parseResponse(schema, await readJson(res, "GET", endpoint), "GET", endpoint);
   }
 
-  private async post<T = unknown>(path: string, body: unknown, idempotent: boolean): Promise<T> {
+  /** A POST of the tracking API; its answer read with `schema`. */
+  private async post<S extends z.ZodType>(path: string, body: unknown, idempotent: boolean, schema: S): Promise<z.infer<S>> {
+    return parseResponse(schema, await this.postRaw(path, body, idempotent), "POST", `${API}/${path}`);
+  }
+
+  /** A POST; its answer as JSON, unchecked (set-tag, delete-tag and log-batch answer `{}`, which nothing reads). */
+  private async postRaw(path: string, body: unknown, idempotent: boolean): Promise<unknown> {
     const endpoint = `${API}/${path}`;
     const res = await this.request({ method: "POST", url: `${this.trackingUri}${endpoint}`, endpoint, json: body, idempotent });
-    return (await readJson(res, "POST", endpoint)) as T;
+    return readJson(res, "POST", endpoint);
   }
 
   /** One request with retries; resolves to a 2xx response, throws typed errors otherwise. */

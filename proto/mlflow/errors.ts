@@ -6,7 +6,8 @@
  *   without an MLflow body, the code the Python client would map the status to.
  * - {@link MlflowNetworkError}: no answer at all (connection refused, reset, timeout).
  * - {@link MlflowClientError}: refused before sending (bad argument, conflicting duplicate params,
- *   an artifact root the tracking server does not proxy, a deleted experiment).
+ *   an artifact root the tracking server does not proxy, a deleted experiment), or an answer the
+ *   client cannot read (`BAD_RESPONSE`: not JSON, or not the shape of the endpoint's answer).
  *
  * Guards use a `Symbol.for` brand, so they work across duplicated copies of this module.
  *
@@ -112,7 +113,7 @@ export type MlflowClientErrorCode =
   | "ARTIFACTS_NOT_PROXIED"
   | "BAD_RESPONSE";
 
-/** Refused by the client before (or instead of) talking to the server. */
+/** Refused by the client before (or instead of) talking to the server, or an answer it cannot read. */
 export class MlflowClientError extends MlflowError {
   override name = "MlflowClientError";
   readonly code: MlflowClientErrorCode;

@@ -1,9 +1,9 @@
 /**
  * @module
  * MLflow tracking entities as this client returns them (camelCase, tags and params as records),
- * the raw snake_case JSON of the REST API, and the converters between them.
+ * and the converters from the raw snake_case JSON of the REST API (parsed by ./responses).
  */
-import { MlflowClientError } from "./errors";
+import type { RawExperiment, RawKeyValue, RawMetric, RawRun, RawRunInfo } from "./responses";
 
 export const RUN_STATUSES = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -68,59 +68,16 @@ export interface ArtifactFile {
   fileSize?: number;
 }
 
-// ---- raw REST shapes ---------------------------------------------------------------------------
-
-export interface RawKeyValue {
-  key: string;
-  value?: string;
-}
-export interface RawMetric {
-  key: string;
-  value: number | string;
-  timestamp: number | string;
-  step?: number | string;
-}
-export interface RawExperiment {
-  experiment_id: string;
-  name: string;
-  artifact_location?: string;
-  lifecycle_stage?: string;
-  creation_time?: number | string;
-  last_update_time?: number | string;
-  tags?: RawKeyValue[];
-}
-export interface RawRunInfo {
-  run_id?: string;
-  run_uuid?: string;
-  run_name?: string;
-  experiment_id: string;
-  user_id?: string;
-  status?: RunStatus;
-  start_time?: number | string;
-  end_time?: number | string;
-  artifact_uri?: string;
-  lifecycle_stage?: string;
-}
-export interface RawRun {
-  info: RawRunInfo;
-  data?: { metrics?: RawMetric[]; params?: RawKeyValue[]; tags?: RawKeyValue[] };
-}
-export interface RawFileInfo {
-  path: string;
-  is_dir?: boolean;
-  file_size?: number | string;
-}
-
 // ---- converters --------------------------------------------------------------------------------
 
-/** int64 fields come as JSON numbers from MLflow, as strings from stock proto3 JSON. */
+/** An int64 field (a number, or a string of digits: see ./responses). */
 function int(v: number | string | undefined): number | undefined {
-  if (v === undefined || v === null) return undefined;
+  if (v === undefined) return undefined;
   const n = typeof v === "number" ? v : Number(v);
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Doubles: proto3 JSON writes NaN and the infinities as strings. */
+/** A double (a number, or `NaN`/`Infinity`/a number as a string: see ./responses). */
 function double(v: number | string): number {
   return typeof v === "number" ? v : Number(v);
 }
@@ -132,7 +89,6 @@ export function keyValuesToRecord(kvs: RawKeyValue[] | undefined): Record<string
 }
 
 export function toExperiment(raw: RawExperiment): Experiment {
-  if (typeof raw?.experiment_id !== "string") throw badResponse("experiment", raw);
   const e: Experiment = {
     experimentId: raw.experiment_id,
     name: raw.name,
@@ -148,10 +104,8 @@ export function toExperiment(raw: RawExperiment): Experiment {
 }
 
 export function toRunInfo(raw: RawRunInfo): RunInfo {
-  const runId = raw?.run_id ?? raw?.run_uuid;
-  if (typeof runId !== "string") throw badResponse("run info", raw);
   const info: RunInfo = {
-    runId,
+    runId: raw.run_id ?? raw.run_uuid ?? "", // the schema requires one of them
     runName: raw.run_name ?? "",
     experimentId: raw.experiment_id,
     userId: raw.user_id ?? "",
@@ -171,7 +125,6 @@ export function toMetric(raw: RawMetric): Metric {
 }
 
 export function toRun(raw: RawRun): Run {
-  if (typeof raw?.info !== "object") throw badResponse("run", raw);
   return {
     info: toRunInfo(raw.info),
     data: {
@@ -184,8 +137,4 @@ export function toRun(raw: RawRun): Run {
 
 export function recordToKeyValues(r: Record<string, string>): { key: string; value: string }[] {
   return Object.entries(r).map(([key, value]) => ({ key, value }));
-}
-
-function badResponse(what: string, raw: unknown): MlflowClientError {
-  return new MlflowClientError("BAD_RESPONSE", `unexpected ${what} in the MLflow answer: ${JSON.stringify(raw)?.slice(0, 200)}`);
 }

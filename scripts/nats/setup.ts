@@ -21,7 +21,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as jwt from "@nats-io/jwt";
 import * as nkeys from "@nats-io/nkeys";
-import { APP_ACCOUNT_NAME, appAccountNats, controlPermissions, sysPermissions } from "../../control/src/nats/credentials";
+import { APP_ACCOUNT_NAME, appAccountNats, controlPermissions, sysPermissions } from "../../proto/nats";
 import { parseArgs } from "node:util";
 
 /**

@@ -47,7 +47,8 @@ export function printTable(rows: ReturnType<typeof summarize>[]): void {
   console.log("\n* CPU: time in the Worker's isolate apart from waiting for D1 (Server-Timing `cpu`), measured by workerd's clock (1 ms resolution).");
 }
 
-const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : "n/a");
+// Sub-millisecond timings (the JWT mint) keep three decimals; the rest one.
+const ms = (v: number) => (!Number.isFinite(v) ? "n/a" : `${v.toFixed(v < 1 ? 3 : 1)} ms`);
 
 /**
  * A DAG of `n` nodes in layers of up to 100; each node takes inputs from two nodes of the layer

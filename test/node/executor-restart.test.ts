@@ -209,13 +209,15 @@ describe("restart after SIGKILL of the agent", () => {
     expect(run.info.status).toBe("FINISHED");
     expect(await mlflow.downloadArtifactText(run.info.runId, "out-solo.txt")).toBe("solo");
 
-    // Reconciling again: nothing left to report.
+    // Reconciling again: nothing left to report. The attempt records that its end was reported
+    // just after reporting it, so the first executor is closed (its attempt over) first.
+    await ex.close();
     const again = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(again);
     expect(await again.reconcile(() => recorder())).toEqual([]);
 
     // The ended attempt's record is kept a week, then deleted when an executor starts.
-    await Promise.all([ex.close(), again.close()]);
+    await again.close();
     const records = () => readdirSync(join(stateDir, "attempts")).filter((n) => n.endsWith(".json"));
     expect(records()).toHaveLength(1);
     const at = (days: number) => createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, projectsRoot: tmpdir(), now: () => Date.now() + days * 24 * 3600_000 });

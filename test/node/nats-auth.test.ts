@@ -5,9 +5,6 @@ import * as nkeys from "@nats-io/nkeys";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  agentConsumerConfig,
-  agentConsumerName,
-  agentInboxPrefix,
   claimsLookupSubject,
   claimsUpdateRequest,
   createNatsMinter,
@@ -15,11 +12,8 @@ import {
   type NatsMinter,
   parseClaimsUpdateResponse,
   revocationList,
-  WORK_STREAM,
-  workMsgId,
-  workStreamConfig,
-  workSubject,
 } from "../../control/src/nats";
+import { agentConsumerConfig, agentConsumerName, agentInboxPrefix, WORK_STREAM, workMsgId, workStreamConfig, workSubject } from "../../proto/nats";
 import { startTestNatsServer, type TestNatsServer } from "../support/nats-server";
 
 const te = new TextEncoder();

@@ -9,75 +9,19 @@
  *
  * Web Crypto only (workerd and Node 22). Import keys once with {@link createNatsMinter}.
  */
-import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "./ids";
-import { type NatsClaims, type NatsPermission, signJwt } from "./jwt";
+import { agentPermissions, APP_ACCOUNT_NAME, type AccountNats, appAccountNats, type NatsPermission, type NatsPermissions } from "../../../proto/nats";
+import { type NatsClaims, signJwt } from "./jwt";
 import { decodePublicKey, importSeed, isPublicKey, type NkeySigner } from "./nkeys";
-
-/** Name of the product's account (setup.ts creates it). */
-export const APP_ACCOUNT_NAME = "APP";
 
 /** Default lifetime of an agent's user JWT: a backstop only — revocation is the real cut-off. */
 export const AGENT_JWT_TTL_SECONDS = 365 * 24 * 3600;
 
 /** The `nats` part of a user JWT. */
-export interface UserNats {
-  pub: NatsPermission;
-  sub: NatsPermission;
+export interface UserNats extends NatsPermissions {
   subs: number;
   data: number;
   payload: number;
   issuer_account: string;
-}
-
-/** The `nats` part of an account JWT. */
-export interface AccountNats {
-  limits: Record<string, number | boolean>;
-  signing_keys: string[];
-  revocations?: Record<string, number>;
-  default_permissions: { pub: NatsPermission; sub: NatsPermission };
-}
-
-/**
- * The agent's permissions: the minimum `@nats-io/jetstream` 3.4 pull consumers need (nats-auth.md).
- * Publish: next-message requests, acks and info of its own consumer; subscribe: its own inboxes.
- */
-export function agentPermissions(clusterId: string): { pub: { allow: string[] }; sub: { allow: string[] } } {
-  const consumer = agentConsumerName(clusterId);
-  return {
-    pub: {
-      allow: [
-        `$JS.API.CONSUMER.MSG.NEXT.${WORK_STREAM}.${consumer}`,
-        `$JS.ACK.${WORK_STREAM}.${consumer}.>`,
-        `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${consumer}`,
-      ],
-    },
-    sub: { allow: [`${agentInboxPrefix(clusterId)}.>`] },
-  };
-}
-
-/** Publish/subscribe rights of the control plane's own user (the Durable Object's connection). */
-export function controlPermissions(): { pub: { allow: string[] }; sub: { allow: string[] } } {
-  const s = WORK_STREAM;
-  return {
-    pub: {
-      allow: [
-        "work.>",
-        "$JS.API.INFO",
-        ...["CREATE", "UPDATE", "INFO", "MSG.GET"].map((op) => `$JS.API.STREAM.${op}.${s}`),
-        ...["CREATE", "DURABLE.CREATE", "INFO", "DELETE"].map((op) => `$JS.API.CONSUMER.${op}.${s}.>`),
-        `$JS.API.CONSUMER.LIST.${s}`,
-      ],
-    },
-    sub: { allow: ["_INBOX.>"] },
-  };
-}
-
-/** Rights of the SYS user: push and look up account JWTs, nothing else. */
-export function sysPermissions(): { pub: { allow: string[] }; sub: { allow: string[] } } {
-  return {
-    pub: { allow: ["$SYS.REQ.CLAIMS.UPDATE", "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE", "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP"] },
-    sub: { allow: ["_INBOX.>"] },
-  };
 }
 
 function assertAllowLists(perms: { pub: NatsPermission; sub: NatsPermission }): void {
@@ -123,40 +67,6 @@ export async function mintAgentUserJwt(accountSigner: NkeySigner, appAccount: st
 }
 
 /**
- * The `nats` part of the APP account JWT: JetStream on (every JetStream limit −1), no other limits,
- * the account signing keys, and the revocation list (omitted when empty). `setup.ts` uses this
- * too, so a re-signed account JWT never drops a setting.
- */
-export function appAccountNats(accountSigningKeys: string[], revocations: Record<string, number> = {}): AccountNats {
-  if (accountSigningKeys.length === 0) throw new Error("the APP account needs a signing key");
-  for (const k of accountSigningKeys) decodePublicKey(k, "account");
-  for (const [k, t] of Object.entries(revocations)) {
-    if (!isPublicKey(k, "user")) throw new Error(`revocation of ${JSON.stringify(k)}: not a user public key`);
-    if (!Number.isInteger(t) || t <= 0) throw new Error(`revocation of ${k}: time must be unix seconds`);
-  }
-  const sorted = Object.fromEntries(Object.entries(revocations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return {
-    limits: {
-      subs: -1,
-      data: -1,
-      payload: -1,
-      imports: -1,
-      exports: -1,
-      wildcards: true,
-      conn: -1,
-      leaf: -1,
-      mem_storage: -1,
-      disk_storage: -1,
-      streams: -1,
-      consumer: -1,
-    },
-    signing_keys: [...accountSigningKeys],
-    ...(Object.keys(sorted).length ? { revocations: sorted } : {}),
-    default_permissions: { pub: {}, sub: {} },
-  };
-}
-
-/**
  * The revocation list from stored rows (`nats_revocations`: public key, revoked-at in ms). The
  * server rejects every JWT of that key issued at or before the given second, so the time is
  * rounded up.
@@ -193,6 +103,10 @@ export interface AccountJwtRequest {
 export async function mintAppAccountJwt(operatorSigner: NkeySigner, req: AccountJwtRequest): Promise<string> {
   if (operatorSigner.role !== "operator") throw new Error("account JWTs are signed by an operator signing key");
   decodePublicKey(req.appAccount, "account");
+  for (const k of req.accountSigningKeys) decodePublicKey(k, "account");
+  for (const k of Object.keys(req.revocations)) {
+    if (!isPublicKey(k, "user")) throw new Error(`revocation of ${JSON.stringify(k)}: not a user public key`);
+  }
   const claims: Omit<NatsClaims<AccountNats>, "jti" | "iat" | "iss"> = {
     name: APP_ACCOUNT_NAME,
     sub: req.appAccount,

@@ -11,12 +11,6 @@ import { base32Encode, decodePublicKey, type NkeySigner, verifySignature } from 
 
 export { bytesToBase64Url } from "./base64url";
 
-/** Permission lists as the server reads them. An empty `allow` list means "everything". */
-export interface NatsPermission {
-  allow?: string[];
-  deny?: string[];
-}
-
 /** Claims common to every NATS JWT; `nats` holds the type-specific part. */
 export interface NatsClaims<N extends object = Record<string, unknown>> {
   jti: string;

@@ -12,9 +12,10 @@ import { drainOutbox } from "../dispatch/outbox";
 import type { Dispatcher } from "../dispatch/interface";
 import type { Env } from "../env";
 import { natsRevocations } from "../../../db/schema";
-import { agentConsumerConfig, claimsUpdateRequest, parseClaimsUpdateResponse, revocationList, WORK_STREAM, workStreamConfig } from "../nats";
+import { claimsUpdateRequest, parseClaimsUpdateResponse, revocationList } from "../nats";
 import { natsMinter } from "./minter";
 import type { Publisher } from "./interface";
+import { ensureAgentConsumer, ensureWorkStream } from "./work-stream";
 
 /**
  * While NATS is unreachable the drain is tried again this often (an alarm, which also outlives a
@@ -85,24 +86,14 @@ export class NatsPublisher extends DurableObject<Env> implements Publisher {
     // No API check per call: on a connection that is down it is a request that times out.
     const jsm = await jetstreamManager(await this.nc(), { checkAPI: false });
     if (!this.streamReady) {
-      const config = workStreamConfig();
-      await jsm.streams.add(config).catch(async (err: Error) => {
-        // Already there (possibly with other settings): bring it to ours.
-        if (!/already in use|exists/i.test(err.message)) throw err;
-        await jsm.streams.update(WORK_STREAM, config);
-      });
+      await ensureWorkStream(jsm);
       this.streamReady = true;
     }
     return jsm;
   }
 
   async ensureConsumer(clusterId: string): Promise<void> {
-    const jsm = await this.jsm();
-    const config = agentConsumerConfig(clusterId);
-    await jsm.consumers.add(WORK_STREAM, config).catch(async (err: Error) => {
-      if (!/already in use|exists/i.test(err.message)) throw err;
-      await jsm.consumers.update(WORK_STREAM, config.durable_name, config);
-    });
+    await ensureAgentConsumer(await this.jsm(), clusterId);
   }
 
   async kick(): Promise<void> {

@@ -11,7 +11,8 @@ import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
 import type { AppEnv, Env } from "../env";
 import { ApiError, conflictOnUnique } from "../errors";
-import { agentConsumerName, agentInboxPrefix, isPublicKey, WORK_STREAM } from "../nats";
+import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "../../../proto/nats";
+import { isPublicKey } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
 import { applyAgentEvents } from "../runs/events";
 

@@ -12,6 +12,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import { join, sep } from "node:path";
+import { KeyedLock } from "../../keyed-lock";
 
 export class GitError extends Error {
   override name = "GitError";
@@ -55,7 +56,7 @@ export function checkoutGit(cacheDir: string, url: string, version: string | und
   const key = `${cacheDir}\n${url}\n${version ?? ""}`;
   let p = inFlight.get(key);
   if (!p) {
-    p = withRepoLock(repoDirOf(cacheDir, url), () => doCheckout(cacheDir, url, version, gitBin)).finally(() => inFlight.delete(key));
+    p = repoLock.run(repoDirOf(cacheDir, url), () => doCheckout(cacheDir, url, version, gitBin)).finally(() => inFlight.delete(key));
     inFlight.set(key, p);
   }
   return p;
@@ -67,17 +68,7 @@ const repoDirOf = (cacheDir: string, url: string) => join(cacheDir, createHash("
  * Checkouts and pruning of one repository's folder take turns (in this process; one agent owns a
  * state dir): a checkout found in the cache is stamped before a prune can look at its age.
  */
-const repoLocks = new Map<string, Promise<unknown>>();
-function withRepoLock<T>(repoDir: string, fn: () => Promise<T>): Promise<T> {
-  const prev = repoLocks.get(repoDir) ?? Promise.resolve();
-  const next = prev.then(fn, fn);
-  const tail = next.catch(() => undefined);
-  repoLocks.set(repoDir, tail);
-  void tail.then(() => {
-    if (repoLocks.get(repoDir) === tail) repoLocks.delete(repoDir);
-  });
-  return next;
-}
+const repoLock = new KeyedLock();
 
 async function doCheckout(cacheDir: string, url: string, version: string | undefined, gitBin: string): Promise<Checkout> {
   const repoDir = repoDirOf(cacheDir, url);
@@ -159,7 +150,7 @@ export async function pruneGitCache(cacheDir: string, cutoff: number, inUse: Rea
   const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
   for (const repo of await list(cacheDir)) {
     const repoDir = join(cacheDir, repo);
-    await withRepoLock(repoDir, async () => {
+    await repoLock.run(repoDir, async () => {
       for (const name of await list(repoDir)) {
         const dir = join(repoDir, name);
         // A step may run in the checkout or in a subdirectory of it (`uri#subdir`).

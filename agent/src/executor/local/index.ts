@@ -22,6 +22,7 @@
  */
 import { join } from "node:path";
 import type { WorkCancel, WorkStart } from "../../../../proto/messages";
+import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
 import { RetryableStartError } from "./errors";
@@ -60,8 +61,8 @@ class LocalExecutorImpl implements LocalExecutor {
   readonly context: ExecutorContext;
   private readonly store: AttemptStore;
   private readonly active = new Map<string, Attempt>();
-  /** start / cancel of one attempt run one at a time up to the point the attempt is registered. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** start / cancel / pruning of one attempt run one at a time up to the point the attempt is registered. */
+  private readonly attemptLock = new KeyedLock();
   private closed = false;
   private readonly unlock: () => void;
   /** Attempts inside a `start` call (the core counts those itself: see {@link running}). */
@@ -102,7 +103,7 @@ class LocalExecutorImpl implements LocalExecutor {
         if (!expired(listed)) continue;
         const key = attemptKey(listed.ref);
         // Decided again under the attempt's lock, on the record as it is now.
-        const gone = await this.withLock(key, async () => {
+        const gone = await this.attemptLock.run(key, async () => {
           if (this.active.has(key) || !expired(await this.store.load(listed.ref))) return false;
           await this.store.remove(listed.ref);
           return true;
@@ -128,17 +129,6 @@ class LocalExecutorImpl implements LocalExecutor {
     } catch (e) {
       this.context.log.warn({ err: e }, "could not prune the git checkouts");
     }
-  }
-
-  private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.locks.set(key, tail);
-    void tail.then(() => {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    });
-    return next;
   }
 
   private adopt(rec: AttemptRecord, reporter: AttemptReporter): Attempt {
@@ -186,7 +176,7 @@ class LocalExecutorImpl implements LocalExecutor {
   private async doStart(work: WorkStart, reporter: AttemptReporter): Promise<void> {
     const ref = refOf(work);
     const key = attemptKey(ref);
-    const attempt = await this.withLock(key, async () => {
+    const attempt = await this.attemptLock.run(key, async () => {
       if (this.closed) throw new RetryableStartError("the executor is closed");
       const running = this.active.get(key);
       if (running) return { attempt: running, fresh: false };
@@ -230,7 +220,7 @@ class LocalExecutorImpl implements LocalExecutor {
   async abandon(work: WorkStart, message: string, reporter: AttemptReporter): Promise<void> {
     const ref = refOf(work);
     const key = attemptKey(ref);
-    const waitFor = await this.withLock(key, async (): Promise<Promise<void> | undefined> => {
+    const waitFor = await this.attemptLock.run(key, async (): Promise<Promise<void> | undefined> => {
       const active = this.active.get(key);
       if (active) {
         // Being prepared (e.g. driven again after a restart): it ends failed at its next step.
@@ -276,7 +266,7 @@ class LocalExecutorImpl implements LocalExecutor {
   async cancel(work: WorkCancel, reporter: AttemptReporter): Promise<void> {
     const ref = refOf(work);
     const key = attemptKey(ref);
-    const target = await this.withLock(key, async () => {
+    const target = await this.attemptLock.run(key, async () => {
       const running = this.active.get(key);
       if (running) return running;
       const rec = await this.store.load(ref);
@@ -366,7 +356,7 @@ class LocalExecutorImpl implements LocalExecutor {
         }
         // Not durably started, so not running: prepare it again in the background. Its start
         // message was never acked, so a redelivery joins this (or takes over if it failed).
-        await this.withLock(key, async () => {
+        await this.attemptLock.run(key, async () => {
           if (this.active.has(key)) return;
           const a = this.adopt(rec, reporterFor(rec.ref));
           this.drive(a, key).catch((e: unknown) => {
@@ -376,7 +366,7 @@ class LocalExecutorImpl implements LocalExecutor {
         continue;
       }
       if (!rec.work) continue; // not terminal and no work: never written so (defensive)
-      await this.withLock(key, async () => {
+      await this.attemptLock.run(key, async () => {
         if (!this.active.has(key)) this.adopt(rec, reporterFor(rec.ref)).run();
       });
       out.push({ ...rec.ref, state: "running" });

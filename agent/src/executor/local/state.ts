@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { WorkStart } from "../../../../proto/messages";
+import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef } from "../types";
 import type { Manifest } from "./manifest";
 
@@ -88,7 +89,8 @@ export function attemptKey(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): stri
 
 export class AttemptStore {
   readonly dir: string;
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Writes and the deletion of one record happen one at a time, in call order. */
+  private readonly writes = new KeyedLock();
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, "attempts");
@@ -121,22 +123,14 @@ export class AttemptStore {
   /** Deletes a record (after any write of it still in flight). */
   remove(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): Promise<void> {
     const key = attemptKey(ref);
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    return prev.then(() => rm(this.path(key), { force: true }));
+    return this.writes.run(key, () => rm(this.path(key), { force: true }));
   }
 
   /** Write atomically; writes of one attempt are serialised in call order. */
   save(rec: AttemptRecord): Promise<void> {
     const key = attemptKey(rec.ref);
-    const text = `${JSON.stringify(rec, null, 1)}\n`;
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const next = prev.then(() => this.write(this.path(key), text));
-    const tail = next.catch(() => undefined);
-    this.chains.set(key, tail);
-    void tail.then(() => {
-      if (this.chains.get(key) === tail) this.chains.delete(key);
-    });
-    return next;
+    const text = `${JSON.stringify(rec, null, 1)}\n`; // taken now: the record may change before its turn
+    return this.writes.run(key, () => this.write(this.path(key), text));
   }
 
   private async read(path: string): Promise<AttemptRecord | undefined> {

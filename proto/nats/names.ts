@@ -1,6 +1,6 @@
 /**
  * Names of the NATS contract (ARCHITECTURE §4): the stream, subjects, consumers and inboxes of a
- * cluster. The control plane creates them, the agent uses them; both import them from here.
+ * cluster. The control plane creates them, the agent uses them, the permissions grant them.
  */
 
 /** Cluster ids go into NATS subjects, consumer names and inbox prefixes: keep them to one safe token. */

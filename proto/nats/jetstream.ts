@@ -1,13 +1,13 @@
 /**
  * The JetStream contract of ARCHITECTURE §4 as data: stream `WORK`, subjects
- * `work.<clusterId>.<kind>`, one durable pull consumer `agent-<clusterId>` per cluster. Shared by
- * the control plane (which creates them), the agent (which pulls) and the tests.
+ * `work.<clusterId>.<kind>`, one durable pull consumer `agent-<clusterId>` per cluster. The control
+ * plane creates them with these settings; the tests check the server keeps them.
  */
 import type { AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig } from "@nats-io/jetstream";
-import { agentConsumerName, WORK_STREAM, workFilterSubject } from "./ids";
+import { agentConsumerName, WORK_STREAM, workFilterSubject } from "./names";
 
 // Type-only import: the enum values are plain strings on the wire, so this module pulls no NATS
-// client code into a bundle.
+// client code into a bundle (proto/ stays runtime-free).
 const NS_PER_MS = 1_000_000;
 
 /**
@@ -30,10 +30,14 @@ export function workStreamConfig(opts: { duplicateWindowMs?: number } = {}): Par
  * Durable pull consumer `agent-<clusterId>` on `work.<clusterId>.>`: explicit ack; redelivery after
  * `ack_wait` (the agent sends in-progress acks while it works), then with back-off, at most
  * `maxDeliver` times. The server sets `ack_wait` to the first back-off step.
+ *
+ * The agent reads `ack_wait` and `max_deliver` from the consumer it pulls from rather than from
+ * here: agents are upgraded later than the control plane, and the server's consumer is what
+ * decides which delivery is the last.
  */
 export function agentConsumerConfig(
   clusterId: string,
-  opts: { backoffMs?: number[]; maxDeliver?: number } = {},
+  opts: { backoffMs?: readonly number[]; maxDeliver?: number } = {},
 ): Partial<ConsumerConfig> & { durable_name: string } {
   const backoff = opts.backoffMs ?? [30_000, 60_000, 120_000, 300_000];
   const maxDeliver = opts.maxDeliver ?? backoff.length + 1;
