@@ -176,16 +176,9 @@ export function registerRoutes(app: Hono<AppEnv>, routes: readonly Route[]): voi
 function methodNotAllowed(routes: readonly Route[]): MiddlewareHandler<AppEnv> {
   const paths = new Map<string, { pattern: RegExp; methods: Set<string> }>();
   for (const { def } of routes) {
-    let entry = paths.get(def.path);
-    if (!entry) {
-      const source = def.path
-        .split(/(\{\w+\})/)
-        .map((part) => (/^\{\w+\}$/.test(part) ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
-        .join("");
-      entry = { pattern: new RegExp(`^${source}$`), methods: new Set() };
-      paths.set(def.path, entry);
-    }
+    const entry = paths.get(def.path) ?? { pattern: pathPattern(def.path), methods: new Set<string>() };
     entry.methods.add(def.method.toUpperCase());
+    paths.set(def.path, entry);
   }
   const known = [...paths.values()];
   return async (c, next) => {
@@ -197,4 +190,13 @@ function methodNotAllowed(routes: readonly Route[]): MiddlewareHandler<AppEnv> {
     const message = `${c.req.path} does not answer ${c.req.method}; it answers ${allow}`;
     return c.json(errorBody("method_not_allowed", message), STATUS_OF.method_not_allowed as 405, { Allow: allow });
   };
+}
+
+/** The request paths an OpenAPI path matches, as Hono matches them (a parameter is one segment). */
+export function pathPattern(path: string): RegExp {
+  const source = path
+    .split(/(\{\w+\})/)
+    .map((part) => (/^\{\w+\}$/.test(part) ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("");
+  return new RegExp(`^${source}$`);
 }
