@@ -160,8 +160,8 @@ const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 export function registerRoutes(app: Hono<AppEnv>, routes: readonly Route[]): void {
   app.use("*", methodNotAllowed(routes));
   for (const { def, handler } of routes) {
-    // The size limit comes first, as it did for every /v1 request: an oversized body is refused
-    // before anything else is looked at.
+    // On a route that reads a body the size limit comes first: an oversized body is refused
+    // before anything else (the token too) is looked at.
     const handlers: MiddlewareHandler<AppEnv>[] = [...(def.body ? [bodySizeLimit] : []), ...authMiddleware(def.auth), handler];
     app.on([def.method.toUpperCase()], [honoPath(def.path)], ...handlers);
   }
