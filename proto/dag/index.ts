@@ -18,6 +18,9 @@ export {
   PartitionSchema,
   ClusterSelectorSchema,
   ResourcesSchema,
+  NodeSelectorSchema,
+  TolerationSchema,
+  IMAGE_REF,
   MAX_NODES,
   MAX_PARALLELISM,
   MAX_DAG_BYTES,
@@ -32,6 +35,7 @@ export type {
   Partition,
   ClusterSelector,
   Resources,
+  Toleration,
   FailurePolicy,
 } from "./schema";
 export type { Problem } from "./problems";

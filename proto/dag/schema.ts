@@ -196,6 +196,33 @@ export const ResourcesSchema = z.strictObject({
   gpu: z.int({ error: "expected an integer ≥ 0" }).min(0, { error: "expected an integer ≥ 0" }).optional(),
 });
 
+/**
+ * An OCI image reference: `[registry[:port]/]repository[:tag][@digest]` (lowercase repository
+ * path, as the distribution spec requires).
+ */
+export const IMAGE_REF = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@[a-z0-9]+(?::[a-z0-9]+)?:[a-fA-F0-9]{32,})?$/;
+/** Kubernetes label keys (`gpu`, `example.com/zone`) and values. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+/** Kubernetes node labels a node's pods must land on (e.g. a GPU pool). */
+export const NodeSelectorSchema = z.record(
+  z.string().regex(LABEL_KEY, { error: "label keys look like `pool` or `example.com/zone`" }),
+  z.string().regex(LABEL_VALUE, { error: "label values are at most 63 letters, digits, '-', '_' or '.'" }),
+);
+
+/** A Kubernetes toleration, as in a pod spec. */
+export const TolerationSchema = z
+  .strictObject({
+    key: z.string().regex(LABEL_KEY, { error: "taint keys look like `nvidia.com/gpu`" }).optional(),
+    operator: z.enum(["Exists", "Equal"]).default("Equal"),
+    value: z.string().regex(LABEL_VALUE, { error: "taint values are at most 63 letters, digits, '-', '_' or '.'" }).optional(),
+    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+    tolerationSeconds: z.int().min(0).optional(),
+  })
+  .refine((t) => t.operator !== "Exists" || t.value === undefined, { error: 'a toleration with operator "Exists" has no value', path: ["value"] })
+  .refine((t) => t.key !== undefined || t.operator === "Exists", { error: 'a toleration without a key must use operator "Exists"', path: ["operator"] });
+
 export const DagNodeSchema = z.strictObject({
   id: dnsLabel("a node id"),
   project: ProjectSchema,
@@ -209,7 +236,21 @@ export const DagNodeSchema = z.strictObject({
   /** Extra ordering: node ids that must succeed first (beyond those named in `inputs`). */
   after: z.array(nonEmpty()).optional(),
   resources: ResourcesSchema.optional(),
+  /**
+   * The container image that runs the step on a Kubernetes cluster (until the agent builds
+   * images itself, a project without a `docker_env` needs one). Ignored by the local executor.
+   */
+  image: z.string().max(500).regex(IMAGE_REF, { error: 'expected an image reference such as "python:3.11-slim" or "registry.example.com/team/step:1.2@sha256:…"' }).optional(),
+  /** Kubernetes only: node labels the step's pods must land on (added to the cluster's own). */
+  nodeSelector: NodeSelectorSchema.optional(),
+  /** Kubernetes only: taints the step's pods tolerate (added to the cluster's own; GPU steps get the cluster's GPU tolerations). */
+  tolerations: z.array(TolerationSchema).max(20).optional(),
   retries: intRange(0, MAX_RETRIES).default(0),
+  /**
+   * Exit codes with which the step says "retrying will not help": a partition that exits with
+   * one fails at once, without using its retries.
+   */
+  noRetryExitCodes: z.array(intRange(1, 255)).max(20).optional(),
   timeoutSeconds: z.int({ error: "expected a positive integer" }).positive({ error: "expected a positive integer" }).optional(),
   env: z
     .record(
@@ -245,4 +286,5 @@ export type InputRef = z.output<typeof InputRefSchema>;
 export type Partition = z.output<typeof PartitionSchema>;
 export type ClusterSelector = z.output<typeof ClusterSelectorSchema>;
 export type Resources = z.output<typeof ResourcesSchema>;
+export type Toleration = z.output<typeof TolerationSchema>;
 export type FailurePolicy = Dag["failurePolicy"];

@@ -56,10 +56,43 @@ describe("validateDag: valid documents", () => {
           inputs: { data: { node: "prep" } },
           partition: { by: "regex", input: "data", pattern: "^(\\d+)/(?<shard>\\w+)", group: "shard" },
           resources: { cpu: 2 },
+          image: "registry.example.com:5000/team/infer:1.2",
+          nodeSelector: { "nvidia.com/gpu.present": "true" },
+          tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }, { operator: "Exists" }],
+          noRetryExitCodes: [3, 42],
         },
       ],
     });
     expect(r.ok).toBe(true);
+  });
+});
+
+describe("validateDag: Kubernetes placement fields", () => {
+  it("names the field of a bad image, node selector, toleration or exit code", () => {
+    expect(
+      problemsOf({
+        name: "d",
+        nodes: [
+          {
+            id: "a",
+            project,
+            image: "Python:3.11",
+            nodeSelector: { "bad key/x/y": "v", ok: "no spaces allowed" },
+            tolerations: [{ key: "gpu", operator: "Exists", value: "x" }, { operator: "Equal" }, { key: "k", effect: "Sometimes" }],
+            noRetryExitCodes: [0, 256],
+          },
+        ],
+      }),
+    ).toEqual([
+      'nodes[0].image: expected an image reference such as "python:3.11-slim" or "registry.example.com/team/step:1.2@sha256:…"',
+      'nodes[0].nodeSelector["bad key/x/y"]: invalid name "bad key/x/y": label keys look like `pool` or `example.com/zone`',
+      "nodes[0].nodeSelector.ok: label values are at most 63 letters, digits, '-', '_' or '.'",
+      'nodes[0].tolerations[0].value: a toleration with operator "Exists" has no value',
+      'nodes[0].tolerations[1].operator: a toleration without a key must use operator "Exists"',
+      'nodes[0].tolerations[2].effect: expected one of "NoSchedule", "PreferNoSchedule", "NoExecute", got "Sometimes"',
+      "nodes[0].noRetryExitCodes[0]: expected an integer from 1 to 255",
+      "nodes[0].noRetryExitCodes[1]: expected an integer from 1 to 255",
+    ]);
   });
 });
 
