@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { observeJob, observePod, parseIndexes, type ObservedPod } from "./observed";
+import { progressOf } from "./progress";
+
+const job = (status: Record<string, unknown>, completions = 10) =>
+  observeJob({
+    metadata: { name: "p-count-abc", labels: { "parallels.io/attempt": "1", "parallels.io/node": "count" }, annotations: { "parallels.io/node-run-id": "r1-count", "parallels.io/run-id": "r1" } },
+    spec: { completions },
+    status,
+  })!;
+const pod = (index: number, status: Record<string, unknown>) =>
+  observePod({ metadata: { name: `p-count-abc-${index}-x`, labels: { "batch.kubernetes.io/job-name": "p-count-abc" }, annotations: { "batch.kubernetes.io/job-completion-index": String(index) } }, status })!;
+const byIndex = (...pods: ObservedPod[]) => new Map(pods.map((p) => [p.index, p]));
+
+describe("a Job read as an attempt's progress", () => {
+  it("reads Kubernetes' index lists", () => {
+    expect(parseIndexes("0-2,4,7-8")).toEqual([0, 1, 2, 4, 7, 8]);
+    expect(parseIndexes("")).toEqual([]);
+    expect(parseIndexes(undefined)).toEqual([]);
+  });
+
+  it("counts partitions as the Job controller does, and says why pods wait", () => {
+    const j = job({ active: 3, completedIndexes: "0-4", failedIndexes: "" });
+    const waiting = pod(8, { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu." }] });
+    const pulling = pod(9, { phase: "Pending", containerStatuses: [{ name: "step", state: { waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "nope:1"' } } }] });
+    const p = progressOf(j, byIndex(waiting, pulling));
+    expect(p.counts).toEqual({ total: 10, done: 5, failed: 0, running: 3 });
+    expect(p.end).toBeNull();
+    expect(p.waiting).toBe('1 pod Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.; 1 pod ImagePullBackOff: Back-off pulling image "nope:1"');
+  });
+
+  it("a Complete Job is the attempt's success", () => {
+    const p = progressOf(job({ completedIndexes: "0-9", conditions: [{ type: "Complete", status: "True" }] }), new Map());
+    expect(p).toEqual({ counts: { total: 10, done: 10, failed: 0, running: 0 }, waiting: null, end: { outcome: "succeeded", message: null } });
+  });
+
+  it("a Failed Job names its failed indexes with each one's exit code, reason and last words", () => {
+    const j = job({ completedIndexes: "0-2,4-6,8-9", failedIndexes: "3,7", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] });
+    const p = progressOf(j, byIndex(pod(3, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 42, reason: "Error", message: "ValueError: bad row 17\n" } } }] }), pod(7, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 137, reason: "OOMKilled" } } }] })));
+    expect(p.counts).toEqual({ total: 10, done: 8, failed: 2, running: 0 });
+    expect(p.end).toEqual({
+      outcome: "failed",
+      message: "partitions failed after their retries (2 partitions of 10 failed: 3, 7): partition 3 exited with code 42; last lines of stderr:\nValueError: bad row 17; partition 7 exited with code 137 (OOMKilled)",
+    });
+  });
+
+  it("the node's timeout is said as such", () => {
+    const p = progressOf(job({ conditions: [{ type: "Failed", status: "True", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" }] }, 1), new Map(), 600);
+    expect(p.end!.message).toBe("the node's timeout (600 s) passed before every partition ended");
+  });
+
+  it("ignores objects that are not a parallels Job or a Job's pod", () => {
+    expect(observeJob({ metadata: { name: "other" }, spec: {}, status: {} })).toBeNull();
+    expect(observePod({ metadata: { name: "lonely" }, status: {} })).toBeNull();
+  });
+});
