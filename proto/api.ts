@@ -3,6 +3,7 @@
  * the UI and the CLI. Requests are strict: an unknown field is an error, not silently dropped.
  */
 import { z } from "zod";
+import { NODE_STATUSES, RUN_STATUSES } from "./status";
 
 /** DNS-1123 label: names that end up in Kubernetes objects, NATS subjects and URLs. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -83,8 +84,8 @@ export const DagSummary = z.object({
 });
 
 // ── Runs ──────────────────────────────────────────────────────────────────────────────────────
-export const RunStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]);
-export const NodeStatus = z.enum(["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped"]);
+export const RunStatus = z.enum(RUN_STATUSES);
+export const NodeStatus = z.enum(NODE_STATUSES);
 
 export const RunSubmit = z.strictObject({
   dag: dnsLabel("dag"),

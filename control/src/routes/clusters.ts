@@ -6,10 +6,11 @@ import { and, eq, sql } from "drizzle-orm";
 import type { Hono } from "hono";
 import { clusters } from "../../../db/schema";
 import { ClusterCreate, PageQuery, type ClusterView } from "../../../proto/api";
+import { TERMINAL_NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../../../proto/status";
 import { requireScope } from "../auth";
 import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
-import { writeBatch } from "../db";
+import { sqlList, writeBatch } from "../db";
 import { publisherFor } from "../publisher";
 import { listPage } from "./paging";
 import type { AppEnv, Env } from "../env";
@@ -112,8 +113,8 @@ export function registerClusters(app: Hono<AppEnv>) {
     // dispatched to a cluster that no longer exists). Checked inside the deleting batch, so a
     // submit cannot slip in between the check and the delete.
     const idle = sql`NOT EXISTS (SELECT 1 FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
-      WHERE n.cluster_id = ${row.id} AND n.status IN ('pending', 'dispatched', 'building', 'running')
-        AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))`;
+      WHERE n.cluster_id = ${row.id} AND n.status NOT IN ${sqlList(TERMINAL_NODE_STATUSES)}
+        AND r.status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)})`;
     // Deleting revokes: the agent credential goes with the row, and its NATS key joins the
     // revocation list that every account-JWT push carries.
     const now = Date.now();

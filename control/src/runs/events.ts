@@ -11,13 +11,12 @@ import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { AgentEvent, EventBatchResult } from "../../../proto/agent";
 import type { RunView } from "../../../proto/api";
-import type { NodeStatus } from "../scheduler";
+import { isAttemptOutcome, isTerminalNode, isTerminalRun, type NodeStatus } from "../../../proto/status";
 import { writeBatch, type Db, type Writable } from "../db";
 import { ApiError } from "../errors";
 import { advanceRun, planAdvance } from "./advance";
 import { claimHeld } from "./apply";
 
-const FINAL: readonly NodeStatus[] = ["succeeded", "failed", "cancelled", "skipped"];
 const STATUS_OF: Partial<Record<AgentEvent["type"], NodeStatus>> = {
   building: "building",
   built: "building",
@@ -67,7 +66,7 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   for (const e of sorted) {
     const row = byId.get(e.nodeRunId)!;
     const u = updates.get(row.id) ?? startUpdate(row);
-    if (e.attempt !== row.attempt || e.seq <= u.lastSeq || FINAL.includes(u.status)) continue;
+    if (e.attempt !== row.attempt || e.seq <= u.lastSeq || isTerminalNode(u.status)) continue;
     applied.push(e);
     u.lastSeq = e.seq;
     const next = STATUS_OF[e.type];
@@ -76,7 +75,7 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
     if (e.mlflowRunId) u.mlflowRunId = e.mlflowRunId;
     if (e.message) u.message = e.message;
     if (next === "running" && u.startedAt === null) u.startedAt = e.at;
-    if (next && FINAL.includes(next)) u.finishedAt = e.at;
+    if (next && isTerminalNode(next)) u.finishedAt = e.at;
     updates.set(row.id, u);
   }
   const changed = [...updates.values()];
@@ -147,14 +146,14 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   for (const p of planned) {
     // Lost to a concurrent decision on the same run: our events are in; decide again on a fresh read.
     const view = claimHeld(results[p.claimAt]) ? p.view : await advanceRun(db, p.workspaceId, p.runId, {}, now);
-    if (view && (view.status === "succeeded" || view.status === "failed" || view.status === "cancelled")) endedRuns.push({ runId: p.runId, status: view.status });
+    if (view && isTerminalRun(view.status)) endedRuns.push({ runId: p.runId, status: view.status });
   }
   // A step that ends after its run did (a forced cancel, a fail-fast cancel) is the agent's cue
   // that the run is over too: it closes the run's MLflow parent if it has not (idempotent there).
-  const endedBefore = new Set(sorted.filter((e) => e.type === "succeeded" || e.type === "failed" || e.type === "cancelled").map((e) => byId.get(e.nodeRunId)!.runId));
+  const endedBefore = new Set(sorted.filter((e) => isAttemptOutcome(e.type)).map((e) => byId.get(e.nodeRunId)!.runId));
   for (const { run } of runs) {
     const status = run.status;
-    if (endedBefore.has(run.id) && (status === "succeeded" || status === "failed" || status === "cancelled") && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
+    if (endedBefore.has(run.id) && isTerminalRun(status) && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
   }
   return { applied: applied.length, ignored: events.length - applied.length, endedRuns };
 }

@@ -13,6 +13,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, isMlflowClientError, isRetryable, type RunStatus } from "../../../../proto/mlflow";
 import { checkParameters, resolveCommand, isMLprojectError } from "../../../../proto/mlproject";
+import type { AttemptOutcome } from "../../../../proto/status";
 import type { AttemptReport, AttemptReporter } from "../types";
 import { downloadInputs, listFiles, OWN_ARTIFACTS, uploadDir } from "./artifacts";
 import { AttemptFailure, RetryableStartError } from "./errors";
@@ -529,7 +530,7 @@ export class Attempt {
 
   // ---- the end ------------------------------------------------------------------------------------
 
-  private async finish(outcome: "succeeded" | "failed" | "cancelled"): Promise<void> {
+  private async finish(outcome: AttemptOutcome): Promise<void> {
     const { ctx, rec } = this;
     const nodeRunId = rec.mlflow?.nodeRunId;
     if (rec.phase !== "finishing" || rec.outcome !== outcome) {
