@@ -111,4 +111,12 @@ describe("handleWorkMessage", () => {
     expect(calls).toEqual([]);
     expect(answers).toEqual([expect.stringMatching(/^term not a work message: /)]);
   });
+
+  it("terminates a good start on another cluster's subject without reporting on that attempt (not this cluster's)", () => {
+    const { h, calls } = handler(() => Promise.resolve());
+    const { m, answers } = message(workSubject("c2", "start"), start);
+    expect(handleWorkMessage(m, signal, context(h))).toBeNull();
+    expect(calls).toEqual([]);
+    expect(answers).toEqual([`term not a work message: a start message arrived on ${workSubject("c2", "start")}`]);
+  });
 });

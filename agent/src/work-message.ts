@@ -104,8 +104,10 @@ function readWork(m: JsMsg, clusterId: string): Read {
     const parsed = WorkMessageSchema.safeParse(raw);
     if (!parsed.success) throw new Error(parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`).join("; "));
     const work = parsed.data;
-    if (m.subject !== workSubject(clusterId, work.type)) throw new Error(`a ${work.type} message arrived on ${m.subject}`);
-    raw = undefined; // read fine: the subject is wrong, so it is not this cluster's to report on
+    if (m.subject !== workSubject(clusterId, work.type)) {
+      raw = undefined; // read fine: the subject is wrong, so it is not this cluster's to report on
+      throw new Error(`a ${work.type} message arrived on ${m.subject}`);
+    }
     return { ok: true, work };
   } catch (err) {
     return { ok: false, reason: `not a work message: ${(err as Error).message}`.slice(0, 500), raw };
