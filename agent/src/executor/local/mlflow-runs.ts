@@ -15,7 +15,7 @@
 import { userInfo } from "node:os";
 import { dagRunName, MLFLOW_TAGS, projectRunTags, type MlflowClient, type Run, type RunStatus } from "../../../../proto/mlflow";
 import type { WorkStart } from "../../../../proto/messages";
-import type { TerminalRunStatus } from "../../../../proto/status";
+import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
 import type { ProjectInfo } from "./state";
 
 export const PARALLELS_TAGS = Object.freeze({
@@ -199,8 +199,8 @@ export async function markParentRunning(mlflow: MlflowClient, parentRunId: strin
   if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });
 }
 
-/** The MLflow status a DAG run's end maps to. */
-export const DAG_RUN_END_STATUS: Readonly<Record<TerminalRunStatus, RunStatus>> = Object.freeze({
+/** The MLflow status a DAG run's end, or a node attempt's, maps to. */
+export const MLFLOW_END_STATUS: Readonly<Record<TerminalRunStatus | AttemptOutcome, RunStatus>> = Object.freeze({
   succeeded: "FINISHED",
   failed: "FAILED",
   cancelled: "KILLED",
@@ -213,7 +213,7 @@ export const DAG_RUN_END_STATUS: Readonly<Record<TerminalRunStatus, RunStatus>> 
  */
 export async function endParentRuns(mlflow: MlflowClient, experimentIds: string[], runId: string, status: TerminalRunStatus, now: number): Promise<string[]> {
   if (experimentIds.length === 0) return [];
-  const target = DAG_RUN_END_STATUS[status];
+  const target = MLFLOW_END_STATUS[status];
   const ended: string[] = [];
   for (const experimentId of new Set(experimentIds)) {
     // The oldest is the parent every node uses; younger ones lost a creation race and are KILLED.

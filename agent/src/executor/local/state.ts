@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { WorkStart } from "../../../../proto/messages";
 import { ATTEMPT_OUTCOMES, type AttemptOutcome } from "../../../../proto/status";
 import { KeyedLock } from "../../keyed-lock";
-import type { AttemptRef } from "../types";
+import type { AttemptRef, AttemptReport } from "../types";
 import type { Manifest } from "./manifest";
 
 /** An attempt ends in its outcome: the terminal phases are exactly the outcomes. */
@@ -82,6 +82,17 @@ export interface AttemptRecord {
   runningReported?: boolean;
   /** Whether the terminal event went out. */
   finalReported?: boolean;
+}
+
+/** An attempt's partition counters as reported (absolute): all, exited 0, exited otherwise, running. */
+export function partitionCounts(rec: AttemptRecord): NonNullable<AttemptReport["counts"]> {
+  const ps = rec.partitions ?? [];
+  return {
+    total: ps.length,
+    done: ps.filter((p) => p.state === "exited" && p.exitCode === 0).length,
+    failed: ps.filter((p) => p.state === "exited" && p.exitCode !== 0).length,
+    running: ps.filter((p) => p.state === "running").length,
+  };
 }
 
 /** A file name for an attempt: nodeRunId (encoded) and attempt number. */
