@@ -3,6 +3,7 @@
  * the UI and the CLI. Requests are strict: an unknown field is an error, not silently dropped.
  */
 import { z } from "zod";
+import { DagSchema } from "./dag/schema";
 import { NODE_STATUSES, RUN_STATUSES } from "./status";
 
 /** DNS-1123 label: names that end up in Kubernetes objects, NATS subjects and URLs. */
@@ -26,6 +27,7 @@ export const Scope = z.enum(["admin", "write", "read"]);
 export type Scope = z.infer<typeof Scope>;
 
 export const ParamValue = z.union([z.string(), z.number(), z.boolean()]);
+export type ParamValue = z.infer<typeof ParamValue>;
 export const ParamsSchema = z.record(z.string().min(1).max(250), ParamValue);
 
 // ── Workspaces and tokens ──────────────────────────────────────────────────────────────────────
@@ -38,6 +40,14 @@ export const TokenView = z.object({
   prefix: z.string(),
   createdAt: z.string(),
   revokedAt: z.string().nullable(),
+});
+/** The answer to creating a token: the only time its secret is shown. */
+export const TokenCreated = TokenView.extend({ token: z.string() });
+export const WorkspaceCreated = z.object({
+  workspace: z.object({ id: z.string(), name: z.string(), createdAt: z.string() }),
+  /** The secret of the workspace's first admin token, shown once. */
+  adminToken: z.string(),
+  token: TokenView,
 });
 
 // ── Clusters ──────────────────────────────────────────────────────────────────────────────────
@@ -73,6 +83,7 @@ export const ClusterCreated = z.object({
   cluster: ClusterView,
   bootstrap: z.object({ token: z.string(), expiresAt: z.string(), helmInstall: z.string() }),
 });
+export const ClusterDeleted = z.object({ deleted: z.literal(true), cluster: ClusterView });
 
 // ── DAGs ──────────────────────────────────────────────────────────────────────────────────────
 export const DagSummary = z.object({
@@ -82,6 +93,21 @@ export const DagSummary = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
 });
+/** One version of a DAG: `spec` is the stored document, defaults filled in. */
+export const DagView = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  latestVersion: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  versionCreatedAt: z.string(),
+  spec: DagSchema,
+});
+export const DagVersionSummary = z.object({ version: z.number().int(), createdAt: z.string() });
+/** `POST /v1/dags:validate` of a DAG that can be accepted (otherwise 422 lists every problem). */
+export const DagValidation = z.object({ valid: z.literal(true), dag: DagSchema });
+/** `GET /v1/dags/{name}?version=N`: that version instead of the latest. */
+export const DagGetQuery = z.strictObject({ version: z.coerce.number().int().min(1).optional() });
 
 // ── Runs ──────────────────────────────────────────────────────────────────────────────────────
 export const RunStatus = z.enum(RUN_STATUSES);
@@ -180,4 +206,17 @@ export const ScheduleView = z.object({
   createdAt: z.string(),
 });
 
+/** Pause or resume a schedule. */
+export const ScheduleUpdate = z.strictObject({ enabled: z.boolean() });
+
+// ── Answers shared by several resources ──────────────────────────────────────────────────────
 export const Page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+export const TokenPage = Page(TokenView);
+export const ClusterPage = Page(ClusterView);
+export const DagPage = Page(DagSummary);
+export const DagVersionPage = Page(DagVersionSummary);
+export const RunPage = Page(RunView);
+export const SchedulePage = Page(ScheduleView);
+/** The answer to deleting a DAG or a schedule. */
+export const Deleted = z.object({ deleted: z.literal(true), name: z.string() });
+export const Health = z.object({ ok: z.literal(true) });

@@ -10,6 +10,7 @@ export const ErrorCode = z.enum([
   "unauthenticated",
   "forbidden",
   "not_found",
+  "method_not_allowed", // a known path without that method (the answer's Allow header lists its methods)
   "conflict",
   "payload_too_large",
   "invalid_dag", // the DAG document (or a run's use of it) cannot be accepted
@@ -25,6 +26,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   unauthenticated: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,

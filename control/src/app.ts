@@ -1,20 +1,14 @@
-/** Wires the control plane's HTTP API together. Each route module owns its endpoints. */
+/**
+ * Wires the control plane's HTTP API together: the middleware every answer goes through, then the
+ * route table (routes/), where each endpoint says who may call it and what it reads and answers.
+ */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { MAX_DAG_BYTES } from "../../proto/dag";
-import { authenticate } from "./auth";
 import { countingD1, getDb, type D1Calls } from "./db";
 import type { AppEnv } from "./env";
 import { publisherFor } from "./publisher";
-import { ApiError, errorBody, onError } from "./errors";
-import { registerAgentRoutes } from "./routes/agent";
-import { registerClusters } from "./routes/clusters";
-import { registerDags } from "./routes/dags";
-import { registerOpenApi } from "./routes/openapi";
-import { registerRuns } from "./routes/runs";
-import { registerSchedules } from "./routes/schedules";
-import { registerTokens } from "./routes/tokens";
+import { errorBody, onError } from "./errors";
+import { registerRoutes, ROUTES } from "./routes";
 
 export function newApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -43,16 +37,6 @@ export function newApp(): Hono<AppEnv> {
     c.res.headers.append("Server-Timing", `d1;desc="round trips";dur=${calls.count}, d1wait;dur=${calls.waitMs.toFixed(2)}, cpu;desc="isolate time apart from D1";dur=${busy.toFixed(2)}`);
   });
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: MAX_DAG_BYTES,
-      onError: () => {
-        throw new ApiError("payload_too_large", `the request body is larger than ${MAX_DAG_BYTES} bytes (1 MiB)`);
-      },
-    }),
-  );
-
   // Whatever a request wrote to the outbox is published right after it answers.
   app.use("/v1/*", async (c, next) => {
     await next();
@@ -60,15 +44,7 @@ export function newApp(): Hono<AppEnv> {
     if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
   });
 
-  app.get("/healthz", (c) => c.json({ ok: true }));
-  registerOpenApi(app);
-  // Agents authenticate with their own credentials; these routes answer before user auth runs.
-  registerAgentRoutes(app);
-  app.use("/v1/*", authenticate);
-  registerTokens(app);
-  registerClusters(app);
-  registerDags(app);
-  registerRuns(app);
-  registerSchedules(app);
+  // Authentication, scopes, the 1 MiB body limit and validation are per route (routes/define.ts).
+  registerRoutes(app, ROUTES);
   return app;
 }

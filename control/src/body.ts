@@ -1,4 +1,7 @@
-/** Reading request bodies at the boundary: parse, validate with the proto/ schemas, or refuse. */
+/**
+ * Reading requests at the boundary: parse, validate with the proto/ schemas, or refuse. The route
+ * table (routes/define.ts) calls these with the schemas each route declares.
+ */
 import type { Context } from "hono";
 import type { z } from "zod";
 import { dagErrorMap, issuesToProblems, parseText } from "../../proto/dag";
@@ -6,7 +9,7 @@ import { ApiError } from "./errors";
 
 const YAML_TYPES = ["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"];
 
-export function isYaml(c: Context): boolean {
+function isYaml(c: Context): boolean {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   return YAML_TYPES.includes(type);
 }
@@ -30,12 +33,4 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what = 
   const result = schema.safeParse(value, { error: dagErrorMap });
   if (!result.success) throw new ApiError("invalid_request", `invalid ${what}`, issuesToProblems(result.error.issues));
   return result.data;
-}
-
-export async function readBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  return validate(schema, await readDocument(c));
-}
-
-export function readQuery<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
-  return validate(schema, c.req.query(), "query string");
 }

@@ -46,8 +46,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null |
 const startTheAgent = (bootstrapToken?: string) =>
   startAgent({ controlPlaneUrl: env.control.url, mlflowUrl: proxy.url, stateDir: join(state, "agent"), projectsRoot: state, pythonBinDir: env.mlflow.binDir, bootstrapToken, extraArgs: ["--heartbeat-seconds", "60", "--pull-expires-seconds", "5"] });
 
-const submitOneStep = async (name: string) => {
-  expect((await api("PUT", `/v1/dags/${name}`, { name, nodes: [{ id: "only", project: { uri: step } }] })).status).toBeLessThan(300);
+const submitOneStep = async (name: string, parameters: Record<string, number> = {}) => {
+  expect((await api("PUT", `/v1/dags/${name}`, { name, nodes: [{ id: "only", project: { uri: step }, parameters }] })).status).toBeLessThan(300);
   const run = await api("POST", "/v1/runs", { dag: name });
   expect(run.status).toBe(201);
   return run.body.id as string;
@@ -79,11 +79,13 @@ afterAll(async () => {
 
 describe("crash points", { timeout: 180_000 }, () => {
   it("an agent killed between 'the DAG run ended' and closing its MLflow parent closes the parent after it restarts", async () => {
-    const id = await submitOneStep("crash-parent-close");
-    const parentId = (await waitFor("the parent run id in the API", async () => (await api("GET", `/v1/runs/${id}`)).body.mlflowRunId)) as string;
-    // The one request that would end the parent run never reaches MLflow…
-    const closing = proxy.swallow((r) => r.path.endsWith("/runs/update") && r.body.includes(parentId) && /FINISHED/.test(r.body));
-    await closing;
+    // The one request that would end the parent run never reaches MLflow (armed before the run
+    // starts: a quick step may end before a test polling the API learns the parent's id)…
+    let parentId = "";
+    const closing = proxy.swallow((r) => parentId !== "" && r.path.endsWith("/runs/update") && r.body.includes(parentId) && /FINISHED/.test(r.body));
+    const id = await submitOneStep("crash-parent-close", { seconds: 2 });
+    parentId = (await waitFor("the parent run id in the API", async () => (await api("GET", `/v1/runs/${id}`)).body.mlflowRunId)) as string;
+    await Promise.race([closing, new Promise((_, fail) => setTimeout(() => fail(new Error(`the agent never tried to close the parent run (agent log: ${agent.logFile})`)), 60_000))]);
     expect((await api("GET", `/v1/runs/${id}`)).body.status).toBe("succeeded");
     // …and the agent dies right there.
     await agent.kill();

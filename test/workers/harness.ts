@@ -4,6 +4,9 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { ROUTES } from "../../control/src/routes";
+import { errorsOf, pathPattern } from "../../control/src/routes/define";
+import { ErrorBodySchema, STATUS_OF } from "../../proto/errors";
 
 export const ROOT_TOKEN = env.PARALLELS_ADMIN_TOKEN!;
 const BASE = "https://control.test";
@@ -34,7 +37,38 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   }
   const res = await SELF.fetch(BASE + path, { method, headers, body });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+  const answer = { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+  expectDocumented(method, path, answer);
+  return answer;
+}
+
+/**
+ * Every answer a test gets is held to the route table, which the OpenAPI document is written
+ * from: a status the route documents, with a body of the schema documented for it (or the error
+ * shape). So the whole suite checks the document too, on the requests it makes by hand.
+ */
+function expectDocumented(method: string, path: string, answer: Answer) {
+  const pathname = new URL(BASE + path).pathname;
+  const atPath = ROUTES.filter((r) => pathPattern(r.def.path).test(pathname));
+  const route = atPath.find((r) => r.def.method.toUpperCase() === (method === "HEAD" ? "GET" : method));
+  if (!route) {
+    // Unknown path: 404. Known path, another method: 405 with the methods it has.
+    expect(answer.status, `${method} ${pathname}`).toBe(atPath.length === 0 ? 404 : 405);
+    return;
+  }
+  const what = `${method} ${route.def.path} answered ${answer.status} ${JSON.stringify(answer.body)?.slice(0, 300)}`;
+  const ok = route.def.ok[answer.status];
+  if (ok) {
+    if (method === "HEAD") return;
+    const parsed = ok.schema.safeParse(answer.body);
+    expect(parsed.success, `${what}: not its documented schema: ${parsed.error?.message}`).toBe(true);
+    return;
+  }
+  expect(
+    errorsOf(route.def).map((code) => STATUS_OF[code]),
+    `${what}: an undocumented status`,
+  ).toContain(answer.status);
+  expect(ErrorBodySchema.safeParse(answer.body).success, `${what}: not the error shape`).toBe(true);
 }
 
 let counter = 0;

@@ -1,43 +1,35 @@
 /**
  * /v1/agent/* — what agents call (ARCHITECTURE §5). Registration takes the cluster's single-use
- * bootstrap token; everything after it takes the agent credential it returned (stored hashed).
+ * bootstrap token; everything after it takes the agent credential it returned (agent-auth.ts).
  */
 import { and, eq, gt, sql } from "drizzle-orm";
-import type { Hono, MiddlewareHandler } from "hono";
 import { clusters } from "../../../db/schema";
-import { AgentRegister, EventBatch, Heartbeat, type AgentRegistered, type HeartbeatAnswer } from "../../../proto/agent";
-import { readBody } from "../body";
+import { AgentRegister, AgentRegistered, EventBatch, EventBatchResult, Heartbeat, HeartbeatAnswer } from "../../../proto/agent";
 import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
-import type { AppEnv, Env } from "../env";
+import type { Env } from "../env";
 import { ApiError, conflictOnUnique } from "../errors";
 import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "../../../proto/nats";
 import { isPublicKey } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
 import { applyAgentEvents } from "../runs/events";
+import { route } from "./define";
 
 export const HEARTBEAT_SECONDS = 15;
-
-/** Authenticates an agent by its credential; the cluster it serves becomes `c.var.cluster`. */
-const authenticateAgent: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
-  if (!match) throw new ApiError("unauthenticated", "missing agent credential: send `Authorization: Bearer <credential>`");
-  const row = await c.var.db
-    .select({ id: clusters.id, workspaceId: clusters.workspaceId, name: clusters.name })
-    .from(clusters)
-    .where(eq(clusters.agentCredentialHash, await sha256Hex(match[1]!)))
-    .get();
-  if (!row) throw new ApiError("unauthenticated", "unknown or revoked agent credential; register again with a new bootstrap token");
-  c.set("cluster", row);
-  await next();
-};
 
 /** The NATS URLs agents connect to (`NATS_URL`, comma-separated). */
 const natsServersOf = (env: Env): string[] => (env.NATS_URL ?? "").split(",").filter(Boolean);
 
-export function registerAgentRoutes(app: Hono<AppEnv>) {
-  app.post("/v1/agent/register", async (c) => {
-    const body = await readBody(c, AgentRegister);
+export const agentRoutes = [
+  route({
+    method: "post",
+    path: "/v1/agent/register",
+    summary: "Register a cluster's agent (single-use bootstrap token)",
+    auth: "bootstrap",
+    body: { schema: AgentRegister },
+    ok: { 201: { description: "the agent's credential and its NATS connection", schema: AgentRegistered } },
+    errors: ["unauthenticated", "conflict", "unavailable"],
+  }).handle(async (c, { body }) => {
     // The schema checks the shape; the key's own checksum is checked here, before any side effect.
     if (!isPublicKey(body.natsPublicKey, "user")) {
       throw new ApiError("invalid_request", "invalid request body", [{ path: "natsPublicKey", message: "not a valid NATS user public key (bad checksum)" }]);
@@ -77,25 +69,36 @@ export function registerAgentRoutes(app: Hono<AppEnv>) {
     ]).catch(conflictOnUnique("this NATS key is already registered for another cluster; make a new key pair", [{ path: "natsPublicKey", message: "already in use" }]));
     if ((results[0]?.meta?.changes ?? 0) !== 1) throw new ApiError("unauthenticated", "unknown or already used bootstrap token");
     if (replaced) c.executionCtx.waitUntil(publisher.syncRevocations().catch(() => undefined));
-    const answer: AgentRegistered = {
+    const answer = {
       clusterId: cluster.id,
       clusterName: cluster.name,
       credential,
       nats: { servers: natsServersOf(c.env), jwt, inboxPrefix: agentInboxPrefix(cluster.id), stream: WORK_STREAM, consumer: agentConsumerName(cluster.id) },
       heartbeatSeconds: HEARTBEAT_SECONDS,
     };
-    return c.json(answer, 201);
-  });
+    return { status: 201, body: answer };
+  }),
 
-  app.post("/v1/agent/heartbeat", authenticateAgent, async (c) => {
-    const body = await readBody(c, Heartbeat);
+  route({
+    method: "post",
+    path: "/v1/agent/heartbeat",
+    summary: "Agent heartbeat (every ~15 s; offline after 3 missed)",
+    auth: "agent",
+    body: { schema: Heartbeat },
+    ok: { 200: { description: "the server's time and where NATS is now", schema: HeartbeatAnswer } },
+  }).handle(async (c, { body }) => {
     await c.var.db.update(clusters).set({ lastHeartbeatAt: Date.now(), agentInfo: body }).where(eq(clusters.id, c.var.cluster!.id));
-    const answer: HeartbeatAnswer = { ok: true, serverTime: new Date().toISOString(), heartbeatSeconds: HEARTBEAT_SECONDS, natsServers: natsServersOf(c.env) };
-    return c.json(answer);
-  });
+    return { status: 200, body: { ok: true, serverTime: new Date().toISOString(), heartbeatSeconds: HEARTBEAT_SECONDS, natsServers: natsServersOf(c.env) } };
+  }),
 
-  app.post("/v1/agent/events", authenticateAgent, async (c) => {
-    const body = await readBody(c, EventBatch);
-    return c.json(await applyAgentEvents(c.var.db, c.var.cluster!.id, body.events));
-  });
-}
+  route({
+    method: "post",
+    path: "/v1/agent/events",
+    summary: "Batched events of the agent's node runs, applied idempotently",
+    auth: "agent",
+    body: { schema: EventBatch },
+    ok: { 200: { description: "what was applied", schema: EventBatchResult } },
+    // A batch that reports on work this cluster was not given.
+    errors: ["forbidden"],
+  }).handle(async (c, { body }) => ({ status: 200, body: await applyAgentEvents(c.var.db, c.var.cluster!.id, body.events) })),
+];

@@ -3,17 +3,15 @@
  * Creating one answers once with a short-lived, single-use bootstrap token for its agent.
  */
 import { and, eq, sql } from "drizzle-orm";
-import type { Hono } from "hono";
 import { clusters } from "../../../db/schema";
-import { ClusterCreate, PageQuery, type ClusterView } from "../../../proto/api";
+import { ClusterCreate, ClusterCreated, ClusterDeleted, ClusterPage, ClusterView, PageQuery } from "../../../proto/api";
 import { TERMINAL_NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../../../proto/status";
-import { requireScope } from "../auth";
-import { readBody, readQuery } from "../body";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
-import { sqlList, writeBatch } from "../db";
+import { sqlList, writeBatch, type Db } from "../db";
 import { publisherFor } from "../publisher";
+import { route } from "./define";
 import { listPage } from "./paging";
-import type { AppEnv, Env } from "../env";
+import type { Env } from "../env";
 import { ApiError, conflictOnUnique, notFound } from "../errors";
 
 /** An agent beats every 15 s; three missed beats and the cluster is offline. */
@@ -57,12 +55,18 @@ function bootstrapAnswer(env: Env, row: ClusterRow, b: { token: string; expiresA
   return { cluster: clusterView(row), bootstrap: { token: b.token, expiresAt: iso(b.expiresAt)!, helmInstall: helmInstall(env, row, b.token) } };
 }
 
-export function registerClusters(app: Hono<AppEnv>) {
-  const byName = (c: { var: AppEnv["Variables"]; req: { param: (k: "name") => string } }) =>
-    and(eq(clusters.workspaceId, c.var.principal.workspaceId), eq(clusters.name, c.req.param("name")));
+const byName = (workspaceId: string, name: string) => and(eq(clusters.workspaceId, workspaceId), eq(clusters.name, name));
 
-  app.post("/v1/clusters", requireScope("admin"), async (c) => {
-    const body = await readBody(c, ClusterCreate);
+export const clusterRoutes = [
+  route({
+    method: "post",
+    path: "/v1/clusters",
+    summary: "Create a cluster; answers once with its bootstrap token and helm install line",
+    auth: "admin",
+    body: { schema: ClusterCreate },
+    ok: { 201: { description: "the cluster, and its agent's single-use bootstrap token", schema: ClusterCreated } },
+    errors: ["conflict"],
+  }).handle(async (c, { body }) => {
     const now = Date.now();
     const boot = await newBootstrap(c.env, now);
     const row: ClusterRow = {
@@ -81,51 +85,71 @@ export function registerClusters(app: Hono<AppEnv>) {
       createdAt: now,
     };
     await c.var.db.insert(clusters).values(row).catch(conflictOnUnique(`a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
-    return c.json(bootstrapAnswer(c.env, row, boot), 201);
-  });
+    return { status: 201, body: bootstrapAnswer(c.env, row, boot) };
+  }),
 
-  app.get("/v1/clusters", requireScope("read"), async (c) => {
-    const q = readQuery(c, PageQuery);
+  route({ method: "get", path: "/v1/clusters", summary: "List clusters", auth: "read", query: PageQuery, ok: { 200: { description: "a page of clusters, by name", schema: ClusterPage } } }).handle(async (c, { query }) => {
     const now = Date.now();
-    return c.json(await listPage(c.var.db, clusters, { workspace: clusters.workspaceId, key: clusters.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, q, (r) => clusterView(r, now)));
-  });
+    return { status: 200, body: await listPage(c.var.db, clusters, { workspace: clusters.workspaceId, key: clusters.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, (r) => clusterView(r, now)) };
+  }),
 
-  app.get("/v1/clusters/:name", requireScope("read"), async (c) => {
-    const row = await c.var.db.select().from(clusters).where(byName(c)).get();
-    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
-    return c.json(clusterView(row));
-  });
+  route({ method: "get", path: "/v1/clusters/{name}", summary: "Get a cluster", auth: "read", ok: { 200: { description: "the cluster", schema: ClusterView } }, errors: ["not_found"] }).handle(async (c, { params }) => {
+    const row = await c.var.db.select().from(clusters).where(byName(c.var.principal.workspaceId, params.name)).get();
+    if (!row) throw notFound(`cluster "${params.name}"`);
+    return { status: 200, body: clusterView(row) };
+  }),
 
   /** A new bootstrap token (the old one stops working), e.g. when an install was not finished in time. */
-  app.post("/v1/clusters/:name/bootstrap", requireScope("admin"), async (c) => {
+  route({
+    method: "post",
+    path: "/v1/clusters/{name}/bootstrap",
+    summary: "Issue a new bootstrap token (the previous one stops working)",
+    auth: "admin",
+    ok: { 200: { description: "the cluster and its new bootstrap token", schema: ClusterCreated } },
+    errors: ["not_found"],
+  }).handle(async (c, { params }) => {
     const now = Date.now();
     const boot = await newBootstrap(c.env, now);
-    const [row] = await c.var.db.update(clusters).set({ bootstrapTokenHash: boot.hash, bootstrapExpiresAt: boot.expiresAt }).where(byName(c)).returning();
-    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
-    return c.json(bootstrapAnswer(c.env, row, boot));
-  });
+    const [row] = await c.var.db.update(clusters).set({ bootstrapTokenHash: boot.hash, bootstrapExpiresAt: boot.expiresAt }).where(byName(c.var.principal.workspaceId, params.name)).returning();
+    if (!row) throw notFound(`cluster "${params.name}"`);
+    return { status: 200, body: bootstrapAnswer(c.env, row, boot) };
+  }),
 
-  app.delete("/v1/clusters/:name", requireScope("admin"), async (c) => {
+  route({
+    method: "delete",
+    path: "/v1/clusters/{name}",
+    summary: "Delete a cluster and revoke its credentials",
+    description: "Refused (409) while work placed on the cluster is not over.",
+    auth: "admin",
+    ok: { 200: { description: "the deleted cluster", schema: ClusterDeleted } },
+    errors: ["not_found", "conflict"],
+  }).handle(async (c, { params }) => {
     const db = c.var.db;
-    const row = await db.select().from(clusters).where(byName(c)).get();
-    if (!row) throw notFound(`cluster "${c.req.param("name")}"`);
-    // Work placed on the cluster that is not over yet (pending nodes included: they would be
-    // dispatched to a cluster that no longer exists). Checked inside the deleting batch, so a
-    // submit cannot slip in between the check and the delete.
-    const idle = sql`NOT EXISTS (SELECT 1 FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
-      WHERE n.cluster_id = ${row.id} AND n.status NOT IN ${sqlList(TERMINAL_NODE_STATUSES)}
-        AND r.status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)})`;
-    // Deleting revokes: the agent credential goes with the row, and its NATS key joins the
-    // revocation list that every account-JWT push carries.
-    const now = Date.now();
-    const results = await writeBatch(db, [
-      ...(row.natsUserPublicKey
-        ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${row.natsUserPublicKey}, ${row.id}, ${now} WHERE ${idle} ON CONFLICT DO NOTHING`)]
-        : []),
-      db.run(sql`DELETE FROM clusters WHERE id = ${row.id} AND ${idle}`),
-    ]);
-    if ((results.at(-1)?.meta?.changes ?? 0) === 0) throw new ApiError("conflict", `cluster "${row.name}" has unfinished work placed on it; cancel those runs first`);
+    const row = await db.select().from(clusters).where(byName(c.var.principal.workspaceId, params.name)).get();
+    if (!row) throw notFound(`cluster "${params.name}"`);
+    const now = await deleteIdle(db, row);
     if (row.natsUserPublicKey) c.executionCtx.waitUntil(publisherFor(c.env)?.syncRevocations().catch(() => undefined) ?? Promise.resolve());
-    return c.json({ deleted: true, cluster: clusterView(row, now) });
-  });
+    return { status: 200, body: { deleted: true as const, cluster: clusterView(row, now) } };
+  }),
+];
+
+/**
+ * Deletes the cluster unless work placed on it is not over yet (pending nodes included: they would
+ * be dispatched to a cluster that no longer exists), checked inside the deleting batch, so a submit
+ * cannot slip in between the check and the delete. Deleting revokes: the agent credential goes with
+ * the row, and its NATS key joins the revocation list that every account-JWT push carries.
+ */
+async function deleteIdle(db: Db, row: ClusterRow): Promise<number> {
+  const idle = sql`NOT EXISTS (SELECT 1 FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
+    WHERE n.cluster_id = ${row.id} AND n.status NOT IN ${sqlList(TERMINAL_NODE_STATUSES)}
+      AND r.status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)})`;
+  const now = Date.now();
+  const results = await writeBatch(db, [
+    ...(row.natsUserPublicKey
+      ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${row.natsUserPublicKey}, ${row.id}, ${now} WHERE ${idle} ON CONFLICT DO NOTHING`)]
+      : []),
+    db.run(sql`DELETE FROM clusters WHERE id = ${row.id} AND ${idle}`),
+  ]);
+  if ((results.at(-1)?.meta?.changes ?? 0) === 0) throw new ApiError("conflict", `cluster "${row.name}" has unfinished work placed on it; cancel those runs first`);
+  return now;
 }

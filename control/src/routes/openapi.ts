@@ -1,112 +1,175 @@
 /**
- * GET /v1/openapi.json — generated from the same zod schemas that validate requests, so the
- * document cannot drift from what the API accepts. Built once per isolate.
+ * GET /v1/openapi.json — written from the route table (define.ts): every operation's parameters,
+ * body and answers come from the zod schemas its handler validates with and answers by, and its
+ * error statuses from the error codes it declares. Built once per isolate.
+ *
+ * The schemas are converted by zod's own JSON Schema generator (`z.toJSONSchema`), which keeps
+ * every constraint zod can state (bounds, patterns, record key rules) and tells a request's shape
+ * (`io: "input"`: a field with a default may be left out) from an answer's (`io: "output"`).
  */
-import type { Hono } from "hono";
 import { z } from "zod";
-import * as api from "../../../proto/api";
 import * as agent from "../../../proto/agent";
+import * as api from "../../../proto/api";
 import { DagSchema } from "../../../proto/dag";
-import { ErrorBodySchema } from "../../../proto/errors";
-import type { AppEnv } from "../env";
+import { ErrorBodySchema, STATUS_OF, type ErrorCode } from "../../../proto/errors";
+import { errorsOf, route, type Route, type RouteDef } from "./define";
 
-const components = {
-  Dag: [DagSchema, "input"],
-  Error: [ErrorBodySchema, "output"],
-  WorkspaceCreate: [api.WorkspaceCreate, "input"],
-  TokenCreate: [api.TokenCreate, "input"],
-  Token: [api.TokenView, "output"],
-  ClusterCreate: [api.ClusterCreate, "input"],
-  Cluster: [api.ClusterView, "output"],
-  ClusterCreated: [api.ClusterCreated, "output"],
-  DagSummary: [api.DagSummary, "output"],
-  RunSubmit: [api.RunSubmit, "input"],
-  Run: [api.RunView, "output"],
-  ScheduleCreate: [api.ScheduleCreate, "input"],
-  Schedule: [api.ScheduleView, "output"],
-  AgentRegister: [agent.AgentRegister, "input"],
-  AgentRegistered: [agent.AgentRegistered, "output"],
-  Heartbeat: [agent.Heartbeat, "input"],
-  EventBatch: [agent.EventBatch, "input"],
-  EventBatchResult: [agent.EventBatchResult, "output"],
-} as const;
+/** Names of the request bodies, as components (input form). */
+const REQUEST_SCHEMAS: [z.ZodType, string][] = [
+  [DagSchema, "Dag"],
+  [api.WorkspaceCreate, "WorkspaceCreate"],
+  [api.TokenCreate, "TokenCreate"],
+  [api.ClusterCreate, "ClusterCreate"],
+  [api.RunSubmit, "RunSubmit"],
+  [api.ScheduleCreate, "ScheduleCreate"],
+  [api.ScheduleUpdate, "ScheduleUpdate"],
+  [agent.AgentRegister, "AgentRegister"],
+  [agent.Heartbeat, "Heartbeat"],
+  [agent.EventBatch, "EventBatch"],
+];
 
-const ref = (name: keyof typeof components) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: keyof typeof components) => ({ "application/json": { schema: ref(name) } });
-const errors = Object.fromEntries(
-  [
-    ["400", "malformed or invalid request"],
-    ["401", "missing or unknown token"],
-    ["403", "the token's scope is too weak"],
-    ["404", "not found in the token's workspace"],
-    ["409", "conflicts with the current state"],
-    ["413", "body larger than 1 MiB"],
-    ["415", "a body that is neither JSON nor YAML"],
-    ["422", "the DAG (or the run's use of it) cannot be accepted"],
-    ["503", "a dependency (NATS) is not reachable; retry"],
-  ].map(([status, description]) => [status, { description, content: json("Error") }]),
-);
-type Op = { summary: string; body?: keyof typeof components; ok: [string, keyof typeof components | null]; scope: api.Scope | "agent" | "bootstrap"; params?: string[] };
-const QUERY = new Set(["version", "cursor", "limit", "status", "dag", "force"]);
-const INTEGER = new Set(["version", "limit"]);
-const param = (p: string) => ({
-  name: p,
-  in: p === "Idempotency-Key" ? "header" : QUERY.has(p) ? "query" : "path",
-  required: ["name", "id"].includes(p),
-  schema: { type: INTEGER.has(p) ? "integer" : "string" },
-});
-const op = (o: Op) => ({
-  summary: o.summary,
-  description:
-    o.scope === "agent" ? "Needs the agent credential returned by registration." : o.scope === "bootstrap" ? "Authenticated by the bootstrap token in the body." : `Needs a token with the \`${o.scope}\` scope (or stronger).`,
-  ...(o.scope === "bootstrap" ? { security: [] } : {}),
-  ...(o.params ? { parameters: o.params.map(param) } : {}),
-  ...(o.body ? { requestBody: { required: true, content: o.body === "Dag" ? { ...json("Dag"), "application/yaml": { schema: ref("Dag") } } : json(o.body) } } : {}),
-  responses: { [o.ok[0]]: { description: "success", ...(o.ok[1] ? { content: json(o.ok[1]) } : {}) }, ...errors },
-});
+const OpenApiDocument = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
 
-function buildDocument() {
+/** Names of the answers' schemas, as components (output form: defaults filled in). */
+const RESPONSE_SCHEMAS: [z.ZodType, string][] = [
+  [ErrorBodySchema, "Error"],
+  [DagSchema, "DagSpec"],
+  [api.WorkspaceCreated, "WorkspaceCreated"],
+  [api.TokenView, "Token"],
+  [api.TokenCreated, "TokenCreated"],
+  [api.TokenPage, "TokenPage"],
+  [api.ClusterView, "Cluster"],
+  [api.ClusterCreated, "ClusterCreated"],
+  [api.ClusterDeleted, "ClusterDeleted"],
+  [api.ClusterPage, "ClusterPage"],
+  [api.DagView, "DagView"],
+  [api.DagSummary, "DagSummary"],
+  [api.DagPage, "DagPage"],
+  [api.DagVersionSummary, "DagVersionSummary"],
+  [api.DagVersionPage, "DagVersionPage"],
+  [api.DagValidation, "DagValidation"],
+  [api.RunView, "Run"],
+  [api.RunPage, "RunPage"],
+  [api.ScheduleView, "Schedule"],
+  [api.SchedulePage, "SchedulePage"],
+  [api.Deleted, "Deleted"],
+  [api.Health, "Health"],
+  [agent.AgentRegistered, "AgentRegistered"],
+  [agent.HeartbeatAnswer, "HeartbeatAnswer"],
+  [agent.EventBatchResult, "EventBatchResult"],
+  [OpenApiDocument, "OpenApiDocument"],
+];
+
+/** What each error code means, for the descriptions of the answers. */
+const ERROR_MEANING: Record<ErrorCode, string> = {
+  malformed_body: "the body is empty, or not JSON (nor YAML with a YAML Content-Type); the message gives line and column",
+  invalid_request: "the query, headers or body do not fit the schema; `details` lists every problem with its path",
+  unauthenticated: "missing, malformed, unknown or revoked credentials",
+  forbidden: "the credentials do not allow this",
+  not_found: "not found (in the token's workspace)",
+  method_not_allowed: "the path does not have this method; `Allow` lists those it has",
+  conflict: "conflicts with the current state (taken name, work still running, a key already used)",
+  payload_too_large: "the body is larger than 1 MiB",
+  unsupported_media_type: "the body is neither JSON nor YAML (by Content-Type; none means JSON)",
+  invalid_dag: "the DAG (or the request's use of it) cannot be accepted; `details` lists every problem with its path",
+  unavailable: "a dependency (NATS) is not reachable or not configured; retry later",
+  internal: "internal error",
+};
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const AUTH_TEXT: Record<RouteDef["auth"], string> = {
+  read: "Needs a token with the `read` scope (or stronger).",
+  write: "Needs a token with the `write` scope (or stronger).",
+  admin: "Needs a token with the `admin` scope.",
+  root: "Needs the PARALLELS_ADMIN_TOKEN secret itself.",
+  agent: "Needs the agent credential returned by registration.",
+  bootstrap: "Authenticated by the cluster's bootstrap token in the body.",
+  public: "Needs no credentials.",
+};
+
+/** The named schemas in one form, converted together so that they refer to each other by $ref. */
+function components(io: "input" | "output", named: [z.ZodType, string][]): Record<string, object> {
+  const registry = z.registry<{ id: string }>();
+  for (const [schema, id] of named) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { io, target: "draft-2020-12", unrepresentable: "any", uri: (id) => `#/components/schemas/${id}` });
+  // Everything reused is either named or inlined; anything zod had to share otherwise would be
+  // an unresolvable reference in the document.
+  if ("__shared" in schemas) throw new Error("a schema is shared without a name: add it to REQUEST_SCHEMAS or RESPONSE_SCHEMAS");
+  // `$id` and `$schema` belong to standalone JSON Schema documents, not to OpenAPI components.
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $id: _id, $schema: _schema, ...schema }]) => [id, schema]));
+}
+
+function nameOf(table: [z.ZodType, string][], schema: z.ZodType, where: string): string {
+  const found = table.find(([s]) => s === schema);
+  if (!found) throw new Error(`the schema of ${where} has no component name: add it to ${table === REQUEST_SCHEMAS ? "REQUEST_SCHEMAS" : "RESPONSE_SCHEMAS"}`);
+  return found[1];
+}
+
+function parameters(def: RouteDef) {
+  const out: object[] = [...def.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ name, in: "path", required: true, schema: { type: "string" } }));
+  for (const [where, schema] of [["query", def.query], ["header", def.headers]] as const) {
+    if (!schema) continue;
+    const json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, { description?: string }>; required?: string[] };
+    for (const [name, { description, ...property }] of Object.entries(json.properties ?? {})) {
+      out.push({ name, in: where, required: json.required?.includes(name) ?? false, ...(description ? { description } : {}), schema: property });
+    }
+  }
+  return out;
+}
+
+function operation(def: RouteDef) {
+  const where = `${def.method.toUpperCase()} ${def.path}`;
+  const json = (schema: object) => ({ "application/json": { schema } });
+  const responses: Record<string, object> = {};
+  for (const [status, ok] of Object.entries(def.ok)) responses[status] = { description: ok.description, content: json(ref(nameOf(RESPONSE_SCHEMAS, ok.schema, `${where} ${status}`))) };
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of errorsOf(def)) byStatus.set(STATUS_OF[code], [...(byStatus.get(STATUS_OF[code]) ?? []), code]);
+  for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    responses[status] = { description: codes.map((c) => `\`${c}\`: ${ERROR_MEANING[c]}`).join("; "), content: json(ref("Error")) };
+  }
+  const body = def.body && ref(nameOf(REQUEST_SCHEMAS, def.body.schema, `${where} body`));
+  const params = parameters(def);
   return {
-    openapi: "3.1.0",
-    info: { title: "MLflow Parallels control plane", version: "1" },
-    components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
-      schemas: Object.fromEntries(Object.entries(components).map(([name, [schema, io]]) => [name, z.toJSONSchema(schema, { io, unrepresentable: "any" })])),
-    },
-    security: [{ bearer: [] }],
-    paths: {
-      "/v1/workspaces": { post: op({ summary: "Create a workspace and its first admin token", body: "WorkspaceCreate", ok: ["201", null], scope: "admin" }) },
-      "/v1/tokens": { post: op({ summary: "Create an API token", body: "TokenCreate", ok: ["201", "Token"], scope: "admin" }), get: op({ summary: "List tokens", ok: ["200", null], scope: "admin", params: ["cursor", "limit"] }) },
-      "/v1/tokens/{id}": { delete: op({ summary: "Revoke a token", ok: ["200", "Token"], scope: "admin", params: ["id"] }) },
-      "/v1/clusters": { post: op({ summary: "Create a cluster; answers once with its bootstrap token and helm install line", body: "ClusterCreate", ok: ["201", "ClusterCreated"], scope: "admin" }), get: op({ summary: "List clusters", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
-      "/v1/clusters/{name}": { get: op({ summary: "Get a cluster", ok: ["200", "Cluster"], scope: "read", params: ["name"] }), delete: op({ summary: "Delete a cluster and revoke its credentials", ok: ["200", null], scope: "admin", params: ["name"] }) },
-      "/v1/clusters/{name}/bootstrap": { post: op({ summary: "Issue a new bootstrap token", ok: ["200", "ClusterCreated"], scope: "admin", params: ["name"] }) },
-      "/v1/dags": { post: op({ summary: "Create a DAG (JSON or YAML)", body: "Dag", ok: ["201", null], scope: "write" }), get: op({ summary: "List DAGs", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
-      "/v1/dags:validate": { post: op({ summary: "Validate a DAG without storing it; 422 lists every problem", body: "Dag", ok: ["200", null], scope: "read" }) },
-      "/v1/dags/{name}": {
-        put: op({ summary: "Add a version (or create); an unchanged document returns the latest version", body: "Dag", ok: ["200", null], scope: "write", params: ["name"] }),
-        get: op({ summary: "Get the latest or a given version", ok: ["200", null], scope: "read", params: ["name", "version"] }),
-        delete: op({ summary: "Delete (hide) a DAG; its runs stay", ok: ["200", null], scope: "write", params: ["name"] }),
-      },
-      "/v1/dags/{name}/versions": { get: op({ summary: "List a DAG's versions", ok: ["200", null], scope: "read", params: ["name"] }) },
-      "/v1/runs": { post: op({ summary: "Submit a run (Idempotency-Key makes a retry return the same run)", body: "RunSubmit", ok: ["201", "Run"], scope: "write", params: ["Idempotency-Key"] }), get: op({ summary: "List runs, newest first", ok: ["200", null], scope: "read", params: ["dag", "status", "cursor", "limit"] }) },
-      "/v1/runs/{id}": { get: op({ summary: "Get a run with its node runs and counters", ok: ["200", "Run"], scope: "read", params: ["id"] }) },
-      "/v1/runs/{id}/cancel": { post: op({ summary: "Cancel a run (202 while agents stop its steps; force=true: cancelled at once, not waiting for agents that may be gone)", ok: ["202", "Run"], scope: "write", params: ["id", "force"] }) },
-      "/v1/agent/register": { post: op({ summary: "Register a cluster's agent (single-use bootstrap token)", body: "AgentRegister", ok: ["201", "AgentRegistered"], scope: "bootstrap" }) },
-      "/v1/agent/heartbeat": { post: op({ summary: "Agent heartbeat (every ~15 s; offline after 3 missed)", body: "Heartbeat", ok: ["200", null], scope: "agent" }) },
-      "/v1/agent/events": { post: op({ summary: "Batched events of the agent's node runs, applied idempotently", body: "EventBatch", ok: ["200", "EventBatchResult"], scope: "agent" }) },
-      "/v1/schedules": { post: op({ summary: "Create a schedule", body: "ScheduleCreate", ok: ["201", "Schedule"], scope: "write" }), get: op({ summary: "List schedules", ok: ["200", null], scope: "read", params: ["cursor", "limit"] }) },
-      "/v1/schedules/{name}": {
-        get: op({ summary: "Get a schedule", ok: ["200", "Schedule"], scope: "read", params: ["name"] }),
-        patch: op({ summary: "Pause or resume a schedule", ok: ["200", "Schedule"], scope: "write", params: ["name"] }),
-        delete: op({ summary: "Delete a schedule", ok: ["200", null], scope: "write", params: ["name"] }),
-      },
-    },
+    summary: def.summary,
+    description: [AUTH_TEXT[def.auth], def.description].filter(Boolean).join(" "),
+    ...(def.auth === "public" || def.auth === "bootstrap" ? { security: [] } : def.auth === "agent" ? { security: [{ agentCredential: [] }] } : {}),
+    ...(params.length > 0 ? { parameters: params } : {}),
+    // YAML is read wherever JSON is (body.ts): it is the same document.
+    ...(body ? { requestBody: { required: true, content: { ...json(body), "application/yaml": { schema: body } } } } : {}),
+    responses,
   };
 }
 
-let cached: ReturnType<typeof buildDocument> | undefined;
+export function buildDocument(routes: readonly Route[]): z.output<typeof OpenApiDocument> {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const { def } of routes) (paths[def.path] ??= {})[def.method] = operation(def);
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "MLflow Parallels control plane",
+      version: "1",
+      description: "Every error answers `{error: {code, message, details}}`. A known path asked with a method it does not have answers 405 with `Allow`; an unknown path, 404.",
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", description: "An API token, or the PARALLELS_ADMIN_TOKEN secret." },
+        agentCredential: { type: "http", scheme: "bearer", description: "The agent credential returned by POST /v1/agent/register." },
+      },
+      schemas: { ...components("input", REQUEST_SCHEMAS), ...components("output", RESPONSE_SCHEMAS) },
+    },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
 
-export function registerOpenApi(app: Hono<AppEnv>) {
-  app.get("/v1/openapi.json", (c) => c.json((cached ??= buildDocument())));
+/** The document's own route; `routes` is the whole table, this route included. */
+export function openApiRoute(routes: () => readonly Route[]): Route {
+  let cached: z.output<typeof OpenApiDocument> | undefined;
+  return route({
+    method: "get",
+    path: "/v1/openapi.json",
+    summary: "This OpenAPI document",
+    auth: "public",
+    ok: { 200: { description: "the OpenAPI 3.1 document of this API", schema: OpenApiDocument } },
+  }).handle(async () => ({ status: 200, body: (cached ??= buildDocument(routes())) }));
 }

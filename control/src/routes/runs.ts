@@ -3,39 +3,51 @@
  * get with node runs and counters, cancel (`?force=true` when the cluster running it is lost).
  */
 import { and, desc, eq, lt } from "drizzle-orm";
-import type { Hono } from "hono";
+import { z } from "zod";
 import { dagRuns } from "../../../db/schema";
-import { RunCancelQuery, RunListQuery, RunSubmit } from "../../../proto/api";
-import { requireScope } from "../auth";
-import { readBody, readQuery } from "../body";
+import { RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
 import { canonicalJson, sha256Hex } from "../crypto";
-import { pageOf } from "./paging";
-import type { AppEnv } from "../env";
-import { ApiError, notFound } from "../errors";
+import { notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
-import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
 import { loadRunView, runSummary, withMlflowLinks } from "../runs/views";
+import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
+import { route } from "./define";
+import { pageOf } from "./paging";
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+/** Keys of the schedules' own namespace are refused, so no user can pre-empt a scheduled run. */
+const IDEMPOTENCY_KEY = new RegExp(`^(?!${SCHEDULE_KEY_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})[\\x21-\\x7e]{1,200}$`);
+const SubmitHeaders = z.object({
+  "Idempotency-Key": z
+    .string()
+    .regex(IDEMPOTENCY_KEY, `1 to 200 visible ASCII characters, not starting with "${SCHEDULE_KEY_PREFIX}" (kept for schedules)`)
+    .optional()
+    .describe("A retry with the same key and the same request returns the run the first one made (200 instead of 201)."),
+});
 
-export function registerRuns(app: Hono<AppEnv>) {
-  app.post("/v1/runs", requireScope("write"), async (c) => {
-    const body = await readBody(c, RunSubmit);
-    const key = c.req.header("idempotency-key");
-    if (key !== undefined && (!IDEMPOTENCY_KEY.test(key) || key.startsWith(SCHEDULE_KEY_PREFIX))) {
-      throw new ApiError("invalid_request", "invalid Idempotency-Key header", [
-        { path: "Idempotency-Key", message: `1 to 200 visible ASCII characters, not starting with "${SCHEDULE_KEY_PREFIX}" (kept for schedules)` },
-      ]);
-    }
+export const runRoutes = [
+  route({
+    method: "post",
+    path: "/v1/runs",
+    summary: "Submit a run (Idempotency-Key makes a retry return the same run)",
+    description: "404 for an unknown DAG or version; 422 for params the DAG does not declare or nodes no cluster can run; 409 for an Idempotency-Key already used by a different request.",
+    auth: "write",
+    headers: SubmitHeaders,
+    body: { schema: RunSubmit },
+    ok: {
+      201: { description: "the new run", schema: RunView },
+      200: { description: "the run an earlier request with the same Idempotency-Key made", schema: RunView },
+    },
+    errors: ["not_found", "conflict", "invalid_dag"],
+  }).handle(async (c, { headers, body }) => {
+    const key = headers["Idempotency-Key"];
     // Hashed in a canonical form, so a retry that orders its params differently is the same request.
     const requestHash = key ? await sha256Hex(canonicalJson(body)) : undefined;
     const { run, created } = await submitRun(c.var.db, c.var.principal.workspaceId, body, { idempotencyKey: key, requestHash });
-    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL), created ? 201 : 200);
-  });
+    return { status: created ? 201 : 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
+  }),
 
-  app.get("/v1/runs", requireScope("read"), async (c) => {
-    const q = readQuery(c, RunListQuery);
+  route({ method: "get", path: "/v1/runs", summary: "List runs, newest first", auth: "read", query: RunListQuery, ok: { 200: { description: "a page of runs (without their node runs)", schema: RunPage } } }).handle(async (c, { query: q }) => {
     const rows = await c.var.db
       .select()
       .from(dagRuns)
@@ -49,19 +61,30 @@ export function registerRuns(app: Hono<AppEnv>) {
       )
       .orderBy(desc(dagRuns.id))
       .limit(q.limit + 1);
-    return c.json(pageOf(rows, q.limit, (r) => r.id, (r) => withMlflowLinks(runSummary(r), c.env.MLFLOW_UI_URL)));
-  });
+    return { status: 200, body: pageOf(rows, q.limit, (r) => r.id, (r) => withMlflowLinks(runSummary(r), c.env.MLFLOW_UI_URL)) };
+  }),
 
-  app.get("/v1/runs/:id", requireScope("read"), async (c) => {
-    const run = await loadRunView(c.var.db, c.var.principal.workspaceId, c.req.param("id"));
-    if (!run) throw notFound(`run "${c.req.param("id")}"`);
-    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL));
-  });
+  route({ method: "get", path: "/v1/runs/{id}", summary: "Get a run with its node runs and counters", auth: "read", ok: { 200: { description: "the run", schema: RunView } }, errors: ["not_found"] }).handle(async (c, { params: { id } }) => {
+    const run = await loadRunView(c.var.db, c.var.principal.workspaceId, id);
+    if (!run) throw notFound(`run "${id}"`);
+    return { status: 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
+  }),
 
-  app.post("/v1/runs/:id/cancel", requireScope("write"), async (c) => {
-    const { force } = readQuery(c, RunCancelQuery);
-    const run = await advanceRun(c.var.db, c.var.principal.workspaceId, c.req.param("id"), { cancel: true, force });
-    if (!run) throw notFound(`run "${c.req.param("id")}"`);
-    return c.json(withMlflowLinks(run, c.env.MLFLOW_UI_URL), run.status === "cancelled" ? 200 : 202);
-  });
-}
+  route({
+    method: "post",
+    path: "/v1/runs/{id}/cancel",
+    summary: "Cancel a run (202 while agents stop its steps; force=true: cancelled at once, not waiting for agents that may be gone)",
+    description: "409 when the run is already over.",
+    auth: "write",
+    query: RunCancelQuery,
+    ok: {
+      202: { description: "cancelling: agents are stopping its steps", schema: RunView },
+      200: { description: "cancelled", schema: RunView },
+    },
+    errors: ["not_found", "conflict"],
+  }).handle(async (c, { params: { id }, query: { force } }) => {
+    const run = await advanceRun(c.var.db, c.var.principal.workspaceId, id, { cancel: true, force });
+    if (!run) throw notFound(`run "${id}"`);
+    return { status: run.status === "cancelled" ? 200 : 202, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
+  }),
+];

@@ -3,21 +3,15 @@
  * that are due (see schedules/tick.ts).
  */
 import { and, eq, isNull } from "drizzle-orm";
-import type { Hono } from "hono";
-import { z } from "zod";
-import { dags, schedules } from "../../../db/schema";
-import { PageQuery, ScheduleCreate } from "../../../proto/api";
+import { dagVersions, dags, schedules } from "../../../db/schema";
+import { Deleted, PageQuery, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView, type ParamValue } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
-import { requireScope } from "../auth";
-import { readBody, readQuery } from "../body";
 import { iso, newId } from "../crypto";
-import { listPage } from "./paging";
-import type { AppEnv } from "../env";
 import { ApiError, conflictOnUnique, notFound } from "../errors";
-import { dagVersions } from "../../../db/schema";
 import { cronProblems, nextOccurrence } from "../schedules/cron";
+import { route } from "./define";
+import { listPage } from "./paging";
 
-const ScheduleUpdate = z.strictObject({ enabled: z.boolean() });
 type Row = typeof schedules.$inferSelect;
 
 const view = (s: Row) => ({
@@ -27,20 +21,29 @@ const view = (s: Row) => ({
   version: s.dagVersion,
   cron: s.cron,
   timezone: s.timezone,
-  params: s.params,
+  params: s.params as Record<string, ParamValue>,
   overlapPolicy: s.overlapPolicy,
   enabled: s.enabled,
   nextRunAt: iso(s.nextRunAt),
   lastRunAt: iso(s.lastRunAt),
   lastRunId: s.lastRunId,
-  createdAt: iso(s.createdAt),
+  createdAt: iso(s.createdAt)!,
 });
 
-export function registerSchedules(app: Hono<AppEnv>) {
-  const byName = (ws: string, name: string) => and(eq(schedules.workspaceId, ws), eq(schedules.name, name));
+const byName = (ws: string, name: string) => and(eq(schedules.workspaceId, ws), eq(schedules.name, name));
 
-  app.post("/v1/schedules", requireScope("write"), async (c) => {
-    const body = await readBody(c, ScheduleCreate);
+export const scheduleRoutes = [
+  route({
+    method: "post",
+    path: "/v1/schedules",
+    summary: "Create a schedule",
+    description:
+      "The cron expression (5 fields) and the IANA time zone are checked beyond their schema: 400 names what is wrong. 404 for an unknown DAG or version; 422 for params the DAG does not declare.",
+    auth: "write",
+    body: { schema: ScheduleCreate },
+    ok: { 201: { description: "the schedule, with its next run time", schema: ScheduleView } },
+    errors: ["not_found", "invalid_dag", "conflict"],
+  }).handle(async (c, { body }) => {
     const problems = cronProblems(body.cron, body.timezone);
     if (problems.length > 0) throw new ApiError("invalid_request", "invalid schedule", problems);
     const ws = c.var.principal.workspaceId;
@@ -74,34 +77,41 @@ export function registerSchedules(app: Hono<AppEnv>) {
       createdAt: now,
     };
     await c.var.db.insert(schedules).values(row).catch(conflictOnUnique(`a schedule named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
-    return c.json(view(row), 201);
-  });
+    return { status: 201, body: view(row) };
+  }),
 
-  app.get("/v1/schedules", requireScope("read"), async (c) => {
-    const q = readQuery(c, PageQuery);
-    return c.json(await listPage(c.var.db, schedules, { workspace: schedules.workspaceId, key: schedules.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, q, view));
-  });
+  route({ method: "get", path: "/v1/schedules", summary: "List schedules", auth: "read", query: PageQuery, ok: { 200: { description: "a page of schedules, by name", schema: SchedulePage } } }).handle(async (c, { query }) => ({
+    status: 200,
+    body: await listPage(c.var.db, schedules, { workspace: schedules.workspaceId, key: schedules.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, view),
+  })),
 
-  app.get("/v1/schedules/:name", requireScope("read"), async (c) => {
-    const row = await c.var.db.select().from(schedules).where(byName(c.var.principal.workspaceId, c.req.param("name"))).get();
-    if (!row) throw notFound(`schedule "${c.req.param("name")}"`);
-    return c.json(view(row));
-  });
+  route({ method: "get", path: "/v1/schedules/{name}", summary: "Get a schedule", auth: "read", ok: { 200: { description: "the schedule", schema: ScheduleView } }, errors: ["not_found"] }).handle(async (c, { params: { name } }) => {
+    const row = await c.var.db.select().from(schedules).where(byName(c.var.principal.workspaceId, name)).get();
+    if (!row) throw notFound(`schedule "${name}"`);
+    return { status: 200, body: view(row) };
+  }),
 
   /** Pause or resume. Resuming starts from the next occurrence after now, not from missed ones. */
-  app.patch("/v1/schedules/:name", requireScope("write"), async (c) => {
-    const body = await readBody(c, ScheduleUpdate);
+  route({
+    method: "patch",
+    path: "/v1/schedules/{name}",
+    summary: "Pause or resume a schedule (resuming skips the occurrences missed while paused)",
+    auth: "write",
+    body: { schema: ScheduleUpdate },
+    ok: { 200: { description: "the schedule", schema: ScheduleView } },
+    errors: ["not_found"],
+  }).handle(async (c, { params: { name }, body }) => {
     const ws = c.var.principal.workspaceId;
-    const row = await c.var.db.select().from(schedules).where(byName(ws, c.req.param("name"))).get();
-    if (!row) throw notFound(`schedule "${c.req.param("name")}"`);
+    const row = await c.var.db.select().from(schedules).where(byName(ws, name)).get();
+    if (!row) throw notFound(`schedule "${name}"`);
     const nextRunAt = body.enabled ? nextOccurrence(row.cron, row.timezone, Date.now()) : row.nextRunAt;
     const [updated] = await c.var.db.update(schedules).set({ enabled: body.enabled, nextRunAt }).where(eq(schedules.id, row.id)).returning();
-    return c.json(view(updated!));
-  });
+    return { status: 200, body: view(updated!) };
+  }),
 
-  app.delete("/v1/schedules/:name", requireScope("write"), async (c) => {
-    const [row] = await c.var.db.delete(schedules).where(byName(c.var.principal.workspaceId, c.req.param("name"))).returning();
-    if (!row) throw notFound(`schedule "${c.req.param("name")}"`);
-    return c.json({ deleted: true, name: row.name });
-  });
-}
+  route({ method: "delete", path: "/v1/schedules/{name}", summary: "Delete a schedule", auth: "write", ok: { 200: { description: "the schedule is deleted", schema: Deleted } }, errors: ["not_found"] }).handle(async (c, { params: { name } }) => {
+    const [row] = await c.var.db.delete(schedules).where(byName(c.var.principal.workspaceId, name)).returning();
+    if (!row) throw notFound(`schedule "${name}"`);
+    return { status: 200, body: { deleted: true as const, name: row.name } };
+  }),
+];
