@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { NODE_STATUSES, RUN_STATUSES } from "../proto/status";
 
 const createdAt = () => integer("created_at").notNull();
 
@@ -95,18 +96,6 @@ export const dagVersions = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.dagId, t.version] })],
 );
-
-export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelling", "cancelled"] as const;
-export const NODE_STATUSES = [
-  "pending",
-  "dispatched",
-  "building",
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "skipped",
-] as const;
 
 export const dagRuns = sqliteTable(
   "dag_runs",

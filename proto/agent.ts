@@ -3,6 +3,7 @@
  * batched events. Both sides parse these schemas; nothing is cast.
  */
 import { z } from "zod";
+import { ATTEMPT_OUTCOMES, TERMINAL_RUN_STATUSES } from "./status";
 
 /** A NATS user public key: the agent makes its own nkey pair and sends only this. */
 export const NatsUserPublicKey = z.string().regex(/^U[A-Z2-7]{55}$/, "expected a NATS user public key (56 characters starting with U)");
@@ -50,7 +51,7 @@ export const HeartbeatAnswer = z.object({
 });
 export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
 
-export const AgentEventType = z.enum(["accepted", "building", "built", "running", "progress", "succeeded", "failed", "cancelled"]);
+export const AgentEventType = z.enum(["accepted", "building", "built", "running", "progress", ...ATTEMPT_OUTCOMES]);
 export type AgentEventType = z.infer<typeof AgentEventType>;
 
 /**
@@ -87,6 +88,6 @@ export const EventBatchResult = z.object({
    * Runs this batch ended (the control plane decides when a DAG run is over): the agent closes
    * the run's MLflow parent run with the matching status.
    */
-  endedRuns: z.array(z.object({ runId: z.string(), status: z.enum(["succeeded", "failed", "cancelled"]) })).default([]),
+  endedRuns: z.array(z.object({ runId: z.string(), status: z.enum(TERMINAL_RUN_STATUSES) })).default([]),
 });
 export type EventBatchResult = z.infer<typeof EventBatchResult>;

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { DagSchema } from "./dag/schema";
+import { NODE_STATUSES, RUN_STATUSES } from "./status";
 
 /** DNS-1123 label: names that end up in Kubernetes objects, NATS subjects and URLs. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -109,8 +110,8 @@ export const DagValidation = z.object({ valid: z.literal(true), dag: DagSchema }
 export const DagGetQuery = z.strictObject({ version: z.coerce.number().int().min(1).optional() });
 
 // ── Runs ──────────────────────────────────────────────────────────────────────────────────────
-export const RunStatus = z.enum(["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]);
-export const NodeStatus = z.enum(["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped"]);
+export const RunStatus = z.enum(RUN_STATUSES);
+export const NodeStatus = z.enum(NODE_STATUSES);
 
 export const RunSubmit = z.strictObject({
   dag: dnsLabel("dag"),

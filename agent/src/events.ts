@@ -14,6 +14,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { AgentEvent, MAX_EVENTS_PER_BATCH, type EventBatchResult } from "../../proto/agent";
+import { isAttemptOutcome } from "../../proto/status";
 import { Backoff, realSleep, type Clock, type Sleep } from "./backoff";
 import { ControlPlaneError, type ControlPlaneClient } from "./control";
 import type { AttemptRef, AttemptReport, AttemptReporter } from "./executor/types";
@@ -58,8 +59,6 @@ interface Entry {
   /** Bytes of the event's JSON. */
   size: number;
 }
-
-const FINAL_TYPES = new Set(["succeeded", "failed", "cancelled"]);
 
 const key = (nodeRunId: string, attempt: number) => `${nodeRunId}\u0000${attempt}`;
 
@@ -129,7 +128,7 @@ export class EventReporter {
       this.o.logger.debug({ nodeRunId: ref.nodeRunId, attempt: ref.attempt, type: report.type, seq }, "event queued");
       // The first event starts the batching timer; a full batch goes at once, and so does an
       // attempt's end: it is what lets the control plane dispatch the dependants.
-      if (FINAL_TYPES.has(report.type)) this.urgent = true;
+      if (isAttemptOutcome(report.type)) this.urgent = true;
       if (this.queue.length === 1 || this.queue.length >= this.atCount || this.urgent) this.wake?.();
       this.o.onReport?.(ref, parsed.data);
     } catch (err) {
@@ -225,7 +224,7 @@ export class EventReporter {
       // If it cannot be kept, the batch stays and is sent again (the control plane names the runs again).
       if (result.endedRuns.length > 0 && !this.keepEndedRuns(result.endedRuns)) return "retry";
       this.remove(batch);
-      this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
+      this.urgent = this.queue.some((e) => isAttemptOutcome(e.event.type));
       this.backoff.reset();
       this.o.metrics?.eventsSent.inc(batch.length);
       this.o.logger.debug({ sent: batch.length, applied: result.applied, ignored: result.ignored, endedRuns: result.endedRuns, queued: this.queue.length }, "events sent");
@@ -246,7 +245,7 @@ export class EventReporter {
         const dropped = named.size > 0 ? batch.filter((_, i) => named.has(i)) : batch;
         const reason = status === 403 ? "foreign" : "rejected";
         this.remove(dropped);
-        this.urgent = this.queue.some((e) => FINAL_TYPES.has(e.event.type));
+        this.urgent = this.queue.some((e) => isAttemptOutcome(e.event.type));
         this.o.metrics?.eventBatchesFailed.inc({ reason });
         this.o.metrics?.eventsDropped.inc({ reason }, dropped.length);
         this.o.logger.error(

@@ -8,6 +8,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { isAttemptOutcome } from "../../proto/status";
 import { AGENT_VERSION, ConfigError, HELP, loadConfig, type AgentConfig } from "./config";
 import { createControlPlaneClient } from "./control";
 import { EventReporter } from "./events";
@@ -52,8 +53,6 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
       });
   }
 }
-
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
 /** HTTPS, or a control plane on this machine: its answers cannot be rewritten on the way. */
 function trustedForRedirects(controlPlaneUrl: string): boolean {
@@ -100,7 +99,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     credential: credentials.credential,
     logger: log.child({ component: "events" }),
     metrics,
-    onReport: (_, e) => FINISHED.has(e.type) && wake(),
+    onReport: (_, e) => isAttemptOutcome(e.type) && wake(),
     // The control plane alone knows when a DAG run is over; the executor closes what it keeps per run.
     onEndedRuns: (runs) => {
       for (const r of runs) log.info({ runId: r.runId, status: r.status }, "the control plane says the DAG run ended");

@@ -3,22 +3,20 @@
  *
  * Connects as the cluster's own NATS user (`jwtAuthenticator(jwt, seed)`, `inboxPrefix`),
  * reconnects forever with back-off, and pulls from the durable consumer `agent-<clusterId>`
- * (ARCHITECTURE §4). Each message goes to the {@link WorkHandler}; while it works the message
- * gets in-progress acks, and it is acked only once the handler resolved (work durably started).
- * A message that is not a WorkMessage is terminated (never redelivered) and counted; a retryable
- * failure is nak'ed with a delay.
+ * (ARCHITECTURE §4), each message to `handleWorkMessage` (work-message.ts: the handler, in-progress
+ * acks, and the answer `settlementOf` decides). Follows its connection (health, logs) and NATS
+ * moving to other servers; on abort it stops pulling and lets the handlers in flight finish.
  */
 import { jwtAuthenticator, type NatsConnection } from "@nats-io/nats-core";
-import { jetstream, type JsMsg } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { WorkMessageSchema, workSubject, type WorkMessage } from "../../proto/messages";
 import { Backoff, realSleep, type Clock, type Sleep } from "./backoff";
 import type { HealthState } from "./health";
 import { errInfo, type Logger } from "./log";
 import type { Metrics } from "./metrics";
-import type { AttemptRef } from "./executor/types";
 import type { StoredCredentials } from "./register";
-import { ShuttingDown, type WorkHandler } from "./work";
+import type { WorkHandler } from "./work";
+import { handleWorkMessage } from "./work-message";
 
 export interface PullerOptions {
   credentials: StoredCredentials;
@@ -63,9 +61,6 @@ export function createPuller(o: PullerOptions): Puller {
   const inFlight = new Set<Promise<void>>();
   let connected = false;
   let lastPullAt: number | null = null;
-  let workingEveryMs = o.workingEveryMs ?? 5000;
-  /** The consumer's `max_deliver` (read once per consumer); -1: unlimited. */
-  let maxDeliver = -1;
   const pulled = () => (lastPullAt = clock());
 
   async function open(): Promise<NatsConnection> {
@@ -120,91 +115,14 @@ export function createPuller(o: PullerOptions): Puller {
     return nc;
   }
 
-  /** ack/nak/term/working publish on the connection: once it is closed they throw; the message is then redelivered anyway. */
-  function settleMsg(what: string, fn: () => void): boolean {
-    try {
-      fn();
-      return true;
-    } catch (err) {
-      log.warn({ err: errInfo(err), what }, "could not answer NATS for a message; it will be redelivered");
-      return false;
-    }
-  }
-
-  function kindOf(subject: string): string {
-    return subject.split(".").at(-1) ?? "unknown";
-  }
-
-  /** Handles one message: parse, hand to the handler with in-progress acks, then ack/nak/term. */
-  function dispatch(m: JsMsg, signal: AbortSignal): void {
-    const kind = kindOf(m.subject);
-    o.metrics.messagesReceived.inc({ kind });
-    let work: WorkMessage;
-    let raw: unknown = undefined;
-    try {
-      raw = m.json();
-      const parsed = WorkMessageSchema.safeParse(raw);
-      if (!parsed.success) throw new Error(parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`).join("; "));
-      work = parsed.data;
-      if (m.subject !== workSubject(creds.clusterId, work.type)) throw new Error(`a ${work.type} message arrived on ${m.subject}`);
-      raw = undefined; // read fine: the subject is wrong, so it is not this cluster's to report on
-    } catch (err) {
-      const reason = `not a work message: ${(err as Error).message}`.slice(0, 500);
-      // A start that names its attempt but does not validate: the attempt can never run, so it
-      // is reported failed with the problem (a cancel is not: its attempt may well be running).
-      const ref = unreadableStart(raw, kind);
-      if (ref) o.handler.reportUnreadable(ref, `the agent could not read the start message: ${reason}`);
-      if (settleMsg("term", () => m.term(reason))) o.metrics.messagesTerminated.inc({ reason: "unparseable" });
-      log.error({ subject: m.subject, streamSeq: m.seq, size: m.data.length, reason, reported: ref ? `${ref.nodeRunId}#${ref.attempt}` : null }, "terminated a work message that cannot be read (it will not be redelivered)");
-      return;
-    }
-    const ctx = { kind: work.type, runId: work.runId, nodeId: work.nodeId, nodeRunId: work.nodeRunId, attempt: work.attempt, deliveries: m.info.deliveryCount };
-    log.info(ctx, "work received");
-    const working = setInterval(() => settleMsg("working", () => m.working()), workingEveryMs);
-    const handled = work.type === "start" ? o.handler.handleStart(work, signal) : o.handler.handleCancel(work);
-    // The last delivery NATS will make: a failure now is final, and must be reported.
-    const lastDelivery = maxDeliver > 0 && m.info.deliveryCount >= maxDeliver;
-    const giveUp = async (why: string) => {
-      if (work.type === "start") await o.handler.giveUpStart(work, why.slice(0, 4000));
-      if (settleMsg("term", () => m.term(why.slice(0, 500)))) o.metrics.messagesTerminated.inc({ reason: "max_deliver" });
-      log.error({ ...ctx, maxDeliver, reason: why }, work.type === "start" ? "last delivery failed; the attempt is reported failed and the message terminated" : "last delivery of a cancel failed; message terminated");
-    };
-    const done = handled
-      .then(
-        () => {
-          if (settleMsg("ack", () => m.ack())) o.metrics.messagesAcked.inc({ kind: work.type });
-        },
-        async (err: unknown) => {
-          if (lastDelivery && (err as { retryable?: unknown })?.retryable !== false) {
-            const cause = err instanceof ShuttingDown ? "the agent was stopping before the start got room" : String((err as Error)?.message ?? err);
-            await giveUp(`could not ${work.type} the attempt after ${m.info.deliveryCount} deliveries (the consumer's max_deliver): ${cause}`);
-          } else if (err instanceof ShuttingDown) {
-            if (settleMsg("nak", () => m.nak())) o.metrics.messagesNaked.inc({ kind: work.type });
-            log.info(ctx, "handed back to NATS on shutdown");
-          } else if ((err as { retryable?: unknown })?.retryable === false) {
-            if (settleMsg("term", () => m.term(String((err as Error).message).slice(0, 500)))) o.metrics.messagesTerminated.inc({ reason: "not_retryable" });
-            log.error({ ...ctx, err: errInfo(err) }, "work failed for good; message terminated");
-          } else {
-            if (settleMsg("nak", () => m.nak(o.nakDelayMs ?? 5000))) o.metrics.messagesNaked.inc({ kind: work.type });
-            log.warn({ ...ctx, err: errInfo(err), retryInMs: o.nakDelayMs ?? 5000 }, "work failed; NATS redelivers it later");
-          }
-        },
-      )
-      .catch((err: unknown) => log.error({ ...ctx, err: errInfo(err) }, "unexpected error while answering NATS"))
-      .finally(() => {
-        clearInterval(working);
-        inFlight.delete(done);
-      });
-    inFlight.add(done);
-  }
-
   /** Pulls until `signal` aborts or the connection closes. */
   async function consume(nc: NatsConnection, signal: AbortSignal): Promise<void> {
     const consumer = await jetstream(nc).consumers.get(creds.nats.stream, creds.nats.consumer);
     const info = (await consumer.info(true)).config;
     const ackWaitMs = (info.ack_wait ?? 30e9) / 1e6;
-    maxDeliver = info.max_deliver ?? -1;
-    workingEveryMs = o.workingEveryMs ?? Math.max(100, Math.min(5000, Math.floor(ackWaitMs / 3)));
+    const maxDeliver = info.max_deliver ?? -1;
+    const workingEveryMs = o.workingEveryMs ?? Math.max(100, Math.min(5000, Math.floor(ackWaitMs / 3)));
+    const perMessage = { clusterId: creds.clusterId, handler: o.handler, logger: log, metrics: o.metrics, workingEveryMs, maxDeliver, nakDelayMs: o.nakDelayMs ?? 5000 };
     const messages = await consumer.consume({ max_messages: o.maxMessages ?? 16, expires: o.pullExpiresMs ?? 30_000 });
     const stop = () => void messages.close().catch(() => undefined);
     signal.addEventListener("abort", stop, { once: true });
@@ -221,14 +139,19 @@ export function createPuller(o: PullerOptions): Puller {
     try {
       for await (const m of messages) {
         pulled();
-        dispatch(m, signal);
+        const handling = handleWorkMessage(m, signal, perMessage);
+        if (handling) {
+          inFlight.add(handling);
+          void handling.finally(() => inFlight.delete(handling));
+        }
       }
     } finally {
       signal.removeEventListener("abort", stop);
     }
   }
 
-  async function settle(): Promise<void> {
+  /** On leaving a connection: lets the handlers in flight finish (their answers need it), for a grace period. */
+  async function waitForHandlers(): Promise<void> {
     if (inFlight.size === 0) return;
     log.info({ handlers: inFlight.size }, "waiting for work being handled");
     const grace = new AbortController();
@@ -267,7 +190,7 @@ export function createPuller(o: PullerOptions): Puller {
         } catch (err) {
           log.error({ err: errInfo(err), servers }, "NATS connection or pull failed; retrying");
         }
-        await settle();
+        await waitForHandlers();
         current = null;
         if (nc && !nc.isClosed()) await nc.drain().catch(() => nc?.close());
         connected = false;
@@ -275,15 +198,4 @@ export function createPuller(o: PullerOptions): Puller {
       }
     },
   };
-}
-
-/** The attempt a start message that failed validation still names (nodeRunId and attempt readable), if any. */
-export function unreadableStart(raw: unknown, kind: string): AttemptRef | undefined {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
-  const r = raw as Record<string, unknown>;
-  if ((r.type ?? kind) !== "start" || kind !== "start") return undefined;
-  const { nodeRunId, attempt } = r;
-  if (typeof nodeRunId !== "string" || nodeRunId.length === 0 || nodeRunId.length > 200) return undefined;
-  if (typeof attempt !== "number" || !Number.isSafeInteger(attempt) || attempt < 1) return undefined;
-  return { runId: typeof r.runId === "string" ? r.runId : "", nodeId: typeof r.nodeId === "string" ? r.nodeId : "", nodeRunId, attempt };
 }

@@ -3,7 +3,7 @@ import type { AgentEvent } from "../../proto/agent";
 import type { WorkCancel, WorkStart } from "../../proto/messages";
 import type { AttemptReport, Executor } from "./executor/types";
 import { createLogger } from "./log";
-import { unreadableStart } from "./nats";
+import { unreadableStart } from "./work-message";
 import { ShuttingDown, createWorkHandler } from "./work";
 
 const logger = createLogger({ level: "silent" });

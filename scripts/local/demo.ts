@@ -7,8 +7,9 @@
  */
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MlflowClient } from "../../proto/mlflow";
+import { isTerminalStatus, MlflowClient } from "../../proto/mlflow";
 import { parseParamArgs } from "../../proto/mlproject";
+import { isTerminalRun } from "../../proto/status";
 import type { AgentProcess } from "./agent";
 import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
@@ -73,7 +74,7 @@ async function main(): Promise<boolean> {
   const seen = new Map<string, string>();
   const deadline = Date.now() + Number(values["timeout-seconds"]) * 1000;
   let run = submitted;
-  while (!["succeeded", "failed", "cancelled"].includes(run.status)) {
+  while (!isTerminalRun(run.status)) {
     if (Date.now() > deadline) throw new Error(`the run did not finish within ${values["timeout-seconds"]} s (agent logs: ${agent.logFile})`);
     if (agent.exited()) throw new Error(`the agent exited (logs: ${agent.logFile})`);
     await new Promise((r) => setTimeout(r, 300));
@@ -95,10 +96,10 @@ async function main(): Promise<boolean> {
   const last = run.nodes.find((n: { nodeId: string }) => n.nodeId === dag.spec.nodes.at(-1).id);
   if (run.mlflowRunId) {
     // The agent closes the parent once the control plane says the run is over.
-    let status = "";
-    for (let i = 0; i < 40 && !["FINISHED", "FAILED", "KILLED"].includes(status); i++) {
+    let status = (await mlflow.getRun(run.mlflowRunId)).info.status;
+    for (let i = 1; i < 40 && !isTerminalStatus(status); i++) {
+      await new Promise((r) => setTimeout(r, 250));
       status = (await mlflow.getRun(run.mlflowRunId)).info.status;
-      if (!["FINISHED", "FAILED", "KILLED"].includes(status)) await new Promise((r) => setTimeout(r, 250));
     }
     say(`MLflow parent run  ${run.mlflowRunId}  ${run.mlflowUrl ?? ""}  (${status})`);
   } else {

@@ -16,6 +16,7 @@ import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "..
 import { createLogger } from "../../agent/src/log";
 import { run } from "../../agent/src/main";
 import type { WorkCancel, WorkStart } from "../../proto/messages";
+import type { TerminalRunStatus } from "../../proto/status";
 import { ROOT, startControlPlane, type ControlPlane } from "../../scripts/local/control-plane";
 import { freePort, startTestNatsServer, type TestNatsServer } from "../support/nats-server";
 
@@ -54,7 +55,7 @@ class RecordingExecutor implements Executor {
   }
   /** The DAG runs the control plane said ended (through the events answer). */
   readonly ended: { runId: string; status: string }[] = [];
-  async runEnded(runId: string, status: "succeeded" | "failed" | "cancelled") {
+  async runEnded(runId: string, status: TerminalRunStatus) {
     this.ended.push({ runId, status });
   }
   async reconcile(reporterFor: (ref: AttemptRef) => AttemptReporter) {

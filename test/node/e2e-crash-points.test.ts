@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient } from "../../proto/mlflow";
+import { isTerminalRun } from "../../proto/status";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { ROOT, startControlPlane } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
@@ -54,7 +55,7 @@ const submitOneStep = async (name: string, parameters: Record<string, number> = 
 const finished = (id: string, timeoutMs = 60_000) =>
   waitFor(`run ${id} to finish`, async () => {
     const r = (await api("GET", `/v1/runs/${id}`)).body;
-    return ["succeeded", "failed", "cancelled"].includes(r.status) && r;
+    return isTerminalRun(r.status) && r;
   }, timeoutMs);
 
 beforeAll(async () => {

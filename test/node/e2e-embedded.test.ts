@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient, type Run } from "../../proto/mlflow";
+import { isTerminalRun } from "../../proto/status";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { ROOT, startControlPlane } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
@@ -56,7 +57,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null |
 const runOf = async (id: string) => (await api("GET", `/v1/runs/${id}`)).body;
 const finished = (id: string, timeoutMs = 90_000) => waitFor(`run ${id} to finish`, async () => {
   const r = await runOf(id);
-  return ["succeeded", "failed", "cancelled"].includes(r.status) ? r : undefined;
+  return isTerminalRun(r.status) ? r : undefined;
 }, timeoutMs);
 const nodeStatus = (id: string, nodeId: string, status: string) => waitFor(`${nodeId} ${status}`, async () => (await runOf(id)).nodes.find((n: any) => n.nodeId === nodeId && n.status === status));
 

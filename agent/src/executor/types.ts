@@ -5,6 +5,7 @@
  */
 import type { AgentEvent } from "../../../proto/agent";
 import type { WorkCancel, WorkStart } from "../../../proto/messages";
+import type { AttemptOutcome, TerminalRunStatus } from "../../../proto/status";
 
 /** What an executor reports about one attempt; the core adds nodeRunId, attempt, seq and time. */
 export type AttemptReport = Omit<AgentEvent, "nodeRunId" | "attempt" | "seq" | "at">;
@@ -23,7 +24,7 @@ export interface AttemptRef {
 
 /** An attempt the executor found running (or finished but not yet reported) after a restart. */
 export interface RecoveredAttempt extends AttemptRef {
-  state: "running" | "succeeded" | "failed" | "cancelled";
+  state: "running" | AttemptOutcome;
   /** What the re-reported event says (e.g. why it failed); the core says "re-reported after an agent restart" without. */
   message?: string;
   mlflowRunId?: string;
@@ -63,7 +64,7 @@ export interface Executor {
    * unreachable): the core keeps the run's end on disk and calls again later, also after a
    * restart. Idempotent.
    */
-  runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void>;
+  runEnded(runId: string, status: TerminalRunStatus): Promise<void>;
   /**
    * How many attempts are running now (heartbeats, metrics, `--max-concurrent-attempts`),
    * including attempts being prepared — except those whose `start` call is still in progress:

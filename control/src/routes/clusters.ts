@@ -5,8 +5,9 @@
 import { and, eq, sql } from "drizzle-orm";
 import { clusters } from "../../../db/schema";
 import { ClusterCreate, ClusterCreated, ClusterDeleted, ClusterPage, ClusterView, PageQuery } from "../../../proto/api";
+import { TERMINAL_NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../../../proto/status";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
-import { writeBatch, type Db } from "../db";
+import { sqlList, writeBatch, type Db } from "../db";
 import { publisherFor } from "../publisher";
 import { route } from "./define";
 import { listPage } from "./paging";
@@ -140,8 +141,8 @@ export const clusterRoutes = [
  */
 async function deleteIdle(db: Db, row: ClusterRow): Promise<number> {
   const idle = sql`NOT EXISTS (SELECT 1 FROM node_runs n JOIN dag_runs r ON r.id = n.run_id
-    WHERE n.cluster_id = ${row.id} AND n.status IN ('pending', 'dispatched', 'building', 'running')
-      AND r.status NOT IN ('succeeded', 'failed', 'cancelled'))`;
+    WHERE n.cluster_id = ${row.id} AND n.status NOT IN ${sqlList(TERMINAL_NODE_STATUSES)}
+      AND r.status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)})`;
   const now = Date.now();
   const results = await writeBatch(db, [
     ...(row.natsUserPublicKey

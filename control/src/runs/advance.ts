@@ -7,10 +7,11 @@ import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { RunView } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
+import { isTerminalRun } from "../../../proto/status";
 import { writeBatch, type Db } from "../db";
 import { ApiError } from "../errors";
 import { decide, type SchedulerDecision } from "../scheduler";
-import { changesOf, claimHeld, newStateToken, statementsFor, TERMINAL_RUN, type GuardedWrites, type RunContext } from "./apply";
+import { changesOf, claimHeld, newStateToken, statementsFor, type GuardedWrites, type RunContext } from "./apply";
 import { runViewOf } from "./views";
 
 export interface AdvanceOptions {
@@ -66,7 +67,7 @@ async function loadRun(db: Db, workspaceId: string, runId: string) {
  * write everything in one batch.
  */
 export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[], opts: AdvanceOptions, now: number): AdvancePlan {
-  if (opts.cancel && TERMINAL_RUN.includes(run.status)) throw new ApiError("conflict", `run ${run.id} has already ${run.status === "cancelled" ? "been cancelled" : run.status}`);
+  if (opts.cancel && isTerminalRun(run.status)) throw new ApiError("conflict", `run ${run.id} has already ${run.status === "cancelled" ? "been cancelled" : run.status}`);
   const cancelRequested = run.cancelRequested || opts.cancel === true;
   // A held run stays untouched until released, unless it is being cancelled.
   if (run.status === "queued" && !opts.start && !cancelRequested) return { guarded: null, view: runViewOf(run, nodes) };
@@ -97,7 +98,7 @@ function applied(run: RunRow, d: SchedulerDecision, now: number, cancelRequested
     cancelRequested,
     status: d.runStatus,
     startedAt: run.startedAt ?? (d.runStatus === "queued" ? null : now),
-    finishedAt: TERMINAL_RUN.includes(d.runStatus) ? now : null,
+    finishedAt: isTerminalRun(d.runStatus) ? now : null,
   };
 }
 

@@ -13,10 +13,9 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Dag } from "../../../proto/dag";
 import { resolveNodeParams, upstreamOf } from "../../../proto/dag";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
-import type { Db, Writable } from "../db";
-import type { NodeStatus, RunStatus, SchedulerDecision } from "../scheduler";
-
-export const TERMINAL_RUN: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
+import { isTerminalRun, TERMINAL_RUN_STATUSES, type NodeStatus, type RunStatus } from "../../../proto/status";
+import { sqlList, type Db, type Writable } from "../db";
+import type { SchedulerDecision } from "../scheduler";
 
 export interface RunContext {
   runId: string;
@@ -124,13 +123,13 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
   }
   out.push(...outboxInserts(db, outbox, now, claimed));
   if (decision.runStatus !== ctx.runStatus) {
-    const terminal = TERMINAL_RUN.includes(decision.runStatus);
+    const terminal = isTerminalRun(decision.runStatus);
     out.push(
       db.run(sql`
         UPDATE dag_runs SET status = ${decision.runStatus},
           started_at = COALESCE(started_at, ${decision.runStatus === "queued" ? null : now}),
           finished_at = ${terminal ? now : null}
-        WHERE id = ${ctx.runId} AND state_token = ${nextToken} AND status NOT IN ('succeeded', 'failed', 'cancelled')`),
+        WHERE id = ${ctx.runId} AND state_token = ${nextToken} AND status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)}`),
     );
   }
   if (nodes.length > 0 || outbox.length > 0 || decision.runStatus !== ctx.runStatus) {

@@ -1,49 +1,23 @@
 /**
- * Applying an agent's event batch. Idempotent by `(nodeRunId, attempt, seq)`: an event for
- * another attempt, or with a `seq` not above the last one applied, changes nothing, so a
- * replayed or reordered batch is harmless. Events only move a node forward; a finished attempt
- * stays finished. Nodes that changed status make their runs advance (dependants dispatched,
- * retries, run finished) in the same write: one read batch and one write batch per request,
- * whatever the number of events and runs — this is on the path from a step's end to its
- * dependant's start.
+ * Applying an agent's event batch: read the node runs and their runs, move each node run by its
+ * events (`applyEvents`, pure, in scheduler/node-events.ts: idempotent by `(nodeRunId, attempt,
+ * seq)`, so a replayed or reordered batch is harmless), write what changed. Nodes that changed
+ * status make their runs advance (dependants dispatched, retries, run finished) in the same
+ * write: one read batch and one write batch per request, whatever the number of events and runs
+ * — this is on the path from a step's end to its dependant's start.
  */
 import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { AgentEvent, EventBatchResult } from "../../../proto/agent";
 import type { RunView } from "../../../proto/api";
-import type { NodeStatus } from "../scheduler";
+import { isAttemptOutcome, isTerminalRun } from "../../../proto/status";
+import { applyEvents, inSeqOrder, type NodeProgress } from "../scheduler/node-events";
 import { writeBatch, type Db, type Writable } from "../db";
 import { ApiError } from "../errors";
 import { advanceRun, planAdvance } from "./advance";
 import { claimHeld } from "./apply";
 
-const FINAL: readonly NodeStatus[] = ["succeeded", "failed", "cancelled", "skipped"];
-const STATUS_OF: Partial<Record<AgentEvent["type"], NodeStatus>> = {
-  building: "building",
-  built: "building",
-  running: "running",
-  succeeded: "succeeded",
-  failed: "failed",
-  cancelled: "cancelled",
-};
-
 type Row = typeof nodeRuns.$inferSelect;
-
-interface NodeUpdate {
-  id: string;
-  fromSeq: number;
-  attempt: number;
-  lastSeq: number;
-  status: NodeStatus;
-  total: number | null;
-  done: number | null;
-  failed: number | null;
-  running: number | null;
-  mlflowRunId: string | null;
-  message: string | null;
-  startedAt: number | null;
-  finishedAt: number | null;
-}
 
 export async function applyAgentEvents(db: Db, clusterId: string, events: AgentEvent[], now = Date.now()): Promise<EventBatchResult> {
   const ids = JSON.stringify([...new Set(events.map((e) => e.nodeRunId))]);
@@ -61,25 +35,26 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   const foreign = events.flatMap((e, i) => (byId.get(e.nodeRunId)?.clusterId === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }]));
   if (foreign.length > 0) throw new ApiError("forbidden", "the batch reports on work this cluster was not given; nothing was applied", foreign);
 
-  const applied: AgentEvent[] = [];
-  const updates = new Map<string, NodeUpdate>();
-  const sorted = [...events].sort((a, b) => a.attempt - b.attempt || a.seq - b.seq);
-  for (const e of sorted) {
-    const row = byId.get(e.nodeRunId)!;
-    const u = updates.get(row.id) ?? startUpdate(row);
-    if (e.attempt !== row.attempt || e.seq <= u.lastSeq || FINAL.includes(u.status)) continue;
-    applied.push(e);
-    u.lastSeq = e.seq;
-    const next = STATUS_OF[e.type];
-    if (next) u.status = next;
-    if (e.counts) Object.assign(u, { total: e.counts.total, done: e.counts.done, failed: e.counts.failed, running: e.counts.running });
-    if (e.mlflowRunId) u.mlflowRunId = e.mlflowRunId;
-    if (e.message) u.message = e.message;
-    if (next === "running" && u.startedAt === null) u.startedAt = e.at;
-    if (next && FINAL.includes(next)) u.finishedAt = e.at;
-    updates.set(row.id, u);
+  // Each node run moved by its own events; a node run that no event moved is not written.
+  const byNode = new Map<string, AgentEvent[]>();
+  for (const e of events) {
+    const own = byNode.get(e.nodeRunId);
+    if (own) own.push(e);
+    else byNode.set(e.nodeRunId, [e]);
   }
-  const changed = [...updates.values()];
+  const moved = new Map<string, NodeProgress>();
+  const appliedSet = new Set<AgentEvent>();
+  for (const [id, own] of byNode) {
+    const row = byId.get(id)!;
+    const before = progressOf(row);
+    const { node, applied } = applyEvents(before, own);
+    if (node === before) continue;
+    moved.set(id, node);
+    for (const e of applied) appliedSet.add(e);
+  }
+  const sorted = [...events].sort(inSeqOrder);
+  const applied = sorted.filter((e) => appliedSet.has(e));
+  const changed = [...moved].map(([id, { partitions, ...n }]) => ({ id, fromSeq: byId.get(id)!.lastSeq, ...n, ...partitions }));
   const writes: Writable[] = [];
   if (changed.length > 0) {
     // Guarded by the sequence number read above: a concurrent batch that got there first wins.
@@ -135,8 +110,8 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   const planned: { runId: string; workspaceId: string; claimAt: number; view: RunView }[] = [];
   for (const { run, spec } of runs) {
     const runNodes = nodes.filter((n) => n.runId === run.id);
-    if (!runNodes.some((n) => updates.has(n.id) && updates.get(n.id)!.status !== n.status)) continue;
-    const after = runNodes.map((n) => (updates.has(n.id) ? withUpdate(n, updates.get(n.id)!) : n));
+    if (!runNodes.some((n) => moved.has(n.id) && moved.get(n.id)!.status !== n.status)) continue;
+    const after = runNodes.map((n) => (moved.has(n.id) ? withProgress(n, moved.get(n.id)!) : n));
     const plan = planAdvance(db, run, spec, after, {}, now);
     if (!plan.guarded) continue;
     planned.push({ runId: run.id, workspaceId: run.workspaceId, claimAt: writes.length, view: plan.view });
@@ -147,44 +122,45 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   for (const p of planned) {
     // Lost to a concurrent decision on the same run: our events are in; decide again on a fresh read.
     const view = claimHeld(results[p.claimAt]) ? p.view : await advanceRun(db, p.workspaceId, p.runId, {}, now);
-    if (view && (view.status === "succeeded" || view.status === "failed" || view.status === "cancelled")) endedRuns.push({ runId: p.runId, status: view.status });
+    if (view && isTerminalRun(view.status)) endedRuns.push({ runId: p.runId, status: view.status });
   }
   // A step that ends after its run did (a forced cancel, a fail-fast cancel) is the agent's cue
   // that the run is over too: it closes the run's MLflow parent if it has not (idempotent there).
-  const endedBefore = new Set(sorted.filter((e) => e.type === "succeeded" || e.type === "failed" || e.type === "cancelled").map((e) => byId.get(e.nodeRunId)!.runId));
+  const endedBefore = new Set(sorted.filter((e) => isAttemptOutcome(e.type)).map((e) => byId.get(e.nodeRunId)!.runId));
   for (const { run } of runs) {
     const status = run.status;
-    if (endedBefore.has(run.id) && (status === "succeeded" || status === "failed" || status === "cancelled") && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
+    if (endedBefore.has(run.id) && isTerminalRun(status) && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
   }
   return { applied: applied.length, ignored: events.length - applied.length, endedRuns };
 }
 
-function withUpdate(row: Row, u: NodeUpdate): Row {
+/** What agent events may change of a node run, as stored. */
+function progressOf(row: Row): NodeProgress {
   return {
-    ...row,
-    status: u.status,
-    lastSeq: u.lastSeq,
-    mlflowRunId: u.mlflowRunId ?? row.mlflowRunId,
-    message: u.message ?? row.message,
-    startedAt: row.startedAt ?? u.startedAt,
-    finishedAt: u.finishedAt ?? row.finishedAt,
+    status: row.status,
+    attempt: row.attempt,
+    lastSeq: row.lastSeq,
+    partitions: { total: row.partitionsTotal, done: row.partitionsDone, failed: row.partitionsFailed, running: row.partitionsRunning },
+    mlflowRunId: row.mlflowRunId,
+    message: row.message,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
   };
 }
 
-function startUpdate(row: Row): NodeUpdate {
+/** The row as `progress` leaves it (what the write below makes of it). */
+function withProgress(row: Row, p: NodeProgress): Row {
   return {
-    id: row.id,
-    fromSeq: row.lastSeq,
-    attempt: row.attempt,
-    lastSeq: row.lastSeq,
-    status: row.status,
-    total: null,
-    done: null,
-    failed: null,
-    running: null,
-    mlflowRunId: null,
-    message: null,
-    startedAt: null,
-    finishedAt: null,
+    ...row,
+    status: p.status,
+    lastSeq: p.lastSeq,
+    partitionsTotal: p.partitions.total,
+    partitionsDone: p.partitions.done,
+    partitionsFailed: p.partitions.failed,
+    partitionsRunning: p.partitions.running,
+    mlflowRunId: p.mlflowRunId,
+    message: p.message,
+    startedAt: p.startedAt,
+    finishedAt: p.finishedAt,
   };
 }

@@ -1,7 +1,8 @@
 /** How runs and node runs look in API answers. Counters are derived from node rows, never stored. */
 import { and, eq } from "drizzle-orm";
-import { dagRuns, nodeRuns, NODE_STATUSES } from "../../../db/schema";
+import { dagRuns, nodeRuns } from "../../../db/schema";
 import type { RunView } from "../../../proto/api";
+import { NODE_STATUSES } from "../../../proto/status";
 import { iso } from "../crypto";
 import type { Db } from "../db";
 

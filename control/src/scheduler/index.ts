@@ -35,9 +35,7 @@
  * are ignored. Cost: O(nodes + edges) per call.
  */
 import { graphOf, topologicalIndices, type Dag } from "../../../proto/dag";
-
-export type NodeStatus = "pending" | "dispatched" | "building" | "running" | "succeeded" | "failed" | "cancelled" | "skipped";
-export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
+import { isActiveNode, isTerminalRun, type NodeStatus, type RunStatus } from "../../../proto/status";
 
 export interface NodeState {
   nodeId: string;
@@ -70,19 +68,11 @@ export interface SchedulerDecision {
   runStatus: RunStatus;
 }
 
-const FINAL_RUN: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "cancelled"]);
-const ACTIVE: ReadonlySet<NodeStatus> = new Set(["dispatched", "building", "running"]);
-
-/** Which statuses are active (a container may be running or about to). */
-export function isActive(status: NodeStatus): boolean {
-  return ACTIVE.has(status);
-}
-
 /** Decides the next actions for a run. Pure; see the module comment for the rules. */
 export function decide(input: SchedulerInput): SchedulerDecision {
   const { dag, runStatus } = input;
   const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], runStatus };
-  if (FINAL_RUN.has(runStatus)) return decision;
+  if (isTerminalRun(runStatus)) return decision;
 
   const nodes = dag.nodes;
   const n = nodes.length;
@@ -103,7 +93,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   for (let i = 0; i < n; i++) {
     const s = status[i]!;
     if (s === "succeeded") succeeded++;
-    else if (ACTIVE.has(s)) active++;
+    else if (isActiveNode(s)) active++;
     else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries)) failedForGood = true;
   }
 
@@ -114,7 +104,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
     for (let i = 0; i < n; i++) {
       const s = status[i]!;
       if (s === "pending") decision.cancelPending.push(nodes[i]!.id);
-      else if (ACTIVE.has(s)) {
+      else if (isActiveNode(s)) {
         if (runStatus !== "cancelling" || force) decision.cancel.push(nodes[i]!.id);
         if (force) decision.abandon.push(nodes[i]!.id);
       }
@@ -127,7 +117,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
     for (let i = 0; i < n; i++) {
       const s = status[i]!;
       if (s === "pending") decision.skip.push(nodes[i]!.id);
-      else if (ACTIVE.has(s)) decision.cancel.push(nodes[i]!.id);
+      else if (isActiveNode(s)) decision.cancel.push(nodes[i]!.id);
     }
     decision.runStatus = "failed";
     return decision;

@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { upstreamOf, type Dag } from "../../../proto/dag";
 import { acyclicDagArb } from "../../../proto/dag/testing";
-import type { NodeStatus, SchedulerDecision } from "./index";
+import { isTerminalRun, type NodeStatus } from "../../../proto/status";
+import type { SchedulerDecision } from "./index";
 import { mustValidate, prng, RunSim } from "./testing";
 
 const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [] };
@@ -36,7 +37,7 @@ function drive(
     expect(sim.peek()).toEqual({ ...NONE, runStatus: sim.runStatus });
     const active = sim.active();
     if (active.length === 0) {
-      if (["succeeded", "failed", "cancelled"].includes(sim.runStatus)) return { sim, dispatches };
+      if (isTerminalRun(sim.runStatus)) return { sim, dispatches };
       continue;
     }
     // Complete a random non-empty batch of active nodes, in random order; move others along.
@@ -170,7 +171,7 @@ describe("decide properties", () => {
           // A node told to cancel usually ends cancelled, but may finish first.
           (id) => (toCancel.has(id) && rand() < 0.8 ? "cancelled" : "succeeded"),
           (round, s) => {
-            if (round === at && !["succeeded", "failed", "cancelled"].includes(s.runStatus)) {
+            if (round === at && !isTerminalRun(s.runStatus)) {
               s.cancelRequested = true;
               requestedAt = s.decisions.length;
             }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { wideDag } from "../../../proto/dag/testing";
+import { TERMINAL_RUN_STATUSES } from "../../../proto/status";
 import { decide, type NodeState, type SchedulerDecision } from "./index";
 import { mustValidate, RunSim } from "./testing";
 
@@ -45,7 +46,7 @@ describe("decide", () => {
 
   it("produces no actions for final runs", () => {
     const nodes: NodeState[] = [{ nodeId: "a", status: "running", attempt: 1 }];
-    for (const runStatus of ["succeeded", "failed", "cancelled"] as const) {
+    for (const runStatus of TERMINAL_RUN_STATUSES) {
       expect(decide({ dag: diamond(), runStatus, nodes, cancelRequested: true })).toEqual({ ...none, runStatus });
     }
   });

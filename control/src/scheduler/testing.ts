@@ -4,7 +4,8 @@
  * control plane does, and completes active nodes as a cluster would. Test-only.
  */
 import { validateDag, type Dag, type DagInput } from "../../../proto/dag";
-import { decide, type NodeState, type NodeStatus, type RunStatus, type SchedulerDecision } from "./index";
+import { isActiveNode, type NodeStatus, type RunStatus } from "../../../proto/status";
+import { decide, type NodeState, type SchedulerDecision } from "./index";
 
 /** Parses a DAG document or throws with its problems. */
 export function mustValidate(doc: DagInput | unknown): Dag {
@@ -67,6 +68,6 @@ export class RunSim {
   }
 
   active(): string[] {
-    return [...this.states.values()].filter((s) => s.status === "dispatched" || s.status === "building" || s.status === "running").map((s) => s.nodeId);
+    return [...this.states.values()].filter((s) => isActiveNode(s.status)).map((s) => s.nodeId);
   }
 }

@@ -9,7 +9,8 @@
  */
 import { and, asc, eq, lte, sql } from "drizzle-orm";
 import { events, schedules } from "../../../db/schema";
-import type { Db } from "../db";
+import { ACTIVE_NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../../../proto/status";
+import { sqlList, type Db } from "../db";
 import { ApiError } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
@@ -19,7 +20,9 @@ import { nextOccurrence } from "./cron";
  * A run `o` whose nodes still run although the run is over (it failed fast, and the cancels of
  * its other nodes are on their way): for overlap policies it is still running.
  */
-const stillWorking = sql`EXISTS (SELECT 1 FROM node_runs n WHERE n.run_id = o.id AND n.status IN ('dispatched', 'building', 'running'))`;
+const stillWorking = sql`EXISTS (SELECT 1 FROM node_runs n WHERE n.run_id = o.id AND n.status IN ${sqlList(ACTIVE_NODE_STATUSES)})`;
+/** A run `o` that is not over yet. */
+const unfinished = sql`o.status NOT IN ${sqlList(TERMINAL_RUN_STATUSES)}`;
 
 /** Idempotency-Keys of runs made by schedules; refused from users so none can pre-empt one. */
 export const SCHEDULE_KEY_PREFIX = "schedule:";
@@ -44,7 +47,7 @@ export async function runDueSchedules(db: Db, now = Date.now()): Promise<TickRep
     const occurrence = s.nextRunAt!;
     const active = await db.all<{ id: string }>(sql`
       SELECT o.id FROM dag_runs o WHERE o.schedule_id = ${s.id}
-        AND (o.status IN ('queued', 'running', 'cancelling') OR ${stillWorking})
+        AND (${unfinished} OR ${stillWorking})
       LIMIT 1`);
     let runId: string | null = null;
     if (active.length > 0 && s.overlapPolicy === "skip") {

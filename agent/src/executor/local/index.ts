@@ -22,6 +22,7 @@
  */
 import { join } from "node:path";
 import type { WorkCancel, WorkStart } from "../../../../proto/messages";
+import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
 import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
@@ -310,7 +311,7 @@ class LocalExecutorImpl implements LocalExecutor {
     set.add(rec.mlflow.experimentId);
   }
 
-  async runEnded(runId: string, status: "succeeded" | "failed" | "cancelled"): Promise<void> {
+  async runEnded(runId: string, status: TerminalRunStatus): Promise<void> {
     const log = this.context.log;
     // Which experiments hold the run's parent: from the attempts here (records outlive a restart).
     for (const a of this.active.values()) if (a.rec.ref.runId === runId) this.experimentsOf(a.rec);
@@ -393,7 +394,7 @@ class LocalExecutorImpl implements LocalExecutor {
 
 /** The terminal event of an ended record. */
 function finalEvent(rec: AttemptRecord): Parameters<AttemptReporter["report"]>[0] {
-  const event: Parameters<AttemptReporter["report"]>[0] = { type: rec.phase as "succeeded" | "failed" | "cancelled" };
+  const event: Parameters<AttemptReporter["report"]>[0] = { type: rec.phase as AttemptOutcome };
   if (rec.mlflow?.nodeRunId) event.mlflowRunId = rec.mlflow.nodeRunId;
   if (rec.phase === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
   return event;

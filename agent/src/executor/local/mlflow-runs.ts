@@ -15,6 +15,7 @@
 import { userInfo } from "node:os";
 import { dagRunName, MLFLOW_TAGS, projectRunTags, type MlflowClient, type Run, type RunStatus } from "../../../../proto/mlflow";
 import type { WorkStart } from "../../../../proto/messages";
+import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
 import type { ProjectInfo } from "./state";
 
 export const PARALLELS_TAGS = Object.freeze({
@@ -198,8 +199,8 @@ export async function markParentRunning(mlflow: MlflowClient, parentRunId: strin
   if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });
 }
 
-/** The MLflow status a DAG run's end maps to. */
-export const DAG_RUN_END_STATUS: Readonly<Record<"succeeded" | "failed" | "cancelled", RunStatus>> = Object.freeze({
+/** The MLflow status a DAG run's end, or a node attempt's, maps to. */
+export const MLFLOW_END_STATUS: Readonly<Record<TerminalRunStatus | AttemptOutcome, RunStatus>> = Object.freeze({
   succeeded: "FINISHED",
   failed: "FAILED",
   cancelled: "KILLED",
@@ -210,9 +211,9 @@ export const DAG_RUN_END_STATUS: Readonly<Record<"succeeded" | "failed" | "cance
  * `parallels.runId`) in the given experiments — with the matching status and end time `now`.
  * Idempotent: a parent already in that status with an end time is left alone. Returns the runs ended.
  */
-export async function endParentRuns(mlflow: MlflowClient, experimentIds: string[], runId: string, status: "succeeded" | "failed" | "cancelled", now: number): Promise<string[]> {
+export async function endParentRuns(mlflow: MlflowClient, experimentIds: string[], runId: string, status: TerminalRunStatus, now: number): Promise<string[]> {
   if (experimentIds.length === 0) return [];
-  const target = DAG_RUN_END_STATUS[status];
+  const target = MLFLOW_END_STATUS[status];
   const ended: string[] = [];
   for (const experimentId of new Set(experimentIds)) {
     // The oldest is the parent every node uses; younger ones lost a creation race and are KILLED.

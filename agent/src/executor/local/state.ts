@@ -11,12 +11,14 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { WorkStart } from "../../../../proto/messages";
+import { ATTEMPT_OUTCOMES, type AttemptOutcome } from "../../../../proto/status";
 import { KeyedLock } from "../../keyed-lock";
-import type { AttemptRef } from "../types";
+import type { AttemptRef, AttemptReport } from "../types";
 import type { Manifest } from "./manifest";
 
-export type AttemptPhase = "preparing" | "running" | "finishing" | "succeeded" | "failed" | "cancelled";
-export const TERMINAL_PHASES: ReadonlySet<AttemptPhase> = new Set(["succeeded", "failed", "cancelled"]);
+/** An attempt ends in its outcome: the terminal phases are exactly the outcomes. */
+export type AttemptPhase = "preparing" | "running" | "finishing" | AttemptOutcome;
+export const TERMINAL_PHASES: ReadonlySet<AttemptPhase> = new Set(ATTEMPT_OUTCOMES);
 
 export type PartitionState = "pending" | "running" | "exited";
 
@@ -73,13 +75,24 @@ export interface AttemptRecord {
   /** The core gave up on starting it (max deliveries): preparation ends it failed with this message. */
   failRequested?: string;
   /** Set when the attempt is ending (phase `finishing`): how it ends. */
-  outcome?: "succeeded" | "failed" | "cancelled";
+  outcome?: AttemptOutcome;
   /** First failure: what the `failed` event says. */
   message?: string;
   /** Whether the `running` event went out (the first one carries the MLflow run id). */
   runningReported?: boolean;
   /** Whether the terminal event went out. */
   finalReported?: boolean;
+}
+
+/** An attempt's partition counters as reported (absolute): all, exited 0, exited otherwise, running. */
+export function partitionCounts(rec: AttemptRecord): NonNullable<AttemptReport["counts"]> {
+  const ps = rec.partitions ?? [];
+  return {
+    total: ps.length,
+    done: ps.filter((p) => p.state === "exited" && p.exitCode === 0).length,
+    failed: ps.filter((p) => p.state === "exited" && p.exitCode !== 0).length,
+    running: ps.filter((p) => p.state === "running").length,
+  };
 }
 
 /** A file name for an attempt: nodeRunId (encoded) and attempt number. */

@@ -1,0 +1,54 @@
+/**
+ * @module
+ * An attempt's end: its outputs go up to the node's MLflow run (unless cancelled), the run is
+ * ended with the matching status, the record takes its final phase and the final event is
+ * reported, then the attempt's folder goes. `finishing` and the outcome are saved first, so an
+ * end interrupted (MLflow down, agent killed) is carried on with the same outcome.
+ */
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { AttemptOutcome } from "../../../../../proto/status";
+import type { AttemptReport } from "../../types";
+import { uploadDir } from "../artifacts";
+import { endRun, MLFLOW_END_STATUS } from "../mlflow-runs";
+import { partitionCounts } from "../state";
+import type { AttemptScope } from "./scope";
+
+/**
+ * Ends the attempt with `outcome`. `reported` is called once the final event is out, before the
+ * folder is removed (the attempt needs no process slot from then on). Rejects when MLflow is not
+ * reachable; calling it again carries on.
+ */
+export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, reported: () => void): Promise<void> {
+  const { ctx, rec } = a;
+  const nodeRunId = rec.mlflow?.nodeRunId;
+  if (rec.phase !== "finishing" || rec.outcome !== outcome) {
+    rec.phase = "finishing";
+    rec.outcome = outcome;
+    await a.save();
+  }
+  if (nodeRunId) {
+    if (outcome !== "cancelled") {
+      const outputs = join(rec.dir, "outputs");
+      if (existsSync(outputs)) await uploadDir(ctx.mlflow, nodeRunId, outputs, "");
+    }
+    // Nested runs of partitions that never ran stay out; those that ran were ended when they exited.
+    await endRun(ctx.mlflow, nodeRunId, MLFLOW_END_STATUS[outcome], ctx.now());
+  }
+  // The parent run stays as it is: the DAG run may go on (other nodes, a retry); the control
+  // plane says when it is over and the executor's `runEnded` ends the parent then.
+  rec.phase = outcome;
+  await a.save();
+  const event: AttemptReport = { type: outcome };
+  if (rec.partitions) event.counts = partitionCounts(rec);
+  if (outcome === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
+  if (outcome === "cancelled") event.message = "cancelled";
+  a.report(event);
+  rec.runningReported = true;
+  rec.finalReported = true;
+  await a.save();
+  ctx.log.info(a.logCtx({ outcome, message: rec.message }), "attempt ended");
+  reported();
+  if (!ctx.keepWorkDirs) await rm(rec.dir, { recursive: true, force: true }).catch(() => undefined);
+}

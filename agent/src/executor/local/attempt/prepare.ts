@@ -1,0 +1,157 @@
+/**
+ * @module
+ * Everything before an attempt's first process: the project (fetched, entry point loaded), the
+ * MLflow runs (experiment, the DAG run's parent, the node attempt's run), the inputs, the rendered
+ * command, the partition manifest and the steps' environment — then the attempt is `running`,
+ * durably, and reported so. Each step is saved in the record, so a retried preparation (MLflow
+ * was down) finds the MLflow runs again instead of making new ones.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, realpath, rm, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkParameters, isMLprojectError, resolveCommand } from "../../../../../proto/mlproject";
+import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../artifacts";
+import { AttemptFailure, asFailure, errMessage } from "../errors";
+import { computeManifest } from "../manifest";
+import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, markParentRunning } from "../mlflow-runs";
+import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../paths";
+import { fetchProject, loadEntryPoint } from "../project";
+import { partitionCounts, type AttemptRecord } from "../state";
+import type { AttemptScope } from "./scope";
+
+/** A cancel came while preparing: stop here (the attempt ends `cancelled`). */
+class Cancelled extends Error {}
+
+/**
+ * Prepares the attempt and marks it `running` (reported with its counters and any parameter
+ * warnings). Rejects when it cannot go on: see {@link endOfFailedPreparation} for what then.
+ */
+export async function prepareAttempt(a: AttemptScope): Promise<void> {
+  const { ctx, rec } = a;
+  const work = rec.work!;
+  const node = work.node;
+  checkStop(rec);
+  const fetched = await fetchProject(node.project, { projectsRoot: ctx.projectsRoot, gitCacheDir: ctx.gitCacheDir, gitBin: ctx.gitBin });
+  const launcherEnv = ctx.baseEnv as Record<string, string | undefined>;
+  const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, launcherEnv);
+  rec.project = { ...fetched, entryPoint: node.entryPoint, params: loaded.params };
+  await a.save();
+
+  // MLflow: experiment, parent, the node attempt's run (found again by tag on a retry).
+  checkStop(rec);
+  if (!rec.mlflow?.nodeRunId) {
+    const exp = await ctx.mlflow.getOrCreateExperiment(work.experiment || work.dag.name, { tags: EXPERIMENT_TAGS });
+    const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(ctx.mlflow, exp.experimentId, work));
+    // The DAG run is running while any attempt of it does; only the control plane ends it (runEnded).
+    if (!work.mlflowParentRunId) await markParentRunning(ctx.mlflow, parentRunId);
+    rec.mlflow = { experimentId: exp.experimentId, parentRunId };
+    rec.mlflow.nodeRunId = await findOrCreateNodeRun(ctx.mlflow, exp.experimentId, parentRunId, work, rec.project);
+    await a.save();
+  }
+  const { experimentId, parentRunId, nodeRunId } = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
+
+  // Inputs (downloaded afresh: a retried preparation starts from an empty folder).
+  checkStop(rec);
+  const inputsDir = join(rec.dir, "inputs");
+  const outputsDir = join(rec.dir, "outputs");
+  await rm(inputsDir, { recursive: true, force: true });
+  await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot }, node.inputs, inputsDir);
+  await mkdir(outputsDir, { recursive: true });
+
+  // The command, with `path` parameters resolved against the attempt folder (so a relative
+  // path such as `inputs/corpus` names the downloaded input).
+  checkStop(rec);
+  try {
+    rec.command = await resolveCommand(loaded.entryPoint, node.parameters ?? {}, {
+      cwd: rec.dir,
+      runStorageDir: join(rec.dir, "params"),
+      // A local path value is handed to the step as it is, but only one below the projects root
+      // (or the attempt's own folder, where `inputs/…` are) passes.
+      exists: (p) => localPathParamExists(p, ctx.projectsRoot, rec.dir),
+      download: (uri, dest) => downloadPathParam(uri, dest, ctx.projectsRoot),
+    });
+  } catch (e) {
+    if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
+    throw e;
+  }
+  // MLflow passes a declared float/int that is not a number through unchecked, and so do we;
+  // but we say so (node message, MLflow tag, log), since the step will likely fail on it.
+  let paramWarnings: string | undefined;
+  const warnings = checkParameters(loaded.entryPoint, node.parameters ?? {}).map((w) => w.message);
+  if (warnings.length > 0) {
+    paramWarnings = `parameter warnings: ${warnings.join("; ")}`.slice(0, 4000);
+    await ctx.mlflow.setTag(nodeRunId, "parallels.warnings", paramWarnings);
+    ctx.log.warn(a.logCtx({ warnings }), "the node's parameters do not match the entry point's declared types");
+  }
+
+  // The manifest: once per attempt, stored as an artifact of the node's run.
+  const partitionInput = node.partition?.input;
+  const files = partitionInput === undefined ? [] : await listFiles(join(inputsDir, partitionInput));
+  const manifest = computeManifest(node.partition, node.parallelism, files);
+  rec.manifest = manifest;
+  if (node.partition) {
+    await ctx.mlflow.uploadArtifact(nodeRunId, `${OWN_ARTIFACTS}/manifest.json`, JSON.stringify(manifest, null, 1), "application/json");
+  }
+  rec.partitions = manifest.partitions.map((p) => ({ index: p.index, state: "pending" }));
+  rec.env = {
+    ...node.env,
+    MLFLOW_TRACKING_URI: ctx.trackingUri,
+    MLFLOW_EXPERIMENT_ID: experimentId,
+    PARALLELS_INPUTS_DIR: inputsDir,
+    PARALLELS_OUTPUTS_DIR: outputsDir,
+  };
+  checkStop(rec);
+  rec.phase = "running";
+  await a.save();
+  a.report({ type: "running", counts: partitionCounts(rec), ...(paramWarnings ? { message: paramWarnings } : {}) });
+  rec.runningReported = true;
+  await a.save();
+  ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count }), "attempt started");
+}
+
+/**
+ * How an attempt whose preparation rejected with `e` ends: `cancelled` (a cancel came, also
+ * while preparation was failing for another reason), `failed` with the failure (the work itself
+ * is wrong, or the core gave up on starting it), or undefined: retry the preparation later.
+ */
+export function endOfFailedPreparation(rec: AttemptRecord, e: unknown): "cancelled" | AttemptFailure | undefined {
+  if (e instanceof Cancelled || rec.cancelRequested === true) return "cancelled";
+  return asFailure(e) ?? (rec.failRequested !== undefined ? new AttemptFailure(rec.failRequested, { cause: e }) : undefined);
+}
+
+/** Between steps: a cancel or the core giving up stops the preparation. */
+function checkStop(rec: AttemptRecord): void {
+  if (rec.cancelRequested) throw new Cancelled();
+  if (rec.failRequested !== undefined) throw new AttemptFailure(rec.failRequested);
+}
+
+/** `path` parameters with a URI: only local files below the projects root are supported here. */
+async function downloadPathParam(uri: string, dest: string, projectsRoot: string): Promise<string> {
+  if (!uri.startsWith("file:")) {
+    throw new AttemptFailure(`path parameter ${uri}: only local paths and file:// URIs are supported by the local executor`);
+  }
+  let src: string;
+  try {
+    src = fileURLToPath(uri);
+  } catch (e) {
+    throw new AttemptFailure(`path parameter ${uri}: ${errMessage(e)}`);
+  }
+  const real = await resolveUnderRoot(projectsRoot, src, `path parameter ${uri}`, "file-or-dir");
+  await mkdir(dest, { recursive: true });
+  const target = join(dest, basename(src));
+  await copyUnderRoot(projectsRoot, real, target, `path parameter ${uri}`);
+  return target;
+}
+
+/** The engine's `os.path.exists` for local `path` values (also `file:` ones): only below the projects root or the attempt folder. */
+async function localPathParamExists(abs: string, projectsRoot: string, attemptDir: string): Promise<boolean> {
+  if (!existsSync(abs)) return false;
+  const real = await realpath(abs);
+  if (!isUnder(realRoot(projectsRoot), real) && !isUnder(realRoot(attemptDir), real)) {
+    throw new AttemptFailure(`path parameter ${abs} is outside the projects root ${projectsRoot}; the local executor reads local paths only below --projects-root`);
+  }
+  const s = await stat(real);
+  if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`path parameter ${abs} is not a regular file or folder`);
+  return true;
+}

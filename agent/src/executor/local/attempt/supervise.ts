@@ -1,0 +1,280 @@
+/**
+ * @module
+ * A running attempt's partition processes: spawns them within the node's `parallelism` and the
+ * executor's process slots, notices exits (also of processes started before an agent restart),
+ * timeouts, cancellation and the first failure, stops the rest (SIGTERM, then SIGKILL), uploads
+ * logs while steps run and when they end, ends the partitions' nested MLflow runs, and reports
+ * progress. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { RunStatus } from "../../../../../proto/mlflow";
+import type { AttemptOutcome } from "../../../../../proto/status";
+import { OWN_ARTIFACTS } from "../artifacts";
+import { AttemptFailure, asFailure, errMessage } from "../errors";
+import { sliceFiles } from "../manifest";
+import { endRun, findOrCreatePartitionRun } from "../mlflow-runs";
+import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile } from "../process";
+import { partitionCounts, type AttemptRecord, type PartitionRecord } from "../state";
+import type { AttemptScope } from "./scope";
+
+export class Supervisor {
+  /** Partitions holding one of the executor's slots. */
+  private readonly holding = new Set<number>();
+  private lastLogUpload: number;
+  /** When SIGTERM went to the running partitions (for the SIGKILL that follows). */
+  private termSentAt: number | undefined;
+
+  constructor(private readonly a: AttemptScope) {
+    this.lastLogUpload = a.ctx.now();
+  }
+
+  private get rec(): AttemptRecord {
+    return this.a.rec;
+  }
+
+  /** Processes recorded as running hold slots (even beyond the limit, after a restart). */
+  holdSlotsOfRunning(): void {
+    for (const p of this.rec.partitions ?? []) {
+      if (p.state === "running" && !this.holding.has(p.index)) {
+        this.a.ctx.slots.force();
+        this.holding.add(p.index);
+      }
+    }
+  }
+
+  /** Gives back every slot this attempt holds (it ended). */
+  releaseAll(): void {
+    for (const i of [...this.holding]) this.releaseSlot(i);
+  }
+
+  /** One step of the attempt's life; resolves with its outcome once nothing runs or is left to run. */
+  async step(): Promise<AttemptOutcome | undefined> {
+    const { a, rec } = this;
+    const ps = rec.partitions ?? [];
+    const now = a.ctx.now();
+    let changed = false;
+
+    // 1. Exits.
+    for (const p of ps.filter((p) => p.state === "running")) {
+      if (await this.checkExit(p)) changed = true;
+    }
+
+    // 2. Why to stop: cancel, timeout, first failure.
+    const stopping = rec.cancelRequested || rec.message !== undefined;
+    if (!stopping) {
+      const timeout = rec.work!.node.timeoutSeconds;
+      const failedPart = ps.find((p) => p.state === "exited" && p.exitCode !== 0);
+      if (timeout !== undefined && rec.startedAt !== undefined && now - rec.startedAt > timeout * 1000) {
+        rec.message = `timed out after ${timeout} s (timeoutSeconds); the running processes were killed`;
+        for (const p of ps.filter((p) => p.state === "running")) p.endReason = "timeout";
+        changed = true;
+      } else if (failedPart) {
+        rec.message = await this.failureMessage(failedPart);
+        for (const p of ps.filter((p) => p.state === "running")) p.endReason = "failFast";
+        changed = true;
+      }
+    }
+    if (rec.cancelRequested) for (const p of ps.filter((p) => p.state === "running")) p.endReason = "cancelled";
+    if (changed) await a.save();
+
+    // 3. Stop the running processes (SIGTERM, then SIGKILL after the grace period), or start more.
+    const running = ps.filter((p) => p.state === "running");
+    if (rec.cancelRequested || rec.message !== undefined) {
+      if (running.length > 0) this.terminate(running, now);
+    } else {
+      await this.spawnPending();
+    }
+
+    // 4. Logs and nested runs of the partitions that ended.
+    for (const p of ps.filter((p) => p.state === "exited" && !p.settled)) await this.settlePartition(p);
+
+    // 5. Logs of the running steps, now and then (readable in MLflow while they run).
+    if (a.ctx.logUploadMs > 0 && now - this.lastLogUpload >= a.ctx.logUploadMs) {
+      this.lastLogUpload = now;
+      for (const p of ps.filter((p) => p.state === "running")) {
+        await this.uploadLogs(p.mlflowRunId ?? rec.mlflow!.nodeRunId!, p.index).catch((e: unknown) => {
+          a.ctx.log.warn(a.logCtx({ err: e, partition: p.index }), "could not upload logs yet");
+        });
+      }
+    }
+
+    // 6. Progress.
+    const counts = partitionCounts(rec);
+    if (JSON.stringify(counts) !== a.reportedCounts) a.report({ type: "progress", counts });
+
+    // 7. The end.
+    const stillRunning = ps.some((p) => p.state === "running");
+    const pending = ps.some((p) => p.state === "pending");
+    const unsettled = ps.some((p) => p.state === "exited" && !p.settled);
+    const stopping2 = rec.cancelRequested || rec.message !== undefined;
+    if (!stillRunning && !unsettled && (!pending || stopping2)) {
+      return rec.cancelRequested ? "cancelled" : rec.message !== undefined ? "failed" : "succeeded";
+    }
+    return undefined;
+  }
+
+  private partitionDir(index: number): string {
+    return join(this.rec.dir, "partitions", String(index));
+  }
+
+  private async checkExit(p: PartitionRecord): Promise<boolean> {
+    const dir = this.partitionDir(p.index);
+    if (p.pid === undefined) {
+      // Spawned just before a crash: the wrapper wrote its pid; or it never started.
+      const pid = await readPidFile(dir);
+      if (pid === undefined) {
+        if ((await readExitCode(dir)) === undefined) {
+          p.state = "pending";
+          this.releaseSlot(p.index);
+          return true;
+        }
+      } else {
+        p.pid = pid;
+        const start = pidStartStamp(pid);
+        if (start !== undefined) p.pidStart = start;
+      }
+    }
+    const code = await readExitCode(dir);
+    if (code !== undefined) {
+      // A step being stopped leaves nothing behind (background children of its shell).
+      if (p.endReason !== undefined && p.pid !== undefined && groupAlive(p.pid)) signalGroup(p.pid, "SIGKILL");
+      this.markExited(p, code);
+      return true;
+    }
+    if (p.pid !== undefined && isAlive(p.pid, p.pidStart)) return false;
+    // The wrapper is gone without an exit file: killed (SIGKILL) or lost. Read once more (race).
+    const late = await readExitCode(dir);
+    if (late !== undefined) this.markExited(p, late);
+    else {
+      if (p.pid !== undefined && groupAlive(p.pid)) signalGroup(p.pid, "SIGKILL"); // leftovers of the group
+      p.endReason ??= "vanished";
+      this.markExited(p, null);
+    }
+    return true;
+  }
+
+  private markExited(p: PartitionRecord, code: number | null): void {
+    p.state = "exited";
+    p.exitCode = code;
+    p.endedAt = this.a.ctx.now();
+    this.releaseSlot(p.index);
+  }
+
+  private releaseSlot(index: number): void {
+    if (this.holding.delete(index)) this.a.ctx.slots.release();
+  }
+
+  private terminate(running: PartitionRecord[], now: number): void {
+    if (this.termSentAt === undefined) {
+      this.termSentAt = now;
+      for (const p of running) if (p.pid !== undefined) signalGroup(p.pid, "SIGTERM");
+    } else if (now - this.termSentAt >= this.a.ctx.killGraceMs) {
+      for (const p of running) if (p.pid !== undefined) signalGroup(p.pid, "SIGKILL");
+    }
+  }
+
+  private async spawnPending(): Promise<void> {
+    const { a, rec } = this;
+    const ps = rec.partitions ?? [];
+    const limit = rec.work!.node.parallelism;
+    let running = ps.filter((x) => x.state === "running").length;
+    for (const p of ps) {
+      if (p.state !== "pending") continue;
+      if (running >= limit) break;
+      if (!a.ctx.slots.tryAcquire()) break;
+      this.holding.add(p.index);
+      try {
+        await this.spawnPartition(p);
+        running++;
+      } catch (e) {
+        this.releaseSlot(p.index);
+        if ((p.state as PartitionRecord["state"]) === "running" && p.pid === undefined) p.state = "pending";
+        const failure = asFailure(e);
+        if (failure) {
+          // The process cannot start at all (e.g. the shell is missing): fail the attempt.
+          p.state = "exited";
+          p.exitCode = null;
+          p.endReason = "spawn";
+          rec.message = `partition ${p.index} could not start: ${failure.message}`;
+          await a.save();
+          return;
+        }
+        a.ctx.log.warn(a.logCtx({ err: e, partition: p.index }), "could not start a partition yet; retrying");
+        return;
+      }
+    }
+  }
+
+  private async spawnPartition(p: PartitionRecord): Promise<void> {
+    const { a, rec } = this;
+    const ctx = a.ctx;
+    const manifest = rec.manifest!;
+    const mlflowIds = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
+    if (manifest.nested && !p.mlflowRunId) {
+      p.mlflowRunId = await findOrCreatePartitionRun(ctx.mlflow, mlflowIds.experimentId, mlflowIds.nodeRunId, rec.work!, rec.project!, p.index, manifest.count);
+      await a.save();
+    }
+    const dir = this.partitionDir(p.index);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const env: NodeJS.ProcessEnv = { ...ctx.baseEnv, ...rec.env, MLFLOW_RUN_ID: p.mlflowRunId ?? mlflowIds.nodeRunId };
+    if (manifest.nested) {
+      const manifestPath = join(dir, "manifest.json");
+      await writeFile(manifestPath, `${JSON.stringify(sliceFiles(manifest, p.index))}\n`);
+      env.PARALLELS_PARTITION_INDEX = String(p.index);
+      env.PARALLELS_PARTITION_COUNT = String(manifest.count);
+      env.PARALLELS_PARTITION_MANIFEST = manifestPath;
+    }
+    // Intent first: a crash between spawn and the next save is found again by the pid file.
+    p.state = "running";
+    p.startedAt = ctx.now();
+    rec.startedAt ??= p.startedAt;
+    await a.save();
+    let spawned;
+    try {
+      spawned = await spawnDetached({ command: rec.command!, shell: ctx.shell, cwd: rec.project!.dir, dir, env });
+    } catch (e) {
+      p.state = "pending";
+      throw new AttemptFailure(`${ctx.shell}: ${errMessage(e)}`, { cause: e });
+    }
+    p.pid = spawned.pid;
+    if (spawned.pidStart !== undefined) p.pidStart = spawned.pidStart;
+    void spawned.exited.then(() => a.wake());
+    await a.save();
+  }
+
+  private async failureMessage(p: PartitionRecord): Promise<string> {
+    const where = this.rec.manifest?.nested ? `partition ${p.index} of ${this.rec.manifest.count}` : "the step";
+    const how = p.exitCode === null ? "ended without an exit code (killed)" : `exited with code ${p.exitCode}`;
+    const tail = await tailFile(join(this.partitionDir(p.index), "stderr.log"), this.a.ctx.stderrTailLines);
+    return `${where} ${how}${tail ? `; last lines of stderr:\n${tail}` : " (stderr was empty)"}`;
+  }
+
+  /** Upload a partition's logs and end its nested run. */
+  private async settlePartition(p: PartitionRecord): Promise<void> {
+    const { a, rec } = this;
+    const target = p.mlflowRunId ?? rec.mlflow!.nodeRunId!;
+    await this.uploadLogs(target, p.index);
+    if (p.mlflowRunId) {
+      const status: RunStatus =
+        p.endReason === "cancelled" || p.endReason === "failFast" ? "KILLED" : p.exitCode === 0 ? "FINISHED" : "FAILED";
+      await endRun(a.ctx.mlflow, p.mlflowRunId, status, p.endedAt ?? a.ctx.now());
+    }
+    p.settled = true;
+    await a.save();
+  }
+
+  private async uploadLogs(runId: string, index: number): Promise<void> {
+    const dir = this.partitionDir(index);
+    for (const name of ["stdout.log", "stderr.log"]) {
+      let data: Uint8Array;
+      try {
+        data = await readFile(join(dir, name));
+      } catch {
+        continue; // never started
+      }
+      await this.a.ctx.mlflow.uploadArtifact(runId, `${OWN_ARTIFACTS}/logs/${name}`, data, "text/plain; charset=utf-8");
+    }
+  }
+}

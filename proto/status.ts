@@ -1,0 +1,49 @@
+/**
+ * @module
+ * The statuses of a DAG run and of its node runs, and the sets the rules are written in. This is
+ * their one home: the D1 columns (`db/schema.ts`), the API's enums (`api.ts`, `agent.ts`), the
+ * scheduler, event application, the agent and the scripts all take them from here. Runtime-free.
+ *
+ * Run:  `queued → running → succeeded | failed | cancelling → cancelled`
+ * Node: `pending → dispatched → building → running → succeeded | failed | cancelled | skipped`
+ * (`skipped`: can never run, because an upstream node failed for good or the run failed fast.)
+ */
+
+export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelling", "cancelled"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** A run in one of these is over: nothing is decided about it again. */
+export const TERMINAL_RUN_STATUSES = ["succeeded", "failed", "cancelled"] as const satisfies readonly RunStatus[];
+export type TerminalRunStatus = (typeof TERMINAL_RUN_STATUSES)[number];
+
+export const NODE_STATUSES = ["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped"] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
+
+/** Sent to an agent and not ended yet: a process may be running or about to (it gets `cancel`). */
+export const ACTIVE_NODE_STATUSES = ["dispatched", "building", "running"] as const satisfies readonly NodeStatus[];
+export type ActiveNodeStatus = (typeof ACTIVE_NODE_STATUSES)[number];
+
+/**
+ * The node run's current attempt is over: agent events no longer move it. (The node itself may
+ * go on: the scheduler dispatches a `failed` one again while it has retries left.)
+ */
+export const TERMINAL_NODE_STATUSES = ["succeeded", "failed", "cancelled", "skipped"] as const satisfies readonly NodeStatus[];
+export type TerminalNodeStatus = (typeof TERMINAL_NODE_STATUSES)[number];
+
+/** How one attempt ends: the agent events that end it, and an executor's final states. */
+export const ATTEMPT_OUTCOMES = ["succeeded", "failed", "cancelled"] as const satisfies readonly NodeStatus[];
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+const member =
+  <T extends string>(list: readonly T[]) =>
+  (value: string): value is T =>
+    (list as readonly string[]).includes(value);
+
+/** Whether a run is over (`succeeded`, `failed`, `cancelled`). Takes any string: API answers are read as such. */
+export const isTerminalRun: (status: string) => status is TerminalRunStatus = member(TERMINAL_RUN_STATUSES);
+/** Whether a node run's current attempt is over (`succeeded`, `failed`, `cancelled`, `skipped`). */
+export const isTerminalNode: (status: string) => status is TerminalNodeStatus = member(TERMINAL_NODE_STATUSES);
+/** Whether a node run is with an agent and not ended (`dispatched`, `building`, `running`). */
+export const isActiveNode: (status: string) => status is ActiveNodeStatus = member(ACTIVE_NODE_STATUSES);
+/** Whether an agent event (or an executor's state) ends its attempt (`succeeded`, `failed`, `cancelled`). */
+export const isAttemptOutcome: (type: string) => type is AttemptOutcome = member(ATTEMPT_OUTCOMES);
