@@ -22,7 +22,9 @@ export const apiTokens = sqliteTable(
   "api_tokens",
   {
     id: text("id").primaryKey(),
-    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id),
     name: text("name").notNull(),
     tokenHash: text("token_hash").notNull(),
     prefix: text("prefix").notNull(),
@@ -37,7 +39,9 @@ export const clusters = sqliteTable(
   "clusters",
   {
     id: text("id").primaryKey(),
-    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id),
     name: text("name").notNull(),
     kind: text("kind", { enum: ["eks", "ezmeral", "generic", "local"] }).notNull(),
     labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull(),
@@ -75,7 +79,9 @@ export const dags = sqliteTable(
   "dags",
   {
     id: text("id").primaryKey(),
-    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id),
     name: text("name").notNull(),
     latestVersion: integer("latest_version").notNull(),
     createdAt: createdAt(),
@@ -88,7 +94,9 @@ export const dags = sqliteTable(
 export const dagVersions = sqliteTable(
   "dag_versions",
   {
-    dagId: text("dag_id").notNull().references(() => dags.id),
+    dagId: text("dag_id")
+      .notNull()
+      .references(() => dags.id),
     version: integer("version").notNull(),
     /** The validated DAG document as JSON. */
     spec: text("spec").notNull(),
@@ -101,8 +109,12 @@ export const dagRuns = sqliteTable(
   "dag_runs",
   {
     id: text("id").primaryKey(),
-    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
-    dagId: text("dag_id").notNull().references(() => dags.id),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id),
+    dagId: text("dag_id")
+      .notNull()
+      .references(() => dags.id),
     dagName: text("dag_name").notNull(),
     dagVersion: integer("dag_version").notNull(),
     status: text("status", { enum: RUN_STATUSES }).notNull(),
@@ -137,7 +149,9 @@ export const nodeRuns = sqliteTable(
   "node_runs",
   {
     id: text("id").primaryKey(),
-    runId: text("run_id").notNull().references(() => dagRuns.id),
+    runId: text("run_id")
+      .notNull()
+      .references(() => dagRuns.id),
     nodeId: text("node_id").notNull(),
     status: text("status", { enum: NODE_STATUSES }).notNull(),
     attempt: integer("attempt").notNull().default(0),
@@ -161,7 +175,9 @@ export const schedules = sqliteTable(
   "schedules",
   {
     id: text("id").primaryKey(),
-    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id),
     name: text("name").notNull(),
     dagName: text("dag_name").notNull(),
     /** Null: always the DAG's latest version at the time the run is created. */

@@ -34,7 +34,10 @@ export type AgentRegistered = z.infer<typeof AgentRegistered>;
 export const Heartbeat = z.strictObject({
   agentVersion: z.string().min(1).max(100),
   kubernetesVersion: z.string().max(100).nullable().default(null),
-  allocatable: z.strictObject({ cpu: z.string().max(50), memory: z.string().max(50), gpu: z.number().int().min(0) }).nullable().default(null),
+  allocatable: z
+    .strictObject({ cpu: z.string().max(50), memory: z.string().max(50), gpu: z.number().int().min(0) })
+    .nullable()
+    .default(null),
   runningJobs: z.number().int().min(0),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
@@ -65,9 +68,7 @@ export const AgentEvent = z.strictObject({
   seq: z.number().int().min(1),
   type: AgentEventType,
   at: z.number().int().min(0),
-  counts: z
-    .strictObject({ total: z.number().int().min(0), done: z.number().int().min(0), failed: z.number().int().min(0), running: z.number().int().min(0) })
-    .optional(),
+  counts: z.strictObject({ total: z.number().int().min(0), done: z.number().int().min(0), failed: z.number().int().min(0), running: z.number().int().min(0) }).optional(),
   imageRef: z.string().max(500).optional(),
   mlflowRunId: z.string().max(100).optional(),
   /** The DAG run's MLflow parent run, sent with an attempt's first events: the control plane keeps the first it hears of. */

@@ -8,12 +8,7 @@ import { NODE_STATUSES, RUN_STATUSES } from "./status";
 
 /** DNS-1123 label: names that end up in Kubernetes objects, NATS subjects and URLs. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const dnsLabel = (what: string) =>
-  z
-    .string()
-    .min(1)
-    .max(63)
-    .regex(DNS_LABEL, `${what} must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit`);
+const dnsLabel = (what: string) => z.string().min(1).max(63).regex(DNS_LABEL, `${what} must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit`);
 
 // Kubernetes-style label keys/values, since cluster labels are matched by node selectors.
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;

@@ -30,8 +30,26 @@ describe("agent configuration", () => {
     });
     expect(c.stateDir).toMatch(/\/\.state\/agent$/);
     expect(c.credentialsPath).toBe(`${c.stateDir}/credentials.json`);
-    const f = load(["--control-plane-url", "https://cp.example.test/", "--health-port", "0", "--pull-expires-seconds", "2", "--nats-url", "nats://127.0.0.1:4222, tls://nats.example.test:4443", "--log-level", "debug"]);
-    expect(f).toMatchObject({ controlPlaneUrl: "https://cp.example.test", healthPort: 0, pullExpiresSeconds: 2, unhealthyAfterSeconds: 6, natsUrl: ["nats://127.0.0.1:4222", "tls://nats.example.test:4443"], logLevel: "debug" });
+    const f = load([
+      "--control-plane-url",
+      "https://cp.example.test/",
+      "--health-port",
+      "0",
+      "--pull-expires-seconds",
+      "2",
+      "--nats-url",
+      "nats://127.0.0.1:4222, tls://nats.example.test:4443",
+      "--log-level",
+      "debug",
+    ]);
+    expect(f).toMatchObject({
+      controlPlaneUrl: "https://cp.example.test",
+      healthPort: 0,
+      pullExpiresSeconds: 2,
+      unhealthyAfterSeconds: 6,
+      natsUrl: ["nats://127.0.0.1:4222", "tls://nats.example.test:4443"],
+      logLevel: "debug",
+    });
   });
 
   it("rejects a bad control-plane URL, naming the flag and the variable", () => {
@@ -70,6 +88,7 @@ describe("agent configuration", () => {
 
   it("--help lists every flag with its variable", () => {
     expect(loadConfig(["--help"], {})).toBe("help");
-    for (const s of ["--control-plane-url", "PARALLELS_CONTROL_PLANE_URL", "--bootstrap-token", "--nats-url", "--health-port", "--max-concurrent-attempts", "MLFLOW_TRACKING_URI"]) expect(HELP).toContain(s);
+    for (const s of ["--control-plane-url", "PARALLELS_CONTROL_PLANE_URL", "--bootstrap-token", "--nats-url", "--health-port", "--max-concurrent-attempts", "MLFLOW_TRACKING_URI"])
+      expect(HELP).toContain(s);
   });
 });

@@ -47,12 +47,21 @@ export const SETTINGS = {
   heartbeatSeconds: { flag: "heartbeat-seconds", env: "PARALLELS_HEARTBEAT_SECONDS", help: "Seconds between heartbeats. Default: what the control plane says at registration (15)." },
   pullExpiresSeconds: { flag: "pull-expires-seconds", env: "PARALLELS_PULL_EXPIRES_SECONDS", help: "Lifetime of one JetStream pull request (1–300). Default 30." },
   unhealthyAfterSeconds: { flag: "unhealthy-after-seconds", env: "PARALLELS_UNHEALTHY_AFTER_SECONDS", help: "/healthz fails when nothing was pulled for this long. Default 3 × the pull expiry." },
-  maxConcurrentAttempts: { flag: "max-concurrent-attempts", env: "PARALLELS_MAX_CONCURRENT_ATTEMPTS", help: "Attempts running at once on this cluster; more wait (in NATS, with in-progress acks). Default 8." },
+  maxConcurrentAttempts: {
+    flag: "max-concurrent-attempts",
+    env: "PARALLELS_MAX_CONCURRENT_ATTEMPTS",
+    help: "Attempts running at once on this cluster; more wait (in NATS, with in-progress acks). Default 8.",
+  },
   mlflowTrackingUri: { flag: "mlflow-tracking-uri", env: "MLFLOW_TRACKING_URI", help: "MLflow tracking server the steps log to (http or https). Required by the local executor." },
   projectsRoot: { flag: "projects-root", env: "PARALLELS_PROJECTS_ROOT", help: "Local executor: relative project paths and inputs resolve here. Default the working directory." },
   pythonBinDir: { flag: "python-bin-dir", env: "PARALLELS_PYTHON_BIN_DIR", help: "Local executor: a Python environment's bin folder, put first on the steps' PATH." },
   maxProcesses: { flag: "max-processes", env: "PARALLELS_MAX_PROCESSES", help: "Local executor: step processes running at once over all attempts. Default the number of CPUs." },
-  stepsMlflowCredentials: { flag: "steps-mlflow-credentials", env: "PARALLELS_STEPS_MLFLOW_CREDENTIALS", boolean: true, help: "Local executor: pass MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_PASSWORD of the agent's environment to the steps (default: removed, like every PARALLELS_* variable)." },
+  stepsMlflowCredentials: {
+    flag: "steps-mlflow-credentials",
+    env: "PARALLELS_STEPS_MLFLOW_CREDENTIALS",
+    boolean: true,
+    help: "Local executor: pass MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_PASSWORD of the agent's environment to the steps (default: removed, like every PARALLELS_* variable).",
+  },
   logLevel: { flag: "log-level", env: "PARALLELS_LOG_LEVEL", help: "trace, debug, info, warn, error or fatal. Default info." },
 } as const satisfies Record<string, Setting>;
 
@@ -80,7 +89,12 @@ function natsUrlProblem(raw: string): string | null {
 
 const natsUrls = z
   .string()
-  .transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .superRefine((list, ctx) => {
     if (list.length === 0) ctx.addIssue({ code: "custom", message: "expected at least one NATS URL" });
     for (const u of list) {
@@ -90,13 +104,21 @@ const natsUrls = z
   });
 
 const intIn = (min: number, max: number) =>
-  z.coerce.number({ error: "expected a number" }).int({ error: `expected an integer from ${min} to ${max}` }).min(min, { error: `expected an integer from ${min} to ${max}` }).max(max, { error: `expected an integer from ${min} to ${max}` });
+  z.coerce
+    .number({ error: "expected a number" })
+    .int({ error: `expected an integer from ${min} to ${max}` })
+    .min(min, { error: `expected an integer from ${min} to ${max}` })
+    .max(max, { error: `expected an integer from ${min} to ${max}` });
 
 const Schema = z
   .object({
     controlPlaneUrl: httpUrl,
     bootstrapToken: z.string().trim().min(1).max(200).optional(),
-    stateDir: z.string().min(1).default(".state/agent").transform((s) => resolve(s)),
+    stateDir: z
+      .string()
+      .min(1)
+      .default(".state/agent")
+      .transform((s) => resolve(s)),
     executor: z.enum(["local"], { error: (i) => `unknown executor ${JSON.stringify(i.input)}; available: local` }).default("local"),
     natsUrl: natsUrls.optional(),
     healthHost: z.string().min(1).default("127.0.0.1"),
@@ -106,10 +128,21 @@ const Schema = z
     unhealthyAfterSeconds: intIn(1, 86_400).optional(),
     maxConcurrentAttempts: intIn(1, 10_000).default(8),
     mlflowTrackingUri: httpUrl.optional(),
-    projectsRoot: z.string().min(1).transform((s) => resolve(s)).optional(),
-    pythonBinDir: z.string().min(1).transform((s) => resolve(s)).optional(),
+    projectsRoot: z
+      .string()
+      .min(1)
+      .transform((s) => resolve(s))
+      .optional(),
+    pythonBinDir: z
+      .string()
+      .min(1)
+      .transform((s) => resolve(s))
+      .optional(),
     maxProcesses: intIn(1, 100_000).optional(),
-    stepsMlflowCredentials: z.union([z.boolean(), z.enum(["true", "1", "yes", "false", "0", "no"], { error: "expected true or false" })]).default(false).transform((v) => v === true || v === "true" || v === "1" || v === "yes"),
+    stepsMlflowCredentials: z
+      .union([z.boolean(), z.enum(["true", "1", "yes", "false", "0", "no"], { error: "expected true or false" })])
+      .default(false)
+      .transform((v) => v === true || v === "true" || v === "1" || v === "yes"),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"], { error: (i) => `unknown log level ${JSON.stringify(i.input)}` }).default("info"),
   })
   .superRefine((c, ctx) => {

@@ -3,7 +3,7 @@
  * Answers are parsed with the proto/ schemas; failures become {@link ControlPlaneError}, which
  * says whether retrying can help.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { AgentRegistered, EventBatchResult, HeartbeatAnswer, type AgentRegister, type EventBatch, type Heartbeat } from "../../proto/agent";
 import { ErrorBodySchema, type ProblemDetail } from "../../proto/errors";
 
@@ -54,7 +54,7 @@ export function createControlPlaneClient(opts: { baseUrl: string; fetch?: typeof
       throw new ControlPlaneError(`POST ${path}: no answer from ${opts.baseUrl}: ${(err as Error).message}`, null, null, [], { cause: err });
     }
     const text = await res.text().catch(() => "");
-    let json: unknown = undefined;
+    let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {

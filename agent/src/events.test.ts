@@ -84,7 +84,10 @@ describe("event reporter (fake control plane)", () => {
     for (let i = 0; i < 5; i++) a.report(ref("n1"), { type: "progress", counts: { total: 5, done: i, failed: 0, running: 1 } });
     a.report(ref("n2"), { type: "running" });
     a.close();
-    const seqs1 = (await readFile(join(dir, JOURNAL_FILE), "utf8")).trim().split("\n").map((l) => JSON.parse(l).e as AgentEvent);
+    const seqs1 = (await readFile(join(dir, JOURNAL_FILE), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).e as AgentEvent);
     const n1 = seqs1.filter((e) => e.nodeRunId === "n1").map((e) => e.seq);
     expect(n1).toEqual([0, 1, 2, 3, 4].map((i) => time.t.now * 1000 + i));
     expect(seqs1.find((e) => e.nodeRunId === "n2")!.seq).toBe(time.t.now * 1000);
@@ -170,7 +173,16 @@ describe("event reporter (fake control plane)", () => {
     r.report(ref("mine"), { type: "running" });
     r.report(ref("theirs"), { type: "succeeded" });
     r.report(ref("mine"), { type: "succeeded" });
-    cp.script.push({ status: 403, body: { error: { code: "forbidden", message: "the batch reports on work this cluster was not given; nothing was applied", details: [{ path: "events[1].nodeRunId", message: 'node run "theirs" is not work of this cluster' }] } } });
+    cp.script.push({
+      status: 403,
+      body: {
+        error: {
+          code: "forbidden",
+          message: "the batch reports on work this cluster was not given; nothing was applied",
+          details: [{ path: "events[1].nodeRunId", message: 'node run "theirs" is not work of this cluster' }],
+        },
+      },
+    });
     expect(await r.flush()).toBe(0);
     expect(cp.requests.map((q) => [q.status, q.events.map((e) => e.nodeRunId)])).toEqual([
       [403, ["mine", "theirs", "mine"]],

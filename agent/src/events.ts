@@ -118,7 +118,10 @@ export class EventReporter {
       const parsed = AgentEvent.safeParse(candidate);
       if (!parsed.success) {
         this.o.metrics?.eventsDropped.inc({ reason: "invalid" });
-        this.o.logger.error({ nodeRunId: ref.nodeRunId, attempt: ref.attempt, type: report.type, problem: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) }, "dropping an invalid event from the executor");
+        this.o.logger.error(
+          { nodeRunId: ref.nodeRunId, attempt: ref.attempt, type: report.type, problem: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) },
+          "dropping an invalid event from the executor",
+        );
         return;
       }
       this.lastSeq.set(k, seq);
@@ -256,7 +259,10 @@ export class EventReporter {
       }
       this.o.metrics?.eventBatchesFailed.inc({ reason: status === null ? "network" : String(status) });
       const level = status === 401 ? "error" : "warn";
-      this.o.logger[level]({ err: errInfo(err), queued: this.queue.length }, status === 401 ? "the control plane refused the agent credential; events kept, retrying" : "sending events failed; retrying with back-off");
+      this.o.logger[level](
+        { err: errInfo(err), queued: this.queue.length },
+        status === 401 ? "the control plane refused the agent credential; events kept, retrying" : "sending events failed; retrying with back-off",
+      );
       return "retry";
     }
   }

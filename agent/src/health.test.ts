@@ -22,7 +22,11 @@ describe("/healthz", () => {
     metrics.sources.runningAttempts = () => 3;
     const ac = new AbortController();
     let port = 0;
-    const served = serveHealth({ host: "127.0.0.1", port: 0, state: { natsConnected: () => connected, lastPullAt: () => Date.now() }, metrics, unhealthyAfterMs: 1000, logger: createLogger({ level: "silent" }) }, ac.signal, (p) => (port = p));
+    const served = serveHealth(
+      { host: "127.0.0.1", port: 0, state: { natsConnected: () => connected, lastPullAt: () => Date.now() }, metrics, unhealthyAfterMs: 1000, logger: createLogger({ level: "silent" }) },
+      ac.signal,
+      (p) => (port = p),
+    );
     while (!port) await new Promise((r) => setTimeout(r, 5));
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     connected = false;

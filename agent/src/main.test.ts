@@ -16,9 +16,21 @@ const executor = (close: () => Promise<void>): Executor => ({
 describe("stopping", () => {
   it("does not wait for an executor whose close never ends, nor fail on one whose close throws", async () => {
     let closed = false;
-    await closeWithin(executor(() => new Promise(() => {})), 20, logger); // resolves: bounded
-    await closeWithin(executor(async () => void (closed = true)), 20, logger);
-    await closeWithin(executor(async () => Promise.reject(new Error("boom"))), 20, logger);
+    await closeWithin(
+      executor(() => new Promise(() => {})),
+      20,
+      logger,
+    ); // resolves: bounded
+    await closeWithin(
+      executor(async () => void (closed = true)),
+      20,
+      logger,
+    );
+    await closeWithin(
+      executor(async () => Promise.reject(new Error("boom"))),
+      20,
+      logger,
+    );
     expect(closed).toBe(true);
   });
 });

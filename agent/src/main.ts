@@ -170,11 +170,40 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
     });
   log.info({ version: AGENT_VERSION, executor: config.executor, maxConcurrentAttempts: config.maxConcurrentAttempts }, "agent running");
   await Promise.all([
-    loop("heartbeat", runHeartbeats({ client, credential: credentials.credential, intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds, agentVersion: AGENT_VERSION, running: () => ex.running(), describe: localMachine, logger: log.child({ component: "heartbeat" }), metrics, onAnswer: followNats }, all)),
-    loop("pull", puller.run(all).finally(() => closeWithin(ex, CLOSE_GRACE_MS, log))),
+    loop(
+      "heartbeat",
+      runHeartbeats(
+        {
+          client,
+          credential: credentials.credential,
+          intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds,
+          agentVersion: AGENT_VERSION,
+          running: () => ex.running(),
+          describe: localMachine,
+          logger: log.child({ component: "heartbeat" }),
+          metrics,
+          onAnswer: followNats,
+        },
+        all,
+      ),
+    ),
+    loop(
+      "pull",
+      puller.run(all).finally(() => closeWithin(ex, CLOSE_GRACE_MS, log)),
+    ),
     loop("events", events.run(all)),
-    loop("run-ends", runEnds.run((r) => ex.runEnded(r.runId, r.status), all)),
-    loop("health", serveHealth({ host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) }, all, deps.onHealthPort)),
+    loop(
+      "run-ends",
+      runEnds.run((r) => ex.runEnded(r.runId, r.status), all),
+    ),
+    loop(
+      "health",
+      serveHealth(
+        { host: config.healthHost, port: config.healthPort, state: puller, metrics, unhealthyAfterMs: config.unhealthyAfterSeconds * 1000, logger: log.child({ component: "health" }) },
+        all,
+        deps.onHealthPort,
+      ),
+    ),
   ]);
   const left = await events.flush(5000);
   events.close();

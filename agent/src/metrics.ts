@@ -21,9 +21,24 @@ export function createMetrics() {
     /** Wired by main once the parts exist. */
     sources,
     messagesReceived: new Counter({ name: "parallels_agent_messages_received_total", help: "Work messages pulled from NATS", labelNames: ["kind"], registers: [registry] }),
-    messagesAcked: new Counter({ name: "parallels_agent_messages_acked_total", help: "Work messages acked (work durably started, cancelled, or known stale)", labelNames: ["kind"], registers: [registry] }),
-    messagesNaked: new Counter({ name: "parallels_agent_messages_naked_total", help: "Work messages handed back to NATS for redelivery after a retryable failure", labelNames: ["kind"], registers: [registry] }),
-    messagesTerminated: new Counter({ name: "parallels_agent_messages_terminated_total", help: "Work messages terminated (never redelivered), e.g. unparseable", labelNames: ["reason"], registers: [registry] }),
+    messagesAcked: new Counter({
+      name: "parallels_agent_messages_acked_total",
+      help: "Work messages acked (work durably started, cancelled, or known stale)",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    messagesNaked: new Counter({
+      name: "parallels_agent_messages_naked_total",
+      help: "Work messages handed back to NATS for redelivery after a retryable failure",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    messagesTerminated: new Counter({
+      name: "parallels_agent_messages_terminated_total",
+      help: "Work messages terminated (never redelivered), e.g. unparseable",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     eventsSent: new Counter({ name: "parallels_agent_events_sent_total", help: "Events accepted by the control plane", registers: [registry] }),
     eventBatchesFailed: new Counter({ name: "parallels_agent_event_batches_failed_total", help: "Event batches that failed (retried unless dropped)", labelNames: ["reason"], registers: [registry] }),
     eventsDropped: new Counter({ name: "parallels_agent_events_dropped_total", help: "Events dropped: refused as foreign work (403) or invalid", labelNames: ["reason"], registers: [registry] }),

@@ -133,7 +133,8 @@ export function createPuller(o: PullerOptions): Puller {
       for await (const s of messages.status()) {
         if (s.type === "heartbeat" || s.type === "discard" || (s.type === "debug" && s.code === 408)) pulled();
         else if (s.type === "heartbeats_missed") log.warn({ count: s.count }, "NATS missed pull heartbeats; pulling again");
-        else if (s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "stream_not_found") log.error({ status: s.type }, "the work consumer is gone; waiting for the control plane to create it again");
+        else if (s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "stream_not_found")
+          log.error({ status: s.type }, "the work consumer is gone; waiting for the control plane to create it again");
       }
     })().catch(() => undefined);
     try {

@@ -31,8 +31,25 @@ describe("registration (fake control plane)", () => {
         const status = statuses.shift() ?? 201;
         res.writeHead(status, { "content-type": "application/json" });
         if (status === 201) {
-          res.end(JSON.stringify({ clusterId: "c1", clusterName: "local", credential: "plc_abc", nats: { servers: ["nats://127.0.0.1:4222"], jwt: "eyJ.jwt", inboxPrefix: "_INBOX_c1", stream: "WORK", consumer: "agent-c1" }, heartbeatSeconds: 15 }));
-        } else res.end(JSON.stringify({ error: { code: status === 401 ? "unauthenticated" : "unavailable", message: status === 401 ? "unknown or already used bootstrap token" : "NATS is not reachable right now; retry", details: [] } }));
+          res.end(
+            JSON.stringify({
+              clusterId: "c1",
+              clusterName: "local",
+              credential: "plc_abc",
+              nats: { servers: ["nats://127.0.0.1:4222"], jwt: "eyJ.jwt", inboxPrefix: "_INBOX_c1", stream: "WORK", consumer: "agent-c1" },
+              heartbeatSeconds: 15,
+            }),
+          );
+        } else
+          res.end(
+            JSON.stringify({
+              error: {
+                code: status === 401 ? "unauthenticated" : "unavailable",
+                message: status === 401 ? "unknown or already used bootstrap token" : "NATS is not reachable right now; retry",
+                details: [],
+              },
+            }),
+          );
       });
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

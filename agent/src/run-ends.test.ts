@@ -22,10 +22,14 @@ describe("run ends kept until closed", () => {
     expect(again.size).toBe(1);
     const closed: RunEnd[] = [];
     const ac = new AbortController();
-    const running = again.run(async (r) => {
-      closed.push(r);
-      ac.abort();
-    }, ac.signal, noWait);
+    const running = again.run(
+      async (r) => {
+        closed.push(r);
+        ac.abort();
+      },
+      ac.signal,
+      noWait,
+    );
     await running;
     expect(closed).toEqual([{ runId: "r1", status: "succeeded" }]);
     expect(again.size).toBe(0);
@@ -38,11 +42,15 @@ describe("run ends kept until closed", () => {
     let failures = 2;
     const closed: string[] = [];
     const ac = new AbortController();
-    const running = ends.run(async (r) => {
-      if (r.runId === "r1" && failures-- > 0) throw new Error("MLflow unreachable");
-      closed.push(r.runId);
-      if (closed.length === 2) ac.abort();
-    }, ac.signal, noWait);
+    const running = ends.run(
+      async (r) => {
+        if (r.runId === "r1" && failures-- > 0) throw new Error("MLflow unreachable");
+        closed.push(r.runId);
+        if (closed.length === 2) ac.abort();
+      },
+      ac.signal,
+      noWait,
+    );
     await new Promise((r) => setTimeout(r, 10));
     ends.add([{ runId: "r2", status: "cancelled" }]);
     await running;

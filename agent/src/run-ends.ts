@@ -24,7 +24,10 @@ export class RunEnds {
   private readonly pending = new Map<string, RunEnd>();
   private wake: (() => void) | null = null;
 
-  constructor(stateDir: string, private readonly logger: Logger) {
+  constructor(
+    stateDir: string,
+    private readonly logger: Logger,
+  ) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.path = join(stateDir, RUN_ENDS_FILE);
     for (const r of this.load()) this.pending.set(r.runId, r);

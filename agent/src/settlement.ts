@@ -14,11 +14,7 @@
  */
 import { ShuttingDown } from "./work";
 
-export type Settlement =
-  | { kind: "ack" }
-  | { kind: "nak"; why: "shutdown" | "retry"; delayMs: number | undefined }
-  | { kind: "term"; reason: string }
-  | { kind: "giveUp"; reason: string };
+export type Settlement = { kind: "ack" } | { kind: "nak"; why: "shutdown" | "retry"; delayMs: number | undefined } | { kind: "term"; reason: string } | { kind: "giveUp"; reason: string };
 
 export interface SettlementInput {
   /** How the handler's promise ended. */

@@ -41,7 +41,10 @@ export function handleWorkMessage(m: JsMsg, signal: AbortSignal, c: WorkMessageC
     const ref = unreadableStart(read.raw, kind);
     if (ref) c.handler.reportUnreadable(ref, `the agent could not read the start message: ${read.reason}`);
     if (answer(log, "term", () => m.term(read.reason))) c.metrics.messagesTerminated.inc({ reason: "unparseable" });
-    log.error({ subject: m.subject, streamSeq: m.seq, size: m.data.length, reason: read.reason, reported: ref ? `${ref.nodeRunId}#${ref.attempt}` : null }, "terminated a work message that cannot be read (it will not be redelivered)");
+    log.error(
+      { subject: m.subject, streamSeq: m.seq, size: m.data.length, reason: read.reason, reported: ref ? `${ref.nodeRunId}#${ref.attempt}` : null },
+      "terminated a work message that cannot be read (it will not be redelivered)",
+    );
     return null;
   }
   const work = read.work;
@@ -54,7 +57,16 @@ export function handleWorkMessage(m: JsMsg, signal: AbortSignal, c: WorkMessageC
       () => ({ ok: true }) as const,
       (error: unknown) => ({ ok: false, error }) as const,
     )
-    .then((outcome) => carryOut(m, work, settlementOf({ outcome, kind: work.type, deliveryCount: m.info.deliveryCount, maxDeliver: c.maxDeliver, nakDelayMs: c.nakDelayMs }), outcome.ok ? undefined : outcome.error, c, ctx))
+    .then((outcome) =>
+      carryOut(
+        m,
+        work,
+        settlementOf({ outcome, kind: work.type, deliveryCount: m.info.deliveryCount, maxDeliver: c.maxDeliver, nakDelayMs: c.nakDelayMs }),
+        outcome.ok ? undefined : outcome.error,
+        c,
+        ctx,
+      ),
+    )
     .catch((err: unknown) => log.error({ ...ctx, err: errInfo(err) }, "unexpected error while answering NATS"))
     .finally(() => clearInterval(working));
 }
@@ -69,7 +81,10 @@ async function carryOut(m: JsMsg, work: WorkMessage, s: Settlement, err: unknown
     case "giveUp":
       if (work.type === "start") await c.handler.giveUpStart(work, s.reason.slice(0, 4000));
       if (answer(log, "term", () => m.term(s.reason.slice(0, 500)))) c.metrics.messagesTerminated.inc({ reason: "max_deliver" });
-      log.error({ ...ctx, maxDeliver: c.maxDeliver, reason: s.reason }, work.type === "start" ? "last delivery failed; the attempt is reported failed and the message terminated" : "last delivery of a cancel failed; message terminated");
+      log.error(
+        { ...ctx, maxDeliver: c.maxDeliver, reason: s.reason },
+        work.type === "start" ? "last delivery failed; the attempt is reported failed and the message terminated" : "last delivery of a cancel failed; message terminated",
+      );
       return;
     case "term":
       if (answer(log, "term", () => m.term(s.reason.slice(0, 500)))) c.metrics.messagesTerminated.inc({ reason: "not_retryable" });
@@ -98,11 +113,17 @@ type Read = { ok: true; work: WorkMessage } | { ok: false; reason: string; raw: 
 
 /** The message as a WorkMessage meant for this cluster, or why not (with what was readable of it). */
 function readWork(m: JsMsg, clusterId: string): Read {
-  let raw: unknown = undefined;
+  let raw: unknown;
   try {
     raw = m.json();
     const parsed = WorkMessageSchema.safeParse(raw);
-    if (!parsed.success) throw new Error(parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`).join("; "));
+    if (!parsed.success)
+      throw new Error(
+        parsed.error.issues
+          .slice(0, 5)
+          .map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`)
+          .join("; "),
+      );
     const work = parsed.data;
     if (m.subject !== workSubject(clusterId, work.type)) {
       raw = undefined; // read fine: the subject is wrong, so it is not this cluster's to report on

@@ -12,16 +12,25 @@ const node = (id: string, deps: { inputs?: string[]; after?: string[] } = {}) =>
 const dag = (...nodes: ReturnType<typeof node>[]) => ({ nodes }) as unknown as Dag;
 
 describe("graph", () => {
-  const diamond = dag(
-    node("d", { inputs: ["b", "c"], after: ["b"] }),
-    node("b", { inputs: ["a"] }),
-    node("c", { after: ["a"] }),
-    node("a", { inputs: [] }),
-  );
+  const diamond = dag(node("d", { inputs: ["b", "c"], after: ["b"] }), node("b", { inputs: ["a"] }), node("c", { after: ["a"] }), node("a", { inputs: [] }));
 
   it("derives upstream and downstream from inputs and after, deduplicated", () => {
-    expect(upstreamOf(diamond)).toEqual(new Map([["d", ["b", "c"]], ["b", ["a"]], ["c", ["a"]], ["a", []]]));
-    expect(downstreamOf(diamond)).toEqual(new Map([["d", []], ["b", ["d"]], ["c", ["d"]], ["a", ["b", "c"]]]));
+    expect(upstreamOf(diamond)).toEqual(
+      new Map([
+        ["d", ["b", "c"]],
+        ["b", ["a"]],
+        ["c", ["a"]],
+        ["a", []],
+      ]),
+    );
+    expect(downstreamOf(diamond)).toEqual(
+      new Map([
+        ["d", []],
+        ["b", ["d"]],
+        ["c", ["d"]],
+        ["a", ["b", "c"]],
+      ]),
+    );
   });
 
   it("ignores inputs that come from runs or URIs", () => {

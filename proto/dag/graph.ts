@@ -74,7 +74,11 @@ export function graphOf(dag: Pick<Dag, "nodes">): DagGraph {
 function toIdMap(ids: string[], lists: number[][]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   ids.forEach((id, i) => {
-    if (!out.has(id)) out.set(id, lists[i]!.map((j) => ids[j]!));
+    if (!out.has(id))
+      out.set(
+        id,
+        lists[i]!.map((j) => ids[j]!),
+      );
   });
   return out;
 }

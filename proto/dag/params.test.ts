@@ -51,7 +51,7 @@ describe("DAG params in node values", () => {
     });
     expect(r.ok).toBe(false);
     expect((r as { problems: Problem[] }).problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
-      "nodes[0].parameters.top: unknown DAG param \"topp\" in ${params.topp} (declared: lang, top)",
+      'nodes[0].parameters.top: unknown DAG param "topp" in ${params.topp} (declared: lang, top)',
       "nodes[1].env.X: empty param name in ${params.}",
     ]);
     const none = validateDag({ name: "d", nodes: [{ id: "a", project, parameters: { top: "${params.top}" } }] });

@@ -7,9 +7,7 @@ import { acyclicDagArb, type GeneratedDag } from "./testing";
 function withBackEdge(doc: GeneratedDag["doc"], start: string, end: string, viaInput: boolean): GeneratedDag["doc"] {
   const nodes = doc.nodes.map((n) => {
     if (n.id !== start) return n;
-    return viaInput
-      ? { ...n, inputs: { ...(n.inputs ?? {}), back_edge: { node: end } } }
-      : { ...n, after: [...(n.after ?? []), end] };
+    return viaInput ? { ...n, inputs: { ...(n.inputs ?? {}), back_edge: { node: end } } } : { ...n, after: [...(n.after ?? []), end] };
   });
   return { ...doc, nodes };
 }

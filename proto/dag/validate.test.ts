@@ -112,7 +112,7 @@ describe("validateDag: structural problems", () => {
       }),
     ).toEqual([
       "nodes[0].parallelism: expected an integer from 1 to 100000",
-      "nodes[0].resources.memory: expected a Kubernetes quantity such as \"512Mi\" or \"4Gi\"",
+      'nodes[0].resources.memory: expected a Kubernetes quantity such as "512Mi" or "4Gi"',
       "nodes[0].resources.gpu: expected an integer ≥ 0",
       "nodes[0].retries: expected an integer from 0 to 10",
       "nodes[0].timeoutSeconds: expected a positive integer",
@@ -131,9 +131,7 @@ describe("validateDag: structural problems", () => {
       'nodes[0].inputs["2x"]: invalid name "2x": input names start with a letter or "_" and contain only letters, digits, "_" and "-"',
       'nodes[0].env.A-B: invalid name "A-B": environment variable names start with a letter or "_" and contain only letters, digits and "_"',
     ]);
-    expect(problemsOf({ name: "a".repeat(64), nodes: [{ id: "a", project }] })).toEqual([
-      "name: a DAG name must be at most 63 characters",
-    ]);
+    expect(problemsOf({ name: "a".repeat(64), nodes: [{ id: "a", project }] })).toEqual(["name: a DAG name must be at most 63 characters"]);
   });
 
   it("explains input references, cluster selectors and partitions", () => {
@@ -182,16 +180,23 @@ describe("validateDag: structural problems", () => {
   });
 
   it("rejects a project subdirectory that escapes the repository", () => {
-    expect(problemsOf({ name: "d", nodes: [{ id: "a", project: { uri: ".", subdirectory: "../x" } }] })).toEqual([
-      'nodes[0].project.subdirectory: must be a relative path without ".."',
-    ]);
+    expect(problemsOf({ name: "d", nodes: [{ id: "a", project: { uri: ".", subdirectory: "../x" } }] })).toEqual(['nodes[0].project.subdirectory: must be a relative path without ".."']);
   });
 });
 
 describe("validateDag: graph problems", () => {
   it("reports duplicate ids at the later node", () => {
     expect(
-      problemsOf({ name: "d", nodes: [{ id: "a", project }, { id: "prep", project }, { id: "b", project }, { id: "c", project }, { id: "prep", project }] }),
+      problemsOf({
+        name: "d",
+        nodes: [
+          { id: "a", project },
+          { id: "prep", project },
+          { id: "b", project },
+          { id: "c", project },
+          { id: "prep", project },
+        ],
+      }),
     ).toEqual(['nodes[4].id: duplicate id "prep" (also nodes[1])']);
   });
 
@@ -210,9 +215,7 @@ describe("validateDag: graph problems", () => {
   });
 
   it("reports a node that depends on itself", () => {
-    expect(problemsOf({ name: "d", nodes: [{ id: "a", project, after: ["a"] }] })).toEqual([
-      'nodes[0].after[0]: node "a" depends on itself',
-    ]);
+    expect(problemsOf({ name: "d", nodes: [{ id: "a", project, after: ["a"] }] })).toEqual(['nodes[0].after[0]: node "a" depends on itself']);
   });
 
   it("reports each cycle once, naming its nodes in order, at its first node", () => {
@@ -247,10 +250,7 @@ describe("validateDag: graph problems", () => {
           { id: "e", project, partition: { by: "broadcast", input: "x" } },
         ],
       }),
-    ).toEqual([
-      'nodes[2].partition.input: no input named "imgs" (inputs: images, labels)',
-      'nodes[3].partition.input: no input named "x" (the node has no inputs)',
-    ]);
+    ).toEqual(['nodes[2].partition.input: no input named "imgs" (inputs: images, labels)', 'nodes[3].partition.input: no input named "x" (the node has no inputs)']);
   });
 
   it("still runs graph checks when other parts do not parse", () => {

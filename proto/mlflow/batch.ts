@@ -110,10 +110,7 @@ function limitValue(kind: "Param" | "Tag", key: string, value: string, max: numb
   const len = codePointLength(value);
   if (len <= max) return value;
   if (policy === "truncate") return truncateCodePoints(value, max);
-  throw new MlflowClientError(
-    "VALUE_TOO_LONG",
-    `${kind} value of '${key}' has ${len} characters, over MLflow's limit of ${max}`,
-  );
+  throw new MlflowClientError("VALUE_TOO_LONG", `${kind} value of '${key}' has ${len} characters, over MLflow's limit of ${max}`);
 }
 
 /**
@@ -121,32 +118,21 @@ function limitValue(kind: "Param" | "Tag", key: string, value: string, max: numb
  * value is sent once; the same key with different values is refused here (MLflow params are
  * write-once, and the server would refuse the whole request).
  */
-export function normalizeParams(
-  params: KeyValues | undefined,
-  limits: MlflowLimits = MLFLOW_LIMITS,
-  policy: LongValuePolicy = "truncate",
-): WireKeyValue[] {
+export function normalizeParams(params: KeyValues | undefined, limits: MlflowLimits = MLFLOW_LIMITS, policy: LongValuePolicy = "truncate"): WireKeyValue[] {
   const seen = new Map<string, string>();
   for (const [key, raw] of pairsOf(params)) {
     const value = limitValue("Param", key, raw, limits.maxParamValueLength, policy);
     const prev = seen.get(key);
     if (prev === undefined) seen.set(key, value);
     else if (prev !== value) {
-      throw new MlflowClientError(
-        "DUPLICATE_PARAM",
-        `param '${key}' is given twice with different values ('${prev.slice(0, 100)}' and '${value.slice(0, 100)}'); MLflow params are write-once`,
-      );
+      throw new MlflowClientError("DUPLICATE_PARAM", `param '${key}' is given twice with different values ('${prev.slice(0, 100)}' and '${value.slice(0, 100)}'); MLflow params are write-once`);
     }
   }
   return [...seen].map(([key, value]) => ({ key, value }));
 }
 
 /** Tags for log-batch: values stringified and length-limited; for a repeated key the last wins. */
-export function normalizeTags(
-  tags: KeyValues | undefined,
-  limits: MlflowLimits = MLFLOW_LIMITS,
-  policy: LongValuePolicy = "truncate",
-): WireKeyValue[] {
+export function normalizeTags(tags: KeyValues | undefined, limits: MlflowLimits = MLFLOW_LIMITS, policy: LongValuePolicy = "truncate"): WireKeyValue[] {
   const seen = new Map<string, string>();
   for (const [key, raw] of pairsOf(tags)) {
     seen.delete(key); // keep the position of the last occurrence
@@ -176,11 +162,7 @@ function jsonBytes(v: unknown): number {
  * Pack params, tags and metrics into as few log-batch requests as the limits allow, in order
  * (params, then tags, then metrics). `runId` is only used to size the request envelope.
  */
-export function chunkBatch(
-  runId: string,
-  entities: { params?: WireKeyValue[]; tags?: WireKeyValue[]; metrics?: WireMetric[] },
-  limits: MlflowLimits = MLFLOW_LIMITS,
-): BatchChunk[] {
+export function chunkBatch(runId: string, entities: { params?: WireKeyValue[]; tags?: WireKeyValue[]; metrics?: WireMetric[] }, limits: MlflowLimits = MLFLOW_LIMITS): BatchChunk[] {
   const envelope = jsonBytes({ run_id: runId, metrics: [], params: [], tags: [] });
   const chunks: BatchChunk[] = [];
   let cur: BatchChunk = { params: [], tags: [], metrics: [] };

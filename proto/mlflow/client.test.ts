@@ -20,8 +20,7 @@ function fakeFetch(replies: Reply[]) {
   };
   return { fetch, calls };
 }
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
 const RUN = { info: { run_id: "r1", experiment_id: "1", status: "RUNNING", artifact_uri: "mlflow-artifacts:/1/r1/artifacts" }, data: {} };
 
 function client(replies: Reply[], extra: Partial<ConstructorParameters<typeof MlflowClient>[0]> = {}) {
@@ -134,7 +133,11 @@ describe("requests", () => {
 
 describe("answers", () => {
   /** The error a call fails with. */
-  const failure = (p: Promise<unknown>) => p.then(() => expect.fail("the call succeeded"), (e: unknown) => e as Error);
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => expect.fail("the call succeeded"),
+      (e: unknown) => e as Error,
+    );
 
   it("refuses a malformed answer with a BAD_RESPONSE naming the endpoint and the path of each problem, without retrying", async () => {
     const { c, calls } = client([json(200, { run: { info: { run_id: 7, experiment_id: "1" } } })]);
@@ -171,7 +174,10 @@ describe("batching", () => {
   it("packs within every limit", () => {
     const params = normalizeParams(Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`p${i}`, i])));
     const tags = normalizeTags(Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`t${i}`, "v"])));
-    const metrics = normalizeMetrics(Array.from({ length: 2500 }, (_, i) => ({ key: "m", value: i })), 1);
+    const metrics = normalizeMetrics(
+      Array.from({ length: 2500 }, (_, i) => ({ key: "m", value: i })),
+      1,
+    );
     const chunks = chunkBatch("r", { params, tags, metrics });
     expect(chunks.map((c) => [c.params.length, c.tags.length, c.metrics.length])).toEqual([
       [100, 0, 0],
@@ -198,9 +204,25 @@ describe("batching", () => {
   });
 
   it("dedupes params, refuses conflicting ones, keeps the last tag", () => {
-    expect(normalizeParams([["a", 1], ["a", "1"]])).toEqual([{ key: "a", value: "1" }]);
-    expect(() => normalizeParams([{ key: "a", value: 1 }, { key: "a", value: 2 }])).toThrow(/write-once/);
-    expect(normalizeTags([["a", "1"], ["b", "2"], ["a", "3"]])).toEqual([
+    expect(
+      normalizeParams([
+        ["a", 1],
+        ["a", "1"],
+      ]),
+    ).toEqual([{ key: "a", value: "1" }]);
+    expect(() =>
+      normalizeParams([
+        { key: "a", value: 1 },
+        { key: "a", value: 2 },
+      ]),
+    ).toThrow(/write-once/);
+    expect(
+      normalizeTags([
+        ["a", "1"],
+        ["b", "2"],
+        ["a", "3"],
+      ]),
+    ).toEqual([
       { key: "b", value: "2" },
       { key: "a", value: "3" },
     ]);
@@ -221,7 +243,15 @@ describe("batching", () => {
   });
 
   it("writes non-finite metric values the way proto3 JSON does", () => {
-    expect(normalizeMetrics([{ key: "a", value: NaN }, { key: "b", value: -Infinity, step: 2, timestamp: 7.9 }], 3)).toEqual([
+    expect(
+      normalizeMetrics(
+        [
+          { key: "a", value: NaN },
+          { key: "b", value: -Infinity, step: 2, timestamp: 7.9 },
+        ],
+        3,
+      ),
+    ).toEqual([
       { key: "a", value: "NaN", timestamp: 3, step: 0 },
       { key: "b", value: "-Infinity", timestamp: 7, step: 2 },
     ]);
@@ -243,9 +273,7 @@ describe("filters", () => {
 
 describe("tags", () => {
   it("builds project run tags like `mlflow run`", () => {
-    expect(
-      projectRunTags({ sourceName: "/p", entryPoint: "main", parentRunId: "x", gitRepoUrl: "https://a:b@h/r.git", extra: { k: "v" } }),
-    ).toEqual({
+    expect(projectRunTags({ sourceName: "/p", entryPoint: "main", parentRunId: "x", gitRepoUrl: "https://a:b@h/r.git", extra: { k: "v" } })).toEqual({
       "mlflow.user": "unknown",
       "mlflow.source.name": "/p",
       "mlflow.source.type": "PROJECT",

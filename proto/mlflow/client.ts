@@ -23,33 +23,9 @@
  * await mlflow.terminateRun(child.info.runId, "FINISHED");
  * ```
  */
-import {
-  artifactLocation,
-  ARTIFACT_PROXY_PREFIX,
-  encodePath,
-  joinPath,
-  normalizeArtifactPath,
-  type ArtifactLocation,
-} from "./artifacts";
-import {
-  chunkBatch,
-  MLFLOW_LIMITS,
-  normalizeMetrics,
-  normalizeParams,
-  normalizeTags,
-  type KeyValues,
-  type LongValuePolicy,
-  type MetricInput,
-  type MlflowLimits,
-} from "./batch";
-import {
-  apiErrorFromBody,
-  isResourceAlreadyExists,
-  isResourceDoesNotExist,
-  MlflowClientError,
-  MlflowNetworkError,
-  RETRYABLE_STATUSES,
-} from "./errors";
+import { artifactLocation, ARTIFACT_PROXY_PREFIX, encodePath, joinPath, normalizeArtifactPath, type ArtifactLocation } from "./artifacts";
+import { chunkBatch, MLFLOW_LIMITS, normalizeMetrics, normalizeParams, normalizeTags, type KeyValues, type LongValuePolicy, type MetricInput, type MlflowLimits } from "./batch";
+import { apiErrorFromBody, isResourceAlreadyExists, isResourceDoesNotExist, MlflowClientError, MlflowNetworkError, RETRYABLE_STATUSES } from "./errors";
 import { runFilter, type RunFilterInput } from "./filter";
 import { MLFLOW_TAGS } from "./tags";
 import type { z } from "zod";
@@ -567,10 +543,7 @@ export class MlflowClient {
 
 function activeOrThrow(e: Experiment): Experiment {
   if (e.lifecycleStage === "active") return e;
-  throw new MlflowClientError(
-    "EXPERIMENT_DELETED",
-    `experiment '${e.name}' (id ${e.experimentId}) is ${e.lifecycleStage}: restore it in MLflow or choose another name`,
-  );
+  throw new MlflowClientError("EXPERIMENT_DELETED", `experiment '${e.name}' (id ${e.experimentId}) is ${e.lifecycleStage}: restore it in MLflow or choose another name`);
 }
 
 function proxyUrl(loc: ArtifactLocation, rel: string): { url: string; endpoint: string } {

@@ -105,13 +105,7 @@ export class MlflowNetworkError extends MlflowError {
   }
 }
 
-export type MlflowClientErrorCode =
-  | "INVALID_ARGUMENT"
-  | "DUPLICATE_PARAM"
-  | "VALUE_TOO_LONG"
-  | "EXPERIMENT_DELETED"
-  | "ARTIFACTS_NOT_PROXIED"
-  | "BAD_RESPONSE";
+export type MlflowClientErrorCode = "INVALID_ARGUMENT" | "DUPLICATE_PARAM" | "VALUE_TOO_LONG" | "EXPERIMENT_DELETED" | "ARTIFACTS_NOT_PROXIED" | "BAD_RESPONSE";
 
 /** Refused by the client before (or instead of) talking to the server, or an answer it cannot read. */
 export class MlflowClientError extends MlflowError {
@@ -131,10 +125,7 @@ export function isMlflowError(e: unknown): e is MlflowError {
 /** An error answer from the server; with `code`, only that `error_code`. */
 export function isMlflowApiError(e: unknown, code?: MlflowErrorCode): e is MlflowApiError {
   return (
-    isMlflowError(e) &&
-    typeof (e as MlflowApiError).errorCode === "string" &&
-    typeof (e as MlflowApiError).status === "number" &&
-    (code === undefined || (e as MlflowApiError).errorCode === code)
+    isMlflowError(e) && typeof (e as MlflowApiError).errorCode === "string" && typeof (e as MlflowApiError).status === "number" && (code === undefined || (e as MlflowApiError).errorCode === code)
   );
 }
 

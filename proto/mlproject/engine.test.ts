@@ -44,8 +44,18 @@ function err(f: () => unknown): MLprojectError {
 
 describe("Python str()", () => {
   it.each([
-    [1.0, "1.0"], [0.1, "0.1"], [1e-5, "1e-05"], [0.0001, "0.0001"], [1e16, "1e+16"], [1e15, "1000000000000000.0"],
-    [123456789.123, "123456789.123"], [1.5e-7, "1.5e-07"], [-0.0, "-0.0"], [Infinity, "inf"], [NaN, "nan"], [2.5e20, "2.5e+20"],
+    [1.0, "1.0"],
+    [0.1, "0.1"],
+    [1e-5, "1e-05"],
+    [0.0001, "0.0001"],
+    [1e16, "1e+16"],
+    [1e15, "1000000000000000.0"],
+    [123456789.123, "123456789.123"],
+    [1.5e-7, "1.5e-07"],
+    [-0.0, "-0.0"],
+    [Infinity, "inf"],
+    [NaN, "nan"],
+    [2.5e20, "2.5e+20"],
   ])("float %d → %s", (x, want) => expect(floatRepr(x)).toBe(want));
 
   it("other types", () => {
@@ -60,14 +70,20 @@ describe("Python str()", () => {
 });
 
 describe("shlex.quote", () => {
-  it.each([["", "''"], ["abc-_./:=+,@%", "abc-_./:=+,@%"], ["a b", "'a b'"], ["café", "'café'"], ["friend; echo 'hi'", `'friend; echo '"'"'hi'"'"''`]])(
-    "%j",
-    (s, want) => expect(shlexQuote(s)).toBe(want),
-  );
+  it.each([
+    ["", "''"],
+    ["abc-_./:=+,@%", "abc-_./:=+,@%"],
+    ["a b", "'a b'"],
+    ["café", "'café'"],
+    ["friend; echo 'hi'", `'friend; echo '"'"'hi'"'"''`],
+  ])("%j", (s, want) => expect(shlexQuote(s)).toBe(want));
 });
 
 describe("str.format", () => {
-  const kw = new Map([["a", "x"], ["batch-size", "64"]]);
+  const kw = new Map([
+    ["a", "x"],
+    ["batch-size", "64"],
+  ]);
   it("renders", () => {
     expect(pyFormat("{a} {{a}} {batch-size} {a!r} {a:>3} {a:.0}|", kw)).toBe("x {a} 64 'x'   x |");
     expect(pyFormat("{a[0]}", kw)).toBe("x");
@@ -133,7 +149,12 @@ entry_points:
   });
 
   it("empty / list / scalar MLproject give clear errors", async () => {
-    for (const [text, what] of [["", "is empty"], ["# c\n", "is empty"], ["- a\n", "holds a list"], ["42", "holds a int"]] as const) {
+    for (const [text, what] of [
+      ["", "is empty"],
+      ["# c\n", "is empty"],
+      ["- a\n", "holds a list"],
+      ["42", "holds a int"],
+    ] as const) {
       const e = await loadProject(filesFromMap({ MLproject: text })).catch((x: unknown) => x as MLprojectError);
       expect(isMLprojectError(e)).toBe(true);
       expect((e as MLprojectError).message).toContain(what);
@@ -177,9 +198,7 @@ describe("CLI, env files, env manager", () => {
 
   it("conda conversion", () => {
     const opts = { launcherPythonVersion: "3.11.7" };
-    expect(err(() => condaToPythonEnv("dependencies:\n  - python\n", opts)).mlflowMessage).toBe(
-      "Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13).",
-    );
+    expect(err(() => condaToPythonEnv("dependencies:\n  - python\n", opts)).mlflowMessage).toBe("Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13).");
     const c = condaToPythonEnv("dependencies:\n  - pip\n  - {pip: [a]}\n", opts);
     expect([c.python, c.buildDependencies, c.dependencies]).toEqual(["3.11.7", ["pip"], ["a"]]);
     expect(c.warnings[0]).toContain("does not include a python version");
@@ -222,13 +241,29 @@ describe("MLflow's own text (mlflowMessage)", () => {
     ["conda python unpinned", () => err(() => condaToPythonEnv("dependencies:\n  - python\n", opts)), "Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13)."],
     ["conda python <", () => err(() => condaToPythonEnv("dependencies:\n  - python<3.9\n", opts)), "Invalid version comparator for python: '<'. Must be one of ['<=', '>=', '=', '==']."],
     ["conda dependency 5", () => err(() => condaToPythonEnv("dependencies:\n  - 5\n", opts)), 'Invalid conda dependency: 5. Must be str or dict in the form of {"pip": [...]}'],
-    ["env manager", () => err(() => resolveEnvManager("python_env", "conda")), "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project."],
+    [
+      "env manager",
+      () => err(() => resolveEnvManager("python_env", "conda")),
+      "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project.",
+    ],
     ["two env fields", () => load({ MLproject: "python_env: a.yaml\nconda_env: b.yaml\n" }), "Project cannot contain multiple environment fields: {'python_env', 'conda_env'}"],
     ["missing python_env file", () => load({ MLproject: "python_env: env.yaml\n" }), "Project specified python_env file /p/env.yaml, but no such file was found."],
     ["missing conda file", () => load({ MLproject: "conda_env: env.yaml\n" }), "Project specified conda environment file /p/env.yaml, but no such file was found."],
-    ["docker without image", () => load({ MLproject: "docker_env:\n  volumes: [a]\n" }), "Project configuration (MLproject file) was invalid: Docker environment specified but no image attribute found."],
-    ["docker volumes", () => load({ MLproject: "docker_env:\n  image: i\n  volumes: [1]\n" }), "Project configuration (MLproject file) was invalid: Docker volumes must be a list of strings, e.g.: '[\"/path1/:/path1\", \"/path2/:/path2\"])"],
-    ["docker environment", () => load({ MLproject: "docker_env:\n  image: i\n  environment: [1]\n" }), "Project configuration (MLproject file) was invalid: environment must be a list containing either strings (to copy environment variables from host system) or lists of string pairs (to define new environment variables).E.g.: '[[\"NEW_VAR\", \"new_value\"], \"VAR_TO_COPY_FROM_HOST\"])"],
+    [
+      "docker without image",
+      () => load({ MLproject: "docker_env:\n  volumes: [a]\n" }),
+      "Project configuration (MLproject file) was invalid: Docker environment specified but no image attribute found.",
+    ],
+    [
+      "docker volumes",
+      () => load({ MLproject: "docker_env:\n  image: i\n  volumes: [1]\n" }),
+      'Project configuration (MLproject file) was invalid: Docker volumes must be a list of strings, e.g.: \'["/path1/:/path1", "/path2/:/path2"])',
+    ],
+    [
+      "docker environment",
+      () => load({ MLproject: "docker_env:\n  image: i\n  environment: [1]\n" }),
+      'Project configuration (MLproject file) was invalid: environment must be a list containing either strings (to copy environment variables from host system) or lists of string pairs (to define new environment variables).E.g.: \'[["NEW_VAR", "new_value"], "VAR_TO_COPY_FROM_HOST"])',
+    ],
     ["spark job not a mapping", () => spark("  x\n"), "'str' object has no attribute 'get'"],
     ["spark job empty", () => spark("  parameters: []\n"), "Databricks Spark job requires either 'databricks_spark_job.python_file' setting or 'entry_points' setting."],
     ["spark job with docker", () => spark("  python_file: a.py\ndocker_env: {image: i}\n"), "Databricks Spark job does not support setting docker environment."],

@@ -26,38 +26,31 @@ const FIELDS = ["python", "build_dependencies", "dependencies"] as const;
 function fromDict(dct: PyValue, opts: PythonEnvOptions): PythonEnv {
   const src = opts.source ?? "python_env.yaml";
   if (!isPyDict(dct)) {
-    throw new EnvFileError(
-      `${src} must be a mapping with python, build_dependencies and dependencies, got ${pyTypeName(dct)}`,
-      {
-        mlflowType: "TypeError",
-        mlflowMessage: `_PythonEnv.from_dict() argument after ** must be a mapping, not ${pyTypeName(dct)}`,
-        expected: "a mapping",
-      },
-    );
+    throw new EnvFileError(`${src} must be a mapping with python, build_dependencies and dependencies, got ${pyTypeName(dct)}`, {
+      mlflowType: "TypeError",
+      mlflowMessage: `_PythonEnv.from_dict() argument after ** must be a mapping, not ${pyTypeName(dct)}`,
+      expected: "a mapping",
+    });
   }
   for (const k of dct.keys()) {
     if (typeof k !== "string" || !(FIELDS as readonly string[]).includes(k)) {
-      throw new EnvFileError(
-        `${src}: unknown key ${pyRepr(k)}; expected only python, build_dependencies, dependencies`,
-        {
-          mlflowType: "TypeError",
-          mlflowMessage:
-            typeof k === "string"
-              ? `_PythonEnv.__init__() got an unexpected keyword argument ${pyRepr(k)}`
-              : "keywords must be strings",
-          parameter: pyStr(k),
-          expected: "python, build_dependencies or dependencies",
-        },
-      );
+      throw new EnvFileError(`${src}: unknown key ${pyRepr(k)}; expected only python, build_dependencies, dependencies`, {
+        mlflowType: "TypeError",
+        mlflowMessage: typeof k === "string" ? `_PythonEnv.__init__() got an unexpected keyword argument ${pyRepr(k)}` : "keywords must be strings",
+        parameter: pyStr(k),
+        expected: "python, build_dependencies or dependencies",
+      });
     }
   }
   const python = dct.get("python") ?? null;
   if (python !== null && typeof python !== "string") {
     const mlflowMessage = `\`python\` must be a string but got ${pyTypeRepr(python)}`;
-    throw new EnvFileError(
-      `${mlflowMessage} (${src}: quote the version, e.g. python: "${pyStr(python)}"; unquoted 3.10 is the float 3.1)`,
-      { mlflowType: "TypeError", mlflowMessage, parameter: "python", expected: "a quoted version string" },
-    );
+    throw new EnvFileError(`${mlflowMessage} (${src}: quote the version, e.g. python: "${pyStr(python)}"; unquoted 3.10 is the float 3.1)`, {
+      mlflowType: "TypeError",
+      mlflowMessage,
+      parameter: "python",
+      expected: "a quoted version string",
+    });
   }
   const list = (key: "build_dependencies" | "dependencies"): string[] => {
     const v = dct.get(key) ?? null;
@@ -171,8 +164,7 @@ export type EnvManager = "local" | "virtualenv" | "conda" | "uv";
 /** backend/local.py: the env manager used for a project (docker projects always run in docker). */
 export function resolveEnvManager(envType: EnvType | null, requested?: EnvManager | null): EnvManager {
   if (requested && envType === "python_env" && requested === "conda") {
-    const mlflowMessage =
-      "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project.";
+    const mlflowMessage = "python_env project cannot be executed using conda. Set `--env-manager` to 'virtualenv' or 'local' to execute this project.";
     throw new EnvFileError(mlflowMessage, { mlflowType: "MlflowException", mlflowMessage, expected: "env manager virtualenv or local" });
   }
   if (requested) return requested;

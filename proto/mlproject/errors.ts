@@ -5,16 +5,7 @@
 // wording of a syntax error), so "MLflow says exactly this" is never claimed by accident.
 
 /** The Python exception MLflow raises (or would crash with) for the same input. */
-export type MLflowErrorType =
-  | "ExecutionException"
-  | "MlflowException"
-  | "KeyError"
-  | "ValueError"
-  | "IndexError"
-  | "AttributeError"
-  | "TypeError"
-  | "click.UsageError"
-  | "yaml.YAMLError";
+export type MLflowErrorType = "ExecutionException" | "MlflowException" | "KeyError" | "ValueError" | "IndexError" | "AttributeError" | "TypeError" | "click.UsageError" | "yaml.YAMLError";
 
 export type MLprojectErrorKind =
   | "yaml" // the text is not YAML PyYAML's safe_load accepts
@@ -117,14 +108,9 @@ export const mlflowText = (e: MLprojectError): string => e.mlflowMessage ?? e.me
 
 /** True for any error of this module, also across bundles/realms (checks a global symbol brand). */
 export function isMLprojectError(e: unknown): e is MLprojectError {
-  return (
-    e instanceof MLprojectError ||
-    (typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[BRAND] === true)
-  );
+  return e instanceof MLprojectError || (typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[BRAND] === true);
 }
 
-export const isParameterError = (e: unknown): e is ParameterError =>
-  isMLprojectError(e) && e.kind === "parameter";
-export const isTemplateError = (e: unknown): e is TemplateError =>
-  isMLprojectError(e) && e.kind === "template";
+export const isParameterError = (e: unknown): e is ParameterError => isMLprojectError(e) && e.kind === "parameter";
+export const isTemplateError = (e: unknown): e is TemplateError => isMLprojectError(e) && e.kind === "template";
 export const isYamlError = (e: unknown): e is YamlError => isMLprojectError(e) && e.kind === "yaml";

@@ -112,11 +112,7 @@ function parseField(s: string[], start: number): Field {
   if (c === "!" || c === ":") {
     if (c === "!") {
       if (i >= s.length) {
-        throw new FormatFailure(
-          "ValueError",
-          "end of string while looking for conversion specifier",
-          undefined,
-        );
+        throw new FormatFailure("ValueError", "end of string while looking for conversion specifier", undefined);
       }
       conversion = s[i++]!;
       if (i < s.length) {
@@ -178,11 +174,7 @@ function lookup(f: Field, ctx: Ctx): string {
     if (v === undefined) throw new FormatFailure("KeyError", strRepr(first), f.raw, first);
     return applyRest(v, name, j, f.raw);
   }
-  throw new FormatFailure(
-    "IndexError",
-    `Replacement index ${index} out of range for positional args tuple`,
-    f.raw,
-  );
+  throw new FormatFailure("IndexError", `Replacement index ${index} out of range for positional args tuple`, f.raw);
 }
 
 function applyRest(value: string, name: string[], start: number, raw: string): string {
@@ -216,11 +208,7 @@ function applyRest(value: string, name: string[], start: number, raw: string): s
       if (idx >= chars.length) throw new FormatFailure("IndexError", "string index out of range", raw);
       v = chars[idx]!;
     } else {
-      throw new FormatFailure(
-        "ValueError",
-        "Only '.' or '[' may follow ']' in format field specifier",
-        raw,
-      );
+      throw new FormatFailure("ValueError", "Only '.' or '[' may follow ']' in format field specifier", raw);
     }
   }
   return v;
@@ -310,11 +298,7 @@ function formatStr(value: string, specText: string, raw: string): string {
   if (grouping) throw fail(`Cannot specify '${grouping}' with '${type}'.`);
   if (type !== "s") {
     const cp = type.codePointAt(0)!;
-    throw fail(
-      cp > 32 && cp < 128
-        ? `Unknown format code '${type}' for object of type 'str'`
-        : `Unknown format code '\\x${cp.toString(16)}' for object of type 'str'`,
-    );
+    throw fail(cp > 32 && cp < 128 ? `Unknown format code '${type}' for object of type 'str'` : `Unknown format code '\\x${cp.toString(16)}' for object of type 'str'`);
   }
   if (sign) throw fail("Sign not allowed in string format specifier");
   if (noNegZero) throw fail("Negative zero coercion (z) not allowed in string format specifier");

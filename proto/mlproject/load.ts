@@ -68,11 +68,8 @@ export interface LoadProjectOptions {
   projectDir?: string;
 }
 
-const MLFLOW_EXCEPTION_DOCKER_IMAGE =
-  "Project configuration (MLproject file) was invalid: Docker environment specified but no image attribute found.";
-const DOCKER_VOLUMES =
-  "Project configuration (MLproject file) was invalid: Docker volumes must be a list of strings, " +
-  `e.g.: '["/path1/:/path1", "/path2/:/path2"])`;
+const MLFLOW_EXCEPTION_DOCKER_IMAGE = "Project configuration (MLproject file) was invalid: Docker environment specified but no image attribute found.";
+const DOCKER_VOLUMES = "Project configuration (MLproject file) was invalid: Docker volumes must be a list of strings, " + `e.g.: '["/path1/:/path1", "/path2/:/path2"])`;
 const DOCKER_ENVIRONMENT =
   "Project configuration (MLproject file) was invalid: environment must be a list containing either strings (to copy environment " +
   "variables from host system) or lists of string pairs (to define new environment variables)." +
@@ -98,11 +95,7 @@ export async function loadProject(files: ProjectFiles, options: LoadProjectOptio
   return parseProject(text, files, { ...options, mlprojectFile });
 }
 
-export async function parseProject(
-  text: string | null,
-  files: ProjectFiles,
-  options: LoadProjectOptions & { mlprojectFile?: string | null } = {},
-): Promise<Project> {
+export async function parseProject(text: string | null, files: ProjectFiles, options: LoadProjectOptions & { mlprojectFile?: string | null } = {}): Promise<Project> {
   const fileName = options.mlprojectFile ?? "MLproject";
   const dir = options.projectDir ?? "";
   const yaml: PyValue = text === null ? new Map() : loadYaml(text, { source: fileName });
@@ -133,14 +126,11 @@ export async function parseProject(
 
   const rawEps = yaml.has("entry_points") ? yaml.get("entry_points")! : new Map<PyValue, PyValue>();
   if (!isPyDict(rawEps)) {
-    throw new ProjectSpecError(
-      `${fileName}: 'entry_points' must be a mapping of entry point name to {parameters, command}, got ${pyTypeName(rawEps)} ${pyRepr(rawEps)}`,
-      {
-        mlflowType: "AttributeError",
-        mlflowMessage: `'${pyTypeName(rawEps)}' object has no attribute 'items'`,
-        expected: "a mapping of entry points",
-      },
-    );
+    throw new ProjectSpecError(`${fileName}: 'entry_points' must be a mapping of entry point name to {parameters, command}, got ${pyTypeName(rawEps)} ${pyRepr(rawEps)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(rawEps)}' object has no attribute 'items'`,
+      expected: "a mapping of entry points",
+    });
   }
   const entryPoints = new Map<string, EntryPoint>();
   for (const [k, v] of rawEps) entryPoints.set(pyStr(k), parseEntryPoint(pyStr(k), v));
@@ -196,10 +186,11 @@ export async function parseProject(
 
 function dockerEnv(v: PyValue): DockerEnv {
   if (!isPyDict(v)) {
-    throw new ProjectSpecError(
-      `Project configuration (MLproject file) was invalid: docker_env must be a mapping with an 'image' key, got ${pyTypeName(v)} ${pyRepr(v)}`,
-      { mlflowType: "AttributeError", mlflowMessage: `'${pyTypeName(v)}' object has no attribute 'get'`, expected: "a mapping" },
-    );
+    throw new ProjectSpecError(`Project configuration (MLproject file) was invalid: docker_env must be a mapping with an 'image' key, got ${pyTypeName(v)} ${pyRepr(v)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(v)}' object has no attribute 'get'`,
+      expected: "a mapping",
+    });
   }
   const image = v.get("image");
   if (!truthy(image)) {
@@ -296,9 +287,7 @@ export function getEntryPoint(project: Project, name: string, options: GetEntryP
     return { name, parameters: [], command: `Rscript -e "mlflow::mlflow_source('${shlexQuote(name)}')" --args` };
   }
   const keys = [...project.entryPoints.keys()];
-  const mlflowMessage =
-    `Could not find ${name} among entry points ${pyRepr(keys)} or interpret ${name} as a ` +
-    `runnable script. Supported script file extensions: ${pyRepr(Object.keys(runners))}`;
+  const mlflowMessage = `Could not find ${name} among entry points ${pyRepr(keys)} or interpret ${name} as a ` + `runnable script. Supported script file extensions: ${pyRepr(Object.keys(runners))}`;
   throw new EntryPointError(mlflowMessage, {
     mlflowType: "ExecutionException",
     mlflowMessage,

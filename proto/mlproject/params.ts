@@ -32,21 +32,12 @@ export const isRequired = (p: Parameter): boolean => p.default === null;
  */
 export type ParamInput = PyValue;
 
-export type UserParams =
-  | ReadonlyMap<string, ParamInput>
-  | Readonly<Record<string, ParamInput>>
-  | ReadonlyArray<readonly [string, ParamInput]>;
+export type UserParams = ReadonlyMap<string, ParamInput> | Readonly<Record<string, ParamInput>> | ReadonlyArray<readonly [string, ParamInput]>;
 
 /** Ordered name → value pairs as a Map (Python dicts keep insertion order). */
 export function toParamMap(user: UserParams | null | undefined): Map<string, PyValue> {
   const entries: Iterable<readonly [string, ParamInput]> =
-    user == null
-      ? []
-      : user instanceof Map
-        ? user.entries()
-        : Array.isArray(user)
-          ? (user as ReadonlyArray<readonly [string, ParamInput]>)
-          : Object.entries(user as Record<string, ParamInput>);
+    user == null ? [] : user instanceof Map ? user.entries() : Array.isArray(user) ? (user as ReadonlyArray<readonly [string, ParamInput]>) : Object.entries(user as Record<string, ParamInput>);
   const out = new Map<string, PyValue>();
   for (const [k, v] of entries) {
     out.set(k, typeof v === "number" && Number.isInteger(v) && !Object.is(v, -0) ? BigInt(v) : v);
@@ -60,16 +51,13 @@ const got = (v: PyValue) => `${pyTypeName(v)} ${pyRepr(v)}`;
 export function parseParameter(entryPoint: string, name: string, spec: PyValue): Parameter {
   if (typeof spec === "string") return { name, type: spec, default: null };
   if (!isPyDict(spec)) {
-    throw new ProjectSpecError(
-      `Entry point '${entryPoint}', parameter '${name}': expected a type name (e.g. float) or a mapping like {type: float, default: 0.1}, got ${got(spec)}`,
-      {
-        mlflowType: "AttributeError",
-        mlflowMessage: `'${pyTypeName(spec)}' object has no attribute 'get'`,
-        entryPoint,
-        parameter: name,
-        expected: "a type name or a mapping with 'type' and/or 'default'",
-      },
-    );
+    throw new ProjectSpecError(`Entry point '${entryPoint}', parameter '${name}': expected a type name (e.g. float) or a mapping like {type: float, default: 0.1}, got ${got(spec)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(spec)}' object has no attribute 'get'`,
+      entryPoint,
+      parameter: name,
+      expected: "a type name or a mapping with 'type' and/or 'default'",
+    });
   }
   const type = spec.has("type") ? spec.get("type")! : "string";
   return { name, type: pyStr(type), default: spec.get("default") ?? null };
@@ -78,27 +66,21 @@ export function parseParameter(entryPoint: string, name: string, spec: PyValue):
 /** `EntryPoint(name, parameters, command)` from the entry point's YAML mapping. */
 export function parseEntryPoint(name: string, yaml: PyValue): EntryPoint {
   if (!isPyDict(yaml)) {
-    throw new ProjectSpecError(
-      `Entry point '${name}' must be a mapping with a 'command' (and optional 'parameters'), got ${got(yaml)}`,
-      {
-        mlflowType: "AttributeError",
-        mlflowMessage: `'${pyTypeName(yaml)}' object has no attribute 'get'`,
-        entryPoint: name,
-        expected: "a mapping with 'command' and optional 'parameters'",
-      },
-    );
+    throw new ProjectSpecError(`Entry point '${name}' must be a mapping with a 'command' (and optional 'parameters'), got ${got(yaml)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(yaml)}' object has no attribute 'get'`,
+      entryPoint: name,
+      expected: "a mapping with 'command' and optional 'parameters'",
+    });
   }
   const params = yaml.has("parameters") ? yaml.get("parameters")! : new Map<PyValue, PyValue>();
   if (!isPyDict(params)) {
-    throw new ProjectSpecError(
-      `Entry point '${name}': 'parameters' must be a mapping of parameter name to type or {type, default}, got ${got(params)}`,
-      {
-        mlflowType: "AttributeError",
-        mlflowMessage: `'${pyTypeName(params)}' object has no attribute 'items'`,
-        entryPoint: name,
-        expected: "a mapping of parameters",
-      },
-    );
+    throw new ProjectSpecError(`Entry point '${name}': 'parameters' must be a mapping of parameter name to type or {type, default}, got ${got(params)}`, {
+      mlflowType: "AttributeError",
+      mlflowMessage: `'${pyTypeName(params)}' object has no attribute 'items'`,
+      entryPoint: name,
+      expected: "a mapping of parameters",
+    });
   }
   // Names are used as str everywhere downstream (format kwargs, -P names, logged params).
   const parameters = [...params].map(([k, v]) => parseParameter(name, pyStr(k), v));
@@ -114,32 +96,26 @@ function validate(ep: EntryPoint, user: ReadonlyMap<string, PyValue>): void {
   const missing = missingParameters(ep, user);
   if (missing.length === 0) return;
   const mlflowMessage = `No value given for missing parameters: ${missing.map((m) => `'${m}'`).join(", ")}`;
-  throw new ParameterError(
-    `${mlflowMessage} (entry point '${ep.name}': these parameters have no default, pass them as ${missing.map((m) => `-P ${m}=...`).join(" ")})`,
-    {
-      mlflowType: "ExecutionException",
-      mlflowMessage,
-      entryPoint: ep.name,
-      parameter: missing[0],
-      parameters: missing,
-      expected: "a value for every parameter without a default",
-    },
-  );
+  throw new ParameterError(`${mlflowMessage} (entry point '${ep.name}': these parameters have no default, pass them as ${missing.map((m) => `-P ${m}=...`).join(" ")})`, {
+    mlflowType: "ExecutionException",
+    mlflowMessage,
+    entryPoint: ep.name,
+    parameter: missing[0],
+    parameters: missing,
+    expected: "a value for every parameter without a default",
+  });
 }
 
 function requireString(ep: EntryPoint, p: Parameter, value: PyValue): string {
   if (typeof value === "string") return value;
   // MLflow crashes inside urllib.parse on non-str values.
-  throw new ParameterError(
-    `Entry point '${ep.name}', parameter '${p.name}' has type ${p.type} but its value is ${got(value)}; expected a string`,
-    {
-      mlflowType: "AttributeError",
-      mlflowMessage: `'${pyTypeName(value)}' object has no attribute 'decode'`,
-      entryPoint: ep.name,
-      parameter: p.name,
-      expected: `a ${p.type} string`,
-    },
-  );
+  throw new ParameterError(`Entry point '${ep.name}', parameter '${p.name}' has type ${p.type} but its value is ${got(value)}; expected a string`, {
+    mlflowType: "AttributeError",
+    mlflowMessage: `'${pyTypeName(value)}' object has no attribute 'decode'`,
+    entryPoint: ep.name,
+    parameter: p.name,
+    expected: `a ${p.type} string`,
+  });
 }
 
 /** `Parameter._compute_uri_value`: the value needs a URI scheme (`s3://`, `file://`, `C:`…). */
@@ -147,16 +123,13 @@ function uriValue(ep: EntryPoint, p: Parameter, value: PyValue): PyValue {
   const s = requireString(ep, p, value);
   if (urlSplit(s).scheme.length > 0) return value;
   const mlflowMessage = `Expected URI for parameter ${p.name} but got ${s}`;
-  throw new ParameterError(
-    `${mlflowMessage} (entry point '${ep.name}': a 'uri' parameter needs a scheme, e.g. s3://bucket/key or file:///abs/path; local paths are rejected)`,
-    {
-      mlflowType: "ExecutionException",
-      mlflowMessage,
-      entryPoint: ep.name,
-      parameter: p.name,
-      expected: "a URI with a scheme",
-    },
-  );
+  throw new ParameterError(`${mlflowMessage} (entry point '${ep.name}': a 'uri' parameter needs a scheme, e.g. s3://bucket/key or file:///abs/path; local paths are rejected)`, {
+    mlflowType: "ExecutionException",
+    mlflowMessage,
+    entryPoint: ep.name,
+    parameter: p.name,
+    expected: "a URI with a scheme",
+  });
 }
 
 /** How `path` parameters are resolved when a command is rendered for execution. */
@@ -172,29 +145,20 @@ export interface PathResolver {
 }
 
 /** `Parameter._compute_path_value`. */
-async function pathValue(
-  ep: EntryPoint,
-  p: Parameter,
-  value: PyValue,
-  index: number,
-  resolver: PathResolver,
-): Promise<PyValue> {
+async function pathValue(ep: EntryPoint, p: Parameter, value: PyValue, index: number, resolver: PathResolver): Promise<PyValue> {
   const s = requireString(ep, p, value);
   const local = localPathOrNull(s);
   if (local) {
     const abs = posixAbspath(local, resolver.cwd);
     if (!(await resolver.exists(abs))) {
       const mlflowMessage = `Got value ${s} for parameter ${p.name}, but no such file or directory was found.`;
-      throw new ParameterError(
-        `${mlflowMessage} (entry point '${ep.name}': a local 'path' value must exist; relative paths resolve against the launcher's directory ${resolver.cwd})`,
-        {
-          mlflowType: "ExecutionException",
-          mlflowMessage,
-          entryPoint: ep.name,
-          parameter: p.name,
-          expected: "an existing local file or directory, or a remote URI",
-        },
-      );
+      throw new ParameterError(`${mlflowMessage} (entry point '${ep.name}': a local 'path' value must exist; relative paths resolve against the launcher's directory ${resolver.cwd})`, {
+        mlflowType: "ExecutionException",
+        mlflowMessage,
+        entryPoint: ep.name,
+        parameter: p.name,
+        expected: "an existing local file or directory, or a remote URI",
+      });
     }
     return abs;
   }
@@ -208,21 +172,15 @@ export interface ComputedParameters {
   readonly extraParams: ReadonlyMap<string, string>;
 }
 
-const sanitize = (m: ReadonlyMap<string, PyValue>): Map<string, string> =>
-  new Map([...m].map(([k, v]) => [k, shlexQuote(pyStr(v))]));
+const sanitize = (m: ReadonlyMap<string, PyValue>): Map<string, string> => new Map([...m].map(([k, v]) => [k, shlexQuote(pyStr(v))]));
 
-function split(
-  ep: EntryPoint,
-  user: ReadonlyMap<string, PyValue>,
-  finals: Map<string, PyValue>,
-): ComputedParameters {
+function split(ep: EntryPoint, user: ReadonlyMap<string, PyValue>, finals: Map<string, PyValue>): ComputedParameters {
   const extras = new Map<string, PyValue>();
   for (const [k, v] of user) if (!finals.has(k)) extras.set(k, v);
   return { params: sanitize(finals), extraParams: sanitize(extras) };
 }
 
-const valueOf = (p: Parameter, user: ReadonlyMap<string, PyValue>): PyValue =>
-  user.has(p.name) ? user.get(p.name)! : p.default;
+const valueOf = (p: Parameter, user: ReadonlyMap<string, PyValue>): PyValue => (user.has(p.name) ? user.get(p.name)! : p.default);
 
 /**
  * `compute_parameters(user, storage_dir=None)`: what MLflow logs. `uri` values are checked,
@@ -240,11 +198,7 @@ export function computeParameters(ep: EntryPoint, userParams?: UserParams | null
 }
 
 /** `compute_parameters(user, storage_dir)`: as above, and `path` values made absolute/downloaded. */
-export async function resolveParameters(
-  ep: EntryPoint,
-  userParams: UserParams | null | undefined,
-  resolver: PathResolver,
-): Promise<ComputedParameters> {
+export async function resolveParameters(ep: EntryPoint, userParams: UserParams | null | undefined, resolver: PathResolver): Promise<ComputedParameters> {
   const user = toParamMap(userParams);
   validate(ep, user);
   const finals = new Map<string, PyValue>();
@@ -268,9 +222,7 @@ export function loggedParams(ep: EntryPoint, userParams?: UserParams | null): Ar
 export function renderCommand(ep: EntryPoint, computed: ComputedParameters): string {
   if (typeof ep.command !== "string") {
     throw new ProjectSpecError(
-      ep.command === null
-        ? `Entry point '${ep.name}' has no command: add 'command: ...' to it in the MLproject file`
-        : `Entry point '${ep.name}': 'command' must be a string, got ${got(ep.command)}`,
+      ep.command === null ? `Entry point '${ep.name}' has no command: add 'command: ...' to it in the MLproject file` : `Entry point '${ep.name}': 'command' must be a string, got ${got(ep.command)}`,
       {
         mlflowType: "AttributeError",
         mlflowMessage: `'${pyTypeName(ep.command)}' object has no attribute 'format'`,
@@ -302,16 +254,13 @@ function templateError(ep: EntryPoint, f: FormatFailure, computed: ComputedParam
   } else if (f.field === undefined) {
     hint = " (write {{ and }} for literal braces)";
   }
-  return new TemplateError(
-    `Entry point '${ep.name}': command template error${field}: ${f.pythonType}: ${f.pythonMessage}${hint}`,
-    {
-      mlflowType: f.pythonType,
-      mlflowMessage: f.pythonMessage,
-      entryPoint: ep.name,
-      parameter: f.key,
-      expected: "a str.format template using only declared parameter names",
-    },
-  );
+  return new TemplateError(`Entry point '${ep.name}': command template error${field}: ${f.pythonType}: ${f.pythonMessage}${hint}`, {
+    mlflowType: f.pythonType,
+    mlflowMessage: f.pythonMessage,
+    entryPoint: ep.name,
+    parameter: f.key,
+    expected: "a str.format template using only declared parameter names",
+  });
 }
 
 /** `compute_command(user, storage_dir=None)`: render without touching `path` values. */
@@ -320,10 +269,6 @@ export function computeCommand(ep: EntryPoint, userParams?: UserParams | null): 
 }
 
 /** `compute_command(user, storage_dir)`: what MLflow executes (`get_entry_point_command`). */
-export async function resolveCommand(
-  ep: EntryPoint,
-  userParams: UserParams | null | undefined,
-  resolver: PathResolver,
-): Promise<string> {
+export async function resolveCommand(ep: EntryPoint, userParams: UserParams | null | undefined, resolver: PathResolver): Promise<string> {
   return renderCommand(ep, await resolveParameters(ep, userParams, resolver));
 }

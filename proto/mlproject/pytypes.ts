@@ -2,19 +2,7 @@
 // ints are bigint (never confused with floats: `1.0` must render "1.0"), floats are number,
 // mappings are insertion-ordered Maps (Python dicts), and the few non-JSON types get small classes.
 
-export type PyValue =
-  | null
-  | boolean
-  | string
-  | bigint
-  | number
-  | PyDate
-  | PyDateTime
-  | PyBytes
-  | PyTuple
-  | PySet
-  | PyValue[]
-  | PyDict;
+export type PyValue = null | boolean | string | bigint | number | PyDate | PyDateTime | PyBytes | PyTuple | PySet | PyValue[] | PyDict;
 
 export type PyDict = Map<PyValue, PyValue>;
 

@@ -25,7 +25,11 @@ function argvOf(command: string): string[] {
 // argv cannot carry NUL bytes, so values are any Unicode strings without U+0000.
 const value = fc.string({ unit: "binary", maxLength: 40 }).filter((s) => !s.includes("\0"));
 const tricky = fc.constantFrom("", "'", "''", '"', "\\", "$HOME", "`id`", "a b", "~", "*", "\n", "-n", "--", "%s", "é", "'\"'\"'");
-const anyValue = fc.oneof(value, tricky, fc.array(tricky).map((a) => a.join("")));
+const anyValue = fc.oneof(
+  value,
+  tricky,
+  fc.array(tricky).map((a) => a.join("")),
+);
 
 describe("rendered commands survive a POSIX shell unchanged", async () => {
   const project = await loadProject(filesFromMap({ MLproject: MLPROJECT }));

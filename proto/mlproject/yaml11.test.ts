@@ -7,16 +7,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
-import {
-  computeCommand,
-  filesFromMap,
-  getEntryPoint,
-  isMLprojectError,
-  loadProject,
-  loadYaml,
-  pyStr,
-  type PyValue,
-} from "./index.js";
+import { computeCommand, filesFromMap, getEntryPoint, isMLprojectError, loadProject, loadYaml, pyStr, type PyValue } from "./index.js";
 import { pyTypeName } from "./pytypes.js";
 
 const show = (v: PyValue) => `${pyTypeName(v)} ${pyStr(v)}`;
@@ -53,27 +44,62 @@ describe("PyYAML scalar resolution", () => {
     expect(show(loadYaml(text))).toBe(want);
   });
 
-  it.each([["="], ["x: <<"], ["!x 1"], ["x: 0b_"], ["2021-02-30"], ["a\n---\nb"], ["x: \u0007"], ["a: b: c"]])(
-    "%j is rejected with YamlError",
-    (text) => {
-      let err: unknown;
-      try {
-        loadYaml(text);
-      } catch (e) {
-        err = e;
-      }
-      expect(isMLprojectError(err)).toBe(true);
-    },
-  );
+  it.each([["="], ["x: <<"], ["!x 1"], ["x: 0b_"], ["2021-02-30"], ["a\n---\nb"], ["x: \u0007"], ["a: b: c"]])("%j is rejected with YamlError", (text) => {
+    let err: unknown;
+    try {
+      loadYaml(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(isMLprojectError(err)).toBe(true);
+  });
 });
 
 // Random YAML: structured documents from the yaml package's stringify, with YAML-1.1-sensitive
 // scalars, tags, anchors/aliases and merge keys mixed in as raw text.
 const token = fc.constantFrom(
-  "yes", "No", "on", "OFF", "~", "null", "010", "0x1F", "0b101", "1:30", "1_000", "1e-3", "1.0e-3", ".5",
-  "-.inf", ".NaN", "2021-01-01", "2001-12-14 21:59:43.1Z", "<<", "=", "!!str 1", "!!int '7'", "!!float 1",
-  "!!bool yes", "! 12", "!!binary aGk=", "&a x", "*a", "'q''t'", '"\\x41\\u00e9"', "[a, {b: c}]", "{? x}",
-  "|\n  a\n  b", ">-\n  a\n  b", "|+\n  a\n", ">\n  a\n  b", "!!omap [a: 1]", "!foo x", "0.1", "-0.0", "1.", "café",
+  "yes",
+  "No",
+  "on",
+  "OFF",
+  "~",
+  "null",
+  "010",
+  "0x1F",
+  "0b101",
+  "1:30",
+  "1_000",
+  "1e-3",
+  "1.0e-3",
+  ".5",
+  "-.inf",
+  ".NaN",
+  "2021-01-01",
+  "2001-12-14 21:59:43.1Z",
+  "<<",
+  "=",
+  "!!str 1",
+  "!!int '7'",
+  "!!float 1",
+  "!!bool yes",
+  "! 12",
+  "!!binary aGk=",
+  "&a x",
+  "*a",
+  "'q''t'",
+  '"\\x41\\u00e9"',
+  "[a, {b: c}]",
+  "{? x}",
+  "|\n  a\n  b",
+  ">-\n  a\n  b",
+  "|+\n  a\n",
+  ">\n  a\n  b",
+  "!!omap [a: 1]",
+  "!foo x",
+  "0.1",
+  "-0.0",
+  "1.",
+  "café",
 );
 const scalarText = fc.oneof(token, fc.string({ maxLength: 12 }));
 const rawDoc = fc
@@ -92,14 +118,15 @@ function onlyOwnErrors(f: () => unknown): void {
 
 describe("arbitrary YAML never throws anything but MLprojectError", () => {
   it("loadYaml", () => {
-    fc.assert(fc.property(anyYaml, (text) => onlyOwnErrors(() => loadYaml(text))), { numRuns: 1500 });
+    fc.assert(
+      fc.property(anyYaml, (text) => onlyOwnErrors(() => loadYaml(text))),
+      { numRuns: 1500 },
+    );
   });
 
   const mlproject = fc.oneof(
     anyYaml,
-    fc.tuple(scalarText, scalarText, scalarText).map(
-      ([d, t, c]) => `entry_points:\n  main:\n    parameters:\n      p: {type: ${t}, default: ${d}}\n    command: ${c} {p}\n`,
-    ),
+    fc.tuple(scalarText, scalarText, scalarText).map(([d, t, c]) => `entry_points:\n  main:\n    parameters:\n      p: {type: ${t}, default: ${d}}\n    command: ${c} {p}\n`),
   );
   it("load, look up and render a project", async () => {
     await fc.assert(
@@ -140,7 +167,10 @@ describe("same values as PyYAML", () => {
     // Known, documented divergences are left out: tabs as token separators (PyYAML rejects them),
     // anchor names outside [A-Za-z0-9_-] and directive-only streams.
     const known = (d: string) => d.includes("\t") || /&(?![A-Za-z0-9_-]+ )/.test(d) || /^\s*%/.test(d);
-    const samples = fc.sample(fc.oneof(scalarText, rawDoc).filter((d) => !known(d)), { numRuns: 800, seed: 42 });
+    const samples = fc.sample(
+      fc.oneof(scalarText, rawDoc).filter((d) => !known(d)),
+      { numRuns: 800, seed: 42 },
+    );
     const r = spawnSync(VENV_PYTHON, ["-c", PY], { input: JSON.stringify(samples), encoding: "utf8" });
     expect(r.status, `${VENV_PYTHON} failed (run \`bash scripts/python-env.sh\`): ${r.stderr}`).toBe(0);
     const { version, values: want } = JSON.parse(r.stdout) as { version: string; values: string[] };

@@ -2,40 +2,17 @@
 // syntax; this file re-implements PyYAML's resolver (which plain scalars become int/float/bool/
 // null/timestamp) and SafeConstructor, because YAML 1.2 rules would change rendered commands
 // (`1e-3` stays a str, `010` is 8, `yes` is True, `1.0` is a float that prints "1.0").
-import {
-  type Document,
-  isAlias,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  type Node,
-  parseAllDocuments,
-} from "yaml";
+import { type Document, isAlias, isMap, isPair, isScalar, isSeq, type Node, parseAllDocuments } from "yaml";
 import { YamlError } from "./errors.js";
-import {
-  PyBytes,
-  PyDate,
-  PyDateTime,
-  type PyDict,
-  PySet,
-  PyTuple,
-  type PyValue,
-} from "./pytypes.js";
+import { PyBytes, PyDate, PyDateTime, type PyDict, PySet, PyTuple, type PyValue } from "./pytypes.js";
 
 const T = "tag:yaml.org,2002:";
 
 // PyYAML resolver.py, in registration order (first match wins).
 const RESOLVERS: ReadonlyArray<readonly [string, RegExp]> = [
   ["bool", /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/],
-  [
-    "float",
-    /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/,
-  ],
-  [
-    "int",
-    /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/,
-  ],
+  ["float", /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/],
+  ["int", /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/],
   ["merge", /^(?:<<)$/],
   ["null", /^(?:~|null|Null|NULL|)$/],
   [
@@ -55,8 +32,7 @@ export function resolvePlainTag(value: string): string {
 }
 
 // PyYAML's Reader refuses these code points anywhere in the stream.
-const NON_PRINTABLE =
-  /[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+const NON_PRINTABLE = /[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
 export interface LoadYamlOptions {
   /** Name used in error messages (e.g. "MLproject"). */
@@ -69,9 +45,7 @@ export function loadYaml(text: string, options: LoadYamlOptions = {}): PyValue {
   const bad = NON_PRINTABLE.exec(text);
   if (bad) {
     const cp = bad[0].codePointAt(0) ?? 0;
-    throw new YamlError(
-      `unacceptable character #x${cp.toString(16).padStart(4, "0")}: special characters are not allowed${where} (position ${bad.index})`,
-    );
+    throw new YamlError(`unacceptable character #x${cp.toString(16).padStart(4, "0")}: special characters are not allowed${where} (position ${bad.index})`);
   }
   let docs: Document.Parsed[];
   try {
@@ -224,10 +198,7 @@ class Constructor {
     for (const [rk, rv] of this.flatPairs(node)) {
       const kn = this.deref(rk);
       // A `=` key is a plain str (PyYAML re-tags value keys), elsewhere `=` has no constructor.
-      const key =
-        kn && isScalar(kn) && this.scalarTag(kn.value as string, kn.type ?? "PLAIN", kn.tag) === `${T}value`
-          ? (kn.value as string)
-          : this.construct(rk);
+      const key = kn && isScalar(kn) && this.scalarTag(kn.value as string, kn.type ?? "PLAIN", kn.tag) === `${T}value` ? (kn.value as string) : this.construct(rk);
       if (Array.isArray(key) || key instanceof Map || key instanceof PySet) {
         this.fail("while constructing a mapping: found unhashable key");
       }
@@ -351,8 +322,7 @@ function constructFloat(raw: string, fail: Fail): number {
 const TIMESTAMP =
   /^([0-9][0-9][0-9][0-9])-([0-9][0-9]?)-([0-9][0-9]?)(?:(?:[Tt]|[ \t]+)([0-9][0-9]?):([0-9][0-9]):([0-9][0-9])(?:\.([0-9]*))?(?:[ \t]*(Z|([-+])([0-9][0-9]?)(?::([0-9][0-9]))?))?)?\n?$/;
 
-const daysIn = (y: number, m: number) =>
-  m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+const daysIn = (y: number, m: number) => (m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31);
 
 /** SafeConstructor.construct_yaml_timestamp, with datetime's range checks. */
 function constructTimestamp(value: string, fail: Fail): PyDate | PyDateTime {

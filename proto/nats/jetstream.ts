@@ -35,10 +35,7 @@ export function workStreamConfig(opts: { duplicateWindowMs?: number } = {}): Par
  * here: agents are upgraded later than the control plane, and the server's consumer is what
  * decides which delivery is the last.
  */
-export function agentConsumerConfig(
-  clusterId: string,
-  opts: { backoffMs?: readonly number[]; maxDeliver?: number } = {},
-): Partial<ConsumerConfig> & { durable_name: string } {
+export function agentConsumerConfig(clusterId: string, opts: { backoffMs?: readonly number[]; maxDeliver?: number } = {}): Partial<ConsumerConfig> & { durable_name: string } {
   const backoff = opts.backoffMs ?? [30_000, 60_000, 120_000, 300_000];
   const maxDeliver = opts.maxDeliver ?? backoff.length + 1;
   if (maxDeliver <= backoff.length) throw new Error("max_deliver must exceed the number of back-off steps");

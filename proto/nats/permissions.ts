@@ -27,11 +27,7 @@ export function agentPermissions(clusterId: string): NatsPermissions {
   const consumer = agentConsumerName(clusterId);
   return {
     pub: {
-      allow: [
-        `$JS.API.CONSUMER.MSG.NEXT.${WORK_STREAM}.${consumer}`,
-        `$JS.ACK.${WORK_STREAM}.${consumer}.>`,
-        `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${consumer}`,
-      ],
+      allow: [`$JS.API.CONSUMER.MSG.NEXT.${WORK_STREAM}.${consumer}`, `$JS.ACK.${WORK_STREAM}.${consumer}.>`, `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${consumer}`],
     },
     sub: { allow: [`${agentInboxPrefix(clusterId)}.>`] },
   };

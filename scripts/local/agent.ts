@@ -42,18 +42,27 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   const logFile = join(opts.stateDir, "agent.log");
   const fd = openSync(logFile, "a");
   const args = [
-    "--control-plane-url", opts.controlPlaneUrl,
-    "--mlflow-tracking-uri", opts.mlflowUrl,
-    "--state-dir", opts.stateDir,
-    "--projects-root", opts.projectsRoot,
-    "--health-port", "0",
+    "--control-plane-url",
+    opts.controlPlaneUrl,
+    "--mlflow-tracking-uri",
+    opts.mlflowUrl,
+    "--state-dir",
+    opts.stateDir,
+    "--projects-root",
+    opts.projectsRoot,
+    "--health-port",
+    "0",
     ...(opts.pythonBinDir ? ["--python-bin-dir", opts.pythonBinDir] : []),
     ...(opts.extraArgs ?? []),
   ];
   const [command, commandArgs] = opts.bundle
     ? [join(ROOT, "node_modules/.bin/node"), [...AGENT_NODE_FLAGS, join(ROOT, "agent/dist/parallels-agent.mjs"), ...args]]
     : [join(ROOT, "agent/bin/parallels-agent"), args];
-  const child = spawn(command, commandArgs, { cwd: ROOT, stdio: ["ignore", fd, fd], env: { ...process.env, ...OFFLINE_ENV, ...opts.env, ...(opts.bootstrapToken ? { PARALLELS_BOOTSTRAP_TOKEN: opts.bootstrapToken } : {}) } }); // a token in the environment, not in `ps`
+  const child = spawn(command, commandArgs, {
+    cwd: ROOT,
+    stdio: ["ignore", fd, fd],
+    env: { ...process.env, ...OFFLINE_ENV, ...opts.env, ...(opts.bootstrapToken ? { PARALLELS_BOOTSTRAP_TOKEN: opts.bootstrapToken } : {}) },
+  }); // a token in the environment, not in `ps`
   closeSync(fd);
   let done = false;
   const exited = new Promise<void>((r) => child.once("exit", () => ((done = true), r())));

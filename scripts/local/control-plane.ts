@@ -76,7 +76,13 @@ function writeVarsFile(stateDir: string, vars: Record<string, string>): string {
     if (/["\\\n\r]/.test(v)) throw new Error(`a Worker var value with a quote, backslash or newline cannot go through --env-file: ${v.slice(0, 20)}…`);
     return `"${v.replaceAll("$", "\\$")}"`;
   };
-  writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}=${quoted(v)}\n`).join(""), { mode: 0o600 });
+  writeFileSync(
+    file,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}=${quoted(v)}\n`)
+      .join(""),
+    { mode: 0o600 },
+  );
   chmodSync(file, 0o600);
   return file;
 }
@@ -84,7 +90,20 @@ function writeVarsFile(stateDir: string, vars: Record<string, string>): string {
 class WranglerPortInUse extends Error {}
 
 async function launchWrangler(opts: ControlPlaneOptions, port: number, inspectorPort: number): Promise<ControlPlane> {
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", opts.stateDir, "--show-interactive-dev-session=false", "--log-level", "info"];
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    opts.stateDir,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "info",
+  ];
   // Through a 0600 file, not `--var` arguments: a command line (with NATS signing seeds) is
   // readable by every user of the machine in `ps`.
   // With --env-file wrangler skips `.dev.vars`: name it first, so `vars` add to it and win.

@@ -108,7 +108,9 @@ async function main(): Promise<boolean> {
   for (const n of run.nodes) if (n.mlflowUrl) say(`  ${n.nodeId.padEnd(8)} ${n.mlflowUrl}`);
   if (run.status === "succeeded" && last?.mlflowRunId) {
     const counts = JSON.parse(await mlflow.downloadArtifactText(last.mlflowRunId, "counts.json")) as Record<string, number>;
-    const top = Object.entries(counts).slice(0, 5).map(([w, n]) => `${w} ${n}`);
+    const top = Object.entries(counts)
+      .slice(0, 5)
+      .map(([w, n]) => `${w} ${n}`);
     say(`\nresult (counts.json of ${last.nodeId}): ${Object.keys(counts).length} distinct words; top: ${top.join(", ")}`);
   }
   return run.status === "succeeded";

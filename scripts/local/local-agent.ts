@@ -26,5 +26,12 @@ export async function startLocalAgent(env: Embedded, opts: { stateDir: string; p
   const existing = await call("GET", "/v1/clusters/local");
   if (existing.status === 404) bootstrap = (await must("POST", "/v1/clusters", { name: "local", kind: "local", labels: { embedded: "true" } })).bootstrap.token;
   else if (!existsSync(join(opts.stateDir, "credentials.json"))) bootstrap = (await must("POST", "/v1/clusters/local/bootstrap")).bootstrap.token;
-  return startAgent({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: opts.stateDir, projectsRoot: opts.projectsRoot, bootstrapToken: bootstrap, pythonBinDir: env.mlflow.binDir });
+  return startAgent({
+    controlPlaneUrl: env.control.url,
+    mlflowUrl: env.mlflow.url,
+    stateDir: opts.stateDir,
+    projectsRoot: opts.projectsRoot,
+    bootstrapToken: bootstrap,
+    pythonBinDir: env.mlflow.binDir,
+  });
 }

@@ -31,7 +31,6 @@ import { freePort } from "./ports";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-
 /** Enough for `python-env.sh` to install the venv on a fresh machine, then start the server. */
 export const MLFLOW_START_TIMEOUT_MS = 600_000;
 
@@ -99,7 +98,13 @@ export async function startMlflowServer(opts: StartMlflowOptions = {}): Promise<
   await mkdir(dir, { recursive: true });
   const template = await templatePath(binDir);
   const db = join(dir, "mlflow.db");
-  const hadTemplate = existsSync(db) || (existsSync(template) && (await copyFile(template, db).then(() => true, () => false)));
+  const hadTemplate =
+    existsSync(db) ||
+    (existsSync(template) &&
+      (await copyFile(template, db).then(
+        () => true,
+        () => false,
+      )));
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = opts.port ?? (await freePort());

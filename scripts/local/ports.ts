@@ -25,7 +25,6 @@ function ephemeralRange(): [number, number] {
   return [32_768, 60_999];
 }
 
-
 function pickRange([ephLow, ephHigh]: [number, number]): { low: number; high: number } {
   if (ephLow - 1 - 20_000 >= MIN_SPAN) return { low: 20_000, high: ephLow - 1 };
   if (65_535 - (ephHigh + 1) >= MIN_SPAN) return { low: ephHigh + 1, high: 65_535 };

@@ -34,7 +34,10 @@ let installing: Promise<string> | undefined;
 export function ensurePythonTools(say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string> {
   installing ??= new Promise<string>((ok, fail) => {
     if (pythonToolsReady()) return ok(VENV_BIN);
-    const packages = readFileSync(REQUIREMENTS, "utf8").split("\n").filter((l) => /^[A-Za-z]/.test(l)).map((l) => l.trim());
+    const packages = readFileSync(REQUIREMENTS, "utf8")
+      .split("\n")
+      .filter((l) => /^[A-Za-z]/.test(l))
+      .map((l) => l.trim());
     say(`first use: installing the Python tools (${packages.join(", ")}) into .state/venv — usually 1–2 minutes, once`);
     const started = Date.now();
     execFile("bash", [join(ROOT, "scripts/python-env.sh")], { cwd: ROOT, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {

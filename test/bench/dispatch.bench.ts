@@ -76,7 +76,20 @@ export async function benchDispatch() {
   try {
     const cluster = await api("POST", "/v1/clusters", { name: "bench", kind: "local", labels: { bench: "dispatch" } });
     const config = loadConfig(
-      ["--control-plane-url", cp.url, "--state-dir", dirs[1]!, "--health-port", "0", "--bootstrap-token", cluster.bootstrap.token, "--mlflow-tracking-uri", "http://127.0.0.1:9", "--max-concurrent-attempts", "1000"],
+      [
+        "--control-plane-url",
+        cp.url,
+        "--state-dir",
+        dirs[1]!,
+        "--health-port",
+        "0",
+        "--bootstrap-token",
+        cluster.bootstrap.token,
+        "--mlflow-tracking-uri",
+        "http://127.0.0.1:9",
+        "--max-concurrent-attempts",
+        "1000",
+      ],
       {},
     ) as AgentConfig;
     agentDone = runAgent(config, ac.signal, { logger: createLogger({ level: "silent" }), createExecutor: () => executor });
@@ -168,8 +181,26 @@ export async function benchDispatch() {
       row("dispatch: node ended → agent has the dependant", "p50 < 20 ms, p99 < 100 ms", endToDependant),
       row("dispatch: submit → agent has the node, right after a nats-server restart", "p50 < 1 s", afterNatsRestart),
       row("… right after nats-server and the control plane restarted", "p50 < 1 s", afterBothRestart),
-      { label: "throughput: 1,000 independent nodes", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: seconds * 1000, wallP99: NaN, d1: "—", target: `${Math.round(1000 / (seconds / 60))} nodes/min (target ≥ 3,000)` },
-      { label: "agent RSS, idle (bundled, real process)", n: 1, cpuMedian: NaN, cpuP99: NaN, wallMedian: NaN, wallP99: NaN, d1: "—", target: `${rssMb.toFixed(0)} MB median of ${rss.map((r) => r.toFixed(0)).join("/")} (target < 80 MB)` },
+      {
+        label: "throughput: 1,000 independent nodes",
+        n: 1,
+        cpuMedian: NaN,
+        cpuP99: NaN,
+        wallMedian: seconds * 1000,
+        wallP99: NaN,
+        d1: "—",
+        target: `${Math.round(1000 / (seconds / 60))} nodes/min (target ≥ 3,000)`,
+      },
+      {
+        label: "agent RSS, idle (bundled, real process)",
+        n: 1,
+        cpuMedian: NaN,
+        cpuP99: NaN,
+        wallMedian: NaN,
+        wallP99: NaN,
+        d1: "—",
+        target: `${rssMb.toFixed(0)} MB median of ${rss.map((r) => r.toFixed(0)).join("/")} (target < 80 MB)`,
+      },
     ];
   } finally {
     for (const s of stopAll) await s().catch(() => undefined);

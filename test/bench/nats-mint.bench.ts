@@ -35,9 +35,7 @@ export async function benchNatsMint() {
   const app = account.getPublicKey();
   const minter = await createNatsMinter({ accountSigningSeed: new TextDecoder().decode(signing.getSeed()), appAccount: app });
   const ours = await timeEach(userKeys(WARM_UP + SAMPLES), (u) => minter.mintAgentJwt({ clusterId: "bench", userPublicKey: u }));
-  const reference = await timeEach(userKeys(WARM_UP + REFERENCE_SAMPLES), (u) =>
-    natsJwt.encodeUser("cluster-bench", u, app, agentPermissions("bench"), { signer: signing }),
-  );
+  const reference = await timeEach(userKeys(WARM_UP + REFERENCE_SAMPLES), (u) => natsJwt.encodeUser("cluster-bench", u, app, agentPermissions("bench"), { signer: signing }));
   const row = (label: string, target: string, samples: Sample[]) => ({ ...summarize(label, target, samples), d1: "—" });
   return [row("mint agent NATS JWT, WebCrypto (Node)", "< 1 ms", ours), row("mint agent NATS JWT, @nats-io/jwt (reference)", "", reference)];
 }

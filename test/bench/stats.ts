@@ -33,7 +33,9 @@ export function summarize(label: string, target: string, samples: Sample[]) {
 
 export function machineConditions(): string {
   const c = cpus();
-  return `${c.length} × ${c[0]?.model ?? "cpu"}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, memory ${(freemem() / 2 ** 30).toFixed(1)}/${(totalmem() / 2 ** 30).toFixed(1)} GiB free, node ${process.version}`;
+  return `${c.length} × ${c[0]?.model ?? "cpu"}, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}, memory ${(freemem() / 2 ** 30).toFixed(1)}/${(totalmem() / 2 ** 30).toFixed(1)} GiB free, node ${process.version}`;
 }
 
 export function printTable(rows: ReturnType<typeof summarize>[]): void {

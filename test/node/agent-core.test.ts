@@ -99,13 +99,20 @@ describe("agent core end to end (real nats-server, real control plane under wran
   let clusterId: string;
 
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${cp.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${cp.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as any };
   };
 
   /** Starts the agent core in-process; returns how to stop it and what it exposes. */
   function startAgent(argv: string[], executor: RecordingExecutor) {
-    const config = loadConfig(["--control-plane-url", cp.url, "--state-dir", agentDir, "--health-port", "0", "--pull-expires-seconds", "2", "--mlflow-tracking-uri", "http://127.0.0.1:9", ...argv], {}) as AgentConfig;
+    const config = loadConfig(
+      ["--control-plane-url", cp.url, "--state-dir", agentDir, "--health-port", "0", "--pull-expires-seconds", "2", "--mlflow-tracking-uri", "http://127.0.0.1:9", ...argv],
+      {},
+    ) as AgentConfig;
     const ac = new AbortController();
     let healthPort = 0;
     const done = run(config, ac.signal, { logger, createExecutor: () => executor, onHealthPort: (p) => (healthPort = p) });
@@ -128,7 +135,13 @@ describe("agent core end to end (real nats-server, real control plane under wran
     expect(created.status).toBe(201);
     bootstrapToken = created.body.bootstrap.token;
     clusterId = created.body.cluster.id;
-    const dag = await api("POST", "/v1/dags", { name: "two-steps", nodes: [{ id: "first", project: { uri: "examples/noop" } }, { id: "second", project: { uri: "examples/noop" }, after: ["first"] }] });
+    const dag = await api("POST", "/v1/dags", {
+      name: "two-steps",
+      nodes: [
+        { id: "first", project: { uri: "examples/noop" } },
+        { id: "second", project: { uri: "examples/noop" }, after: ["first"] },
+      ],
+    });
     expect(dag.status).toBe(201);
   }, 90_000);
 
@@ -215,7 +228,11 @@ describe("agent core end to end (real nats-server, real control plane under wran
     await until("the run to succeed", async () => (await api("GET", `/v1/runs/${runId}`)).body.status === "succeeded");
     await agent.stop();
 
-    const reuse = await fetch(`${cp.url}/v1/agent/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ bootstrapToken, natsPublicKey: createUser().getPublicKey(), agentVersion: "0.1.0" }) });
+    const reuse = await fetch(`${cp.url}/v1/agent/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ bootstrapToken, natsPublicKey: createUser().getPublicKey(), agentVersion: "0.1.0" }),
+    });
     expect(reuse.status).toBe(401);
     expect(((await reuse.json()) as any).error.message).toMatch(/unknown or already used bootstrap token/);
   }, 30_000);
@@ -250,10 +267,14 @@ describe("agent core end to end (real nats-server, real control plane under wran
     // Probed while the server restarts: the agent notices the dropped connection at once and
     // waits at least 250 ms before reconnecting, and the server takes longer than that to boot.
     const restarting = nats.restart({ kill: true });
-    const down = await until("/healthz to fail", async () => {
-      const h = await agent.health();
-      return h?.status === 503 && h;
-    }, 10_000);
+    const down = await until(
+      "/healthz to fail",
+      async () => {
+        const h = await agent.health();
+        return h?.status === 503 && h;
+      },
+      10_000,
+    );
     await restarting;
     control = await connect({ servers: nats.url, authenticator: jwtAuthenticator(nats.secrets.NATS_CONTROL_USER_JWT, new TextEncoder().encode(nats.secrets.NATS_CONTROL_USER_SEED)) });
     jsm = await jetstreamManager(control);
@@ -317,10 +338,14 @@ describe("agent core end to end (real nats-server, real control plane under wran
     try {
       await until("the agent to be healthy", async () => (await agent.health())?.status === 200);
       const runId: string = (await api("POST", "/v1/runs", { dag: "two-steps" })).body.id;
-      const run = await until("the run to fail", async () => {
-        const r = await api("GET", `/v1/runs/${runId}`);
-        return r.body.status === "failed" && r.body;
-      }, 30_000);
+      const run = await until(
+        "the run to fail",
+        async () => {
+          const r = await api("GET", `/v1/runs/${runId}`);
+          return r.body.status === "failed" && r.body;
+        },
+        30_000,
+      );
       const first = run.nodes.find((n: any) => n.nodeId === "first");
       expect(first).toMatchObject({ status: "failed", attempt: 1 });
       expect(first.message).toMatch(/could not start the attempt after 2 deliveries \(the consumer's max_deliver\): MLflow is down/);

@@ -56,10 +56,21 @@ describe("control plane ↔ NATS", () => {
     const again = await api("POST", "/v1/agent/register", { bootstrapToken: cluster.body.bootstrap.token, natsPublicKey: createUser().getPublicKey(), agentVersion: "test" }, null);
     expect(again.status).toBe(401);
 
-    const nc = await connect({ servers: registered.nats.servers, authenticator: jwtAuthenticator(registered.nats.jwt, keys.getSeed()), inboxPrefix: registered.nats.inboxPrefix, maxReconnectAttempts: 0 });
+    const nc = await connect({
+      servers: registered.nats.servers,
+      authenticator: jwtAuthenticator(registered.nats.jwt, keys.getSeed()),
+      inboxPrefix: registered.nats.inboxPrefix,
+      maxReconnectAttempts: 0,
+    });
     const consumer = await jetstream(nc).consumers.get(registered.nats.stream, registered.nats.consumer);
 
-    await api("PUT", "/v1/dags/pair", { name: "pair", nodes: [{ id: "a", project: { uri: "p" } }, { id: "b", project: { uri: "p" }, after: ["a"] }] });
+    await api("PUT", "/v1/dags/pair", {
+      name: "pair",
+      nodes: [
+        { id: "a", project: { uri: "p" } },
+        { id: "b", project: { uri: "p" }, after: ["a"] },
+      ],
+    });
     const run = await api("POST", "/v1/runs", { dag: "pair" });
     expect(run.status).toBe(201);
     const msg = await consumer.next({ expires: 10_000 });
@@ -83,7 +94,9 @@ describe("control plane ↔ NATS", () => {
     expect((await api("DELETE", "/v1/clusters/edge")).status).toBe(200);
     const reason = await Promise.race([closed, new Promise((r) => setTimeout(() => r("still connected"), 10_000))]);
     expect(String(reason)).toMatch(/Authorization Violation|revoked/i);
-    await expect(connect({ servers: registered.nats.servers, authenticator: jwtAuthenticator(registered.nats.jwt, keys.getSeed()), inboxPrefix: registered.nats.inboxPrefix, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization Violation/i);
+    await expect(
+      connect({ servers: registered.nats.servers, authenticator: jwtAuthenticator(registered.nats.jwt, keys.getSeed()), inboxPrefix: registered.nats.inboxPrefix, maxReconnectAttempts: 0 }),
+    ).rejects.toThrow(/Authorization Violation/i);
     // Its agent credential is gone with it.
     expect((await post([ev(2, second.nodeRunId, "succeeded")])).status).toBe(401);
   }, 90_000);

@@ -28,7 +28,11 @@ let step: string;
 let mlflow: MlflowClient;
 
 async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(env.control.url + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -44,7 +48,15 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null |
 
 // The agent talks to MLflow through the proxy; it heartbeats every 60 s only, so nothing in these tests waits on a heartbeat.
 const startTheAgent = (bootstrapToken?: string) =>
-  startAgent({ controlPlaneUrl: env.control.url, mlflowUrl: proxy.url, stateDir: join(state, "agent"), projectsRoot: state, pythonBinDir: env.mlflow.binDir, bootstrapToken, extraArgs: ["--heartbeat-seconds", "60", "--pull-expires-seconds", "5"] });
+  startAgent({
+    controlPlaneUrl: env.control.url,
+    mlflowUrl: proxy.url,
+    stateDir: join(state, "agent"),
+    projectsRoot: state,
+    pythonBinDir: env.mlflow.binDir,
+    bootstrapToken,
+    extraArgs: ["--heartbeat-seconds", "60", "--pull-expires-seconds", "5"],
+  });
 
 const submitOneStep = async (name: string, parameters: Record<string, number> = {}) => {
   expect((await api("PUT", `/v1/dags/${name}`, { name, nodes: [{ id: "only", project: { uri: step }, parameters }] })).status).toBeLessThan(300);
@@ -53,10 +65,14 @@ const submitOneStep = async (name: string, parameters: Record<string, number> = 
   return run.body.id as string;
 };
 const finished = (id: string, timeoutMs = 60_000) =>
-  waitFor(`run ${id} to finish`, async () => {
-    const r = (await api("GET", `/v1/runs/${id}`)).body;
-    return isTerminalRun(r.status) && r;
-  }, timeoutMs);
+  waitFor(
+    `run ${id} to finish`,
+    async () => {
+      const r = (await api("GET", `/v1/runs/${id}`)).body;
+      return isTerminalRun(r.status) && r;
+    },
+    timeoutMs,
+  );
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "parallels-crash-points-"));
@@ -93,10 +109,14 @@ describe("crash points", { timeout: 180_000 }, () => {
     expect((await mlflow.getRun(parentId)).info.status).toBe("RUNNING");
 
     agent = await startTheAgent();
-    const closed = await waitFor("the parent run FINISHED", async () => {
-      const p = await mlflow.getRun(parentId);
-      return p.info.status === "FINISHED" && p;
-    }, 60_000);
+    const closed = await waitFor(
+      "the parent run FINISHED",
+      async () => {
+        const p = await mlflow.getRun(parentId);
+        return p.info.status === "FINISHED" && p;
+      },
+      60_000,
+    );
     expect(closed.info.endTime).toBeGreaterThan(0);
     expect(closed.data.tags["parallels.role"]).toBe("dag-run");
   });

@@ -27,11 +27,23 @@ let STEP: string;
 let trace: string;
 
 async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(env.control.url + path, { method, headers: { authorization: `Bearer ${TOKEN}`, "content-type": type }, body: typeof body === "string" ? body : body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(env.control.url + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
+    body: typeof body === "string" ? body : body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
-const agentOptions = () => ({ controlPlaneUrl: env.control.url, mlflowUrl: env.mlflow.url, stateDir: join(state, "agent"), projectsRoot: projects, pythonBinDir: env.mlflow.binDir, extraArgs: ["--pull-expires-seconds", "5"], env: { STEP_TRACE_FILE: trace } });
+const agentOptions = () => ({
+  controlPlaneUrl: env.control.url,
+  mlflowUrl: env.mlflow.url,
+  stateDir: join(state, "agent"),
+  projectsRoot: projects,
+  pythonBinDir: env.mlflow.binDir,
+  extraArgs: ["--pull-expires-seconds", "5"],
+  env: { STEP_TRACE_FILE: trace },
+});
 
 /** The runs of the step fixture, by MLflow run id: how many processes ran with that run id. */
 function stepRuns(): Map<string, number> {
@@ -55,10 +67,15 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null |
 }
 
 const runOf = async (id: string) => (await api("GET", `/v1/runs/${id}`)).body;
-const finished = (id: string, timeoutMs = 90_000) => waitFor(`run ${id} to finish`, async () => {
-  const r = await runOf(id);
-  return isTerminalRun(r.status) ? r : undefined;
-}, timeoutMs);
+const finished = (id: string, timeoutMs = 90_000) =>
+  waitFor(
+    `run ${id} to finish`,
+    async () => {
+      const r = await runOf(id);
+      return isTerminalRun(r.status) ? r : undefined;
+    },
+    timeoutMs,
+  );
 const nodeStatus = (id: string, nodeId: string, status: string) => waitFor(`${nodeId} ${status}`, async () => (await runOf(id)).nodes.find((n: any) => n.nodeId === nodeId && n.status === status));
 
 /** The MLflow runs Parallels made for one DAG run: its node runs (per attempt), by node id. */
@@ -104,7 +121,11 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     const { body: submitted } = await api("POST", "/v1/runs", { dag: "wordcount", params: { top: 5 } });
     const run = await finished(submitted.id);
     expect(run.status).toBe("succeeded");
-    expect(run.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([["count", "succeeded", 1], ["merge", "succeeded", 1], ["split", "succeeded", 1]]);
+    expect(run.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([
+      ["count", "succeeded", 1],
+      ["merge", "succeeded", 1],
+      ["split", "succeeded", 1],
+    ]);
     expect(run.nodes.find((n: any) => n.nodeId === "count").partitions).toMatchObject({ total: 4, done: 4, failed: 0 });
 
     const byNode = await nodeRunsInMlflow(submitted.id);
@@ -128,10 +149,14 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     // An experiment the agent made opens on MLflow 3's runs table, not on its GenAI overview.
     expect((await mlflow.getExperiment(parent.info.experimentId)).tags).toMatchObject({ "mlflow.experimentKind": "custom_model_development" });
     // The control plane says the run ended (in its answer to the last events); the agent closes the parent.
-    const closed = await waitFor("the parent run FINISHED", async () => {
-      const p = await mlflow.getRun(parent.info.runId);
-      return p.info.status === "FINISHED" && p;
-    }, 30_000);
+    const closed = await waitFor(
+      "the parent run FINISHED",
+      async () => {
+        const p = await mlflow.getRun(parent.info.runId);
+        return p.info.status === "FINISHED" && p;
+      },
+      30_000,
+    );
     expect(closed.info.endTime).toBeGreaterThan(0);
     const countRun = byNode.get("count")![0]!;
     const partitions = await mlflow.childRuns([countRun.info.experimentId], countRun.info.runId);
@@ -148,7 +173,10 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   });
 
   it("survives the agent being SIGKILLed mid-step and restarted: the step ends once, the run succeeds", async () => {
-    const id = await submit("e2e-agent-kill", [{ id: "slow", project: { uri: STEP }, parameters: { seconds: 4 } }, { id: "after", project: { uri: STEP }, inputs: { prev: { node: "slow" } } }]);
+    const id = await submit("e2e-agent-kill", [
+      { id: "slow", project: { uri: STEP }, parameters: { seconds: 4 } },
+      { id: "after", project: { uri: STEP }, inputs: { prev: { node: "slow" } } },
+    ]);
     await nodeStatus(id, "slow", "running");
     await agent.kill();
     agent = await startAgent(agentOptions()); // stored credentials: no bootstrap token
@@ -166,7 +194,10 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   });
 
   it("survives a nats-server restart mid-run", async () => {
-    const id = await submit("e2e-nats-restart", [{ id: "first", project: { uri: STEP }, parameters: { seconds: 2 } }, { id: "second", project: { uri: STEP }, after: ["first"] }]);
+    const id = await submit("e2e-nats-restart", [
+      { id: "first", project: { uri: STEP }, parameters: { seconds: 2 } },
+      { id: "second", project: { uri: STEP }, after: ["first"] },
+    ]);
     await nodeStatus(id, "first", "running");
     await env.restartNats();
     const run = await finished(id);
@@ -175,7 +206,10 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   });
 
   it("delays but loses no report while the control plane is unreachable", async () => {
-    const id = await submit("e2e-control-down", [{ id: "work", project: { uri: STEP }, parameters: { seconds: 3 } }, { id: "next", project: { uri: STEP }, after: ["work"] }]);
+    const id = await submit("e2e-control-down", [
+      { id: "work", project: { uri: STEP }, parameters: { seconds: 3 } },
+      { id: "next", project: { uri: STEP }, after: ["work"] },
+    ]);
     await nodeStatus(id, "work", "running");
     const port = Number(new URL(env.control.url).port);
     await env.control.stop();
@@ -189,17 +223,30 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
   });
 
   it("retries a failing step up to `retries`, then fails the run; MLflow shows each attempt FAILED", async () => {
-    const id = await submit("e2e-retries", [{ id: "broken", project: { uri: STEP }, parameters: { exit_code: 3 }, retries: 1 }, { id: "never", project: { uri: STEP }, after: ["broken"] }]);
+    const id = await submit("e2e-retries", [
+      { id: "broken", project: { uri: STEP }, parameters: { exit_code: 3 }, retries: 1 },
+      { id: "never", project: { uri: STEP }, after: ["broken"] },
+    ]);
     const run = await finished(id);
     expect(run.status).toBe("failed");
-    expect(run.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([["broken", "failed", 2], ["never", "skipped", 0]]);
+    expect(run.nodes.map((n: any) => [n.nodeId, n.status, n.attempt])).toEqual([
+      ["broken", "failed", 2],
+      ["never", "skipped", 0],
+    ]);
     expect(run.nodes[0].message).toMatch(/exited with code 3/);
     const attempts = (await nodeRunsInMlflow(id)).get("broken")!;
-    expect(attempts.map((r) => [r.data.tags["parallels.attempt"], r.info.status]).sort()).toEqual([["1", "FAILED"], ["2", "FAILED"]]);
-    const parent = await waitFor("the parent run FAILED", async () => {
-      const p = await mlflow.getRun(attempts[0]!.data.tags["mlflow.parentRunId"]!);
-      return p.info.status === "FAILED" && p;
-    }, 30_000);
+    expect(attempts.map((r) => [r.data.tags["parallels.attempt"], r.info.status]).sort()).toEqual([
+      ["1", "FAILED"],
+      ["2", "FAILED"],
+    ]);
+    const parent = await waitFor(
+      "the parent run FAILED",
+      async () => {
+        const p = await mlflow.getRun(attempts[0]!.data.tags["mlflow.parentRunId"]!);
+        return p.info.status === "FAILED" && p;
+      },
+      30_000,
+    );
     expect(parent.info.endTime).toBeGreaterThan(0);
     // Each attempt ran once.
     const runs = stepRuns();
@@ -214,10 +261,14 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     expect(run.status).toBe("cancelled");
     const [r] = (await nodeRunsInMlflow(id)).get("long")!;
     expect(r!.info.status).toBe("KILLED");
-    const parent = await waitFor("the parent run KILLED", async () => {
-      const p = await mlflow.getRun(r!.data.tags["mlflow.parentRunId"]!);
-      return p.info.status === "KILLED" && p;
-    }, 30_000);
+    const parent = await waitFor(
+      "the parent run KILLED",
+      async () => {
+        const p = await mlflow.getRun(r!.data.tags["mlflow.parentRunId"]!);
+        return p.info.status === "KILLED" && p;
+      },
+      30_000,
+    );
     expect(parent.info.endTime).toBeGreaterThan(0);
   });
 });

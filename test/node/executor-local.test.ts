@@ -63,11 +63,7 @@ function project(files: Record<string, string>): string {
 const pythonProject = (...lines: string[]) => project({ MLproject: 'entry_points:\n  main:\n    command: "python step.py"\n', "step.py": `${lines.join("\n")}\n` });
 
 /** Python that lists the files below PARALLELS_INPUTS_DIR as `files` (and `inp`). */
-const LIST_INPUTS = [
-  "import os, pathlib",
-  "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])",
-  "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())",
-];
+const LIST_INPUTS = ["import os, pathlib", "inp = pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'])", "files = sorted(p.relative_to(inp).as_posix() for p in inp.rglob('*') if p.is_file())"];
 
 const HELLO = {
   MLproject: [
@@ -103,10 +99,7 @@ describe("one unpartitioned step", () => {
     // The agent's secrets stay with the agent; the rest of its environment reaches the step.
     const ex = executor({ env: { ...process.env, PARALLELS_AGENT_SECRET: "s3cret", MLFLOW_TRACKING_TOKEN: "tok", MLFLOW_TRACKING_PASSWORD: "pw", HOME_MARKER: "kept" } });
     const rec = recorder();
-    const work = workFor(
-      { id: "hello", project: { uri: dir }, parameters: { who: "big world", times: 2 }, env: { GREETING_STYLE: "loud" } },
-      { dag: { name: "hellodag", version: 3 } },
-    );
+    const work = workFor({ id: "hello", project: { uri: dir }, parameters: { who: "big world", times: 2 }, env: { GREETING_STYLE: "loud" } }, { dag: { name: "hellodag", version: 3 } });
     await ex.start(work, rec);
     const done = await rec.waitFor("succeeded");
     expect(rec.events[0]!.type).toBe("running");
@@ -200,7 +193,7 @@ describe("one unpartitioned step", () => {
 
   it("a step that exits non-zero is FAILED in MLflow, with the exit code and the end of stderr in the message", async () => {
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python fail.py\"\n",
+      MLproject: 'entry_points:\n  main:\n    command: "python fail.py"\n',
       "fail.py": "import sys\nprint('working...')\nfor i in range(30): print(f'line {i}', file=sys.stderr)\nprint('boom: the disk is full', file=sys.stderr)\nsys.exit(3)\n",
     });
     const ex = executor();
@@ -224,7 +217,7 @@ describe("one unpartitioned step", () => {
   });
 
   it("enforces timeoutSeconds: kills the process and fails with a message", async () => {
-    const dir = project({ MLproject: "entry_points:\n  main:\n    command: \"sleep 30\"\n" });
+    const dir = project({ MLproject: 'entry_points:\n  main:\n    command: "sleep 30"\n' });
     const ex = executor({ killGraceMs: 500 });
     const rec = recorder();
     const t0 = Date.now();
@@ -241,7 +234,7 @@ describe("parameter warnings", () => {
   it("runs a node whose float parameter is not a number, as MLflow would, but says so (node message, MLflow tag)", async () => {
     const ex = executor();
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    parameters:\n      lr: {type: float, default: 0.1}\n      epochs: {type: int, default: 3}\n    command: \"echo {lr} {epochs}\"\n",
+      MLproject: 'entry_points:\n  main:\n    parameters:\n      lr: {type: float, default: 0.1}\n      epochs: {type: int, default: 3}\n    command: "echo {lr} {epochs}"\n',
     });
     const rec = recorder();
     await ex.start(workFor({ id: "typo", project: { uri: dir }, parameters: { lr: "0.o1", epochs: 5 } }), rec);
@@ -263,7 +256,7 @@ describe("logs", () => {
   it("are uploaded while the step runs, not only at the end", async () => {
     const gate = tempDir("parallels-gate-");
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python -u w.py\"\n",
+      MLproject: 'entry_points:\n  main:\n    command: "python -u w.py"\n',
       "w.py": "import os, time\nprint('warming up')\nwhile not os.path.exists(os.environ['GO']): time.sleep(0.05)\nprint('done')\n",
     });
     const ex = executor({ logUploadMs: 200 });
@@ -289,7 +282,7 @@ describe("partitions", () => {
     const corpus = project(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, `text ${i}\n`])));
     const trace = tempDir("parallels-trace-");
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    parameters:\n      pause: {type: float, default: 0.4}\n    command: \"python part.py {pause}\"\n",
+      MLproject: 'entry_points:\n  main:\n    parameters:\n      pause: {type: float, default: 0.4}\n    command: "python part.py {pause}"\n',
       "part.py": [
         "import json, os, pathlib, sys, time",
         "t0 = time.time()",
@@ -349,7 +342,7 @@ describe("partitions", () => {
   it("the first failing partition fails the node: the others are stopped and their runs KILLED", async () => {
     const corpus = project(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}.txt`, `${i}`])));
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python p.py\"\n",
+      MLproject: 'entry_points:\n  main:\n    command: "python p.py"\n',
       "p.py": "import os, sys, time\ni = int(os.environ['PARALLELS_PARTITION_INDEX'])\nif i == 1:\n    time.sleep(0.3); print('partition 1 broke', file=sys.stderr); sys.exit(7)\ntime.sleep(30)\n",
     });
     const ex = executor({ killGraceMs: 1_000 });
@@ -385,10 +378,7 @@ describe("inputs", () => {
     await ex.start(workFor({ id: "produce", project: { uri: producer } }, { runId }), r1);
     await r1.waitFor("succeeded");
     const r2 = recorder();
-    const w2 = workFor(
-      { id: "consume", project: { uri: consumer }, inputs: { all: { node: "produce" }, nums: { node: "produce", path: "data" } } },
-      { runId, upstream: ["produce"] },
-    );
+    const w2 = workFor({ id: "consume", project: { uri: consumer }, inputs: { all: { node: "produce" }, nums: { node: "produce", path: "data" } } }, { runId, upstream: ["produce"] });
     await ex.start(w2, r2);
     await r2.waitFor("succeeded");
     const out = await mlflow.downloadArtifactText(r2.events[0]!.mlflowRunId!, "result.txt");
@@ -418,20 +408,12 @@ describe("inputs", () => {
     const base = `http://127.0.0.1:${(web.address() as { port: number }).port}`;
     try {
       const ex = executor();
-      const producer = pythonProject(
-        "import os, pathlib",
-        "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",
-        "(out / 'data').mkdir()",
-        "(out / 'data' / 'numbers.txt').write_text('4 5')",
-      );
+      const producer = pythonProject("import os, pathlib", "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])", "(out / 'data').mkdir()", "(out / 'data' / 'numbers.txt').write_text('4 5')");
       const r1 = recorder();
       await ex.start(workFor({ id: "produce", project: { uri: producer } }), r1);
       await r1.waitFor("succeeded");
       const produced = r1.events[0]!.mlflowRunId!;
-      const consumer = pythonProject(
-        ...LIST_INPUTS,
-        "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(f\"{files} {(inp / 'web' / 'greeting.txt').read_text()}\")",
-      );
+      const consumer = pythonProject(...LIST_INPUTS, "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(f\"{files} {(inp / 'web' / 'greeting.txt').read_text()}\")");
       const r2 = recorder();
       await ex.start(workFor({ id: "consume", project: { uri: consumer }, inputs: { nums: { uri: `runs:/${produced}/data` }, web: { uri: `${base}/files/greeting.txt?sig=abc` } } }), r2);
       await r2.waitFor("succeeded");
@@ -452,10 +434,7 @@ describe("inputs", () => {
     const exp = await mlflow.getOrCreateExperiment("given-parent");
     const parent = await mlflow.createRun({ experimentId: exp.experimentId, runName: "made-by-control-plane" });
     const rec = recorder();
-    await ex.start(
-      workFor({ id: "child", project: { uri: project(HELLO) }, parameters: { who: "x" } }, { experiment: "given-parent", mlflowParentRunId: parent.info.runId }),
-      rec,
-    );
+    await ex.start(workFor({ id: "child", project: { uri: project(HELLO) }, parameters: { who: "x" } }, { experiment: "given-parent", mlflowParentRunId: parent.info.runId }), rec);
     await rec.waitFor("succeeded");
     const child = await mlflow.getRun(rec.events[0]!.mlflowRunId!);
     expect(child.data.tags["mlflow.parentRunId"]).toBe(parent.info.runId);
@@ -466,7 +445,7 @@ describe("inputs", () => {
 describe("projects from git", () => {
   it("checks out the requested version and tags the run with its commit", async () => {
     const repo = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python v.py\"\n",
+      MLproject: 'entry_points:\n  main:\n    command: "python v.py"\n',
       "v.py": "import os, pathlib\npathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'v.txt').write_text('one')\n",
     });
     const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
@@ -515,7 +494,7 @@ describe("cancel", () => {
   it("kills the running process group, reports cancelled, marks the runs KILLED, and ignores a late start", async () => {
     const pids = tempDir("parallels-pids-");
     const dir = project({
-      MLproject: "entry_points:\n  main:\n    command: \"python s.py & python s.py; wait\"\n",
+      MLproject: 'entry_points:\n  main:\n    command: "python s.py & python s.py; wait"\n',
       "s.py": "import os, pathlib, time\npathlib.Path(os.environ['PIDS'], str(os.getpid())).write_text('')\ntime.sleep(60)\n",
     });
     const ex = executor({ killGraceMs: 1_000 });
@@ -690,7 +669,7 @@ describe("starting, with the agent's work handler", () => {
 describe("untrusted values in the work message", () => {
   it("a git version starting with '-' is refused by the DAG schema, and never reaches git as an option", async () => {
     expect(() => workFor({ id: "v", project: { uri: "https://example.com/r.git", version: "--upload-pack=touch /tmp/x" } })).toThrow(/must not start with/);
-    const repo = project({ MLproject: "entry_points:\n  main:\n    command: \"true\"\n" });
+    const repo = project({ MLproject: 'entry_points:\n  main:\n    command: "true"\n' });
     const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, encoding: "utf8" }).trim();
     git("init", "-q");
     git("add", ".");
@@ -716,7 +695,7 @@ describe("untrusted values in the work message", () => {
     const root = tempDir("parallels-root-");
     const ex = executor({ projectsRoot: root });
     mkdirSync(join(root, "proj"));
-    writeFileSync(join(root, "proj", "MLproject"), "entry_points:\n  main:\n    parameters:\n      data: {type: path, default: proj}\n    command: \"ls {data}\"\n");
+    writeFileSync(join(root, "proj", "MLproject"), 'entry_points:\n  main:\n    parameters:\n      data: {type: path, default: proj}\n    command: "ls {data}"\n');
     writeFileSync(join(root, "proj", "ok.txt"), "fine");
     symlinkSync("/etc", join(root, "etc-link"));
     mkdirSync(join(root, "mixed"));
@@ -731,7 +710,9 @@ describe("untrusted values in the work message", () => {
     expect(await failure({ id: "p1", project: { uri: "/etc" } })).toMatch(/project folder: \/etc is outside the projects root/);
     expect(await failure({ id: "p2", project: { uri: "../" } })).toMatch(/is outside the projects root/);
     expect(await failure({ id: "i1", project: { uri: "proj" }, inputs: { x: { uri: "/etc/hostname" } } })).toMatch(/input 'x': \/etc\/hostname is outside the projects root/);
-    expect(await failure({ id: "i2", project: { uri: "proj" }, inputs: { x: { uri: "etc-link/hostname" } } })).toMatch(/input 'x': .*etc-link\/hostname \(\/etc\/hostname\) is outside the projects root/);
+    expect(await failure({ id: "i2", project: { uri: "proj" }, inputs: { x: { uri: "etc-link/hostname" } } })).toMatch(
+      /input 'x': .*etc-link\/hostname \(\/etc\/hostname\) is outside the projects root/,
+    );
     expect(await failure({ id: "i3", project: { uri: "proj" }, inputs: { x: { uri: "file:///etc/passwd" } } })).toMatch(/outside the projects root/);
     expect(await failure({ id: "i4", project: { uri: "proj" }, inputs: { x: { uri: "mixed" } } })).toMatch(/mixed\/sneaky links to \/etc\/hostname, outside the projects root/);
     expect(await failure({ id: "i5", project: { uri: "proj" }, inputs: { x: { uri: "fifo" } } })).toMatch(/input 'x': .*fifo is not a regular file or folder/);

@@ -104,7 +104,7 @@ const waitUntil = async (what: string, f: () => boolean, ms = 20_000) => {
 /** Each partition records its start in TRACE, waits for the file GO, then writes an output. */
 function gatedProject(): string {
   const d = makeDir({
-    MLproject: "entry_points:\n  main:\n    command: \"python gated.py\"\n",
+    MLproject: 'entry_points:\n  main:\n    command: "python gated.py"\n',
     "gated.py": [
       "import os, pathlib, time",
       "i = os.environ.get('PARALLELS_PARTITION_INDEX', 'solo')",
@@ -171,7 +171,11 @@ describe("restart after SIGKILL of the agent", () => {
     writeFileSync(go, "");
     const done = await rec.waitFor("succeeded");
     expect(done.counts).toEqual({ total: 3, done: 3, failed: 0, running: 0 });
-    expect(starts(trace).map(([i]) => i).sort()).toEqual(["0", "1", "2"]); // each partition ran once
+    expect(
+      starts(trace)
+        .map(([i]) => i)
+        .sort(),
+    ).toEqual(["0", "1", "2"]); // each partition ran once
     const node = await mlflow.getRun(nodeRunId);
     expect(node.info.status).toBe("FINISHED");
     const nested = await mlflow.childRuns([node.info.experimentId], nodeRunId);
@@ -194,9 +198,7 @@ describe("restart after SIGKILL of the agent", () => {
     await sigkill(agent.child);
     writeFileSync(go, "");
     const attemptDir = join(stateDir, "work");
-    await waitUntil("the exit file", () =>
-      readdirSync(attemptDir).some((d) => existsSync(join(attemptDir, d, "partitions", "0", "exit"))),
-    );
+    await waitUntil("the exit file", () => readdirSync(attemptDir).some((d) => existsSync(join(attemptDir, d, "partitions", "0", "exit"))));
 
     const ex = createLocalExecutor({ stateDir, trackingUri: server.url, mlflow, pythonBinDir: server.binDir, projectsRoot: tmpdir(), pollMs: 50 });
     executors.push(ex);

@@ -36,7 +36,9 @@ afterAll(async () => {
 function expectedCounts(): Map<string, number> {
   const counts = new Map<string, number>();
   for (const f of readdirSync(join(exampleDir, "corpus")).sort()) {
-    for (const w of readFileSync(join(exampleDir, "corpus", f), "utf8").toLowerCase().match(/[a-z]+(?:'[a-z]+)*/g) ?? []) {
+    for (const w of readFileSync(join(exampleDir, "corpus", f), "utf8")
+      .toLowerCase()
+      .match(/[a-z]+(?:'[a-z]+)*/g) ?? []) {
       counts.set(w, (counts.get(w) ?? 0) + 1);
     }
   }

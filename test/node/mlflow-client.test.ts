@@ -218,7 +218,12 @@ describe("runs", () => {
     expect(isMlflowApiError(changed, "INVALID_PARAMETER_VALUE")).toBe(true);
     expect((changed as MlflowApiError).status).toBe(400);
     // Refused before sending: conflicting duplicates, and long values when asked to.
-    const dup = await mlflow.logParams(runId, [["k", "1"], ["k", "2"]]).catch((e: unknown) => e);
+    const dup = await mlflow
+      .logParams(runId, [
+        ["k", "1"],
+        ["k", "2"],
+      ])
+      .catch((e: unknown) => e);
     expect(isMlflowClientError(dup, "DUPLICATE_PARAM")).toBe(true);
     const strict = new MlflowClient({ trackingUri: server.url, longValues: "error" });
     const tooLong = await strict.logParams(runId, { big: "z".repeat(6001) }).catch((e: unknown) => e);
@@ -232,9 +237,7 @@ describe("runs", () => {
     const other = await mlflow.createRun({ experimentId, runName: "search-other" });
     const children = [];
     for (const node of ["split", "count", "merge"]) {
-      children.push(
-        await mlflow.createRun({ experimentId, runName: node, parentRunId: parent.info.runId, tags: { "parallels.node-id": node } }),
-      );
+      children.push(await mlflow.createRun({ experimentId, runName: node, parentRunId: parent.info.runId, tags: { "parallels.node-id": node } }));
     }
     await mlflow.createRun({ experimentId, runName: "grandchild", parentRunId: other.info.runId });
 

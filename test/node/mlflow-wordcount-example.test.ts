@@ -15,13 +15,14 @@ import { fsProjectFiles } from "../../agent/src/executor/local/project";
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const exampleDir = join(repoRoot, "examples/wordcount");
 
-
 /** Word counts computed here, independently of the Python scripts. */
 function expectedCounts(): Map<string, number> {
   const counts = new Map<string, number>();
   const corpus = join(exampleDir, "corpus");
   for (const f of readdirSync(corpus).sort()) {
-    for (const w of readFileSync(join(corpus, f), "utf8").toLowerCase().match(/[a-z]+(?:'[a-z]+)*/g) ?? []) {
+    for (const w of readFileSync(join(corpus, f), "utf8")
+      .toLowerCase()
+      .match(/[a-z]+(?:'[a-z]+)*/g) ?? []) {
       counts.set(w, (counts.get(w) ?? 0) + 1);
     }
   }
@@ -165,7 +166,10 @@ describe("examples/wordcount", () => {
     const inputs = join(scratch, "regroup", "inputs");
     const outputs = join(scratch, "regroup", "counts");
     cpSync(parts, join(inputs, "parts"), { recursive: true });
-    for (const [i, owned] of [["part-000.txt", "part-003.txt"], ["part-001.txt", "part-002.txt"]].entries()) {
+    for (const [i, owned] of [
+      ["part-000.txt", "part-003.txt"],
+      ["part-001.txt", "part-002.txt"],
+    ].entries()) {
       const manifest = join(scratch, "regroup", `manifest-${i}.json`);
       writeFileSync(manifest, JSON.stringify(owned.map((p) => `parts/${p}`)));
       const r = await runStep("count", commands.get("count")!, {

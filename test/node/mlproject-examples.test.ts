@@ -27,7 +27,6 @@ import { fsProjectFiles } from "../../agent/src/executor/local/project";
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const examplesDir = resolve(repoRoot, "test/fixtures/mlflow/examples");
 
-
 function findProjects(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
@@ -107,9 +106,7 @@ describe("real MLflow example projects", () => {
         expect(err.mlflowType).toBe("ExecutionException");
         expect(err.entryPoint).toBe(ep.name);
         expect(err.parameters).toEqual(required);
-        expect(err.mlflowMessage).toBe(
-          `No value given for missing parameters: ${required.map((r) => `'${r}'`).join(", ")}`,
-        );
+        expect(err.mlflowMessage).toBe(`No value given for missing parameters: ${required.map((r) => `'${r}'`).join(", ")}`);
         const scratch = mkdtempSync(join(tmpdir(), "mlproject-example-"));
         const file = join(scratch, "data.csv");
         writeFileSync(file, "a\n");

@@ -4,15 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import * as nkeys from "@nats-io/nkeys";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  claimsLookupSubject,
-  claimsUpdateRequest,
-  createNatsMinter,
-  decodeJwt,
-  type NatsMinter,
-  parseClaimsUpdateResponse,
-  revocationList,
-} from "../../control/src/nats";
+import { claimsLookupSubject, claimsUpdateRequest, createNatsMinter, decodeJwt, type NatsMinter, parseClaimsUpdateResponse, revocationList } from "../../control/src/nats";
 import { agentConsumerConfig, agentConsumerName, agentInboxPrefix, WORK_STREAM, workMsgId, workStreamConfig, workSubject } from "../../proto/nats";
 import { startTestNatsServer, type TestNatsServer } from "../support/nats-server";
 
@@ -180,9 +172,7 @@ describe("NATS per-cluster credentials (real nats-server, operator mode)", () =>
     const w = watch(nc);
 
     // Looking up B's consumer: the server answers a publish permission violation.
-    await expect(jetstream(nc).consumers.get(WORK_STREAM, "agent-B")).rejects.toThrow(
-      'Permissions Violation for Publish to "$JS.API.CONSUMER.INFO.WORK.agent-B"',
-    );
+    await expect(jetstream(nc).consumers.get(WORK_STREAM, "agent-B")).rejects.toThrow('Permissions Violation for Publish to "$JS.API.CONSUMER.INFO.WORK.agent-B"');
     const infoDenied = await w.waitFor((s) => errorMessage(s).includes("agent-B"));
     expect(errorMessage(infoDenied)).toBe('Permissions Violation for Publish to "$JS.API.CONSUMER.INFO.WORK.agent-B"');
 

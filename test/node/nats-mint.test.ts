@@ -102,9 +102,7 @@ describe("agent user JWT", () => {
 
   it("never has an empty allow list; long expiry by default", async () => {
     const minter = await createNatsMinter({ accountSigningSeed: seedOf(signing), appAccount: app });
-    const claims = decodeJwt<{ pub: { allow: string[] }; sub: { allow: string[] } }>(
-      await minter.mintAgentJwt({ clusterId: "A", userPublicKey: nkeys.createUser().getPublicKey() }),
-    );
+    const claims = decodeJwt<{ pub: { allow: string[] }; sub: { allow: string[] } }>(await minter.mintAgentJwt({ clusterId: "A", userPublicKey: nkeys.createUser().getPublicKey() }));
     expect(claims.nats.pub.allow.length).toBe(3);
     expect(claims.nats.sub.allow.length).toBe(1);
     expect(claims.exp! - claims.iat).toBe(365 * 24 * 3600);
@@ -133,9 +131,7 @@ describe("APP account JWT with revocations", () => {
     ]);
     expect(list).toEqual({ [u1]: 1_700_000_001, [u2]: 1_700_000_500 });
     const after = (setupClaims.iat as number) + 100;
-    const revoked = await verifyJwt<{ revocations: Record<string, number>; limits: Record<string, number> }>(
-      await minter.mintAccountJwt({ revocations: list, after }),
-    );
+    const revoked = await verifyJwt<{ revocations: Record<string, number>; limits: Record<string, number> }>(await minter.mintAccountJwt({ revocations: list, after }));
     expect(revoked.iat).toBeGreaterThan(after);
     expect(revoked.iss).toBe(opSigning.getPublicKey());
     expect(revoked.sub).toBe(app.getPublicKey());

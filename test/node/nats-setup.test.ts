@@ -42,11 +42,11 @@ describe("scripts/nats/setup.ts", () => {
     const r = await setupNats({ stateDir: dir, port: 24222, httpPort: 28222, wsPort: 24280 });
     const conf = await readFile(r.configPath, "utf8");
     expect(conf).toContain('host: "127.0.0.1"\nport: 24222\nhttp: "127.0.0.1:28222"');
-    expect(conf).toMatch(/resolver: \{\n  type: full\n  dir: ".*\/jwt"\n  allow_delete: false/);
+    expect(conf).toMatch(/resolver: \{\n {2}type: full\n {2}dir: ".*\/jwt"\n {2}allow_delete: false/);
     expect(conf).toContain(`${r.keys.sysAccount.publicKey}: "${r.keys.sysAccount.jwt}"`);
     expect(conf).toContain(`${r.keys.appAccount.publicKey}: "${r.keys.appAccount.jwt}"`);
     expect(conf).toContain(`system_account: ${r.keys.sysAccount.publicKey}`);
-    expect(conf).toMatch(/jetstream: \{\n  store_dir: ".*\/jetstream"\n\}/);
+    expect(conf).toMatch(/jetstream: \{\n {2}store_dir: ".*\/jetstream"\n\}/);
     expect(conf).toContain('websocket: {\n  host: "127.0.0.1"\n  port: 24280\n  no_tls: true\n}');
     expect(conf).not.toMatch(/\b0\.0\.0\.0\b/); // no wildcard listener
   });

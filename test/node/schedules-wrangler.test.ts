@@ -54,7 +54,10 @@ describe("schedules under wrangler dev", () => {
       // No agent runs this work: end the first run, or the overlap policy (skip) drops the next occurrence.
       if (seen.length === 1 && seen[0]!.status !== "cancelled") expect((await api("POST", `/v1/runs/${seen[0]!.id}/cancel?force=true`)).status).toBe(200);
     }
-    expect(seen.map((r) => r.scheduleId), `runs: ${JSON.stringify(seen)}; ticks: ${JSON.stringify(cp.cron?.fired)}`).toEqual([created.body.id, created.body.id]);
+    expect(
+      seen.map((r) => r.scheduleId),
+      `runs: ${JSON.stringify(seen)}; ticks: ${JSON.stringify(cp.cron?.fired)}`,
+    ).toEqual([created.body.id, created.body.id]);
     // Newest first: each run was made by the tick of its own minute, one minute apart.
     const [second, first] = seen.map((r) => Date.parse(r.createdAt));
     expect(first! - firstDue).toBeGreaterThanOrEqual(0);

@@ -28,13 +28,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const held = new Set<ServerResponse>();
 
   const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
-    const out = httpRequest(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     out.on("error", () => res.destroy());
     out.end(body);
   };

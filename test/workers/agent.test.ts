@@ -13,7 +13,9 @@ async function registeredCluster(name = "local") {
   const ws = await workspace();
   const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name, kind: "local" } });
   const credential = `plc_${unique("agent")}`;
-  await env.DB.prepare("UPDATE clusters SET agent_credential_hash = ?, registered_at = ?, bootstrap_token_hash = NULL WHERE id = ?").bind(await sha256(credential), Date.now(), created.body.cluster.id).run();
+  await env.DB.prepare("UPDATE clusters SET agent_credential_hash = ?, registered_at = ?, bootstrap_token_hash = NULL WHERE id = ?")
+    .bind(await sha256(credential), Date.now(), created.body.cluster.id)
+    .run();
   const dag = unique("wc");
   await call("POST", "/v1/dags", { token: ws.write, body: sampleDag(dag) });
   const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag } });
@@ -27,7 +29,10 @@ const node = async (token: string, runId: string, nodeId: string) => (await call
 describe("agent endpoints", () => {
   it("heartbeats mark the cluster online and show what the agent reported", async () => {
     const { ws, credential } = await registeredCluster();
-    const beat = await call("POST", "/v1/agent/heartbeat", { token: credential, body: { agentVersion: "0.1.0", kubernetesVersion: "v1.34.1", allocatable: { cpu: "8", memory: "32Gi", gpu: 1 }, runningJobs: 2 } });
+    const beat = await call("POST", "/v1/agent/heartbeat", {
+      token: credential,
+      body: { agentVersion: "0.1.0", kubernetesVersion: "v1.34.1", allocatable: { cpu: "8", memory: "32Gi", gpu: 1 }, runningJobs: 2 },
+    });
     expect(beat.status).toBe(200);
     const cluster = (await call("GET", "/v1/clusters/local", { token: ws.read })).body;
     expect(cluster.status).toBe("online");
@@ -44,7 +49,12 @@ describe("agent endpoints", () => {
   it("applies events: the node succeeds and its dependant is dispatched; a replayed batch changes nothing", async () => {
     const { ws, credential, run, clusterId } = await registeredCluster();
     const prep = `${run.id}-prep`;
-    const batch = [ev(prep, 1, 1, "accepted"), ev(prep, 1, 2, "running", { mlflowRunId: "abc123" }), ev(prep, 1, 3, "progress", { counts: { total: 1, done: 1, failed: 0, running: 0 } }), ev(prep, 1, 4, "succeeded")];
+    const batch = [
+      ev(prep, 1, 1, "accepted"),
+      ev(prep, 1, 2, "running", { mlflowRunId: "abc123" }),
+      ev(prep, 1, 3, "progress", { counts: { total: 1, done: 1, failed: 0, running: 0 } }),
+      ev(prep, 1, 4, "succeeded"),
+    ];
     const first = await events(credential, batch);
     expect(first.status).toBe(200);
     expect(first.body).toEqual({ applied: 4, ignored: 0, endedRuns: [] });
@@ -158,7 +168,9 @@ describe("agent endpoints", () => {
     const noNats = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: key, agentVersion: "1" } });
     expect(noNats.status).toBe(503);
     expect((await call("GET", "/v1/clusters/c", { token: ws.read })).body.status).toBe("awaiting_agent");
-    await env.DB.prepare("UPDATE clusters SET bootstrap_expires_at = ? WHERE id = ?").bind(Date.now() - 1, created.body.cluster.id).run();
+    await env.DB.prepare("UPDATE clusters SET bootstrap_expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1, created.body.cluster.id)
+      .run();
     const expired = await call("POST", "/v1/agent/register", { token: null, body: { bootstrapToken: created.body.bootstrap.token, natsPublicKey: key, agentVersion: "1" } });
     expect(expired.status).toBe(401);
     expect(expired.body.error.message).toBe("the bootstrap token expired; get a new one with POST /v1/clusters/c/bootstrap");

@@ -98,7 +98,11 @@ describe("DAGs: bad input", () => {
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("invalid_dag");
     const details: { path: string; message: string }[] = res.body.error.details;
-    const at = (path: string) => details.filter((d) => d.path === path).map((d) => d.message).join(" | ");
+    const at = (path: string) =>
+      details
+        .filter((d) => d.path === path)
+        .map((d) => d.message)
+        .join(" | ");
     expect(at("nodes[1].parallelism")).toMatch(/integer/);
     expect(at("nodes[2].paralelism")).toBe('unknown field "paralelism" (did you mean "parallelism"?)');
     expect(at("nodes[3].inputs.images")).toBe('unknown node "prep"');

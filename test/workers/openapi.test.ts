@@ -13,7 +13,9 @@ describe("OpenAPI document", () => {
     expect(res.status).toBe(200);
     const doc = res.body;
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/dags", "/v1/dags:validate", "/v1/runs", "/v1/runs/{id}/cancel", "/v1/clusters", "/v1/schedules", "/v1/agent/register", "/v1/agent/events"]));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/dags", "/v1/dags:validate", "/v1/runs", "/v1/runs/{id}/cancel", "/v1/clusters", "/v1/schedules", "/v1/agent/register", "/v1/agent/events"]),
+    );
     expect(doc.paths["/v1/agent/register"].post.security).toEqual([]);
     expect(doc.paths["/v1/agent/events"].post.security).toEqual([{ agentCredential: [] }]);
     expect(doc.paths["/v1/dags/{name}"].get.parameters.find((p: any) => p.name === "version").schema.type).toBe("integer");
@@ -46,7 +48,13 @@ describe("OpenAPI document", () => {
       const limit = doc.paths[path].get.parameters.find((p: any) => p.name === "limit");
       expect(limit, path).toMatchObject({ in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 200, default: 50 } });
     }
-    for (const [path, method] of [["/v1/dags", "post"], ["/v1/dags/{name}", "put"], ["/v1/dags:validate", "post"], ["/v1/runs", "post"], ["/v1/schedules", "post"]]) {
+    for (const [path, method] of [
+      ["/v1/dags", "post"],
+      ["/v1/dags/{name}", "put"],
+      ["/v1/dags:validate", "post"],
+      ["/v1/runs", "post"],
+      ["/v1/schedules", "post"],
+    ]) {
       expect(doc.paths[path!][method!].responses["422"], `${method} ${path}`).toBeDefined();
     }
     // DAGs are read as YAML too, as every body is.

@@ -15,7 +15,9 @@ async function sha256(text: string) {
 async function cluster(ws: { admin: string }, name: string) {
   const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name, kind: "local" } });
   const credential = `plc_${unique("agent")}`;
-  await env.DB.prepare("UPDATE clusters SET agent_credential_hash = ?, registered_at = ?, bootstrap_token_hash = NULL WHERE id = ?").bind(await sha256(credential), Date.now(), created.body.cluster.id).run();
+  await env.DB.prepare("UPDATE clusters SET agent_credential_hash = ?, registered_at = ?, bootstrap_token_hash = NULL WHERE id = ?")
+    .bind(await sha256(credential), Date.now(), created.body.cluster.id)
+    .run();
   return credential;
 }
 

@@ -46,8 +46,16 @@ describe("runs: submit", () => {
     expect(other.body.error.message).toMatch(/different request/);
     // The same request with its fields in another order is the same request.
     const key2 = unique("key");
-    const a = await call("POST", "/v1/runs", { token: ws.write, raw: JSON.stringify({ dag: dag.name, params: { lang: "fr" } }), headers: { "idempotency-key": key2, "content-type": "application/json" } });
-    const b = await call("POST", "/v1/runs", { token: ws.write, raw: JSON.stringify({ params: { lang: "fr" }, dag: dag.name }), headers: { "idempotency-key": key2, "content-type": "application/json" } });
+    const a = await call("POST", "/v1/runs", {
+      token: ws.write,
+      raw: JSON.stringify({ dag: dag.name, params: { lang: "fr" } }),
+      headers: { "idempotency-key": key2, "content-type": "application/json" },
+    });
+    const b = await call("POST", "/v1/runs", {
+      token: ws.write,
+      raw: JSON.stringify({ params: { lang: "fr" }, dag: dag.name }),
+      headers: { "idempotency-key": key2, "content-type": "application/json" },
+    });
     expect([a.status, b.status, b.body.id]).toEqual([201, 200, a.body.id]);
     // Keys of the schedules' own namespace are refused, so no user can pre-empt a scheduled run.
     const reserved = await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name }, headers: { "idempotency-key": "schedule:x:1" } });
@@ -79,7 +87,14 @@ describe("runs: submit", () => {
     const name = unique("hybrid");
     await call("POST", "/v1/dags", {
       token: ws.write,
-      body: { name, nodes: [{ id: "prep", project: { uri: "p" }, cluster: "cloud" }, { id: "train", project: { uri: "t" }, cluster: { gpu: "true" }, after: ["prep"] }, { id: "other", project: { uri: "t" }, cluster: { gpu: "true" } }] },
+      body: {
+        name,
+        nodes: [
+          { id: "prep", project: { uri: "p" }, cluster: "cloud" },
+          { id: "train", project: { uri: "t" }, cluster: { gpu: "true" }, after: ["prep"] },
+          { id: "other", project: { uri: "t" }, cluster: { gpu: "true" } },
+        ],
+      },
     });
     const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag: name } });
     expect(run.status).toBe(201);

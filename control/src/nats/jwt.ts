@@ -34,11 +34,7 @@ const HEADER_B64 = bytesToBase64Url(encoder.encode(JSON.stringify(HEADER)));
  * @param claims everything but `iss`, `iat` and `jti`.
  * @param nowMs clock, for tests.
  */
-export async function signJwt<N extends object>(
-  claims: Omit<NatsClaims<N>, "jti" | "iat" | "iss">,
-  signer: NkeySigner,
-  nowMs = Date.now(),
-): Promise<string> {
+export async function signJwt<N extends object>(claims: Omit<NatsClaims<N>, "jti" | "iat" | "iss">, signer: NkeySigner, nowMs = Date.now()): Promise<string> {
   const body: Record<string, unknown> = { ...claims, iss: signer.publicKey, iat: Math.floor(nowMs / 1000) };
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify(body))));
   const full = { jti: base32Encode(digest), ...body };

@@ -11,7 +11,6 @@
 import { base64UrlToBytes } from "./base64url";
 import { base32Decode as decodeBase32, base32Encode } from "./base32";
 
-
 /** The roles this project uses, with their nkey prefix bytes. */
 export const NKEY_ROLES = {
   operator: 14 << 3, // 'O'

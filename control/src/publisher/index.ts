@@ -21,4 +21,3 @@ export function publisherFor(env: Env): Publisher | null {
   if (!natsConfigured(env)) return null;
   return env.NATS_PUBLISHER!.get(env.NATS_PUBLISHER!.idFromName(PUBLISHER_NAME)) as unknown as Publisher;
 }
-

@@ -60,11 +60,21 @@ export const agentRoutes = [
     const results = await writeBatch(db, [
       db
         .update(clusters)
-        .set({ bootstrapTokenHash: null, bootstrapExpiresAt: null, agentCredentialHash: credentialHash, natsUserPublicKey: body.natsPublicKey, registeredAt: now, lastHeartbeatAt: now, agentInfo: { agentVersion: body.agentVersion } })
+        .set({
+          bootstrapTokenHash: null,
+          bootstrapExpiresAt: null,
+          agentCredentialHash: credentialHash,
+          natsUserPublicKey: body.natsPublicKey,
+          registeredAt: now,
+          lastHeartbeatAt: now,
+          agentInfo: { agentVersion: body.agentVersion },
+        })
         .where(and(eq(clusters.id, cluster.id), eq(clusters.bootstrapTokenHash, hash), gt(clusters.bootstrapExpiresAt, now))),
       ...(replaced
-        ? [db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${replaced}, ${cluster.id}, ${now}
-            WHERE (SELECT agent_credential_hash FROM clusters WHERE id = ${cluster.id}) = ${credentialHash} ON CONFLICT DO NOTHING`)]
+        ? [
+            db.run(sql`INSERT INTO nats_revocations (public_key, cluster_id, revoked_at) SELECT ${replaced}, ${cluster.id}, ${now}
+            WHERE (SELECT agent_credential_hash FROM clusters WHERE id = ${cluster.id}) = ${credentialHash} ON CONFLICT DO NOTHING`),
+          ]
         : []),
     ]).catch(conflictOnUnique("this NATS key is already registered for another cluster; make a new key pair", [{ path: "natsPublicKey", message: "already in use" }]));
     if ((results[0]?.meta?.changes ?? 0) !== 1) throw new ApiError("unauthenticated", "unknown or already used bootstrap token");

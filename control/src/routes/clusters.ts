@@ -84,20 +84,30 @@ export const clusterRoutes = [
       agentInfo: null,
       createdAt: now,
     };
-    await c.var.db.insert(clusters).values(row).catch(conflictOnUnique(`a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
+    await c.var.db
+      .insert(clusters)
+      .values(row)
+      .catch(conflictOnUnique(`a cluster named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
     return { status: 201, body: bootstrapAnswer(c.env, row, boot) };
   }),
 
-  route({ method: "get", path: "/v1/clusters", summary: "List clusters", auth: "read", query: PageQuery, ok: { 200: { description: "a page of clusters, by name", schema: ClusterPage } } }).handle(async (c, { query }) => {
-    const now = Date.now();
-    return { status: 200, body: await listPage(c.var.db, clusters, { workspace: clusters.workspaceId, key: clusters.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, (r) => clusterView(r, now)) };
-  }),
+  route({ method: "get", path: "/v1/clusters", summary: "List clusters", auth: "read", query: PageQuery, ok: { 200: { description: "a page of clusters, by name", schema: ClusterPage } } }).handle(
+    async (c, { query }) => {
+      const now = Date.now();
+      return {
+        status: 200,
+        body: await listPage(c.var.db, clusters, { workspace: clusters.workspaceId, key: clusters.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, (r) => clusterView(r, now)),
+      };
+    },
+  ),
 
-  route({ method: "get", path: "/v1/clusters/{name}", summary: "Get a cluster", auth: "read", ok: { 200: { description: "the cluster", schema: ClusterView } }, errors: ["not_found"] }).handle(async (c, { params }) => {
-    const row = await c.var.db.select().from(clusters).where(byName(c.var.principal.workspaceId, params.name)).get();
-    if (!row) throw notFound(`cluster "${params.name}"`);
-    return { status: 200, body: clusterView(row) };
-  }),
+  route({ method: "get", path: "/v1/clusters/{name}", summary: "Get a cluster", auth: "read", ok: { 200: { description: "the cluster", schema: ClusterView } }, errors: ["not_found"] }).handle(
+    async (c, { params }) => {
+      const row = await c.var.db.select().from(clusters).where(byName(c.var.principal.workspaceId, params.name)).get();
+      if (!row) throw notFound(`cluster "${params.name}"`);
+      return { status: 200, body: clusterView(row) };
+    },
+  ),
 
   /** A new bootstrap token (the old one stops working), e.g. when an install was not finished in time. */
   route({
@@ -128,7 +138,12 @@ export const clusterRoutes = [
     const row = await db.select().from(clusters).where(byName(c.var.principal.workspaceId, params.name)).get();
     if (!row) throw notFound(`cluster "${params.name}"`);
     const now = await deleteIdle(db, row);
-    if (row.natsUserPublicKey) c.executionCtx.waitUntil(publisherFor(c.env)?.syncRevocations().catch(() => undefined) ?? Promise.resolve());
+    if (row.natsUserPublicKey)
+      c.executionCtx.waitUntil(
+        publisherFor(c.env)
+          ?.syncRevocations()
+          .catch(() => undefined) ?? Promise.resolve(),
+      );
     return { status: 200, body: { deleted: true as const, cluster: clusterView(row, now) } };
   }),
 ];

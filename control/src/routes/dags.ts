@@ -63,7 +63,9 @@ export const dagRoutes = [
     const now = Date.now();
     const row: DagRow = { id: newId(now), workspaceId: c.var.principal.workspaceId, name: dag.name, latestVersion: 1, createdAt: now, updatedAt: now, deletedAt: null };
     const spec = JSON.stringify(dag);
-    await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch(conflictOnUnique(`a DAG named "${dag.name}" already exists; PUT /v1/dags/${dag.name} adds a version`));
+    await db
+      .batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })])
+      .catch(conflictOnUnique(`a DAG named "${dag.name}" already exists; PUT /v1/dags/${dag.name} adds a version`));
     return { status: 201, body: dagView(row, 1, spec, now) };
   }),
 
@@ -89,44 +91,49 @@ export const dagRoutes = [
     const existing = await db.select().from(dags).where(live(c.var.principal.workspaceId, name)).get();
     if (!existing) {
       const row: DagRow = { id: newId(now), workspaceId: c.var.principal.workspaceId, name, latestVersion: 1, createdAt: now, updatedAt: now, deletedAt: null };
-      await db.batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })]).catch(conflictOnUnique(`DAG "${name}" was created concurrently; retry`));
+      await db
+        .batch([db.insert(dags).values(row), db.insert(dagVersions).values({ dagId: row.id, version: 1, spec, createdAt: now })])
+        .catch(conflictOnUnique(`DAG "${name}" was created concurrently; retry`));
       return { status: 201, body: dagView(row, 1, spec, now) };
     }
-    const latest = await db.select().from(dagVersions).where(and(eq(dagVersions.dagId, existing.id), eq(dagVersions.version, existing.latestVersion))).get();
+    const latest = await db
+      .select()
+      .from(dagVersions)
+      .where(and(eq(dagVersions.dagId, existing.id), eq(dagVersions.version, existing.latestVersion)))
+      .get();
     if (latest?.spec === spec) return { status: 200, body: dagView(existing, latest.version, latest.spec, latest.createdAt) };
     const version = existing.latestVersion + 1;
     // The version row's primary key makes a concurrent PUT of the same version fail as a whole.
     await db
-      .batch([
-        db.insert(dagVersions).values({ dagId: existing.id, version, spec, createdAt: now }),
-        db.update(dags).set({ latestVersion: version, updatedAt: now }).where(eq(dags.id, existing.id)),
-      ])
+      .batch([db.insert(dagVersions).values({ dagId: existing.id, version, spec, createdAt: now }), db.update(dags).set({ latestVersion: version, updatedAt: now }).where(eq(dags.id, existing.id))])
       .catch(conflictOnUnique(`DAG "${name}" was changed concurrently; retry`));
     return { status: 200, body: dagView({ ...existing, latestVersion: version, updatedAt: now }, version, spec, now) };
   }),
 
-  route({ method: "get", path: "/v1/dags", summary: "List DAGs", auth: "read", query: PageQuery, ok: { 200: { description: "a page of DAGs, by name", schema: DagPage } } }).handle(async (c, { query: q }) => {
-    const rows = await c.var.db
-      .select({ row: dags, spec: dagVersions.spec })
-      .from(dags)
-      .innerJoin(dagVersions, and(eq(dagVersions.dagId, dags.id), eq(dagVersions.version, dags.latestVersion)))
-      .where(and(eq(dags.workspaceId, c.var.principal.workspaceId), isNull(dags.deletedAt), q.cursor ? gt(dags.name, q.cursor) : undefined))
-      .orderBy(asc(dags.name))
-      .limit(q.limit + 1);
-    const page = pageOf(
-      rows,
-      q.limit,
-      ({ row }) => row.name,
-      ({ row, spec }) => ({
-        name: row.name,
-        latestVersion: row.latestVersion,
-        description: (JSON.parse(spec) as Dag).description ?? null,
-        createdAt: iso(row.createdAt)!,
-        updatedAt: iso(row.updatedAt)!,
-      }),
-    );
-    return { status: 200, body: page };
-  }),
+  route({ method: "get", path: "/v1/dags", summary: "List DAGs", auth: "read", query: PageQuery, ok: { 200: { description: "a page of DAGs, by name", schema: DagPage } } }).handle(
+    async (c, { query: q }) => {
+      const rows = await c.var.db
+        .select({ row: dags, spec: dagVersions.spec })
+        .from(dags)
+        .innerJoin(dagVersions, and(eq(dagVersions.dagId, dags.id), eq(dagVersions.version, dags.latestVersion)))
+        .where(and(eq(dags.workspaceId, c.var.principal.workspaceId), isNull(dags.deletedAt), q.cursor ? gt(dags.name, q.cursor) : undefined))
+        .orderBy(asc(dags.name))
+        .limit(q.limit + 1);
+      const page = pageOf(
+        rows,
+        q.limit,
+        ({ row }) => row.name,
+        ({ row, spec }) => ({
+          name: row.name,
+          latestVersion: row.latestVersion,
+          description: (JSON.parse(spec) as Dag).description ?? null,
+          createdAt: iso(row.createdAt)!,
+          updatedAt: iso(row.updatedAt)!,
+        }),
+      );
+      return { status: 200, body: page };
+    },
+  ),
 
   route({
     method: "get",
@@ -140,7 +147,11 @@ export const dagRoutes = [
     const row = await c.var.db.select().from(dags).where(live(c.var.principal.workspaceId, name)).get();
     if (!row) throw notFound(`DAG "${name}"`);
     const version = q.version ?? row.latestVersion;
-    const v = await c.var.db.select().from(dagVersions).where(and(eq(dagVersions.dagId, row.id), eq(dagVersions.version, version))).get();
+    const v = await c.var.db
+      .select()
+      .from(dagVersions)
+      .where(and(eq(dagVersions.dagId, row.id), eq(dagVersions.version, version)))
+      .get();
     if (!v) throw notFound(`version ${version} of DAG "${name}" (latest is ${row.latestVersion})`);
     return { status: 200, body: dagView(row, v.version, v.spec, v.createdAt) };
   }),
@@ -175,7 +186,11 @@ export const dagRoutes = [
     const db = c.var.db;
     const row = await db.select().from(dags).where(live(c.var.principal.workspaceId, name)).get();
     if (!row) throw notFound(`DAG "${name}"`);
-    const sched = await db.select({ name: schedules.name }).from(schedules).where(and(eq(schedules.workspaceId, row.workspaceId), eq(schedules.dagName, name))).limit(5);
+    const sched = await db
+      .select({ name: schedules.name })
+      .from(schedules)
+      .where(and(eq(schedules.workspaceId, row.workspaceId), eq(schedules.dagName, name)))
+      .limit(5);
     if (sched.length > 0) throw new ApiError("conflict", `DAG "${name}" is used by schedules ${sched.map((s) => `"${s.name}"`).join(", ")}; delete them first`);
     // Hidden, not erased: its runs stay visible and keep pointing at their version.
     await db.update(dags).set({ deletedAt: Date.now() }).where(eq(dags.id, row.id));

@@ -107,7 +107,10 @@ function nameOf(table: [z.ZodType, string][], schema: z.ZodType, where: string):
 
 function parameters(def: RouteDef) {
   const out: object[] = [...def.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ name, in: "path", required: true, schema: { type: "string" } }));
-  for (const [where, schema] of [["query", def.query], ["header", def.headers]] as const) {
+  for (const [where, schema] of [
+    ["query", def.query],
+    ["header", def.headers],
+  ] as const) {
     if (!schema) continue;
     const json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, { description?: string }>; required?: string[] };
     for (const [name, { description, ...property }] of Object.entries(json.properties ?? {})) {

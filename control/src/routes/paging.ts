@@ -34,6 +34,11 @@ export async function listPage<T extends SQLiteTable, Item>(
   view: (row: T["$inferSelect"]) => Item,
 ): Promise<Page<Item>> {
   const where: SQL | undefined = and(eq(order.workspace, workspaceId), q.cursor ? gt(order.key, q.cursor) : undefined);
-  const rows = (await db.select().from(table as SQLiteTable).where(where).orderBy(order.key).limit(q.limit + 1)) as T["$inferSelect"][];
+  const rows = (await db
+    .select()
+    .from(table as SQLiteTable)
+    .where(where)
+    .orderBy(order.key)
+    .limit(q.limit + 1)) as T["$inferSelect"][];
   return pageOf(rows, q.limit, order.keyOf, view);
 }

@@ -47,7 +47,14 @@ export const runRoutes = [
     return { status: created ? 201 : 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
   }),
 
-  route({ method: "get", path: "/v1/runs", summary: "List runs, newest first", auth: "read", query: RunListQuery, ok: { 200: { description: "a page of runs (without their node runs)", schema: RunPage } } }).handle(async (c, { query: q }) => {
+  route({
+    method: "get",
+    path: "/v1/runs",
+    summary: "List runs, newest first",
+    auth: "read",
+    query: RunListQuery,
+    ok: { 200: { description: "a page of runs (without their node runs)", schema: RunPage } },
+  }).handle(async (c, { query: q }) => {
     const rows = await c.var.db
       .select()
       .from(dagRuns)
@@ -61,10 +68,25 @@ export const runRoutes = [
       )
       .orderBy(desc(dagRuns.id))
       .limit(q.limit + 1);
-    return { status: 200, body: pageOf(rows, q.limit, (r) => r.id, (r) => withMlflowLinks(runSummary(r), c.env.MLFLOW_UI_URL)) };
+    return {
+      status: 200,
+      body: pageOf(
+        rows,
+        q.limit,
+        (r) => r.id,
+        (r) => withMlflowLinks(runSummary(r), c.env.MLFLOW_UI_URL),
+      ),
+    };
   }),
 
-  route({ method: "get", path: "/v1/runs/{id}", summary: "Get a run with its node runs and counters", auth: "read", ok: { 200: { description: "the run", schema: RunView } }, errors: ["not_found"] }).handle(async (c, { params: { id } }) => {
+  route({
+    method: "get",
+    path: "/v1/runs/{id}",
+    summary: "Get a run with its node runs and counters",
+    auth: "read",
+    ok: { 200: { description: "the run", schema: RunView } },
+    errors: ["not_found"],
+  }).handle(async (c, { params: { id } }) => {
     const run = await loadRunView(c.var.db, c.var.principal.workspaceId, id);
     if (!run) throw notFound(`run "${id}"`);
     return { status: 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };

@@ -57,7 +57,11 @@ export const scheduleRoutes = [
     const declared = (JSON.parse(dag.spec) as Dag).params ?? {};
     const unknown = Object.keys(body.params).filter((k) => !(k in declared));
     if (unknown.length > 0) {
-      throw new ApiError("invalid_dag", "the schedule's params are not declared by the DAG", unknown.map((k) => ({ path: `params.${k}`, message: `the DAG declares no parameter "${k}"` })));
+      throw new ApiError(
+        "invalid_dag",
+        "the schedule's params are not declared by the DAG",
+        unknown.map((k) => ({ path: `params.${k}`, message: `the DAG declares no parameter "${k}"` })),
+      );
     }
     const now = Date.now();
     const row: Row = {
@@ -76,20 +80,27 @@ export const scheduleRoutes = [
       lastRunId: null,
       createdAt: now,
     };
-    await c.var.db.insert(schedules).values(row).catch(conflictOnUnique(`a schedule named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
+    await c.var.db
+      .insert(schedules)
+      .values(row)
+      .catch(conflictOnUnique(`a schedule named "${body.name}" already exists`, [{ path: "name", message: "already taken" }]));
     return { status: 201, body: view(row) };
   }),
 
-  route({ method: "get", path: "/v1/schedules", summary: "List schedules", auth: "read", query: PageQuery, ok: { 200: { description: "a page of schedules, by name", schema: SchedulePage } } }).handle(async (c, { query }) => ({
-    status: 200,
-    body: await listPage(c.var.db, schedules, { workspace: schedules.workspaceId, key: schedules.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, view),
-  })),
+  route({ method: "get", path: "/v1/schedules", summary: "List schedules", auth: "read", query: PageQuery, ok: { 200: { description: "a page of schedules, by name", schema: SchedulePage } } }).handle(
+    async (c, { query }) => ({
+      status: 200,
+      body: await listPage(c.var.db, schedules, { workspace: schedules.workspaceId, key: schedules.name, keyOf: (r) => r.name }, c.var.principal.workspaceId, query, view),
+    }),
+  ),
 
-  route({ method: "get", path: "/v1/schedules/{name}", summary: "Get a schedule", auth: "read", ok: { 200: { description: "the schedule", schema: ScheduleView } }, errors: ["not_found"] }).handle(async (c, { params: { name } }) => {
-    const row = await c.var.db.select().from(schedules).where(byName(c.var.principal.workspaceId, name)).get();
-    if (!row) throw notFound(`schedule "${name}"`);
-    return { status: 200, body: view(row) };
-  }),
+  route({ method: "get", path: "/v1/schedules/{name}", summary: "Get a schedule", auth: "read", ok: { 200: { description: "the schedule", schema: ScheduleView } }, errors: ["not_found"] }).handle(
+    async (c, { params: { name } }) => {
+      const row = await c.var.db.select().from(schedules).where(byName(c.var.principal.workspaceId, name)).get();
+      if (!row) throw notFound(`schedule "${name}"`);
+      return { status: 200, body: view(row) };
+    },
+  ),
 
   /** Pause or resume. Resuming starts from the next occurrence after now, not from missed ones. */
   route({
@@ -109,7 +120,14 @@ export const scheduleRoutes = [
     return { status: 200, body: view(updated!) };
   }),
 
-  route({ method: "delete", path: "/v1/schedules/{name}", summary: "Delete a schedule", auth: "write", ok: { 200: { description: "the schedule is deleted", schema: Deleted } }, errors: ["not_found"] }).handle(async (c, { params: { name } }) => {
+  route({
+    method: "delete",
+    path: "/v1/schedules/{name}",
+    summary: "Delete a schedule",
+    auth: "write",
+    ok: { 200: { description: "the schedule is deleted", schema: Deleted } },
+    errors: ["not_found"],
+  }).handle(async (c, { params: { name } }) => {
     const [row] = await c.var.db.delete(schedules).where(byName(c.var.principal.workspaceId, name)).returning();
     if (!row) throw notFound(`schedule "${name}"`);
     return { status: 200, body: { deleted: true as const, name: row.name } };

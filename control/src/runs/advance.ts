@@ -84,7 +84,13 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     stateToken: run.stateToken,
     nodes: new Map(nodes.map((n) => [n.nodeId, { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status }])),
   };
-  const decision = decide({ dag, runStatus: run.status, cancelRequested, forceCancel: opts.cancel === true && opts.force === true, nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })) });
+  const decision = decide({
+    dag,
+    runStatus: run.status,
+    cancelRequested,
+    forceCancel: opts.cancel === true && opts.force === true,
+    nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })),
+  });
   const token = newStateToken();
   const guarded = statementsFor(db, ctx, decision, now, token);
   if (cancelRequested && !run.cancelRequested) guarded.writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id} AND state_token = ${token}`));

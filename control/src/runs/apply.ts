@@ -133,7 +133,15 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
     );
   }
   if (nodes.length > 0 || outbox.length > 0 || decision.runStatus !== ctx.runStatus) {
-    const data = JSON.stringify({ from: ctx.runStatus, to: decision.runStatus, dispatch: decision.dispatch, cancel: decision.cancel, skip: decision.skip, cancelPending: decision.cancelPending, abandon: decision.abandon });
+    const data = JSON.stringify({
+      from: ctx.runStatus,
+      to: decision.runStatus,
+      dispatch: decision.dispatch,
+      cancel: decision.cancel,
+      skip: decision.skip,
+      cancelPending: decision.cancelPending,
+      abandon: decision.abandon,
+    });
     out.push(db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) SELECT ${ctx.workspaceId}, ${ctx.runId}, 'run.advanced', ${data}, ${now} WHERE ${claimed}`));
   }
   return { claim, writes: out };

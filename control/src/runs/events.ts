@@ -32,7 +32,9 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   ]);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   // The same answer for "unknown" and "another cluster's": an agent learns nothing about others.
-  const foreign = events.flatMap((e, i) => (byId.get(e.nodeRunId)?.clusterId === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }]));
+  const foreign = events.flatMap((e, i) =>
+    byId.get(e.nodeRunId)?.clusterId === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }],
+  );
   if (foreign.length > 0) throw new ApiError("forbidden", "the batch reports on work this cluster was not given; nothing was applied", foreign);
 
   // Each node run moved by its own events; a node run that no event moved is not written.

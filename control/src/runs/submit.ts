@@ -83,13 +83,15 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   try {
     await writeBatch(db, [
       db.insert(dagRuns).values(run),
-      ...chunked(nodeRows).map(
-        (part) => db.run(sql`
+      ...chunked(nodeRows).map((part) =>
+        db.run(sql`
         INSERT INTO node_runs (id, run_id, node_id, status, attempt, cluster_id, updated_at)
         SELECT json_extract(value, '$.id'), ${runId}, json_extract(value, '$.nodeId'), 'pending', 0, json_extract(value, '$.clusterId'), ${now}
         FROM json_each(${part})`),
       ),
-      db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null })}, ${now})`),
+      db.run(
+        sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null })}, ${now})`,
+      ),
       // A new run: nobody else can have claimed it yet.
       first.claim,
       ...first.writes,
@@ -101,7 +103,13 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   }
   const status = new Map<string, { status: NodeStatus; attempt: number }>();
   for (const d of decision.dispatch) status.set(d.nodeId, { status: "dispatched", attempt: d.attempt });
-  return { run: runViewOf({ ...run, status: decision.runStatus, startedAt: decision.runStatus === "queued" ? null : now }, nodeRows.map((n) => ({ nodeId: n.nodeId, clusterId: n.clusterId, status: status.get(n.nodeId)?.status ?? "pending", attempt: status.get(n.nodeId)?.attempt ?? 0 }))), created: true };
+  return {
+    run: runViewOf(
+      { ...run, status: decision.runStatus, startedAt: decision.runStatus === "queued" ? null : now },
+      nodeRows.map((n) => ({ nodeId: n.nodeId, clusterId: n.clusterId, status: status.get(n.nodeId)?.status ?? "pending", attempt: status.get(n.nodeId)?.attempt ?? 0 })),
+    ),
+    created: true,
+  };
 }
 
 async function replay(db: Db, workspaceId: string, prior: { id: string; requestHash: string | null }, opts: SubmitOptions): Promise<RunView> {

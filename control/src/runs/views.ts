@@ -78,7 +78,10 @@ export function runViewOf(run: RunRow, nodes: NodeRow[]): RunView {
 /** The run with its node runs, in one round trip; null when not in this workspace. */
 export async function loadRunView(db: Db, workspaceId: string, runId: string): Promise<RunView | null> {
   const [runs, nodes] = await db.batch([
-    db.select().from(dagRuns).where(and(eq(dagRuns.id, runId), eq(dagRuns.workspaceId, workspaceId))),
+    db
+      .select()
+      .from(dagRuns)
+      .where(and(eq(dagRuns.id, runId), eq(dagRuns.workspaceId, workspaceId))),
     db.select().from(nodeRuns).where(eq(nodeRuns.runId, runId)).orderBy(nodeRuns.id),
   ]);
   return runs[0] ? runViewOf(runs[0], nodes) : null;

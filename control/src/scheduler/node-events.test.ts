@@ -118,9 +118,13 @@ describe("applyEvents properties", () => {
 
   it("lets seq order win: any order of the same events leaves the node the same", () => {
     fc.assert(
-      fc.property(nodeArb, eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length }))), (node, [events, shuffled]) => {
-        expect(applyEvents(node, shuffled).node).toEqual(applyEvents(node, events).node);
-      }),
+      fc.property(
+        nodeArb,
+        eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length }))),
+        (node, [events, shuffled]) => {
+          expect(applyEvents(node, shuffled).node).toEqual(applyEvents(node, events).node);
+        },
+      ),
     );
   });
 

@@ -13,12 +13,7 @@ const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [
  * random batch of active nodes. `outcome(id, attempt)` says how a node's attempt ends.
  * `beforeRound` may change the run (e.g. request cancellation).
  */
-function drive(
-  dag: Dag,
-  seed: number,
-  outcome: (id: string, attempt: number, sim: RunSim) => NodeStatus,
-  beforeRound: (round: number, sim: RunSim) => void = () => {},
-) {
+function drive(dag: Dag, seed: number, outcome: (id: string, attempt: number, sim: RunSim) => NodeStatus, beforeRound: (round: number, sim: RunSim) => void = () => {}) {
   const sim = new RunSim(dag);
   const rand = prng(seed);
   const up = upstreamOf(dag);
@@ -74,7 +69,10 @@ const dagWith = (maxNodes: number, maxRetries: number) =>
       seed: fc.integer(),
       // Per node (creation order): how many attempts fail, and whether it fails for good.
       failures: fc.array(fc.nat({ max: maxRetries }), { minLength: g.ids.length, maxLength: g.ids.length }),
-      doomed: fc.array(fc.nat({ max: 7 }).map((x) => x === 0), { minLength: g.ids.length, maxLength: g.ids.length }),
+      doomed: fc.array(
+        fc.nat({ max: 7 }).map((x) => x === 0),
+        { minLength: g.ids.length, maxLength: g.ids.length },
+      ),
     }),
   );
 

@@ -25,7 +25,14 @@ const ids = (d: SchedulerDecision) => d.dispatch.map((x) => x.nodeId);
 describe("decide", () => {
   it("dispatches roots first, then dependants once all their upstream nodes succeeded", () => {
     const sim = new RunSim(diamond());
-    expect(sim.step()).toEqual({ ...none, dispatch: [{ nodeId: "a", attempt: 1 }, { nodeId: "e", attempt: 1 }], runStatus: "running" });
+    expect(sim.step()).toEqual({
+      ...none,
+      dispatch: [
+        { nodeId: "a", attempt: 1 },
+        { nodeId: "e", attempt: 1 },
+      ],
+      runStatus: "running",
+    });
     expect(sim.peek()).toEqual({ ...none, runStatus: "running" }); // idempotent
     sim.set("a", "succeeded");
     expect(ids(sim.step())).toEqual(["b", "c"]);

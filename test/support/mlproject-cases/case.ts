@@ -69,11 +69,7 @@ export function sandbox(c: Case): Sandbox {
   const runStorageDir = mkdtempSync(join(storage, "run-")); // tempfile.mkdtemp(dir=storage_dir)
   const subst = <T>(v: T): T => {
     if (typeof v === "string") {
-      return v
-        .replaceAll("${PROJECT_DIR}", projectDir)
-        .replaceAll("${CWD}", cwd)
-        .replaceAll("${RUN_STORAGE_DIR}", runStorageDir)
-        .replaceAll("${LAUNCHER_PYTHON_VERSION}", LAUNCHER_PYTHON) as T;
+      return v.replaceAll("${PROJECT_DIR}", projectDir).replaceAll("${CWD}", cwd).replaceAll("${RUN_STORAGE_DIR}", runStorageDir).replaceAll("${LAUNCHER_PYTHON_VERSION}", LAUNCHER_PYTHON) as T;
     }
     if (Array.isArray(v)) return v.map(subst) as T;
     if (v && typeof v === "object" && v.constructor === Object) {

@@ -29,15 +29,7 @@ import { fetchProject, fsProjectFiles } from "../../../agent/src/executor/local/
 import { type Case, LAUNCHER_PYTHON, resolver, type Sandbox, sandbox } from "./case.js";
 import { caseJson, Expectations, expectError } from "./expectations.js";
 
-export const KINDS: ReadonlySet<string> = new Set([
-  "command",
-  "load_project",
-  "python_env",
-  "conda_to_python_env",
-  "compute_parameters",
-  "logged_params",
-  "cli_parse",
-]);
+export const KINDS: ReadonlySet<string> = new Set(["command", "load_project", "python_env", "conda_to_python_env", "compute_parameters", "logged_params", "cli_parse"]);
 
 function userParams(c: Case, sb: Sandbox): Map<string, PyValue> {
   const given = new Map(Object.entries(sb.subst(c.parameters)));
@@ -50,13 +42,11 @@ function userParams(c: Case, sb: Sandbox): Map<string, PyValue> {
   return given;
 }
 
-const envOf = (c: Case): Record<string, string | undefined> =>
-  Object.fromEntries(Object.entries(c.env ?? {}).map(([k, v]) => [k, v ?? undefined]));
+const envOf = (c: Case): Record<string, string | undefined> => Object.fromEntries(Object.entries(c.env ?? {}).map(([k, v]) => [k, v ?? undefined]));
 
 const load = (sb: Sandbox): Promise<Project> => loadProject(fsProjectFiles(sb.projectDir), { projectDir: sb.projectDir });
 
-const entryPoint = (c: Case, project: Project): EntryPoint =>
-  getEntryPoint(project, c.entry_point ?? "main", { env: envOf(c) })!;
+const entryPoint = (c: Case, project: Project): EntryPoint => getEntryPoint(project, c.entry_point ?? "main", { env: envOf(c) })!;
 
 /** The project-level keys (`load_project`'s, also checked by `command`). */
 function checkProject(x: Expectations, project: Project) {

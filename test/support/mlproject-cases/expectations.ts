@@ -5,13 +5,7 @@
  * the case file's JSON for comparison.
  */
 import { expect } from "vitest";
-import {
-  isMLprojectError,
-  type MLprojectError,
-  mlflowText,
-  PyTuple,
-  type PyValue,
-} from "../../../proto/mlproject/index.js";
+import { isMLprojectError, type MLprojectError, mlflowText, PyTuple, type PyValue } from "../../../proto/mlproject/index.js";
 import { pyTypeName } from "../../../proto/mlproject/pytypes.js";
 import type { Case, Sandbox } from "./case.js";
 
@@ -31,10 +25,7 @@ export class Expectations {
   }
   done() {
     const left = Object.keys(this.c.expect).filter((k) => !this.seen.has(k));
-    expect(
-      left,
-      `expectation keys not evaluated for kind ${this.c.kind} (unknown to the runner, or the project or entry point they need did not load)`,
-    ).toEqual([]);
+    expect(left, `expectation keys not evaluated for kind ${this.c.kind} (unknown to the runner, or the project or entry point they need did not load)`).toEqual([]);
     expect(this.seen.size, "the case expects nothing").toBeGreaterThan(0);
   }
 }

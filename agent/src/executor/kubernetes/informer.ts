@@ -80,7 +80,12 @@ export class Informer<T> {
           needList = false;
         }
         // The server ends a watch after `timeoutSeconds`; a random one spreads reconnections.
-        await this.o.api.watch<RawMeta>(this.o.path, { labelSelector: this.o.labelSelector, resourceVersion: this.resourceVersion, timeoutSeconds: 240 + Math.floor(Math.random() * 120) }, (type, raw) => this.apply(type, raw), signal);
+        await this.o.api.watch<RawMeta>(
+          this.o.path,
+          { labelSelector: this.o.labelSelector, resourceVersion: this.resourceVersion, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
+          (type, raw) => this.apply(type, raw),
+          signal,
+        );
         backoff.reset();
       } catch (err) {
         if (signal.aborted) return;

@@ -64,7 +64,9 @@ describe("the Indexed Job of a node attempt", () => {
     expect(resourcesOf({ cpu: "500m", memory: "1Gi", gpu: 2 })).toEqual({ requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "1Gi", "nvidia.com/gpu": "2" } });
     expect(resourcesOf({ cpu: 2 })).toEqual({ requests: { cpu: "2" } });
     expect(resourcesOf(undefined)).toBeUndefined();
-    const pod = buildJob(input({ nodeSelector: { pool: "gpu" }, tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], imagePullSecrets: ["regcred"], resources: { gpu: 1 } })).spec!.template.spec!;
+    const pod = buildJob(
+      input({ nodeSelector: { pool: "gpu" }, tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], imagePullSecrets: ["regcred"], resources: { gpu: 1 } }),
+    ).spec!.template.spec!;
     expect(pod.nodeSelector).toEqual({ pool: "gpu" });
     expect(pod.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
     expect(pod.imagePullSecrets).toEqual([{ name: "regcred" }]);

@@ -52,6 +52,9 @@ export const ownSelector = (clusterId: string) => `${LABELS.managedBy}=${MANAGED
 export function labelValue(v: string): string {
   if (/^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/.test(v)) return v;
   const hash = createHash("sha256").update(v).digest("hex").slice(0, 10);
-  const head = v.replace(/[^-A-Za-z0-9_.]/g, "-").slice(0, 50).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
+  const head = v
+    .replace(/[^-A-Za-z0-9_.]/g, "-")
+    .slice(0, 50)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
   return head ? `${head}-${hash}` : hash;
 }

@@ -87,9 +87,7 @@ export function observeJob(raw: unknown): ObservedJob | null {
 const Terminated = z.object({ exitCode: z.number().int(), reason: z.string().optional(), message: z.string().optional() });
 const ContainerStatus = z.object({
   name: z.string(),
-  state: z
-    .object({ terminated: Terminated.optional(), waiting: z.object({ reason: z.string().optional(), message: z.string().optional() }).optional() })
-    .default({}),
+  state: z.object({ terminated: Terminated.optional(), waiting: z.object({ reason: z.string().optional(), message: z.string().optional() }).optional() }).default({}),
 });
 const RawPod = z.object({
   metadata: z.object({ name: z.string(), labels: z.record(z.string(), z.string()).default({}), annotations: z.record(z.string(), z.string()).default({}) }),
@@ -125,11 +123,16 @@ export function observePod(raw: unknown): ObservedPod | null {
   if (!job || !Number.isInteger(index)) return null;
   const step = status.containerStatuses?.find((c) => c.name === "step")?.state.terminated ?? null;
   const unschedulable = status.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable");
-  const stuck = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].find((c) => c.state.waiting?.reason && c.state.waiting.reason !== "PodInitializing" && c.state.waiting.reason !== "ContainerCreating");
-  const waiting = unschedulable
-    ? { reason: "Unschedulable", message: unschedulable.message }
-    : stuck
-      ? { reason: stuck.state.waiting!.reason!, message: stuck.state.waiting!.message }
-      : null;
-  return { name: m.name, job, index, phase: status.phase ?? "Pending", step: step ? { exitCode: step.exitCode, ...(step.reason ? { reason: step.reason } : {}), ...(step.message ? { message: step.message } : {}) } : null, waiting };
+  const stuck = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].find(
+    (c) => c.state.waiting?.reason && c.state.waiting.reason !== "PodInitializing" && c.state.waiting.reason !== "ContainerCreating",
+  );
+  const waiting = unschedulable ? { reason: "Unschedulable", message: unschedulable.message } : stuck ? { reason: stuck.state.waiting!.reason!, message: stuck.state.waiting!.message } : null;
+  return {
+    name: m.name,
+    job,
+    index,
+    phase: status.phase ?? "Pending",
+    step: step ? { exitCode: step.exitCode, ...(step.reason ? { reason: step.reason } : {}), ...(step.message ? { message: step.message } : {}) } : null,
+    waiting,
+  };
 }

@@ -46,7 +46,7 @@ export const STEP_WRAPPER = [
   `root="\${${POD_DIR_ENV}:-${POD_DIR}}"`,
   'set -a; . "$root/run/env"; set +a',
   'cd "$PARALLELS_PROJECT_DIR" || exit 127',
-  'if command -v bash >/dev/null 2>&1; then sh=bash; else sh=sh; fi',
+  "if command -v bash >/dev/null 2>&1; then sh=bash; else sh=sh; fi",
   `"$sh" -c "$${STEP_COMMAND_ENV}" >"$root/logs/stdout.log" 2>"$root/logs/stderr.log"`,
   "code=$?",
   'if [ "$code" -ne 0 ] && [ -w /dev/termination-log ]; then tail -c 2048 "$root/logs/stderr.log" >/dev/termination-log; fi',

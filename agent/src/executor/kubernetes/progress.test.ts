@@ -9,7 +9,10 @@ const job = (status: Record<string, unknown>, completions = 10) =>
     status,
   })!;
 const pod = (index: number, status: Record<string, unknown>) =>
-  observePod({ metadata: { name: `p-count-abc-${index}-x`, labels: { "batch.kubernetes.io/job-name": "p-count-abc" }, annotations: { "batch.kubernetes.io/job-completion-index": String(index) } }, status })!;
+  observePod({
+    metadata: { name: `p-count-abc-${index}-x`, labels: { "batch.kubernetes.io/job-name": "p-count-abc" }, annotations: { "batch.kubernetes.io/job-completion-index": String(index) } },
+    status,
+  })!;
 const byIndex = (...pods: ObservedPod[]) => new Map(pods.map((p) => [p.index, p]));
 
 describe("a Job read as an attempt's progress", () => {
@@ -36,11 +39,18 @@ describe("a Job read as an attempt's progress", () => {
 
   it("a Failed Job names its failed indexes with each one's exit code, reason and last words", () => {
     const j = job({ completedIndexes: "0-2,4-6,8-9", failedIndexes: "3,7", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] });
-    const p = progressOf(j, byIndex(pod(3, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 42, reason: "Error", message: "ValueError: bad row 17\n" } } }] }), pod(7, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 137, reason: "OOMKilled" } } }] })));
+    const p = progressOf(
+      j,
+      byIndex(
+        pod(3, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 42, reason: "Error", message: "ValueError: bad row 17\n" } } }] }),
+        pod(7, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 137, reason: "OOMKilled" } } }] }),
+      ),
+    );
     expect(p.counts).toEqual({ total: 10, done: 8, failed: 2, running: 0 });
     expect(p.end).toEqual({
       outcome: "failed",
-      message: "partitions failed after their retries (2 partitions of 10 failed: 3, 7): partition 3 exited with code 42; last lines of stderr:\nValueError: bad row 17; partition 7 exited with code 137 (OOMKilled)",
+      message:
+        "partitions failed after their retries (2 partitions of 10 failed: 3, 7): partition 3 exited with code 42; last lines of stderr:\nValueError: bad row 17; partition 7 exited with code 137 (OOMKilled)",
     });
   });
 

@@ -73,7 +73,8 @@ export function progressOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedP
   const failed = job.failedIndexes.length > 0 ? job.failedIndexes : [...pods.values()].filter((p) => p.phase === "Failed").map((p) => p.index);
   const shown = failed.slice(0, 5).map((i) => failureOf(i, pods.get(i), job.completions));
   const more = failed.length > shown.length ? `; and ${plural(failed.length - shown.length, "more partition")}` : "";
-  const which = failed.length > 0 && job.completions > 1 ? ` (${plural(failed.length, "partition")} of ${job.completions} failed: ${failed.slice(0, 20).join(", ")}${failed.length > 20 ? ", …" : ""})` : "";
+  const which =
+    failed.length > 0 && job.completions > 1 ? ` (${plural(failed.length, "partition")} of ${job.completions} failed: ${failed.slice(0, 20).join(", ")}${failed.length > 20 ? ", …" : ""})` : "";
   const message = `${jobFailure(job.finished.reason, job.finished.message, timeoutSeconds)}${which}${shown.length ? `: ${shown.join("; ")}${more}` : ""}`;
   return { counts: { ...counts, running: 0 }, waiting: null, end: { outcome: "failed", message: message.slice(0, 4000) } };
 }

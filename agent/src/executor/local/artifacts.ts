@@ -51,26 +51,16 @@ export async function upstreamRunId(ctx: InputContext, nodeId: string): Promise<
     parentRunId: ctx.parentRunId,
     tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeId]: nodeId },
   });
-  const finished = runs
-    .filter((r) => r.info.status === "FINISHED")
-    .sort((a, b) => Number(b.data.tags[PARALLELS_TAGS.attempt] ?? 0) - Number(a.data.tags[PARALLELS_TAGS.attempt] ?? 0));
+  const finished = runs.filter((r) => r.info.status === "FINISHED").sort((a, b) => Number(b.data.tags[PARALLELS_TAGS.attempt] ?? 0) - Number(a.data.tags[PARALLELS_TAGS.attempt] ?? 0));
   if (!finished[0]) {
     const seen = runs.map((r) => `attempt ${r.data.tags[PARALLELS_TAGS.attempt] ?? "?"} ${r.info.status}`).join(", ");
-    throw new AttemptFailure(
-      `no FINISHED MLflow run of upstream node '${nodeId}' under the DAG run's parent run ${ctx.parentRunId}${seen ? ` (found: ${seen})` : ""}`,
-    );
+    throw new AttemptFailure(`no FINISHED MLflow run of upstream node '${nodeId}' under the DAG run's parent run ${ctx.parentRunId}${seen ? ` (found: ${seen})` : ""}`);
   }
   return finished[0].info.runId;
 }
 
 /** Download the artifacts of `runId` below `path` into `dest`; the number of files. */
-export async function downloadRunArtifacts(
-  mlflow: MlflowClient,
-  runId: string,
-  path: string | undefined,
-  dest: string,
-  concurrency = 8,
-): Promise<number> {
+export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string, path: string | undefined, dest: string, concurrency = 8): Promise<number> {
   const root = (path ?? "").replace(/^\/+|\/+$/g, "");
   let files = await mlflow.listArtifactsRecursive(runId, root);
   if (!path) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
@@ -171,9 +161,7 @@ async function downloadUrl(name: string, uri: string, dest: string): Promise<voi
 async function copyUri(name: string, uri: string, projectsRoot: string, dest: string): Promise<void> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme && scheme !== "file") {
-    throw new AttemptFailure(
-      `input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, http(s)://, runs:/, {node} or {run}): ${uri}`,
-    );
+    throw new AttemptFailure(`input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, http(s)://, runs:/, {node} or {run}): ${uri}`);
   }
   let path: string;
   try {

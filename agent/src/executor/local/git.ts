@@ -156,7 +156,10 @@ export async function pruneGitCache(cacheDir: string, cutoff: number, inUse: Rea
         // A step may run in the checkout or in a subdirectory of it (`uri#subdir`).
         if ([...inUse].some((p) => p === dir || p.startsWith(dir + sep))) continue;
         const trash = name.startsWith(".trash-");
-        const mtime = await stat(dir).then((s) => s.mtimeMs, () => Infinity);
+        const mtime = await stat(dir).then(
+          (s) => s.mtimeMs,
+          () => Infinity,
+        );
         if (!trash && mtime >= cutoff) continue;
         // Out of the cache's names first (atomic), so a half-deleted tree never passes for a checkout.
         const doomed = trash ? dir : join(repoDir, `.trash-${randomUUID()}`);

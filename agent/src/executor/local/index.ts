@@ -232,7 +232,15 @@ class LocalExecutorImpl implements LocalExecutor {
         }
         return undefined; // running: it reports its own end
       }
-      const rec = (await this.store.load(ref)) ?? { version: 1 as const, ref, work, phase: "preparing" as const, createdAt: this.context.now(), updatedAt: this.context.now(), dir: join(this.context.workDir, key) };
+      const rec = (await this.store.load(ref)) ?? {
+        version: 1 as const,
+        ref,
+        work,
+        phase: "preparing" as const,
+        createdAt: this.context.now(),
+        updatedAt: this.context.now(),
+        dir: join(this.context.workDir, key),
+      };
       if (TERMINAL_PHASES.has(rec.phase)) {
         await this.reportFinal(rec, reporter);
         return undefined;

@@ -87,7 +87,11 @@ export function computeManifest(partition: Partition | undefined, parallelism: n
   }
   switch (partition.by) {
     case "object":
-      return make("object", sorted.map((f) => ({ key: f, files: [f] })), true);
+      return make(
+        "object",
+        sorted.map((f) => ({ key: f, files: [f] })),
+        true,
+      );
     case "directory": {
       const groups = new Map<string, string[]>();
       for (const f of sorted) {
@@ -96,10 +100,18 @@ export function computeManifest(partition: Partition | undefined, parallelism: n
         const dir = f.slice(0, i);
         groups.set(dir, [...(groups.get(dir) ?? []), f]);
       }
-      return make("directory", [...groups].sort(([a], [b]) => byPath(a, b)).map(([key, fs]) => ({ key, files: fs })), true);
+      return make(
+        "directory",
+        [...groups].sort(([a], [b]) => byPath(a, b)).map(([key, fs]) => ({ key, files: fs })),
+        true,
+      );
     }
     case "broadcast":
-      return make("broadcast", Array.from({ length: parallelism }, (_, i) => ({ key: String(i), files: sorted })), true);
+      return make(
+        "broadcast",
+        Array.from({ length: parallelism }, (_, i) => ({ key: String(i), files: sorted })),
+        true,
+      );
     case "hash": {
       const buckets = Array.from({ length: partition.partitions }, (_, i) => ({ key: String(i), files: [] as string[] }));
       for (const f of sorted) {
@@ -121,7 +133,11 @@ export function computeManifest(partition: Partition | undefined, parallelism: n
         if (v === undefined) continue; // an optional group that did not take part
         groups.set(v, [...(groups.get(v) ?? []), f]);
       }
-      return make("regex", [...groups].sort(([a], [b]) => byPath(a, b)).map(([key, fs]) => ({ key, files: fs })), true);
+      return make(
+        "regex",
+        [...groups].sort(([a], [b]) => byPath(a, b)).map(([key, fs]) => ({ key, files: fs })),
+        true,
+      );
     }
   }
 }

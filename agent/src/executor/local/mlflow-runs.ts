@@ -109,13 +109,7 @@ export function nodeRunName(work: WorkStart): string {
  * logs them. The local backend tag is set; `mlflow.project.env` is not (MLflow never sets it
  * for `--env-manager local`).
  */
-export async function findOrCreateNodeRun(
-  mlflow: MlflowClient,
-  experimentId: string,
-  parentRunId: string,
-  work: WorkStart,
-  project: ProjectInfo,
-): Promise<string> {
+export async function findOrCreateNodeRun(mlflow: MlflowClient, experimentId: string, parentRunId: string, work: WorkStart, project: ProjectInfo): Promise<string> {
   const existing = await mlflow.findRuns([experimentId], {
     parentRunId,
     tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeRunId]: work.nodeRunId, [PARALLELS_TAGS.attempt]: String(work.attempt) },
@@ -157,15 +151,7 @@ function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, rol
 }
 
 /** The nested run of one partition (found again by tag after a restart). */
-export async function findOrCreatePartitionRun(
-  mlflow: MlflowClient,
-  experimentId: string,
-  nodeRunId: string,
-  work: WorkStart,
-  project: ProjectInfo,
-  index: number,
-  count: number,
-): Promise<string> {
+export async function findOrCreatePartitionRun(mlflow: MlflowClient, experimentId: string, nodeRunId: string, work: WorkStart, project: ProjectInfo, index: number, count: number): Promise<string> {
   const existing = await mlflow.findRuns([experimentId], {
     parentRunId: nodeRunId,
     tags: { [PARALLELS_TAGS.role]: "partition", [PARALLELS_TAGS.partitionIndex]: String(index) },

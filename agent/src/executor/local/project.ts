@@ -15,15 +15,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { projectSourceName, stripUrlCredentials } from "../../../../proto/mlflow";
-import {
-  computeParameters,
-  getEntryPoint,
-  isMLprojectError,
-  loadProject,
-  loggedParams,
-  type EntryPoint,
-  type ProjectFiles,
-} from "../../../../proto/mlproject";
+import { computeParameters, getEntryPoint, isMLprojectError, loadProject, loggedParams, type EntryPoint, type ProjectFiles } from "../../../../proto/mlproject";
 import type { WorkStart } from "../../../../proto/messages";
 import { AttemptFailure } from "./errors";
 import { checkoutGit, GitError, localGitInfo } from "./git";
@@ -50,7 +42,10 @@ export function isGitUri(uri: string): boolean {
 }
 
 function subdirOf(fragment: string | undefined, subdirectory: string | undefined): string {
-  const parts = [fragment, subdirectory].filter((s): s is string => !!s).flatMap((s) => s.split("/")).filter((s) => s !== "" && s !== ".");
+  const parts = [fragment, subdirectory]
+    .filter((s): s is string => !!s)
+    .flatMap((s) => s.split("/"))
+    .filter((s) => s !== "" && s !== ".");
   if (parts.includes("..")) throw new AttemptFailure(`project subdirectory must not contain '..': ${parts.join("/")}`);
   return parts.join("/");
 }
@@ -91,9 +86,7 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
   const path = base.startsWith("file:") ? localPath(base) : base;
   const abs = isAbsolute(path) ? resolve(path) : resolve(opts.projectsRoot, path);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-    throw new AttemptFailure(
-      `project folder not found: ${abs}${isAbsolute(path) ? "" : ` (relative project paths resolve against ${opts.projectsRoot})`}`,
-    );
+    throw new AttemptFailure(`project folder not found: ${abs}${isAbsolute(path) ? "" : ` (relative project paths resolve against ${opts.projectsRoot})`}`);
   }
   await resolveUnderRoot(opts.projectsRoot, abs, "project folder", "dir");
   const info = await localGitInfo(abs, opts.gitBin);

@@ -20,10 +20,7 @@ export function uid(prefix: string): string {
 }
 
 /** A start message for one node; the node is parsed with the DAG schema (defaults applied). */
-export function workFor(
-  node: NodeInput,
-  over: Partial<Omit<WorkStart, "node">> & { dag?: WorkStart["dag"] } = {},
-): WorkStart {
+export function workFor(node: NodeInput, over: Partial<Omit<WorkStart, "node">> & { dag?: WorkStart["dag"] } = {}): WorkStart {
   const runId = over.runId ?? uid("run");
   const parsed = DagNodeSchema.parse(node);
   return {
@@ -64,10 +61,7 @@ export function recorder(): Recorder {
       const seen = events.find((e) => e.type === type);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no '${type}' event within ${timeoutMs} ms; got: ${JSON.stringify(events)}`)),
-          timeoutMs,
-        );
+        const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms; got: ${JSON.stringify(events)}`)), timeoutMs);
         waiters.push({
           type,
           resolve: (e) => {

@@ -257,8 +257,7 @@ export class Supervisor {
     const target = p.mlflowRunId ?? rec.mlflow!.nodeRunId!;
     await this.uploadLogs(target, p.index);
     if (p.mlflowRunId) {
-      const status: RunStatus =
-        p.endReason === "cancelled" || p.endReason === "failFast" ? "KILLED" : p.exitCode === 0 ? "FINISHED" : "FAILED";
+      const status: RunStatus = p.endReason === "cancelled" || p.endReason === "failFast" ? "KILLED" : p.exitCode === 0 ? "FINISHED" : "FAILED";
       await endRun(a.ctx.mlflow, p.mlflowRunId, status, p.endedAt ?? a.ctx.now());
     }
     p.settled = true;
