@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDagText, resolveNodeParams, type Dag } from "../../proto/dag/index";
 import { computeCommand, getEntryPoint, loadProject, resolveEnvManager } from "../../proto/mlproject/index";
 // The agent reads projects from disk the same way (one implementation for Node).
-import { fsProjectFiles } from "../../agent/src/executor/local/project";
+import { fsProjectFiles } from "../../agent/src/executor/shared/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const exampleDir = join(repoRoot, "examples/wordcount");

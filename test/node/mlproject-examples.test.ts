@@ -22,7 +22,7 @@ import {
   resolveCommand,
 } from "../../proto/mlproject/index.js";
 // The agent reads projects from disk the same way (one implementation for Node).
-import { fsProjectFiles } from "../../agent/src/executor/local/project";
+import { fsProjectFiles } from "../../agent/src/executor/shared/project";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const examplesDir = resolve(repoRoot, "test/fixtures/mlflow/examples");

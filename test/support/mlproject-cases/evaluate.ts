@@ -24,8 +24,8 @@ import {
   resolveParameters,
 } from "../../../proto/mlproject/index.js";
 // The agent reads projects, and tags their runs, with these: the cases check what it does.
-import { localProjectRunTags } from "../../../agent/src/executor/local/mlflow-runs.js";
-import { fetchProject, fsProjectFiles } from "../../../agent/src/executor/local/project.js";
+import { localProjectRunTags } from "../../../agent/src/executor/shared/mlflow-runs.js";
+import { fetchProject, fsProjectFiles } from "../../../agent/src/executor/shared/project.js";
 import { type Case, LAUNCHER_PYTHON, resolver, type Sandbox, sandbox } from "./case.js";
 import { caseJson, Expectations, expectError } from "./expectations.js";
 

@@ -26,17 +26,17 @@ import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status
 import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
-import { RetryableStartError } from "./errors";
-import { pruneGitCache } from "./git";
-import { endParentRuns, endRun } from "./mlflow-runs";
+import { RetryableStartError } from "../shared/errors";
+import { pruneGitCache } from "../shared/git";
+import { endParentRuns, endRun } from "../shared/mlflow-runs";
 import { resolveOptions, type ExecutorContext, type LocalExecutorOptions } from "./options";
 import { type AttemptRecord, AttemptStore, attemptKey, lockStateDir, TERMINAL_PHASES } from "./state";
 
-export { AttemptFailure, RetryableStartError, isRetryableStartError } from "./errors";
+export { AttemptFailure, RetryableStartError, isRetryableStartError } from "../shared/errors";
 export type { ExecutorLogger, LocalExecutorOptions } from "./options";
-export { computeManifest, sliceFiles, fnv1a32, type Manifest, type PartitionSlice } from "./manifest";
-export { PARALLELS_TAGS } from "./mlflow-runs";
-export { OWN_ARTIFACTS } from "./artifacts";
+export { computeManifest, sliceFiles, fnv1a32, type Manifest, type PartitionSlice } from "../shared/manifest";
+export { PARALLELS_TAGS } from "../shared/mlflow-runs";
+export { OWN_ARTIFACTS } from "../shared/artifacts";
 
 export interface LocalExecutor extends Executor {
   /** The executor's resolved settings (for logs and tests). */

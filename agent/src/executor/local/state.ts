@@ -14,7 +14,8 @@ import type { WorkStart } from "../../../../proto/messages";
 import { ATTEMPT_OUTCOMES, type AttemptOutcome } from "../../../../proto/status";
 import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef, AttemptReport } from "../types";
-import type { Manifest } from "./manifest";
+import type { Manifest } from "../shared/manifest";
+import type { ProjectInfo } from "../shared/project";
 
 /** An attempt ends in its outcome: the terminal phases are exactly the outcomes. */
 export type AttemptPhase = "preparing" | "running" | "finishing" | AttemptOutcome;
@@ -41,16 +42,7 @@ export interface PartitionRecord {
   settled?: boolean;
 }
 
-export interface ProjectInfo {
-  /** Directory the command runs in. */
-  dir: string;
-  sourceName: string;
-  gitCommit?: string;
-  gitRepoUrl?: string;
-  entryPoint: string;
-  /** `loggedParams`: declared then extra, shell-quoted as MLflow logs them. */
-  params: [string, string][];
-}
+export type { ProjectInfo };
 
 export interface AttemptRecord {
   version: 1;

@@ -10,8 +10,8 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
-import { uploadDir } from "../artifacts";
-import { endRun, MLFLOW_END_STATUS } from "../mlflow-runs";
+import { uploadDir } from "../../shared/artifacts";
+import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { partitionCounts } from "../state";
 import type { AttemptScope } from "./scope";
 

@@ -10,7 +10,7 @@
  */
 import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport, AttemptReporter } from "../../types";
-import { RetryableStartError, errMessage } from "../errors";
+import { RetryableStartError, errMessage } from "../../shared/errors";
 import type { ExecutorContext } from "../options";
 import { type AttemptRecord, type AttemptStore, TERMINAL_PHASES } from "../state";
 import { finishAttempt } from "./finish";

@@ -11,12 +11,12 @@ import { mkdir, realpath, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkParameters, isMLprojectError, resolveCommand } from "../../../../../proto/mlproject";
-import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../artifacts";
-import { AttemptFailure, asFailure, errMessage } from "../errors";
-import { computeManifest } from "../manifest";
-import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, markParentRunning } from "../mlflow-runs";
-import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../paths";
-import { fetchProject, loadEntryPoint } from "../project";
+import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../../shared/artifacts";
+import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
+import { computeManifest } from "../../shared/manifest";
+import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, markParentRunning } from "../../shared/mlflow-runs";
+import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
+import { fetchProject, loadEntryPoint } from "../../shared/project";
 import { partitionCounts, type AttemptRecord } from "../state";
 import type { AttemptScope } from "./scope";
 

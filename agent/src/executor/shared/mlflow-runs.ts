@@ -16,7 +16,7 @@ import { userInfo } from "node:os";
 import { dagRunName, MLFLOW_TAGS, projectRunTags, type MlflowClient, type Run, type RunStatus } from "../../../../proto/mlflow";
 import type { WorkStart } from "../../../../proto/messages";
 import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
-import type { ProjectInfo } from "./state";
+import type { ProjectInfo } from "./project";
 
 export const PARALLELS_TAGS = Object.freeze({
   role: "parallels.role",

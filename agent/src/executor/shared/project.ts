@@ -21,6 +21,18 @@ import { AttemptFailure } from "./errors";
 import { checkoutGit, GitError, localGitInfo } from "./git";
 import { isUnder, realRoot, resolveUnderRoot } from "./paths";
 
+/** A project as an attempt runs it: where it is, its source for MLflow's tags, the entry point and its logged params. */
+export interface ProjectInfo {
+  /** Directory the command runs in. */
+  dir: string;
+  sourceName: string;
+  gitCommit?: string;
+  gitRepoUrl?: string;
+  entryPoint: string;
+  /** `loggedParams`: declared then extra, shell-quoted as MLflow logs them. */
+  params: [string, string][];
+}
+
 export interface FetchedProject {
   dir: string;
   sourceName: string;
