@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { IMAGE_REF, NodeSelectorSchema, TolerationSchema } from "../../proto/dag";
 
 export const AGENT_VERSION: string = (() => {
   try {
@@ -40,7 +41,7 @@ export const SETTINGS = {
   controlPlaneUrl: { flag: "control-plane-url", env: "PARALLELS_CONTROL_PLANE_URL", help: "URL of the control plane (http or https). Required." },
   bootstrapToken: { flag: "bootstrap-token", env: "PARALLELS_BOOTSTRAP_TOKEN", help: "Single-use token from POST /v1/clusters. Needed only until credentials are stored." },
   stateDir: { flag: "state-dir", env: "PARALLELS_STATE_DIR", help: "Directory for credentials (0600), the event journal and executor state. Default .state/agent." },
-  executor: { flag: "executor", env: "PARALLELS_EXECUTOR", help: "How work runs: local (processes on this machine). Default local." },
+  executor: { flag: "executor", env: "PARALLELS_EXECUTOR", help: "How work runs: local (processes on this machine) or kubernetes (Indexed Jobs in this cluster). Default local." },
   natsUrl: { flag: "nats-url", env: "PARALLELS_NATS_URL", help: "Override the NATS server URL(s) given at registration: comma-separated nats://host:port or tls://host:port." },
   healthHost: { flag: "health-host", env: "PARALLELS_HEALTH_HOST", help: "Address of the /healthz and /metrics server. Default 127.0.0.1." },
   healthPort: { flag: "health-port", env: "PARALLELS_HEALTH_PORT", help: "Port of the /healthz and /metrics server (0: any free port). Default 9464." },
@@ -63,6 +64,48 @@ export const SETTINGS = {
     help: "Local executor: pass MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_PASSWORD of the agent's environment to the steps (default: removed, like every PARALLELS_* variable).",
   },
   logLevel: { flag: "log-level", env: "PARALLELS_LOG_LEVEL", help: "trace, debug, info, warn, error or fatal. Default info." },
+  kubeconfig: {
+    flag: "kubeconfig",
+    env: "PARALLELS_KUBECONFIG",
+    help: "Kubernetes executor: a kubeconfig (token auth) to reach the API server from outside the cluster. Default: the pod's ServiceAccount.",
+  },
+  namespace: { flag: "namespace", env: "PARALLELS_NAMESPACE", help: "Kubernetes executor: the namespace of the work Jobs. Default the agent pod's namespace (or the kubeconfig's)." },
+  agentImage: {
+    flag: "agent-image",
+    env: "PARALLELS_AGENT_IMAGE",
+    help: "Kubernetes executor: this agent's image, run by the work pods' init container and sidecar. Required by the kubernetes executor.",
+  },
+  credentialsSecret: {
+    flag: "credentials-secret",
+    env: "PARALLELS_CREDENTIALS_SECRET",
+    help: "Kubernetes executor: keep the agent's credentials in this Secret ([namespace/]name; the chart makes it) instead of the state dir.",
+  },
+  workServiceAccount: { flag: "work-service-account", env: "PARALLELS_WORK_SERVICE_ACCOUNT", help: "Kubernetes executor: the ServiceAccount of the work pods (no token is mounted)." },
+  workNodeSelector: { flag: "work-node-selector", env: "PARALLELS_WORK_NODE_SELECTOR", help: "Kubernetes executor: node labels every work pod needs, as a JSON object." },
+  workTolerations: { flag: "work-tolerations", env: "PARALLELS_WORK_TOLERATIONS", help: "Kubernetes executor: tolerations of every work pod, as a JSON array." },
+  gpuTolerations: {
+    flag: "gpu-tolerations",
+    env: "PARALLELS_GPU_TOLERATIONS",
+    help: "Kubernetes executor: tolerations added to pods of steps that request GPUs, as a JSON array. Default: nvidia.com/gpu Exists NoSchedule.",
+  },
+  workImagePullSecrets: { flag: "work-image-pull-secrets", env: "PARALLELS_WORK_IMAGE_PULL_SECRETS", help: "Kubernetes executor: image pull Secrets of the work pods, comma-separated." },
+  stepsMlflowSecret: {
+    flag: "steps-mlflow-secret",
+    env: "PARALLELS_STEPS_MLFLOW_SECRET",
+    help: "Kubernetes executor: the Secret the work pods take their MLflow credentials from (never the agent's own).",
+  },
+  stepsMlflowTrackingUri: {
+    flag: "steps-mlflow-tracking-uri",
+    env: "PARALLELS_STEPS_MLFLOW_TRACKING_URI",
+    help: "Kubernetes executor: MLflow as the work pods reach it. Default --mlflow-tracking-uri.",
+  },
+  jobTtlSeconds: { flag: "job-ttl-seconds", env: "PARALLELS_JOB_TTL_SECONDS", help: "Kubernetes executor: ended Jobs are deleted this long after they end. Default 86400." },
+  maxPartitionRuns: {
+    flag: "max-partition-runs",
+    env: "PARALLELS_MAX_PARTITION_RUNS",
+    help: "Kubernetes executor: nested MLflow runs per partition up to this many partitions; beyond, partitions log under the node's run. Default 100.",
+  },
+  clusterName: { flag: "cluster-name", env: "PARALLELS_CLUSTER_NAME", help: "The cluster's name, for logs only (the control plane knows the cluster by its credentials)." },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -103,6 +146,20 @@ const natsUrls = z
     }
   });
 
+/** A JSON value in a flag or variable, checked against `schema`. */
+const jsonOf = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `not JSON: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
 const intIn = (min: number, max: number) =>
   z.coerce
     .number({ error: "expected a number" })
@@ -119,7 +176,7 @@ const Schema = z
       .min(1)
       .default(".state/agent")
       .transform((s) => resolve(s)),
-    executor: z.enum(["local"], { error: (i) => `unknown executor ${JSON.stringify(i.input)}; available: local` }).default("local"),
+    executor: z.enum(["local", "kubernetes"], { error: (i) => `unknown executor ${JSON.stringify(i.input)}; available: local, kubernetes` }).default("local"),
     natsUrl: natsUrls.optional(),
     healthHost: z.string().min(1).default("127.0.0.1"),
     healthPort: intIn(0, 65535).default(9464),
@@ -144,9 +201,44 @@ const Schema = z
       .default(false)
       .transform((v) => v === true || v === "true" || v === "1" || v === "yes"),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"], { error: (i) => `unknown log level ${JSON.stringify(i.input)}` }).default("info"),
+    kubeconfig: z
+      .string()
+      .min(1)
+      .transform((s) => resolve(s))
+      .optional(),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "expected a namespace name")
+      .max(63)
+      .optional(),
+    agentImage: z.string().regex(IMAGE_REF, "expected an image reference").optional(),
+    credentialsSecret: z
+      .string()
+      .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "expected [namespace/]name of a Secret")
+      .optional(),
+    workServiceAccount: z.string().min(1).max(253).optional(),
+    workNodeSelector: jsonOf(NodeSelectorSchema).default({}),
+    workTolerations: jsonOf(z.array(TolerationSchema)).default([]),
+    gpuTolerations: jsonOf(z.array(TolerationSchema)).default([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]),
+    workImagePullSecrets: z
+      .string()
+      .transform((s) =>
+        s
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
+      .default([]),
+    stepsMlflowSecret: z.string().min(1).max(253).optional(),
+    stepsMlflowTrackingUri: httpUrl.optional(),
+    jobTtlSeconds: intIn(0, 365 * 86_400).default(86_400),
+    maxPartitionRuns: intIn(0, 100_000).default(100),
+    clusterName: z.string().max(63).optional(),
   })
   .superRefine((c, ctx) => {
-    if (c.executor === "local" && !c.mlflowTrackingUri) ctx.addIssue({ code: "custom", path: ["mlflowTrackingUri"], message: "is required by the local executor (the steps log their runs there)" });
+    if (!c.mlflowTrackingUri) ctx.addIssue({ code: "custom", path: ["mlflowTrackingUri"], message: `is required by the ${c.executor} executor (the steps log their runs there)` });
+    if (c.executor === "kubernetes" && !c.agentImage)
+      ctx.addIssue({ code: "custom", path: ["agentImage"], message: "is required by the kubernetes executor (the work pods run it to fetch inputs and upload outputs)" });
   })
   .transform((c) => ({ ...c, unhealthyAfterSeconds: c.unhealthyAfterSeconds ?? 3 * c.pullExpiresSeconds, credentialsPath: join(c.stateDir, CREDENTIALS_FILE) }));
 
@@ -193,7 +285,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, opts: LoadOpt
     throw new ConfigError("invalid configuration", problems);
   }
   const config = parsed.data;
-  const stored = (opts.hasStoredCredentials ?? ((c) => existsSync(c.credentialsPath)))(config);
+  // In a Secret they can only be looked for once the agent runs; registration says it if they are missing.
+  const stored = (opts.hasStoredCredentials ?? ((c) => (c.executor === "kubernetes" && c.credentialsSecret !== undefined) || existsSync(c.credentialsPath)))(config);
   if (!config.bootstrapToken && !stored) {
     throw new ConfigError("invalid configuration", [
       `--${SETTINGS.bootstrapToken.flag} (${SETTINGS.bootstrapToken.env}): is required: no stored credentials in ${config.credentialsPath}; get a token with POST /v1/clusters (or /v1/clusters/<name>/bootstrap)`,

@@ -20,7 +20,7 @@ import { createLogger, errInfo, type Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { createPuller } from "./nats";
 import { RunEnds } from "./run-ends";
-import { ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
+import { type CredentialStore, ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
 import { createWorkHandler } from "./work";
 
 export interface ExecutorContext {
@@ -39,8 +39,13 @@ export interface RunDeps {
 }
 
 /** The one place that knows the executors. */
-function createExecutor({ config, logger }: ExecutorContext): Executor {
+async function createExecutor({ config, credentials, logger }: ExecutorContext): Promise<Executor> {
   switch (config.executor) {
+    case "kubernetes": {
+      // Loaded only here: the local agent never pays for it.
+      const k8s = await import("./executor/kubernetes/setup");
+      return k8s.kubernetesExecutorFor(config, k8s.kubeAccess(config), credentials.clusterId, logger);
+    }
     case "local":
       return createLocalExecutor({
         stateDir: join(config.stateDir, "executor"),
@@ -52,6 +57,15 @@ function createExecutor({ config, logger }: ExecutorContext): Executor {
         logger,
       });
   }
+}
+
+/** Where the agent keeps its credentials: a Secret the chart made (Kubernetes), else a 0600 file in the state dir. */
+async function credentialStoreFor(config: AgentConfig): Promise<CredentialStore> {
+  if (config.executor === "kubernetes" && config.credentialsSecret) {
+    const k8s = await import("./executor/kubernetes/setup");
+    return k8s.secretCredentialStore(k8s.kubeAccess(config), config.credentialsSecret);
+  }
+  return new FileCredentialStore(config.credentialsPath);
 }
 
 /** HTTPS, or a control plane on this machine: its answers cannot be rewritten on the way. */
@@ -86,7 +100,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
   chmodSync(config.stateDir, 0o700);
   const metrics = createMetrics();
   const client = createControlPlaneClient({ baseUrl: config.controlPlaneUrl, fetch: deps.fetch, userAgent: `parallels-agent/${AGENT_VERSION}` });
-  const store = new FileCredentialStore(config.credentialsPath);
+  const store = await credentialStoreFor(config);
   let credentials = await ensureCredentials({ store, client, controlPlaneUrl: config.controlPlaneUrl, bootstrapToken: config.bootstrapToken, agentVersion: AGENT_VERSION, logger, signal });
   const log = logger.child({ clusterId: credentials.clusterId });
 
@@ -179,7 +193,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
           intervalSeconds: config.heartbeatSeconds ?? credentials.heartbeatSeconds,
           agentVersion: AGENT_VERSION,
           running: () => ex.running(),
-          describe: localMachine,
+          describe: ex.describe ? () => ex.describe!() : localMachine,
           logger: log.child({ component: "heartbeat" }),
           metrics,
           onAnswer: followNats,
@@ -212,6 +226,8 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<never> {
+  // Inside a work pod the same image runs the pod's own programs (init container, sidecar).
+  if (argv[0] === "pod") process.exit(await (await import("./pod/main")).podMain(argv.slice(1)));
   let config: AgentConfig | "help";
   try {
     config = loadConfig(argv, process.env);

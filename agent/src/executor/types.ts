@@ -3,7 +3,7 @@
  * the local executor (processes on this machine) now, the Kubernetes executor (Indexed Jobs)
  * later. The core never knows how work runs; an executor never talks to NATS or the control plane.
  */
-import type { AgentEvent } from "../../../proto/agent";
+import type { AgentEvent, Heartbeat } from "../../../proto/agent";
 import type { WorkCancel, WorkStart } from "../../../proto/messages";
 import type { AttemptOutcome, TerminalRunStatus } from "../../../proto/status";
 
@@ -73,4 +73,6 @@ export interface Executor {
   running(): number;
   /** Stop accepting work; running attempts keep running (they are reconciled after restart). */
   close(): Promise<void>;
+  /** What the heartbeat says of the machine or cluster (Kubernetes version, allocatable resources); default: this machine. */
+  describe?(): Pick<Heartbeat, "kubernetesVersion" | "allocatable">;
 }

@@ -206,8 +206,7 @@ export class KubeApi {
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           buffer += chunk;
-          let nl: number;
-          while (!failed && (nl = buffer.indexOf("\n")) >= 0) {
+          for (let nl = buffer.indexOf("\n"); !failed && nl >= 0; nl = buffer.indexOf("\n")) {
             const line = buffer.slice(0, nl).trim();
             buffer = buffer.slice(nl + 1);
             if (!line) continue;

@@ -5,7 +5,8 @@
  */
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { MlflowClient } from "../../../../proto/mlflow";
+import type { MlflowClient } from "../../../../proto/mlflow";
+import { mlflowClient } from "../../mlflow";
 
 /** The subset of a pino logger the executor uses. */
 export interface ExecutorLogger {
@@ -144,7 +145,7 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     workDir: resolve(o.workDir ?? join(stateDir, "work")),
     gitCacheDir: join(stateDir, "git"),
     trackingUri: o.trackingUri.replace(/\/+$/, ""),
-    mlflow: o.mlflow ?? new MlflowClient({ trackingUri: o.trackingUri }),
+    mlflow: o.mlflow ?? mlflowClient(o.trackingUri, o.env ?? process.env),
     projectsRoot: resolve(o.projectsRoot ?? process.cwd()),
     baseEnv,
     shell: o.shell ?? "bash",

@@ -46,7 +46,7 @@ export async function mapLimit<T>(items: readonly T[], n: number, fn: (t: T) => 
 }
 
 /** The run holding an upstream node's outputs: its newest FINISHED attempt in this DAG run. */
-export async function upstreamRunId(ctx: InputContext, nodeId: string): Promise<string> {
+export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId">, nodeId: string): Promise<string> {
   const runs = await ctx.mlflow.findRuns([ctx.experimentId], {
     parentRunId: ctx.parentRunId,
     tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeId]: nodeId },

@@ -147,7 +147,20 @@ export function localProjectRunTags(
 }
 
 function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, role: "node" | "partition"): Record<string, string> {
-  return localProjectRunTags(project, { parentRunId, extra: { ...commonTags(work), [PARALLELS_TAGS.role]: role } });
+  const extra = { ...commonTags(work), [PARALLELS_TAGS.role]: role };
+  if (project.backend !== "kubernetes") return localProjectRunTags(project, { parentRunId, extra });
+  // As MLflow's own Kubernetes backend tags a run: the backend, and the image it ran in.
+  return projectRunTags({
+    sourceName: project.sourceName,
+    entryPoint: project.entryPoint,
+    user: launcherUser(),
+    backend: "kubernetes",
+    parentRunId,
+    ...(project.image ? { env: "docker" as const, dockerImageUri: project.image } : {}),
+    ...(project.gitCommit ? { gitCommit: project.gitCommit } : {}),
+    ...(project.gitRepoUrl ? { gitRepoUrl: project.gitRepoUrl } : {}),
+    extra,
+  });
 }
 
 /** The nested run of one partition (found again by tag after a restart). */

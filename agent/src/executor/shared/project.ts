@@ -31,6 +31,10 @@ export interface ProjectInfo {
   entryPoint: string;
   /** `loggedParams`: declared then extra, shell-quoted as MLflow logs them. */
   params: [string, string][];
+  /** Where it runs (`mlflow.project.backend`); default local. */
+  backend?: "local" | "kubernetes";
+  /** The container image it runs in (`mlflow.docker.image.uri`, `mlflow.project.env=docker`). */
+  image?: string;
 }
 
 export interface FetchedProject {
@@ -38,6 +42,8 @@ export interface FetchedProject {
   sourceName: string;
   gitCommit?: string;
   gitRepoUrl?: string;
+  /** A project from a git repository: where to clone it again (a pod does) and its folder in it. */
+  git?: { url: string; subdirectory?: string };
 }
 
 export interface FetchOptions {
@@ -92,6 +98,7 @@ export async function fetchProject(ref: ProjectRef, opts: FetchOptions): Promise
       sourceName: projectSourceName(ref.uri, ref.subdirectory),
       gitCommit: co.commit,
       gitRepoUrl: stripUrlCredentials(base),
+      git: { url: base, ...(sub ? { subdirectory: sub } : {}) },
     };
   }
 
@@ -153,6 +160,8 @@ export interface LoadedEntryPoint {
   entryPoint: EntryPoint;
   /** Params as MLflow logs them (declared then extra, shell-quoted). */
   params: [string, string][];
+  /** The project's `docker_env` image, if it has one (only where containers run it). */
+  dockerImage?: string;
 }
 
 /**
@@ -165,6 +174,8 @@ export async function loadEntryPoint(
   entryPointName: string,
   parameters: Record<string, string | number | boolean> | undefined,
   launcherEnv: Readonly<Record<string, string | undefined>>,
+  /** `local`: steps run in the current Python environment, so a docker_env project is refused. */
+  runs: "local" | "in-containers" = "local",
 ): Promise<LoadedEntryPoint> {
   // Extra parameters go into the command as `--name value` with the name unquoted (as MLflow
   // does): a name that is not a plain identifier could run shell code, so it is refused here.
@@ -176,7 +187,7 @@ export async function loadEntryPoint(
   }
   try {
     const project = await loadProject(fsProjectFiles(dir), { projectDir: dir });
-    if (project.envType === "docker_env") {
+    if (project.envType === "docker_env" && runs === "local") {
       // MLflow's local backend would `docker run`; this executor runs commands on the host.
       throw new AttemptFailure(
         `the project uses docker_env (image ${project.dockerEnv?.image}); the local executor runs projects in the current Python environment and cannot run docker_env projects`,
@@ -185,7 +196,7 @@ export async function loadEntryPoint(
     const ep = getEntryPoint(project, entryPointName, { env: launcherEnv });
     if (!ep) throw new AttemptFailure(`entry point '${entryPointName}' cannot run outside Databricks`);
     computeParameters(ep, parameters ?? {});
-    return { entryPoint: ep, params: loggedParams(ep, parameters ?? {}) };
+    return { entryPoint: ep, params: loggedParams(ep, parameters ?? {}), ...(project.dockerEnv?.image ? { dockerImage: project.dockerEnv.image } : {}) };
   } catch (e) {
     if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
     throw e;

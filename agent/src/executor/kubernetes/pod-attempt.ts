@@ -1,0 +1,33 @@
+/**
+ * What the programs of a work pod (`parallels-agent pod fetch|upload`) need to know about their
+ * attempt, given by the agent in one environment variable ({@link POD_ATTEMPT_ENV}) of the Job's
+ * pod template — the same for every index; what differs per index comes from
+ * `JOB_COMPLETION_INDEX` and the manifest. Parsed with zod where it is read.
+ */
+import { z } from "zod";
+import { InputSourceSchema } from "../shared/inputs";
+
+export const POD_ATTEMPT_VERSION = 1;
+
+export const PodAttemptSchema = z.object({
+  v: z.literal(POD_ATTEMPT_VERSION),
+  trackingUri: z.string(),
+  experimentId: z.string(),
+  /** The node attempt's MLflow run: outputs go to its artifacts, as on the local executor. */
+  nodeRunId: z.string(),
+  /** Number of partitions (the Job's completions). */
+  partitions: z.number().int().min(1),
+  /** The manifest (`parallels/manifest.json` of the node run) splits the partitioned input. */
+  partitionInput: z.string().optional(),
+  /** Nested MLflow runs per partition, listed in `parallels/partition-runs.json` of the node run (index → run id). */
+  partitionRuns: z.boolean(),
+  inputs: z.record(z.string(), InputSourceSchema),
+  /** The project's code: cloned at its commit, or already in the image at `dir`. */
+  project: z.union([z.object({ git: z.string(), commit: z.string(), subdirectory: z.string().optional() }), z.object({ dir: z.string() })]),
+  /** Seconds between log uploads while the step runs. */
+  logsEverySeconds: z.number().int().min(1).default(30),
+});
+export type PodAttempt = z.infer<typeof PodAttemptSchema>;
+
+/** Artifact paths of the node run the agent writes for its pods. */
+export const NODE_ARTIFACTS = Object.freeze({ manifest: "parallels/manifest.json", partitionRuns: "parallels/partition-runs.json" } as const);

@@ -1,0 +1,164 @@
+/**
+ * @module
+ * Everything the agent does before it makes a node attempt's Job: the project (cloned here to
+ * read its MLproject and pin its commit; the pods clone that commit), the step's image, the
+ * MLflow runs (experiment, the DAG run's parent, the node attempt's run, a nested run per
+ * partition up to a limit), the command, one listing of the inputs and the partition manifest
+ * (artifacts of the node's run), and the Job itself. Idempotent: a redelivered start finds the
+ * same MLflow runs by tag and the same Job name.
+ */
+import type { V1Job } from "@kubernetes/client-node";
+import type { WorkStart } from "../../../../proto/messages";
+import { checkParameters, isMLprojectError, resolveCommand } from "../../../../proto/mlproject";
+import { mapLimit } from "../shared/artifacts";
+import { AttemptFailure } from "../shared/errors";
+import { listSource, resolveInputSources } from "../shared/inputs";
+import { computeManifest, type Manifest } from "../shared/manifest";
+import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
+import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
+import { podsThatFit } from "./capacity";
+import { buildJob } from "./job-spec";
+import { ANNOTATIONS, jobName, workLabels } from "./names";
+import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "./pod-attempt";
+import { POD_DIR } from "./pod-layout";
+import type { KubernetesContext } from "./context";
+import { JOB_RECORD_VERSION, type JobRecord } from "./record";
+
+export interface PreparedAttempt {
+  /** The Job to create, or null when the partitioned input is empty (nothing to run: the attempt succeeds). */
+  job: V1Job | null;
+  record: JobRecord;
+  /** Said in the `running` event: parameter warnings, a capped parallelism. */
+  notes: string[];
+}
+
+/** A `path` parameter: on a cluster, a relative value names a file of the step's inputs (`inputs/<name>/…`). */
+function podPathExists(abs: string, inputs: readonly string[]): boolean {
+  if (!abs.startsWith(`${POD_DIR}/`)) return true; // an absolute path of the image: the step's own business
+  return inputs.some((name) => abs === `${POD_DIR}/inputs/${name}` || abs.startsWith(`${POD_DIR}/inputs/${name}/`));
+}
+
+export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Promise<PreparedAttempt> {
+  const { o } = k;
+  const node = work.node;
+  const base = node.project.uri.split("#")[0]!;
+  if (!isGitUri(base)) {
+    throw new AttemptFailure(`the project ${node.project.uri} is a local path: on a Kubernetes cluster a project comes from a git repository (push it, or run this node on the local executor)`);
+  }
+  const fetched = await fetchProject(node.project, { projectsRoot: o.projectsRoot ?? o.stateDir, gitCacheDir: `${o.stateDir}/git`, ...(o.gitBin ? { gitBin: o.gitBin } : {}) });
+  const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, process.env, "in-containers");
+  const image = node.image ?? loaded.dockerImage;
+  if (!image) {
+    throw new AttemptFailure(
+      `the project has no docker_env and the node no image: until the agent builds images in the cluster, a step on Kubernetes needs one — set the node's \`image:\` (an image with the project's Python environment) or a docker_env in its MLproject`,
+    );
+  }
+  const project: ProjectInfo = { ...fetched, entryPoint: node.entryPoint, params: loaded.params, backend: "kubernetes", image };
+
+  // MLflow: found again by tag when a start is delivered twice.
+  const exp = await o.mlflow.getOrCreateExperiment(work.experiment || work.dag.name, { tags: EXPERIMENT_TAGS });
+  const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(o.mlflow, exp.experimentId, work));
+  if (!work.mlflowParentRunId) await markParentRunning(o.mlflow, parentRunId);
+  const nodeRunId = await findOrCreateNodeRun(o.mlflow, exp.experimentId, parentRunId, work, project);
+
+  const inputNames = Object.keys(node.inputs ?? {});
+  let command: string;
+  try {
+    command = await resolveCommand(loaded.entryPoint, node.parameters ?? {}, {
+      cwd: POD_DIR,
+      runStorageDir: `${POD_DIR}/params`,
+      exists: (abs) => podPathExists(abs, inputNames),
+      download: async (uri) => {
+        throw new AttemptFailure(`path parameter ${uri}: on a cluster a path value names a file of the step's inputs (inputs/<name>/…) or of its image; give remote data as an input`);
+      },
+    });
+  } catch (e) {
+    if (isMLprojectError(e)) throw new AttemptFailure(e.message, { cause: e });
+    throw e;
+  }
+  const notes: string[] = [];
+  const warnings = checkParameters(loaded.entryPoint, node.parameters ?? {}).map((w) => w.message);
+  if (warnings.length > 0) {
+    const text = `parameter warnings: ${warnings.join("; ")}`.slice(0, 4000);
+    await o.mlflow.setTag(nodeRunId, "parallels.warnings", text);
+    notes.push(text);
+  }
+
+  // One listing of the inputs, here; each pod downloads only its own slice.
+  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId: exp.experimentId, parentRunId }, node.inputs, "Kubernetes");
+  const partitionInput = node.partition?.input;
+  const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
+  const manifest: Manifest = computeManifest(node.partition, node.parallelism, files);
+  if (node.partition) await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest, null, 1), "application/json");
+
+  // Nested runs of the partitions, made here (their pods find theirs in one artifact), up to a
+  // limit: beyond it a partition logs under the node's run (parallels/logs/partition-<i>/).
+  let partitionRunIds: string[] | undefined;
+  if (manifest.nested && manifest.count > 0 && manifest.count <= o.maxPartitionRuns) {
+    partitionRunIds = new Array<string>(manifest.count);
+    await mapLimit([...Array(manifest.count).keys()], 8, async (i) => {
+      partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, exp.experimentId, nodeRunId, work, project, i, manifest.count);
+    });
+    await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.partitionRuns, JSON.stringify(partitionRunIds), "application/json");
+  }
+
+  const record: JobRecord = {
+    v: JOB_RECORD_VERSION,
+    experimentId: exp.experimentId,
+    parentRunId,
+    nodeRunId,
+    partitions: manifest.count,
+    ...(partitionRunIds ? { partitionRunIds } : {}),
+    ...(node.timeoutSeconds ? { timeoutSeconds: node.timeoutSeconds } : {}),
+  };
+  if (manifest.count === 0) return { job: null, record, notes: [...notes, `the input '${partitionInput}' has no items to partition: nothing to run`] };
+
+  // Where its pods may go, and how many of them fit there at once.
+  const gpu = (node.resources?.gpu ?? 0) > 0;
+  const nodeSelector = { ...o.workNodeSelector, ...node.nodeSelector };
+  const tolerations = [...o.workTolerations, ...(gpu ? o.gpuTolerations : []), ...(node.tolerations ?? [])];
+  let parallelism = Math.min(node.parallelism, manifest.count);
+  const fit = podsThatFit(k.nodes(), node.resources, nodeSelector, tolerations);
+  if (fit > 0 && fit < parallelism) {
+    notes.push(`parallelism ${parallelism} capped to ${fit}: the cluster's nodes hold ${fit} pods of this size at once`);
+    parallelism = fit;
+  }
+
+  const podAttempt: PodAttempt = {
+    v: POD_ATTEMPT_VERSION,
+    trackingUri: o.stepsTrackingUri,
+    experimentId: exp.experimentId,
+    nodeRunId,
+    partitions: manifest.count,
+    ...(partitionInput !== undefined ? { partitionInput } : {}),
+    partitionRuns: partitionRunIds !== undefined,
+    inputs: sources,
+    project: { git: fetched.git!.url, commit: fetched.gitCommit!, ...(fetched.git!.subdirectory ? { subdirectory: fetched.git!.subdirectory } : {}) },
+    logsEverySeconds: o.logsEverySeconds,
+  };
+  const job = buildJob({
+    name: jobName(work.nodeId, work.nodeRunId, work.attempt),
+    namespace: o.namespace,
+    labels: workLabels(o.clusterId, work),
+    annotations: { [ANNOTATIONS.nodeRunId]: work.nodeRunId, [ANNOTATIONS.runId]: work.runId, [ANNOTATIONS.record]: JSON.stringify(record) },
+    partitions: manifest.count,
+    parallelism,
+    retriesPerIndex: node.retries,
+    noRetryExitCodes: node.noRetryExitCodes ?? [],
+    ...(node.timeoutSeconds ? { timeoutSeconds: node.timeoutSeconds } : {}),
+    ttlSecondsAfterFinished: o.jobTtlSeconds,
+    stepImage: image,
+    command,
+    env: { ...node.env, MLFLOW_TRACKING_URI: o.stepsTrackingUri, MLFLOW_EXPERIMENT_ID: exp.experimentId },
+    podAttempt: JSON.stringify(podAttempt),
+    agentImage: o.agentImage,
+    ...(o.stepsMlflowSecret ? { stepsMlflowSecret: o.stepsMlflowSecret } : {}),
+    ...(o.workServiceAccount ? { serviceAccountName: o.workServiceAccount } : {}),
+    imagePullSecrets: o.imagePullSecrets,
+    ...(node.resources ? { resources: node.resources } : {}),
+    nodeSelector,
+    tolerations,
+    podAnnotations: o.podAnnotations?.(work) ?? {},
+  });
+  return { job, record, notes };
+}

@@ -1,0 +1,89 @@
+/**
+ * @module
+ * A node's inputs as sources to list once and download in slices (the Kubernetes executor lists
+ * them in the agent, to compute the partition manifest, and each pod downloads only its own
+ * files): `{node}` → the upstream node's newest FINISHED run in this DAG run, `{run}` and
+ * `runs:/…` → that MLflow run's artifacts (below `path`), `http(s)://` → one file. Local paths
+ * exist only where the local executor runs; other schemes are not read yet.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
+import { z } from "zod";
+import type { InputRef } from "../../../../proto/dag";
+import type { MlflowClient } from "../../../../proto/mlflow";
+import { mapLimit, OWN_ARTIFACTS, parseRunsUri, type InputContext, upstreamRunId, urlFileName } from "./artifacts";
+import { AttemptFailure } from "./errors";
+
+export const InputSourceSchema = z.union([z.object({ runId: z.string(), path: z.string().optional() }), z.object({ url: z.string(), fileName: z.string() })]);
+export type InputSource = z.infer<typeof InputSourceSchema>;
+
+/** Where each input of the node comes from. */
+export async function resolveInputSources(
+  ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId">,
+  inputs: Record<string, InputRef> | undefined,
+  executor: string,
+): Promise<Record<string, InputSource>> {
+  const out: Record<string, InputSource> = {};
+  for (const [name, ref] of Object.entries(inputs ?? {})) {
+    if ("node" in ref) out[name] = { runId: await upstreamRunId(ctx, ref.node), ...(ref.path ? { path: ref.path } : {}) };
+    else if ("run" in ref) out[name] = { runId: ref.run, ...(ref.path ? { path: ref.path } : {}) };
+    else if (/^runs:\//i.test(ref.uri)) {
+      const { runId, path } = parseRunsUri(name, ref.uri);
+      out[name] = { runId, ...(path ? { path } : {}) };
+    } else if (/^https?:\/\//i.test(ref.uri)) {
+      let url: URL;
+      try {
+        url = new URL(ref.uri);
+      } catch {
+        throw new AttemptFailure(`input '${name}': not a valid URL: ${ref.uri}`);
+      }
+      out[name] = { url: ref.uri, fileName: urlFileName(url) };
+    } else {
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(ref.uri)?.[1]?.toLowerCase();
+      throw new AttemptFailure(
+        scheme && scheme !== "file"
+          ? `input '${name}': URI scheme '${scheme}:' is not supported by the ${executor} executor yet (use runs:/, http(s)://, {node} or {run}): ${ref.uri}`
+          : `input '${name}': a local path (${ref.uri}) exists only on the machine of the local executor; on a cluster, give the data as {node}, {run}, runs:/ or http(s)://`,
+      );
+    }
+  }
+  return out;
+}
+
+const under = (root: string) => (root ? `${root}/` : "");
+
+/** The files of a source, as `/`-separated paths relative to the input's folder, sorted. */
+export async function listSource(mlflow: MlflowClient, src: InputSource): Promise<string[]> {
+  if ("url" in src) return [src.fileName];
+  const root = (src.path ?? "").replace(/^\/+|\/+$/g, "");
+  let files = await mlflow.listArtifactsRecursive(src.runId, root);
+  if (!src.path) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
+  // A `path` naming one file lists nothing: the input is that file (as the local executor does).
+  if (files.length === 0 && root !== "") return [root.split("/").at(-1)!];
+  return files.map((f) => f.path.slice(under(root).length)).sort();
+}
+
+/**
+ * Downloads `files` (paths from {@link listSource}) of a source into `dest`. A file whose path
+ * would leave `dest` is refused.
+ */
+export async function downloadSourceFiles(mlflow: MlflowClient, src: InputSource, files: readonly string[], dest: string, concurrency = 8): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const root = "runId" in src ? (src.path ?? "").replace(/^\/+|\/+$/g, "") : "";
+  const listedAsFile = "runId" in src && root !== "" && files.length === 1 && files[0] === root.split("/").at(-1);
+  await mapLimit(files, concurrency, async (rel) => {
+    const target = join(dest, ...rel.split("/"));
+    if (!target.startsWith(dest + sep)) throw new AttemptFailure(`input file path escapes the inputs folder: ${rel}`);
+    await mkdir(dirname(target), { recursive: true });
+    if ("url" in src) {
+      const res = await fetch(src.url, { redirect: "follow", signal: AbortSignal.timeout(10 * 60_000) });
+      const shown = new URL(src.url);
+      if (!res.ok) throw new Error(`GET ${shown.origin}${shown.pathname} answered ${res.status} ${res.statusText}`);
+      await writeFile(target, new Uint8Array(await res.arrayBuffer()));
+      return;
+    }
+    // A single-file `path` is that file itself; otherwise files sit below `path`.
+    const artifact = listedAsFile ? root : `${under(root)}${rel}`;
+    await writeFile(target, await mlflow.downloadArtifact(src.runId, artifact));
+  });
+}

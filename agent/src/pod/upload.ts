@@ -1,0 +1,77 @@
+/**
+ * `parallels-agent pod upload`: the native sidecar of a work pod (an init container with
+ * `restartPolicy: Always`: it starts before the step and outlives it). While the step runs it
+ * uploads the step's logs to the index's MLflow run every few seconds, so a log outlives the pod
+ * and can be read while the step runs; when the step has ended (its wrapper wrote the exit code)
+ * it uploads the logs a last time and the outputs to the node's run, as the local executor does,
+ * then exits. On SIGTERM (the pod is being stopped) it uploads the logs once more and exits.
+ */
+import { existsSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { MlflowClient } from "../../../proto/mlflow";
+import { OWN_ARTIFACTS, uploadDir } from "../executor/shared/artifacts";
+import type { PodAttempt } from "../executor/kubernetes/pod-attempt";
+import { podPaths } from "../executor/kubernetes/pod-layout";
+
+export interface UploadOptions {
+  mlflow: MlflowClient;
+  attempt: PodAttempt;
+  /** The index's run (`MLFLOW_RUN_ID` of the env file fetch wrote). */
+  runId: string;
+  /** This pod's partition (`JOB_COMPLETION_INDEX`). */
+  index: number;
+  root: string;
+  signal: AbortSignal;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  log?: (line: string) => void;
+}
+
+/** What ended the sidecar: the step's exit code, or a stop before the step ended. */
+export type UploadOutcome = { stepExitCode: number } | { stopped: true };
+
+export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutcome> {
+  const paths = podPaths(o.root);
+  const sleep =
+    o.sleep ??
+    ((ms, signal) =>
+      new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+      }));
+  // Its own run's logs folder; a partition without a run of its own (beyond the executor's
+  // limit of nested runs) logs into a folder of its own under the node's run.
+  const logsPrefix = o.attempt.partitions > 1 && !o.attempt.partitionRuns ? `${OWN_ARTIFACTS}/logs/partition-${o.index}` : `${OWN_ARTIFACTS}/logs`;
+  const sent = new Map<string, number>();
+  const uploadLogs = async () => {
+    for (const [name, path] of [
+      ["stdout.log", paths.stdout],
+      ["stderr.log", paths.stderr],
+    ] as const) {
+      if (!existsSync(path)) continue;
+      const size = statSync(path).size;
+      if (sent.get(name) === size) continue; // nothing new since the last upload
+      await o.mlflow.uploadArtifact(o.runId, `${logsPrefix}/${name}`, await readFile(path), "text/plain; charset=utf-8");
+      sent.set(name, size);
+    }
+  };
+  const pollMs = 500;
+  let sinceLogs = 0;
+  while (!existsSync(paths.exitCode)) {
+    if (o.signal.aborted) {
+      await uploadLogs().catch((e: unknown) => o.log?.(`last log upload failed: ${(e as Error).message}`));
+      return { stopped: true };
+    }
+    await sleep(pollMs, o.signal);
+    sinceLogs += pollMs;
+    if (sinceLogs >= o.attempt.logsEverySeconds * 1000) {
+      sinceLogs = 0;
+      // A failed upload while the step runs is tried again at the next turn.
+      await uploadLogs().catch((e: unknown) => o.log?.(`log upload failed (retried): ${(e as Error).message}`));
+    }
+  }
+  const stepExitCode = Number((await readFile(paths.exitCode, "utf8")).trim());
+  await uploadLogs();
+  // Outputs of every index go to the node's run, where the dependants read them (as on the local executor).
+  if (existsSync(paths.outputs)) await uploadDir(o.mlflow, o.attempt.nodeRunId, paths.outputs, "");
+  return { stepExitCode };
+}
