@@ -287,7 +287,10 @@ describe("runs", () => {
     let attempts = 0;
     const down = new MlflowClient({
       trackingUri: `http://127.0.0.1:${port}`,
-      fetch: (url, init) => (attempts++, fetch(url, init)),
+      fetch: (url, init) => {
+        attempts++;
+        return fetch(url, init);
+      },
       retry: { maxRetries: 2, baseDelayMs: 1 },
     });
     const err = await down.getRun("x").catch((e: unknown) => e);
