@@ -353,7 +353,7 @@ describe("artifacts through the tracking server's proxy", () => {
 
     const missing = await mlflow.downloadArtifact(runId, "data/nope.txt").catch((e: unknown) => e);
     expect(isResourceDoesNotExist(missing)).toBe(true);
-    const escape = await mlflow.uploadArtifact(runId, "../other-run/x", "x").catch((e: unknown) => e);
-    expect(isMlflowClientError(escape, "INVALID_ARGUMENT")).toBe(true);
+    const outside = await mlflow.uploadArtifact(runId, "../other-run/x", "x").catch((e: unknown) => e);
+    expect(isMlflowClientError(outside, "INVALID_ARGUMENT")).toBe(true);
   });
 });
