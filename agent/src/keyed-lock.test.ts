@@ -93,7 +93,7 @@ describe("KeyedLock", () => {
           const done = lock.run(c.key, async () => {
             if (busy.has(c.key)) overlaps.push(i);
             busy.add(c.key);
-            (started[c.key] ??= []).push(i);
+            started[c.key] = [...(started[c.key] ?? []), i];
             await ticks(c.steps);
             busy.delete(c.key);
             if (c.fails) throw new Error(`call ${i}`);

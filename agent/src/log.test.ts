@@ -5,7 +5,12 @@ import { createLogger } from "./log";
 describe("logs", () => {
   it("are JSON lines and never carry credentials, JWTs, seeds or tokens", () => {
     const lines: string[] = [];
-    const destination = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
+    const destination = new Writable({
+      write: (c, _e, cb) => {
+        lines.push(String(c));
+        cb();
+      },
+    });
     const log = createLogger({ destination: destination as never });
     log.info({ credential: "plc_SECRET1", nats: { jwt: "eyJSECRET2", seed: "SUSECRET3" }, bootstrapToken: "plb_SECRET4", headers: { authorization: "Bearer SECRET5" }, clusterId: "c1" }, "hello");
     expect(lines).toHaveLength(1);

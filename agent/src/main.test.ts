@@ -22,7 +22,9 @@ describe("stopping", () => {
       logger,
     ); // resolves: bounded
     await closeWithin(
-      executor(async () => void (closed = true)),
+      executor(async () => {
+        closed = true;
+      }),
       20,
       logger,
     );

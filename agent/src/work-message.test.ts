@@ -43,8 +43,14 @@ function message(subject: string, body: unknown, deliveryCount = 1) {
 function handler(outcome: () => Promise<void>) {
   const calls: string[] = [];
   const h: WorkHandler = {
-    handleStart: (w) => (calls.push(`start ${w.nodeRunId}`), outcome()),
-    handleCancel: (w) => (calls.push(`cancel ${w.nodeRunId}`), outcome()),
+    handleStart: (w) => {
+      calls.push(`start ${w.nodeRunId}`);
+      return outcome();
+    },
+    handleCancel: (w) => {
+      calls.push(`cancel ${w.nodeRunId}`);
+      return outcome();
+    },
     giveUpStart: async (w, why) => void calls.push(`give up ${w.nodeRunId}: ${why}`),
     reportUnreadable: (ref, why) => void calls.push(`unreadable ${ref.nodeRunId}#${ref.attempt}: ${why}`),
   };

@@ -87,7 +87,13 @@ describe("work handler", () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let starts = 0;
-    const ex = { ...fakeExecutor().ex, start: async () => void (starts++, await gate) };
+    const ex = {
+      ...fakeExecutor().ex,
+      start: async () => {
+        starts++;
+        await gate;
+      },
+    };
     const events: Partial<AgentEvent>[] = [];
     const h = createWorkHandler({ executor: ex, reporterFor: () => ({ report: (e) => events.push(e) }), maxConcurrent: 4, logger });
     const signal = new AbortController().signal;
@@ -103,7 +109,14 @@ describe("work handler", () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const entered: string[] = [];
-    const ex = { ...fakeExecutor().ex, start: async (w: WorkStart) => void (entered.push(w.nodeId), await gate), running: () => 0 };
+    const ex = {
+      ...fakeExecutor().ex,
+      start: async (w: WorkStart) => {
+        entered.push(w.nodeId);
+        await gate;
+      },
+      running: () => 0,
+    };
     const h = createWorkHandler({ executor: ex, reporterFor: () => ({ report: () => {} }), maxConcurrent: 2, logger, pollMs: 10_000 });
     const signal = new AbortController().signal;
     const all = ["a", "b", "c"].map((id) => h.handleStart(start(id), signal));

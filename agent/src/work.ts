@@ -83,7 +83,10 @@ export function createWorkHandler(o: WorkHandlerOptions): WorkHandler & { wake()
         if (take()) return "go";
         const stop = new AbortController();
         let waker!: () => void;
-        const woken = new Promise<void>((r) => wakers.push((waker = r)));
+        const woken = new Promise<void>((r) => {
+          waker = r;
+          wakers.push(r);
+        });
         await Promise.race([woken, sleep(o.pollMs ?? 1000, AbortSignal.any([signal, stop.signal]))]);
         stop.abort();
         wakers = wakers.filter((w) => w !== waker);

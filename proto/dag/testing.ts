@@ -67,7 +67,7 @@ export function acyclicDagArb(options: DagArbOptions = {}): fc.Arbitrary<Generat
             if (dep.via !== "input") after.push(from);
           });
         }
-        extra.externalInputs.forEach((ref, k) => (inputs[`ext-${k}`] = ref));
+        for (const [k, ref] of extra.externalInputs.entries()) inputs[`ext-${k}`] = ref;
         const names = Object.keys(inputs);
         const node: Record<string, unknown> = { id, project: { uri: "https://github.com/example/project.git" } };
         if (names.length > 0) node.inputs = inputs;

@@ -78,7 +78,12 @@ describe("retries", () => {
 
   it("does not retry a streamed upload", async () => {
     const { c, calls } = client([json(200, { run: RUN }), json(503, {})]);
-    const body = new ReadableStream<Uint8Array>({ start: (ctl) => (ctl.enqueue(new Uint8Array([1])), ctl.close()) });
+    const body = new ReadableStream<Uint8Array>({
+      start: (ctl) => {
+        ctl.enqueue(new Uint8Array([1]));
+        ctl.close();
+      },
+    });
     await expect(c.uploadArtifact("r1", "a.bin", body)).rejects.toMatchObject({ status: 503 });
     expect(calls).toHaveLength(2);
     expect(calls[1]!.url).toBe("http://mlflow.test:5000/api/2.0/mlflow-artifacts/artifacts/1/r1/artifacts/a.bin");

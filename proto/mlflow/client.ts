@@ -182,9 +182,9 @@ export class MlflowClient {
     // Call the global through a closure: workerd refuses a `fetch` detached from its global.
     this.fetchFn = f ?? ((input, init) => fetch(input, init));
     this.baseHeaders = { ...options.headers };
-    if (options.token) this.baseHeaders["Authorization"] = `Bearer ${options.token}`;
+    if (options.token) this.baseHeaders.Authorization = `Bearer ${options.token}`;
     else if (options.username !== undefined) {
-      this.baseHeaders["Authorization"] = `Basic ${base64(`${options.username}:${options.password ?? ""}`)}`;
+      this.baseHeaders.Authorization = `Basic ${base64(`${options.username}:${options.password ?? ""}`)}`;
     }
     this.timeoutMs = options.timeoutMs ?? 120_000;
     this.retry = {

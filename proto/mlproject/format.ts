@@ -218,7 +218,7 @@ function convert(v: string, conversion: string, raw: string): string {
   if (conversion === "s") return v;
   if (conversion === "r") return strRepr(v);
   if (conversion === "a") {
-    return strRepr(v).replace(/[^\x00-\x7f]/gu, (ch) => {
+    return strRepr(v).replace(/\P{ASCII}/gu, (ch) => {
       const cp = ch.codePointAt(0)!;
       if (cp <= 0xff) return `\\x${cp.toString(16).padStart(2, "0")}`;
       if (cp <= 0xffff) return `\\u${cp.toString(16).padStart(4, "0")}`;

@@ -174,13 +174,14 @@ export interface ComputedParameters {
 
 const sanitize = (m: ReadonlyMap<string, PyValue>): Map<string, string> => new Map([...m].map(([k, v]) => [k, shlexQuote(pyStr(v))]));
 
-function split(ep: EntryPoint, user: ReadonlyMap<string, PyValue>, finals: Map<string, PyValue>): ComputedParameters {
+function split(user: ReadonlyMap<string, PyValue>, finals: Map<string, PyValue>): ComputedParameters {
   const extras = new Map<string, PyValue>();
   for (const [k, v] of user) if (!finals.has(k)) extras.set(k, v);
   return { params: sanitize(finals), extraParams: sanitize(extras) };
 }
 
-const valueOf = (p: Parameter, user: ReadonlyMap<string, PyValue>): PyValue => (user.has(p.name) ? user.get(p.name)! : p.default);
+/** The user's value for `p` if given, else its default. */
+const givenOrDefault = (p: Parameter, user: ReadonlyMap<string, PyValue>): PyValue => (user.has(p.name) ? user.get(p.name)! : p.default);
 
 /**
  * `compute_parameters(user, storage_dir=None)`: what MLflow logs. `uri` values are checked,
@@ -191,10 +192,10 @@ export function computeParameters(ep: EntryPoint, userParams?: UserParams | null
   validate(ep, user);
   const finals = new Map<string, PyValue>();
   for (const p of ep.parameters) {
-    const v = valueOf(p, user);
+    const v = givenOrDefault(p, user);
     finals.set(p.name, p.type === "uri" ? uriValue(ep, p, v) : v);
   }
-  return split(ep, user, finals);
+  return split(user, finals);
 }
 
 /** `compute_parameters(user, storage_dir)`: as above, and `path` values made absolute/downloaded. */
@@ -204,12 +205,12 @@ export async function resolveParameters(ep: EntryPoint, userParams: UserParams |
   const finals = new Map<string, PyValue>();
   let index = 0;
   for (const p of ep.parameters) {
-    const v = valueOf(p, user);
+    const v = givenOrDefault(p, user);
     if (p.type === "path") finals.set(p.name, await pathValue(ep, p, v, index, resolver));
     else finals.set(p.name, p.type === "uri" ? uriValue(ep, p, v) : v);
     index++;
   }
-  return split(ep, user, finals);
+  return split(user, finals);
 }
 
 /** The logged params (`_create_run` → log_batch): declared then extra, shell-quoted strings. */

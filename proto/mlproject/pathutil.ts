@@ -11,6 +11,7 @@ export interface UrlParts {
 /** urllib.parse.urlsplit (CPython 3.11) reduced to scheme, netloc and path. */
 export function urlSplit(input: string): UrlParts {
   // 3.11 strips leading C0 control/space and removes tab/CR/LF anywhere.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the C0 controls are the point: CPython's `url.lstrip(_WHATWG_C0_CONTROL_OR_SPACE)`, i.e. U+0000–U+0020.
   let url = input.replace(/^[\x00-\x20]+/, "").replace(/[\t\r\n]/g, "");
   let scheme = "";
   let netloc = "";

@@ -1,6 +1,6 @@
 // Python's str() and repr(): parameter values reach the command line as `quote(str(value))`,
 // so `1.0`, `1e-05`, `True`, `None` and dates must print exactly as CPython prints them.
-import { PyBytes, PyDate, PyDateTime, PySet, PyTuple, type PyValue } from "./pytypes.js";
+import { PyBytes, PyDate, PyDateTime, PyTuple, type PyValue } from "./pytypes.js";
 
 /** `repr(float)`: shortest round-trip digits (JS gives the same digits), Python's layout rules. */
 export function floatRepr(x: number): string {

@@ -32,6 +32,7 @@ export function resolvePlainTag(value: string): string {
 }
 
 // PyYAML's Reader refuses these code points anywhere in the stream.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: PyYAML's `Reader.NON_PRINTABLE`, kept character for character: tab, LF and CR are the C0 controls YAML 1.1 allows.
 const NON_PRINTABLE = /[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
 export interface LoadYamlOptions {
@@ -386,7 +387,8 @@ function numericValue(v: PyValue): number | bigint | undefined {
 function pyKeyEquals(a: PyValue, b: PyValue): boolean {
   const na = numericValue(a);
   const nb = numericValue(b);
-  if (na !== undefined && nb !== undefined) return na == nb; // loose: 1n == 1 is true
+  // biome-ignore lint/suspicious/noDoubleEquals: on purpose: a bigint and a number compared by value (1n == 1 is true, as the keys 1, 1.0 and True are one key in Python); both sides are number | bigint, so nothing else is coerced.
+  if (na !== undefined && nb !== undefined) return na == nb;
   if (a instanceof PyDateTime && b instanceof PyDateTime) return JSON.stringify(a) === JSON.stringify(b);
   if (a instanceof PyDate && b instanceof PyDate) {
     return a.year === b.year && a.month === b.month && a.day === b.day;

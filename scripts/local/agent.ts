@@ -65,7 +65,12 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   }); // a token in the environment, not in `ps`
   closeSync(fd);
   let done = false;
-  const exited = new Promise<void>((r) => child.once("exit", () => ((done = true), r())));
+  const exited = new Promise<void>((r) => {
+    child.once("exit", () => {
+      done = true;
+      r();
+    });
+  });
   const signal = (s: NodeJS.Signals) => {
     try {
       child.kill(s);

@@ -59,7 +59,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const cp = await launchWrangler(opts, opts.port ?? (await freePort()), await freePort());
       if (!opts.cronTriggers) return cp;
       const cron = startCronTicker({ url: cp.url, crons: workerCronTriggers(ROOT), log: (line) => process.stderr.write(`${line}\n`) });
-      return { ...cp, cron, stop: () => (cron.stop(), cp.stop()) };
+      const stop = () => {
+        cron.stop();
+        return cp.stop();
+      };
+      return { ...cp, cron, stop };
     } catch (e) {
       if (!(e instanceof WranglerPortInUse) || attempt >= 3) throw e;
     }

@@ -7,6 +7,9 @@
  */
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import type { z } from "zod";
+import { DagView, RunView } from "../../proto/api";
+import type { ErrorBody } from "../../proto/errors";
 import { isTerminalStatus, MlflowClient } from "../../proto/mlflow";
 import { parseParamArgs } from "../../proto/mlproject";
 import { isTerminalRun } from "../../proto/status";
@@ -50,13 +53,14 @@ async function main(): Promise<boolean> {
 
   const api = async (method: string, path: string, body?: string, type = "application/json") => {
     const res = await fetch(env!.control.url + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": type }, body });
-    const json = (await res.json()) as any;
+    const json: unknown = await res.json();
     return { status: res.status, body: json };
   };
-  const must = async (method: string, path: string, body?: string, type?: string) => {
+  /** A call that must succeed: its answer, read with the route's response schema (proto/api). */
+  const must = async <T>(schema: z.ZodType<T>, method: string, path: string, body?: string, type?: string): Promise<T> => {
     const r = await api(method, path, body, type);
-    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify(r.body.error)}`);
-    return r.body;
+    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify((r.body as Partial<ErrorBody>).error)}`);
+    return schema.parse(r.body);
   };
 
   agent = await startLocalAgent(env, { stateDir: join(stateDir, "agent"), projectsRoot: dirname(values.dag!) });
@@ -65,9 +69,9 @@ async function main(): Promise<boolean> {
   const yaml = (await import("node:fs")).readFileSync(values.dag!, "utf8");
   const name = /^name:\s*(\S+)/m.exec(yaml)?.[1];
   if (!name) throw new Error(`${values.dag} has no top-level name`);
-  const dag = await must("PUT", `/v1/dags/${name}`, yaml, "application/yaml");
-  say(`\nDAG "${dag.name}" v${dag.version}: ${dag.spec.nodes.map((n: { id: string }) => n.id).join(" → ")}`);
-  const submitted = await must("POST", "/v1/runs", JSON.stringify({ dag: dag.name, params: runParams }));
+  const dag = await must(DagView, "PUT", `/v1/dags/${name}`, yaml, "application/yaml");
+  say(`\nDAG "${dag.name}" v${dag.version}: ${dag.spec.nodes.map((n) => n.id).join(" → ")}`);
+  const submitted = await must(RunView, "POST", "/v1/runs", JSON.stringify({ dag: dag.name, params: runParams }));
   say(`run ${submitted.id} submitted with params ${JSON.stringify(submitted.params)}\n`);
 
   // Progress: one line per change of a node's state.
@@ -78,8 +82,8 @@ async function main(): Promise<boolean> {
     if (Date.now() > deadline) throw new Error(`the run did not finish within ${values["timeout-seconds"]} s (agent logs: ${agent.logFile})`);
     if (agent.exited()) throw new Error(`the agent exited (logs: ${agent.logFile})`);
     await new Promise((r) => setTimeout(r, 300));
-    run = await must("GET", `/v1/runs/${submitted.id}`);
-    for (const n of run.nodes) {
+    run = await must(RunView, "GET", `/v1/runs/${submitted.id}`);
+    for (const n of run.nodes ?? []) {
       const p = n.partitions;
       const line = `${n.status}${n.attempt > 1 ? ` (attempt ${n.attempt})` : ""}${p.total > 1 ? ` — partitions ${p.done}/${p.total} done, ${p.running} running${p.failed ? `, ${p.failed} failed` : ""}` : ""}`;
       if (seen.get(n.nodeId) !== line) {
@@ -93,7 +97,8 @@ async function main(): Promise<boolean> {
   // Where to look in MLflow — the parent run the control plane knows (GET /v1/runs/{id}) and
   // each step's run — and the result itself (an artifact of the last step's run).
   const mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const last = run.nodes.find((n: { nodeId: string }) => n.nodeId === dag.spec.nodes.at(-1).id);
+  const nodes = run.nodes ?? [];
+  const last = nodes.find((n) => n.nodeId === dag.spec.nodes.at(-1)?.id);
   if (run.mlflowRunId) {
     // The agent closes the parent once the control plane says the run is over.
     let status = (await mlflow.getRun(run.mlflowRunId)).info.status;
@@ -105,7 +110,7 @@ async function main(): Promise<boolean> {
   } else {
     say(`MLflow parent run  none: ${run.mlflowNote}`);
   }
-  for (const n of run.nodes) if (n.mlflowUrl) say(`  ${n.nodeId.padEnd(8)} ${n.mlflowUrl}`);
+  for (const n of nodes) if (n.mlflowUrl) say(`  ${n.nodeId.padEnd(8)} ${n.mlflowUrl}`);
   if (run.status === "succeeded" && last?.mlflowRunId) {
     const counts = JSON.parse(await mlflow.downloadArtifactText(last.mlflowRunId, "counts.json")) as Record<string, number>;
     const top = Object.entries(counts)

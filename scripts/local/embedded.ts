@@ -58,8 +58,14 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       launchNats({
         stateDir: join(opts.stateDir, "nats"),
         ports: ports ? { port: ports.nats, wsPort: ports.natsWs, httpPort: ports.natsMonitor } : "free",
-      }).then((l) => ((nats = l.process), l)),
-      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }).then((m) => (stops.push(() => m.stop()), m)),
+      }).then((l) => {
+        nats = l.process;
+        return l;
+      }),
+      startMlflowServer({ dir: join(opts.stateDir, "mlflow"), port: ports?.mlflow }).then((m) => {
+        stops.push(() => m.stop());
+        return m;
+      }),
     ]);
     const natsSetup = launched.setup;
     const natsStart = launched.start;

@@ -5,6 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { z } from "zod";
+import { ClusterCreated } from "../../proto/api";
+import type { ErrorBody } from "../../proto/errors";
 import { startAgent, type AgentProcess } from "./agent";
 import type { Embedded } from "./embedded";
 
@@ -15,17 +18,19 @@ export async function startLocalAgent(env: Embedded, opts: { stateDir: string; p
       headers: { authorization: `Bearer ${env.adminToken}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, body: (await res.json()) as any };
+    const json: unknown = await res.json();
+    return { status: res.status, body: json };
   };
-  const must = async (method: string, path: string, body?: unknown) => {
+  /** A call that must succeed: its answer, read with the route's response schema (proto/api). */
+  const must = async <T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown): Promise<T> => {
     const r = await call(method, path, body);
-    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify(r.body.error)}`);
-    return r.body;
+    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status}: ${JSON.stringify((r.body as Partial<ErrorBody>).error)}`);
+    return schema.parse(r.body);
   };
   let bootstrap: string | undefined;
   const existing = await call("GET", "/v1/clusters/local");
-  if (existing.status === 404) bootstrap = (await must("POST", "/v1/clusters", { name: "local", kind: "local", labels: { embedded: "true" } })).bootstrap.token;
-  else if (!existsSync(join(opts.stateDir, "credentials.json"))) bootstrap = (await must("POST", "/v1/clusters/local/bootstrap")).bootstrap.token;
+  if (existing.status === 404) bootstrap = (await must(ClusterCreated, "POST", "/v1/clusters", { name: "local", kind: "local", labels: { embedded: "true" } })).bootstrap.token;
+  else if (!existsSync(join(opts.stateDir, "credentials.json"))) bootstrap = (await must(ClusterCreated, "POST", "/v1/clusters/local/bootstrap")).bootstrap.token;
   return startAgent({
     controlPlaneUrl: env.control.url,
     mlflowUrl: env.mlflow.url,

@@ -38,7 +38,7 @@ class ArrivalExecutor implements Executor {
     const at = performance.now();
     if (this.arrivals.has(work.nodeRunId)) return;
     this.arrivals.set(work.nodeRunId, at);
-    this.waiters.get(work.nodeId + "@" + work.runId)?.();
+    this.waiters.get(`${work.nodeId}@${work.runId}`)?.();
     queueMicrotask(() => {
       this.ended.set(work.nodeRunId, performance.now());
       reporter.report({ type: "succeeded", counts: { total: 1, done: 1, failed: 0, running: 0 } });
@@ -54,7 +54,7 @@ class ArrivalExecutor implements Executor {
   }
   async close() {}
   arrival(runId: string, nodeId: string): Promise<void> {
-    return new Promise((r) => this.waiters.set(nodeId + "@" + runId, r));
+    return new Promise((r) => this.waiters.set(`${nodeId}@${runId}`, r));
   }
 }
 

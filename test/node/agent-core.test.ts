@@ -122,7 +122,11 @@ describe("agent core end to end (real nats-server, real control plane under wran
       const res = await fetch(`http://127.0.0.1:${healthPort}${path}`);
       return { status: res.status, text: await res.text() };
     };
-    return { done, stop: () => (ac.abort(), done), health };
+    const stop = () => {
+      ac.abort();
+      return done;
+    };
+    return { done, stop, health };
   }
 
   beforeAll(async () => {

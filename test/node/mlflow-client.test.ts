@@ -287,7 +287,10 @@ describe("runs", () => {
     let attempts = 0;
     const down = new MlflowClient({
       trackingUri: `http://127.0.0.1:${port}`,
-      fetch: (url, init) => (attempts++, fetch(url, init)),
+      fetch: (url, init) => {
+        attempts++;
+        return fetch(url, init);
+      },
       retry: { maxRetries: 2, baseDelayMs: 1 },
     });
     const err = await down.getRun("x").catch((e: unknown) => e);
@@ -350,7 +353,7 @@ describe("artifacts through the tracking server's proxy", () => {
 
     const missing = await mlflow.downloadArtifact(runId, "data/nope.txt").catch((e: unknown) => e);
     expect(isResourceDoesNotExist(missing)).toBe(true);
-    const escape = await mlflow.uploadArtifact(runId, "../other-run/x", "x").catch((e: unknown) => e);
-    expect(isMlflowClientError(escape, "INVALID_ARGUMENT")).toBe(true);
+    const outside = await mlflow.uploadArtifact(runId, "../other-run/x", "x").catch((e: unknown) => e);
+    expect(isMlflowClientError(outside, "INVALID_ARGUMENT")).toBe(true);
   });
 });

@@ -140,7 +140,7 @@ describe("examples/wordcount", () => {
 
     // merge: input `counts` = the outputs of every count partition (one folder each).
     const merge = dirs("merge");
-    countOutputs.forEach((o, i) => cpSync(o, join(merge.PARALLELS_INPUTS_DIR, "counts", `partition-${i}`), { recursive: true }));
+    for (const [i, o] of countOutputs.entries()) cpSync(o, join(merge.PARALLELS_INPUTS_DIR, "counts", `partition-${i}`), { recursive: true });
     const m = await runStep("merge", commands.get("merge")!, merge);
     expect(m.code, m.out).toBe(0);
 

@@ -2,7 +2,7 @@
 // contract of proto/nats.
 import * as natsJwt from "@nats-io/jwt";
 import * as nkeys from "@nats-io/nkeys";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { agentPermissions, appAccountNats, assertClusterId } from "../../proto/nats";
 import {
   claimsUpdateRequest,

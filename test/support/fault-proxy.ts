@@ -62,7 +62,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     swallow(match) {
       return new Promise((first) => {
         let told = false;
-        rule = { match, first: (r) => (told ? undefined : ((told = true), first(r))) };
+        const once = (r: HeldRequest) => {
+          if (told) return;
+          told = true;
+          first(r);
+        };
+        rule = { match, first: once };
       });
     },
     heal,

@@ -61,7 +61,7 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
     PARALLELS_OUTPUTS_DIR: paths.outputs,
     PARALLELS_PROJECT_DIR: projectDir,
   };
-  if (manifest && manifest.nested) {
+  if (manifest?.nested) {
     await writeFile(paths.manifest, `${JSON.stringify(sliceFiles(manifest, index))}\n`);
     Object.assign(vars, { PARALLELS_PARTITION_INDEX: String(index), PARALLELS_PARTITION_COUNT: String(manifest.count), PARALLELS_PARTITION_MANIFEST: paths.manifest });
   }

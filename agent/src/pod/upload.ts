@@ -36,7 +36,14 @@ export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutco
     ((ms, signal) =>
       new Promise<void>((r) => {
         const t = setTimeout(r, ms);
-        signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+        signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(t);
+            r();
+          },
+          { once: true },
+        );
       }));
   // Its own run's logs folder; a partition without a run of its own (beyond the executor's
   // limit of nested runs) logs into a folder of its own under the node's run.

@@ -145,7 +145,11 @@ function operation(def: RouteDef) {
 
 export function buildDocument(routes: readonly Route[]): z.output<typeof OpenApiDocument> {
   const paths: Record<string, Record<string, object>> = {};
-  for (const { def } of routes) (paths[def.path] ??= {})[def.method] = operation(def);
+  for (const { def } of routes) {
+    const operations = paths[def.path] ?? {};
+    operations[def.method] = operation(def);
+    paths[def.path] = operations;
+  }
   return {
     openapi: "3.1.0",
     info: {
@@ -174,5 +178,8 @@ export function openApiRoute(routes: () => readonly Route[]): Route {
     summary: "This OpenAPI document",
     auth: "public",
     ok: { 200: { description: "the OpenAPI 3.1 document of this API", schema: OpenApiDocument } },
-  }).handle(async () => ({ status: 200, body: (cached ??= buildDocument(routes())) }));
+  }).handle(async () => {
+    cached ??= buildDocument(routes());
+    return { status: 200, body: cached };
+  });
 }

@@ -76,8 +76,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
 
   const nodes = dag.nodes;
   const n = nodes.length;
-  const position = new Map<string, number>();
-  nodes.forEach((node, i) => position.set(node.id, i));
+  const position = new Map<string, number>(nodes.map((node, i) => [node.id, i]));
   const status: NodeStatus[] = new Array<NodeStatus>(n).fill("pending");
   const attempt: number[] = new Array<number>(n).fill(0);
   for (const s of input.nodes) {

@@ -28,7 +28,7 @@ import type { KubernetesContext, KubernetesExecutorOptions } from "./context";
 import { Informer } from "./informer";
 import { jobName, ownSelector } from "./names";
 import { observeJob, observePod, type ObservedJob, type ObservedPod } from "./observed";
-import { prepareAttempt } from "./prepare";
+import { type PreparedAttempt, prepareAttempt } from "./prepare";
 import { progressOf } from "./progress";
 import { parseJobRecord, type JobRecord } from "./record";
 
@@ -127,7 +127,7 @@ export class KubernetesExecutor implements Executor {
       this.adopt(existing, reporter, ref);
       return;
     }
-    let prepared;
+    let prepared: PreparedAttempt;
     try {
       prepared = await prepareAttempt(this.ctx, work);
     } catch (e) {
@@ -253,7 +253,10 @@ export class KubernetesExecutor implements Executor {
       if (byIndex?.get(pod.index)?.name === pod.name) byIndex.delete(pod.index);
       return;
     }
-    if (!byIndex) this.podsOf.set(pod.job, (byIndex = new Map()));
+    if (!byIndex) {
+      byIndex = new Map();
+      this.podsOf.set(pod.job, byIndex);
+    }
     const prev = byIndex.get(pod.index);
     // A retried index has a newer pod; a finished one is kept for its failure's words.
     if (!prev || prev.name === pod.name || pod.phase !== "Failed" || prev.phase === "Failed") byIndex.set(pod.index, pod);

@@ -315,7 +315,10 @@ class LocalExecutorImpl implements LocalExecutor {
   private experimentsOf(rec: AttemptRecord): void {
     if (!rec.mlflow || rec.work?.mlflowParentRunId) return; // a parent given by the control plane is not ours
     let set = this.runExperiments.get(rec.ref.runId);
-    if (!set) this.runExperiments.set(rec.ref.runId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.runExperiments.set(rec.ref.runId, set);
+    }
     set.add(rec.mlflow.experimentId);
   }
 

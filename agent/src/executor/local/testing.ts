@@ -99,6 +99,9 @@ export function maxOverlap(intervals: { start: number; end: number }[]): number 
   points.sort((a, b) => a.t - b.t || a.d - b.d); // an end before a start at the same instant
   let cur = 0;
   let max = 0;
-  for (const p of points) max = Math.max(max, (cur += p.d));
+  for (const p of points) {
+    cur += p.d;
+    max = Math.max(max, cur);
+  }
   return max;
 }

@@ -13,7 +13,7 @@
  *   other schemes (`s3:`, `gs:` …) are refused with a clear message for now.
  */
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
-import { createWriteStream, openAsBlob } from "node:fs";
+import { createWriteStream, openAsBlob, type Dirent } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
@@ -179,7 +179,7 @@ async function copyUri(name: string, uri: string, projectsRoot: string, dest: st
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string) => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(d, { withFileTypes: true });
     } catch {

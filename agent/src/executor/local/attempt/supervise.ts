@@ -14,7 +14,7 @@ import { OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { sliceFiles } from "../../shared/manifest";
 import { endRun, findOrCreatePartitionRun } from "../../shared/mlflow-runs";
-import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile } from "../process";
+import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile, type Spawned } from "../process";
 import { partitionCounts, type AttemptRecord, type PartitionRecord } from "../state";
 import type { AttemptScope } from "./scope";
 
@@ -231,7 +231,7 @@ export class Supervisor {
     p.startedAt = ctx.now();
     rec.startedAt ??= p.startedAt;
     await a.save();
-    let spawned;
+    let spawned: Spawned;
     try {
       spawned = await spawnDetached({ command: rec.command!, shell: ctx.shell, cwd: rec.project!.dir, dir, env });
     } catch (e) {
