@@ -1,0 +1,139 @@
+/**
+ * The programs of a Kubernetes work pod, run in order as the kubelet would run the pod's
+ * containers — but as processes on this machine, since no kubelet runs containers here (a
+ * stand-in, named so): `parallels-agent pod fetch` (init container), `parallels-agent pod upload`
+ * (native sidecar, started before the step and outliving it) and the step's wrapper (the `step`
+ * container's `/bin/sh -c`), against a real `mlflow server` and a real git repository. Shows the
+ * in-container contract is the local executor's: the partition's own slice of the input, the
+ * project at its commit, MLFLOW_RUN_ID of the partition's run, outputs on the node's run, logs on
+ * the partition's run.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "../../agent/src/executor/kubernetes/pod-attempt";
+import { POD_ATTEMPT_ENV, POD_DIR_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "../../agent/src/executor/kubernetes/pod-layout";
+import { computeManifest } from "../../agent/src/executor/shared/manifest";
+import { MlflowClient } from "../../proto/mlflow";
+import { ROOT } from "../../scripts/local/control-plane";
+import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
+
+let server: MlflowTestServer;
+let mlflow: MlflowClient;
+let dir: string;
+const AGENT = join(ROOT, "agent/bin/parallels-agent");
+
+beforeAll(async () => {
+  server = await startMlflowServer();
+  mlflow = new MlflowClient({ trackingUri: server.url });
+  dir = mkdtempSync(join(tmpdir(), "parallels-pod-"));
+}, MLFLOW_START_TIMEOUT_MS);
+
+afterAll(async () => {
+  await server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A git repository holding a project in a subfolder; its commit. */
+function gitProject(): { url: string; commit: string } {
+  const repo = join(dir, "repo");
+  const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.test", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" }).trim();
+  execFileSync("mkdir", ["-p", join(repo, "steps/count")]);
+  writeFileSync(
+    join(repo, "steps/count/count.py"),
+    [
+      "import json, os, sys",
+      "inputs, outputs = os.environ['PARALLELS_INPUTS_DIR'], os.environ['PARALLELS_OUTPUTS_DIR']",
+      "mine = json.load(open(os.environ['PARALLELS_PARTITION_MANIFEST']))",
+      "seen = sorted(os.path.relpath(os.path.join(d, f), inputs) for d, _, fs in os.walk(inputs) for f in fs)",
+      "print('partition', os.environ['PARALLELS_PARTITION_INDEX'], 'of', os.environ['PARALLELS_PARTITION_COUNT'], 'run', os.environ['MLFLOW_RUN_ID'])",
+      "print('a warning', file=sys.stderr)",
+      "json.dump({'mine': mine, 'seen': seen, 'cwd_has_project': os.path.exists('count.py')}, open(os.path.join(outputs, 'p' + os.environ['PARALLELS_PARTITION_INDEX'] + '.json'), 'w'))",
+    ].join("\n"),
+  );
+  git("init", "-q");
+  git("add", ".");
+  git("commit", "-q", "-m", "project");
+  return { url: `file://${repo}`, commit: git("rev-parse", "HEAD") };
+}
+
+describe("the work pod's programs (pod runtime stand-in: containers run as local processes, in the kubelet's order)", () => {
+  it("fetch puts this index's slice and the project in place; the step runs; upload sends logs to its run and outputs to the node's run", { timeout: 120_000 }, async () => {
+    const { experimentId } = await mlflow.getOrCreateExperiment("pod-programs");
+    // An upstream run with four files of which partition 1 owns one (by: object).
+    const upstream = await mlflow.createRun({ experimentId, runName: "upstream" });
+    for (const f of ["a.txt", "b.txt", "c.txt", "d.txt"]) await mlflow.uploadArtifact(upstream.info.runId, `parts/${f}`, `text of ${f}`, "text/plain");
+    await mlflow.uploadArtifact(upstream.info.runId, "extra/config.json", "{}", "application/json");
+    const nodeRun = await mlflow.createRun({ experimentId, runName: "count" });
+    const manifest = computeManifest({ by: "object", input: "parts" }, 4, ["a.txt", "b.txt", "c.txt", "d.txt"]);
+    await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest), "application/json");
+    const partitionRuns = [];
+    for (let i = 0; i < 4; i++) partitionRuns.push((await mlflow.createRun({ experimentId, runName: `count-p${i}` })).info.runId);
+    await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.partitionRuns, JSON.stringify(partitionRuns), "application/json");
+    const { url, commit } = gitProject();
+
+    const attempt: PodAttempt = {
+      v: POD_ATTEMPT_VERSION,
+      trackingUri: server.url,
+      experimentId,
+      nodeRunId: nodeRun.info.runId,
+      partitions: 4,
+      partitionInput: "parts",
+      partitionRuns: true,
+      inputs: { parts: { runId: upstream.info.runId, path: "parts" }, extra: { runId: upstream.info.runId, path: "extra" } },
+      project: { git: url, commit, subdirectory: "steps/count" },
+      logsEverySeconds: 1,
+    };
+    const podDir = join(dir, "pod");
+    const env = { ...process.env, [POD_ATTEMPT_ENV]: JSON.stringify(attempt), [POD_DIR_ENV]: podDir, JOB_COMPLETION_INDEX: "1" };
+
+    // 1. The init container.
+    execFileSync(AGENT, ["pod", "fetch"], { env, encoding: "utf8" });
+    // 2. The native sidecar starts before the step and runs until the step has ended.
+    const upload = spawn(AGENT, ["pod", "upload"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let uploadLog = "";
+    upload.stderr.on("data", (c: Buffer) => (uploadLog += c.toString()));
+    const uploaded = new Promise<number | null>((r) => upload.once("exit", r));
+    // 3. The step container: the wrapper with the entry point's command, on the venv's Python.
+    const code = await new Promise<number | null>((r) =>
+      spawn("/bin/sh", ["-c", STEP_WRAPPER], { env: { ...env, PATH: `${server.binDir}:${process.env.PATH}`, [STEP_COMMAND_ENV]: "python count.py" }, stdio: "inherit" }).once("exit", r),
+    );
+    expect(code).toBe(0);
+    expect(await uploaded, uploadLog).toBe(0);
+    expect(uploadLog).toContain("the step exited with 0; logs and outputs uploaded");
+
+    // The output is on the node's run (where dependants read it), and says what the step saw.
+    const out = JSON.parse(await mlflow.downloadArtifactText(nodeRun.info.runId, "p1.json")) as { mine: string[]; seen: string[]; cwd_has_project: boolean };
+    expect(out.mine).toEqual(["parts/b.txt"]);
+    expect(out.seen).toEqual(["extra/config.json", "parts/b.txt"]); // only its own slice of `parts`, all of `extra`
+    expect(out.cwd_has_project).toBe(true);
+    // Logs on the partition's own run, readable after the "pod" is gone.
+    expect(await mlflow.downloadArtifactText(partitionRuns[1]!, "parallels/logs/stdout.log")).toBe(`partition 1 of 4 run ${partitionRuns[1]}\n`);
+    expect(await mlflow.downloadArtifactText(partitionRuns[1]!, "parallels/logs/stderr.log")).toBe("a warning\n");
+    expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("0");
+  });
+
+  it("a failing step's exit code and the end of its stderr are what the wrapper leaves", async () => {
+    const podDir = join(dir, "pod-fail");
+    execFileSync("mkdir", ["-p", join(podDir, "run"), join(podDir, "logs"), join(podDir, "project")]);
+    writeFileSync(join(podDir, "run/env"), `PARALLELS_PROJECT_DIR='${join(podDir, "project")}'\nMLFLOW_RUN_ID='x'\n`);
+    const code = await new Promise<number | null>((r) =>
+      spawn("/bin/sh", ["-c", STEP_WRAPPER], { env: { ...process.env, [POD_DIR_ENV]: podDir, [STEP_COMMAND_ENV]: "echo boom >&2; exit 42" }, stdio: "ignore" }).once("exit", r),
+    );
+    expect(code).toBe(42);
+    expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("42");
+    expect(readFileSync(join(podDir, "logs/stderr.log"), "utf8")).toBe("boom\n");
+  });
+
+  it("refuses to run without its attempt, naming what is missing", () => {
+    let message = "";
+    try {
+      execFileSync(AGENT, ["pod", "fetch"], { env: { ...process.env, [POD_ATTEMPT_ENV]: "" }, encoding: "utf8", stdio: "pipe" });
+    } catch (e) {
+      message = String((e as { stderr?: string }).stderr);
+    }
+    expect(message).toContain(`${POD_ATTEMPT_ENV} is not set`);
+  });
+});
