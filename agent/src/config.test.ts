@@ -73,10 +73,10 @@ describe("agent configuration", () => {
   });
 
   it("lists every problem at once, and refuses unknown flags and values", () => {
-    const list = problems(["--health-port", "70000", "--log-level", "loud", "--max-concurrent-attempts", "0", "--executor", "kubernetes"]);
+    const list = problems(["--health-port", "70000", "--log-level", "loud", "--max-concurrent-attempts", "0", "--executor", "slurm"]);
     expect(list).toEqual(
       expect.arrayContaining([
-        '--executor (PARALLELS_EXECUTOR): unknown executor "kubernetes"; available: local',
+        '--executor (PARALLELS_EXECUTOR): unknown executor "slurm"; available: local, kubernetes',
         "--health-port (PARALLELS_HEALTH_PORT): expected an integer from 0 to 65535",
         "--max-concurrent-attempts (PARALLELS_MAX_CONCURRENT_ATTEMPTS): expected an integer from 1 to 10000",
         '--log-level (PARALLELS_LOG_LEVEL): unknown log level "loud"',
@@ -84,6 +84,17 @@ describe("agent configuration", () => {
     );
     expect(problems(["--contrl-plane-url", "x"])[0]).toMatch(/Unknown option '--contrl-plane-url'.*\(see --help\)/);
     expect(problems([], { ...base, MLFLOW_TRACKING_URI: "" })).toEqual(["--mlflow-tracking-uri (MLFLOW_TRACKING_URI): is required by the local executor (the steps log their runs there)"]);
+  });
+
+  it("the kubernetes executor needs the agent's image; its JSON settings are checked and named", () => {
+    expect(problems(["--executor", "kubernetes"])).toEqual(["--agent-image (PARALLELS_AGENT_IMAGE): is required by the kubernetes executor (the work pods run it to fetch inputs and upload outputs)"]);
+    const list = problems(["--executor", "kubernetes", "--agent-image", "registry.example.test/agent:1", "--work-node-selector", "{not json", "--work-tolerations", '[{"operator":"Sometimes"}]']);
+    expect(list).toEqual([
+      expect.stringMatching(/^--work-node-selector \(PARALLELS_WORK_NODE_SELECTOR\): not JSON/),
+      expect.stringMatching(/^--work-tolerations \(PARALLELS_WORK_TOLERATIONS\): .*Equal/),
+    ]);
+    const ok = loadConfig(["--executor", "kubernetes", "--agent-image", "registry.example.test/agent:1", "--work-node-selector", '{"pool":"cpu"}', "--work-image-pull-secrets", "a, b"], base) as AgentConfig;
+    expect(ok).toMatchObject({ workNodeSelector: { pool: "cpu" }, workImagePullSecrets: ["a", "b"], gpuTolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], jobTtlSeconds: 86400, maxPartitionRuns: 100 });
   });
 
   it("--help lists every flag with its variable", () => {
