@@ -54,6 +54,21 @@ export const FAKE_POD_LOG_LINES: readonly string[] = [
   "parallels k8s harness: kwok fakes this container, no process ran",
   "parallels k8s harness: second line of the fake log",
 ];
+/**
+ * The knobs the kwok stages read from a pod (stages.yaml's header): each from the annotation or,
+ * when the pod has none, from the env var (literal value) of its first container.
+ */
+export const TEST_KNOBS = {
+  /** Go duration a Job pod runs before it ends (default 0). */
+  delay: { annotation: "parallels.test/complete-delay", env: "PARALLELS_TEST_DELAY" },
+  /** Comma-separated completion indexes whose pods fail, or `always`. */
+  failIndex: { annotation: "parallels.test/fail-index", env: "PARALLELS_TEST_FAIL_INDEX" },
+  /** Exit code of a failed pod's first container (default 1). */
+  exitCode: { annotation: "parallels.test/exit-code", env: "PARALLELS_TEST_EXIT_CODE" },
+  /** Its `reason`, e.g. `OOMKilled` (default `Error`). */
+  failReason: { annotation: "parallels.test/fail-reason", env: "PARALLELS_TEST_FAIL_REASON" },
+} as const;
+
 /** Written into a run dir; a non-empty directory without it is never wiped. */
 const MARKER = ".parallels-k8s-run";
 

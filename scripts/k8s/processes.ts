@@ -40,10 +40,13 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Whether `pid` is still a process of this run dir (its command line names a path inside it). */
+/**
+ * Whether `pid` is still a process of this run dir: its command line names a path inside it
+ * (`<runDir>/`, so that run dir `…/vitest-1` does not claim the processes of `…/vitest-12`).
+ */
 export function isOurs(pid: number, runDir: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(runDir);
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${runDir}/`);
   } catch {
     return false;
   }

@@ -1,7 +1,8 @@
 // The Kubernetes harness itself (scripts/k8s/harness.ts, stages.yaml) against the suite's shared
 // cluster; the apiserver restart runs on a private cluster, as it would disturb other test files.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -300,10 +301,12 @@ describe("the harness's processes", () => {
 
 describe("a private cluster", () => {
   let own: K8sCluster;
+  let again: K8sCluster | undefined;
   beforeAll(async () => {
     // One CPU node, and the controller-manager's client budget raised as benchmarks do.
     own = await startK8sCluster({
       name: "restart",
+      binDir: c.binDir,
       nodes: [{ name: "solo", labels: { "parallels.test/pool": "cpu" }, allocatable: { cpu: "4", memory: "8Gi", pods: "20" } }],
       kubeApiQps: 50,
       kubeApiBurst: 100,
@@ -311,6 +314,7 @@ describe("a private cluster", () => {
     });
   }, 180_000);
   afterAll(async () => {
+    await again?.stop();
     await own?.stop();
   });
 
@@ -335,11 +339,31 @@ describe("a private cluster", () => {
     expect(Object.keys(own.pids()).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]);
   });
 
-  it("stop() ends exactly its processes and removes its temp run dir; a second stop() is a no-op", async () => {
-    const pids = Object.values(own.pids());
-    await own.stop();
+  it("a start in a run dir first stops what a crashed run left running there", async () => {
+    // As if the owner had died without stop(): its processes still run, its pid files remain.
+    const left = Object.values(own.pids());
+    expect(left).toHaveLength(5);
+    again = await startK8sCluster({ name: "again", runDir: own.runDir, binDir: c.binDir, log: () => {} });
+    for (const pid of left) expect(isAlive(pid), `leftover pid ${pid}`).toBe(false);
+    expect(Object.values(again.pids()).some((pid) => left.includes(pid))).toBe(false);
+    expect(JSON.parse(await again.kubectl(["get", "nodes", "-o", "json"])).items).toHaveLength(3); // the default nodes
+  });
+
+  it("stop() ends exactly its processes; a second stop() is a no-op; a temp run dir is removed by its owner", async () => {
+    const pids = Object.values(again!.pids());
+    await again!.stop();
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+    expect(existsSync(own.runDir)).toBe(true); // `again` was given the dir: not its to remove
+    await again!.stop();
+    await own.stop(); // made the temp dir
     expect(existsSync(own.runDir)).toBe(false);
-    await own.stop();
+  });
+
+  it("refuses to wipe a directory that is not a harness run dir", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "not-a-run-dir-"));
+    writeFileSync(join(dir, "precious.txt"), "keep me");
+    await expect(startK8sCluster({ runDir: dir, binDir: c.binDir, log: () => {} })).rejects.toThrow(/refusing to wipe/);
+    expect(readFileSync(join(dir, "precious.txt"), "utf8")).toBe("keep me");
+    rmSync(dir, { recursive: true });
   });
 });
