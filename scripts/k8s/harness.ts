@@ -135,8 +135,11 @@ export interface K8sCluster extends K8sClusterInfo {
   /**
    * Stops kube-apiserver (SIGTERM and, as it drains for up to 60 s, SIGKILL after 3 s; or SIGKILL at
    * once with `kill`), leaves it down for `downMs`, starts it
-   * again with the same etcd, ports and flags and waits for /readyz. The other components
-   * reconnect on their own. Resolves with how long the API was unavailable.
+   * again with the same etcd, ports and flags and waits for /readyz. Resolves with how long the
+   * API was unavailable. The other components reconnect on their own, on client-go's reflector
+   * back-off (0.8 s doubling to 30 s, with as much jitter again, reset after 2 quiet minutes):
+   * a few seconds after one restart, but restarts in quick succession keep the controllers,
+   * the scheduler and kwok away for up to a minute each — one restart per test is the fast case.
    */
   restartApiServer(opts?: { kill?: boolean; downMs?: number }): Promise<number>;
   /** PIDs of the running processes, by component. */

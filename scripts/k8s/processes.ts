@@ -29,12 +29,21 @@ export const pidFile = (runDir: string, name: string) => join(runDir, "pids", `$
 export const logFile = (runDir: string, name: string) => join(runDir, "logs", `${name}.log`);
 const launchFile = (runDir: string, name: string) => join(runDir, "launch", `${name}.json`);
 
-/** Alive and not a zombie (a dead child not yet reaped still answers `kill(pid, 0)`). */
+/**
+ * Whether the process still exists in a way that matters: running, or with threads still exiting.
+ * A dead child not yet reaped (a zombie) still answers `kill(pid, 0)`, so /proc is read instead.
+ * But the leader of a multi-threaded process (every Go binary) turns zombie while its other
+ * threads are still on their way out — holding the process's files, its listening sockets among
+ * them: restarting the apiserver then failed with "address already in use". So a zombie is
+ * dead only once it is its last thread.
+ */
 export function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The state letter follows the command name in parentheses, which may itself hold spaces.
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state !== "Z" && state !== "X") return true;
+    return readdirSync(`/proc/${pid}/task`).length > 1;
   } catch {
     return false;
   }

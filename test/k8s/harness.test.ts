@@ -318,25 +318,24 @@ describe("a private cluster", () => {
     await own?.stop();
   });
 
-  it("survives kube-apiserver restarts (SIGTERM, then SIGKILL) in the middle of a Job, which still completes", async () => {
+  it("survives a kube-apiserver restart in the middle of a Job, which still completes", async () => {
     const cm = readFileSync(`/proc/${own.pids()["kube-controller-manager"]}/cmdline`, "utf8").split("\0");
     expect(cm).toEqual(expect.arrayContaining(["--kube-api-qps=50", "--kube-api-burst=100"]));
     const pns = await newNamespace(own, "restart");
-    await create(own, pns, job("through-restarts", { completionMode: "Indexed", completions: 4, parallelism: 2 }, { annotations: { "parallels.test/complete-delay": "3s" } }));
-    await waitFor("a pod of the Job Running", async () => ((await podsOf(own, pns, "through-restarts")).some((p) => p.status.phase === "Running") ? true : undefined));
-    const before = own.pids()["kube-apiserver"];
-    const downTerm = await own.restartApiServer();
-    const afterTerm = own.pids()["kube-apiserver"];
-    expect(afterTerm).not.toBe(before);
-    const downKill = await own.restartApiServer({ kill: true });
-    expect(own.pids()["kube-apiserver"]).not.toBe(afterTerm);
-    const done = await jobEnded(own, pns, "through-restarts", 120_000);
+    await create(own, pns, job("through-restart", { completionMode: "Indexed", completions: 4, parallelism: 2 }, { annotations: { "parallels.test/complete-delay": "3s" } }));
+    await waitFor("a pod of the Job Running", async () => ((await podsOf(own, pns, "through-restart")).some((p) => p.status.phase === "Running") ? true : undefined));
+    const { "kube-apiserver": before, ...others } = own.pids();
+    // SIGTERM, and SIGKILL after its grace: the apiserver would drain watches for 60 s.
+    const down = await own.restartApiServer();
+    const { "kube-apiserver": after, ...othersAfter } = own.pids();
+    expect(after).not.toBe(before);
+    expect(othersAfter).toEqual(others);
+    expect(down).toBeLessThan(60_000);
+    const done = await jobEnded(own, pns, "through-restart", 120_000);
     expect(condition(done, "Complete"), JSON.stringify(done.status)).toBeDefined();
     expect(done.status).toMatchObject({ succeeded: 4, completedIndexes: "0-3" });
-    expect(downTerm).toBeLessThan(60_000);
-    expect(downKill).toBeLessThan(60_000);
-    // The other components reconnected on their own: every one is still the process that was started.
-    expect(Object.keys(own.pids()).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]);
+    // The other components reconnected on their own: each is still the process that was started.
+    expect(own.pids()).toEqual({ ...others, "kube-apiserver": after });
   });
 
   it("a start in a run dir first stops what a crashed run left running there", async () => {
@@ -347,6 +346,11 @@ describe("a private cluster", () => {
     for (const pid of left) expect(isAlive(pid), `leftover pid ${pid}`).toBe(false);
     expect(Object.values(again.pids()).some((pid) => left.includes(pid))).toBe(false);
     expect(JSON.parse(await again.kubectl(["get", "nodes", "-o", "json"])).items).toHaveLength(3); // the default nodes
+    // A crash of the apiserver (SIGKILL): it comes back on the same port, with the same data.
+    const apiserver = again.pids()["kube-apiserver"];
+    await again.restartApiServer({ kill: true });
+    expect(again.pids()["kube-apiserver"]).not.toBe(apiserver);
+    expect(JSON.parse(await again.kubectl(["get", "nodes", "-o", "json"])).items).toHaveLength(3);
   });
 
   it("stop() ends exactly its processes; a second stop() is a no-op; a temp run dir is removed by its owner", async () => {
