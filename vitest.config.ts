@@ -1,12 +1,13 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two projects: `node` for the runtime-free modules (proto/, agent/) and `workers`, which runs the
-// control plane inside workerd with a local D1 migrated by the real migrations.
+// Three projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
+// servers; `workers`, which runs the control plane inside workerd with a local D1 migrated by the
+// real migrations; `k8s`, against a real Kubernetes control plane (scripts/k8s/harness.ts).
+// A project's globalSetup runs only when that project has test files to run: `vitest run
+// --project node` starts no cluster, `--project k8s` installs no Python tools.
 export default defineConfig({
   test: {
-    // The Python tools (mlflow, nats-server) on first use, once, before any test file runs.
-    globalSetup: ["./test/support/global-setup.ts"],
     projects: [
       {
         test: {
@@ -14,6 +15,20 @@ export default defineConfig({
           // Unit tests sit beside their code; cross-package tests live in test/node.
           include: ["{proto,agent,control,db}/**/*.test.ts", "test/node/**/*.test.ts"],
           environment: "node",
+          // The Python tools (mlflow, nats-server) on first use, once, before any test file runs.
+          globalSetup: ["./test/support/global-setup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "k8s",
+          include: ["test/k8s/**/*.test.ts"],
+          environment: "node",
+          // Builds the harness binaries on first use (about 12 minutes once), then starts ONE
+          // cluster for the project; tests reach it with inject("k8s") (test/k8s/support.ts).
+          globalSetup: ["./test/k8s/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
       {
