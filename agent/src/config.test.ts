@@ -93,8 +93,17 @@ describe("agent configuration", () => {
       expect.stringMatching(/^--work-node-selector \(PARALLELS_WORK_NODE_SELECTOR\): not JSON/),
       expect.stringMatching(/^--work-tolerations \(PARALLELS_WORK_TOLERATIONS\): .*Equal/),
     ]);
-    const ok = loadConfig(["--executor", "kubernetes", "--agent-image", "registry.example.test/agent:1", "--work-node-selector", '{"pool":"cpu"}', "--work-image-pull-secrets", "a, b"], base) as AgentConfig;
-    expect(ok).toMatchObject({ workNodeSelector: { pool: "cpu" }, workImagePullSecrets: ["a", "b"], gpuTolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], jobTtlSeconds: 86400, maxPartitionRuns: 100 });
+    const ok = loadConfig(
+      ["--executor", "kubernetes", "--agent-image", "registry.example.test/agent:1", "--work-node-selector", '{"pool":"cpu"}', "--work-image-pull-secrets", "a, b"],
+      base,
+    ) as AgentConfig;
+    expect(ok).toMatchObject({
+      workNodeSelector: { pool: "cpu" },
+      workImagePullSecrets: ["a", "b"],
+      gpuTolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+      jobTtlSeconds: 86400,
+      maxPartitionRuns: 100,
+    });
   });
 
   it("--help lists every flag with its variable", () => {

@@ -27,24 +27,19 @@ export interface ApiResponse {
 
 export function apiRequest(target: { apiUrl: string; caFile: string; adminToken: string }, path: string, req: ApiRequest = {}): Promise<ApiResponse> {
   const url = new URL(path, target.apiUrl);
-  const body =
-    req.body === undefined ? undefined : typeof req.body === "string" ? req.body : JSON.stringify(req.body);
+  const body = req.body === undefined ? undefined : typeof req.body === "string" ? req.body : JSON.stringify(req.body);
   const headers: Record<string, string> = { authorization: `Bearer ${req.token ?? target.adminToken}`, accept: "application/json, */*" };
   if (body !== undefined) headers["content-type"] = req.contentType ?? "application/json";
   return new Promise((resolve, reject) => {
-    const r = httpsRequest(
-      url,
-      { method: req.method ?? (body === undefined ? "GET" : "POST"), headers, ca: readFileSync(target.caFile), timeout: req.timeoutMs ?? 30_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", reject);
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: <T>() => JSON.parse(text) as T });
-        });
-      },
-    );
+    const r = httpsRequest(url, { method: req.method ?? (body === undefined ? "GET" : "POST"), headers, ca: readFileSync(target.caFile), timeout: req.timeoutMs ?? 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: <T>() => JSON.parse(text) as T });
+      });
+    });
     r.on("timeout", () => r.destroy(new Error(`${req.method ?? "GET"} ${path}: no answer in ${req.timeoutMs ?? 30_000} ms`)));
     r.on("error", reject);
     r.end(body);

@@ -21,18 +21,7 @@ import { fileURLToPath } from "node:url";
 import { freePort, saysPortInUse } from "../local/ports";
 import { type ApiRequest, type ApiResponse, apiRequest } from "./api";
 import { ensureK8sBinaries, missingBinaries } from "./binaries";
-import {
-  apiserverArgs,
-  type Component,
-  COMPONENTS,
-  type ControllerManagerOptions,
-  controllerManagerArgs,
-  etcdArgs,
-  kubeconfigYaml,
-  kwokArgs,
-  type Ports,
-  schedulerArgs,
-} from "./components";
+import { apiserverArgs, type Component, COMPONENTS, type ControllerManagerOptions, controllerManagerArgs, etcdArgs, kubeconfigYaml, kwokArgs, type Ports, schedulerArgs } from "./components";
 import { type ApiServerMetrics, parseApiServerMetrics } from "./metrics";
 import { DEFAULT_NODES, type KwokNodeSpec, nodeManifest, nodeProblems } from "./nodes";
 import { makePki } from "./pki";
@@ -42,18 +31,15 @@ import { CommandError, type RunOptions, runTool } from "./tools";
 export { ensureK8sBinaries } from "./binaries";
 export { DEFAULT_NODES, GPU_RESOURCE, GPU_TAINT, type KwokNodeSpec, type KwokTaint, POOL_LABEL } from "./nodes";
 export { type ApiRequestCount, type ApiServerMetrics, WRITE_VERBS } from "./metrics";
-export { type ApiRequest, type ApiResponse } from "./api";
+export type { ApiRequest, ApiResponse } from "./api";
 export { CommandError, type RunOptions } from "./tools";
-export { type Ports } from "./components";
+export type { Ports } from "./components";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The project's kwok stages (pod and node lifecycles, test knobs): see the file's header. */
 export const STAGES_FILE = join(HERE, "stages.yaml");
 /** What `kubectl logs` (and `GET …/pods/<name>/log`) returns for every container: kwok serves one file. */
-export const FAKE_POD_LOG_LINES: readonly string[] = [
-  "parallels k8s harness: kwok fakes this container, no process ran",
-  "parallels k8s harness: second line of the fake log",
-];
+export const FAKE_POD_LOG_LINES: readonly string[] = ["parallels k8s harness: kwok fakes this container, no process ran", "parallels k8s harness: second line of the fake log"];
 /**
  * The knobs the kwok stages read from a pod (stages.yaml's header): each from the annotation or,
  * when the pod has none, from the env var (literal value) of its first container.
@@ -214,14 +200,7 @@ async function prepareRunDir(runDir: string): Promise<void> {
   writeFileSync(join(runDir, MARKER), "a Kubernetes harness run dir: wiped on every start\n");
 }
 
-async function startOnce(
-  runDir: string,
-  binDir: string,
-  name: string,
-  opts: StartK8sClusterOptions,
-  t0: number,
-  log: (line: string) => void,
-): Promise<K8sClusterInfo> {
+async function startOnce(runDir: string, binDir: string, name: string, opts: StartK8sClusterOptions, t0: number, log: (line: string) => void): Promise<K8sClusterInfo> {
   const prefix = opts.commandPrefix ?? [];
   const nodes = [...(opts.nodes ?? DEFAULT_NODES)];
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
@@ -253,10 +232,8 @@ async function startOnce(
     startup: { apiserverReadyMs: 0, nodesReadyMs: 0, totalMs: 0 },
   };
   const tools = clients(info);
-  const start = (component: Component, args: string[]) =>
-    launch(runDir, { name: component, prefix, binary: join(binDir, component), args });
-  const wait = (what: string, check: () => Promise<true | string>, alive: readonly Component[]) =>
-    waitUntil(runDir, what, check, alive, t0 + readyTimeoutMs);
+  const start = (component: Component, args: string[]) => launch(runDir, { name: component, prefix, binary: join(binDir, component), args });
+  const wait = (what: string, check: () => Promise<true | string>, alive: readonly Component[]) => waitUntil(runDir, what, check, alive, t0 + readyTimeoutMs);
 
   await start("etcd", etcdArgs(runDir, ports));
   await start("kube-apiserver", apiserverArgs(pki, ports));
@@ -267,24 +244,43 @@ async function startOnce(
   await start("kube-scheduler", schedulerArgs(pki, kubeconfigPath, ports));
   await start("kwok", kwokArgs(pki, kubeconfigPath, ports, [STAGES_FILE, kwokLogs, ...(opts.extraKwokConfigs ?? [])]));
   await tools.kubectl(["create", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: nodes.map(nodeManifest) }) });
-  await wait("nodes Ready with exactly their taints", async () => {
-    const list = JSON.parse(await tools.kubectl(["get", "nodes", "-o", "json"])) as { items: Array<{ metadata?: { name?: string } }> };
-    const problems = nodes.flatMap((n) => nodeProblems(list.items.find((i) => i.metadata?.name === n.name), n));
-    return problems.length ? problems.join("; ") : true;
-  }, COMPONENTS);
+  await wait(
+    "nodes Ready with exactly their taints",
+    async () => {
+      const list = JSON.parse(await tools.kubectl(["get", "nodes", "-o", "json"])) as { items: Array<{ metadata?: { name?: string } }> };
+      const problems = nodes.flatMap((n) =>
+        nodeProblems(
+          list.items.find((i) => i.metadata?.name === n.name),
+          n,
+        ),
+      );
+      return problems.length ? problems.join("; ") : true;
+    },
+    COMPONENTS,
+  );
   info.startup.nodesReadyMs = Date.now() - t0;
 
-  await wait("ServiceAccount default/default", async () => {
-    await tools.kubectl(["-n", "default", "get", "serviceaccount", "default", "-o", "name"]);
-    return true;
-  }, COMPONENTS);
-  await wait("kube-scheduler /healthz", async () => {
-    const out = await tools.kubectl(["--server", `https://127.0.0.1:${ports.scheduler}`, "get", "--raw", "/healthz"]);
-    return out.trim() === "ok" || out.trim();
-  }, COMPONENTS);
+  await wait(
+    "ServiceAccount default/default",
+    async () => {
+      await tools.kubectl(["-n", "default", "get", "serviceaccount", "default", "-o", "name"]);
+      return true;
+    },
+    COMPONENTS,
+  );
+  await wait(
+    "kube-scheduler /healthz",
+    async () => {
+      const out = await tools.kubectl(["--server", `https://127.0.0.1:${ports.scheduler}`, "get", "--raw", "/healthz"]);
+      return out.trim() === "ok" || out.trim();
+    },
+    COMPONENTS,
+  );
   info.startup.totalMs = Date.now() - t0;
   const s = info.startup;
-  log(`[k8s ${name}] ready at ${apiUrl} in ${(s.totalMs / 1000).toFixed(1)} s (apiserver ${(s.apiserverReadyMs / 1000).toFixed(1)} s, nodes ${(s.nodesReadyMs / 1000).toFixed(1)} s); run dir ${runDir}`);
+  log(
+    `[k8s ${name}] ready at ${apiUrl} in ${(s.totalMs / 1000).toFixed(1)} s (apiserver ${(s.apiserverReadyMs / 1000).toFixed(1)} s, nodes ${(s.nodesReadyMs / 1000).toFixed(1)} s); run dir ${runDir}`,
+  );
   return info;
 }
 
@@ -321,13 +317,7 @@ async function readyz(kubectl: (args: string[]) => Promise<string>): Promise<tru
  * Polls `check` until it returns true; meanwhile every process in `alive` must live (a component
  * that exited fails the start at once, with its log, and says whether a port was taken).
  */
-async function waitUntil(
-  runDir: string,
-  what: string,
-  check: () => Promise<true | string>,
-  alive: readonly string[],
-  deadline: number,
-): Promise<void> {
+async function waitUntil(runDir: string, what: string, check: () => Promise<true | string>, alive: readonly string[], deadline: number): Promise<void> {
   let last = "not checked yet";
   for (;;) {
     for (const name of alive) {
@@ -361,10 +351,8 @@ function clients(info: K8sClusterInfo) {
     HELM_DATA_HOME: join(helmDir, "data"),
   };
   return {
-    kubectl: (args: string[], o: RunOptions = {}) =>
-      runTool(info.commandPrefix, join(info.binDir, "kubectl"), args, { ...o, env: { ...env, ...o.env } }),
-    helm: (args: string[], o: RunOptions = {}) =>
-      runTool(info.commandPrefix, join(info.binDir, "helm"), args, { ...o, env: { ...helmEnv, ...o.env } }),
+    kubectl: (args: string[], o: RunOptions = {}) => runTool(info.commandPrefix, join(info.binDir, "kubectl"), args, { ...o, env: { ...env, ...o.env } }),
+    helm: (args: string[], o: RunOptions = {}) => runTool(info.commandPrefix, join(info.binDir, "helm"), args, { ...o, env: { ...helmEnv, ...o.env } }),
   };
 }
 
@@ -440,4 +428,3 @@ export async function readK8sClusterInfo(runDir: string): Promise<K8sClusterInfo
   await stat(file);
   return JSON.parse(readFileSync(file, "utf8")) as K8sClusterInfo;
 }
-

@@ -60,9 +60,7 @@ export function parseApiServerMetrics(text: string): ApiServerMetrics {
     requests,
     count(filter = {}) {
       const { verbs, ...fields } = filter;
-      return requests
-        .filter((r) => (!verbs || verbs.includes(r.verb)) && Object.entries(fields).every(([k, v]) => r[k as keyof ApiRequestCount] === v))
-        .reduce((sum, r) => sum + r.count, 0);
+      return requests.filter((r) => (!verbs || verbs.includes(r.verb)) && Object.entries(fields).every(([k, v]) => r[k as keyof ApiRequestCount] === v)).reduce((sum, r) => sum + r.count, 0);
     },
   };
 }

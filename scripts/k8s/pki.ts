@@ -31,14 +31,7 @@ export interface Pki {
 }
 
 /** SANs of the serving certificate: loopback, and the in-cluster names of the apiserver's service (10.0.0.1). */
-const SERVING_SANS = [
-  "IP:127.0.0.1",
-  "DNS:localhost",
-  "IP:10.0.0.1",
-  "DNS:kubernetes",
-  "DNS:kubernetes.default",
-  "DNS:kubernetes.default.svc",
-];
+const SERVING_SANS = ["IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc"];
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
@@ -72,26 +65,31 @@ export async function makePki(dir: string): Promise<Pki> {
 
   // 10 years: a cluster's run dir may be reused for a long time; nothing here is a real secret.
   await openssl(
-    ["req", "-x509", ...EC, "-days", "3650", "-subj", "/CN=parallels-harness-ca", "-keyout", "ca.key", "-out", "ca.crt",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    [
+      "req",
+      "-x509",
+      ...EC,
+      "-days",
+      "3650",
+      "-subj",
+      "/CN=parallels-harness-ca",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
     dir,
   );
   await openssl(["req", "-new", ...EC, "-subj", "/CN=kube-apiserver", "-keyout", "serving.key", "-out", "serving.csr"], dir);
   await writeFile(
     join(dir, "serving.ext"),
-    [
-      `subjectAltName=${SERVING_SANS.join(",")}`,
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature",
-      "extendedKeyUsage=serverAuth,clientAuth",
-      "",
-    ].join("\n"),
+    [`subjectAltName=${SERVING_SANS.join(",")}`, "basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth,clientAuth", ""].join("\n"),
   );
-  await openssl(
-    ["x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650",
-      "-extfile", "serving.ext", "-out", "serving.crt"],
-    dir,
-  );
+  await openssl(["x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650", "-extfile", "serving.ext", "-out", "serving.crt"], dir);
   await chmod(pki.caKey, 0o600);
   await chmod(pki.servingKey, 0o600);
   // Static token file: token,user,uid,"group". The only place the admin token is given to a component.

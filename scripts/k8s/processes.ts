@@ -125,11 +125,7 @@ export async function relaunch(runDir: string, name: string): Promise<number> {
  * `graceMs`, then waits until they are gone. Returns the names that needed SIGKILL.
  * With `kill`, SIGKILL at once (a crash, for fault tests).
  */
-export async function stopProcesses(
-  runDir: string,
-  names: string[],
-  opts: { graceMs?: number; kill?: boolean } = {},
-): Promise<string[]> {
+export async function stopProcesses(runDir: string, names: string[], opts: { graceMs?: number; kill?: boolean } = {}): Promise<string[]> {
   const graceMs = opts.graceMs ?? 10_000;
   const targets: Array<{ name: string; pid: number }> = [];
   for (const name of names) {

@@ -7,20 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAKE_POD_LOG_LINES, GPU_RESOURCE, type K8sCluster, startK8sCluster, WRITE_VERBS } from "../../scripts/k8s/harness";
-import {
-  condition,
-  create,
-  deleteNamespace,
-  getJson,
-  type Job,
-  job,
-  jobEnded,
-  newNamespace,
-  type Pod,
-  podsOf,
-  sharedCluster,
-  waitFor,
-} from "./support";
+import { condition, create, deleteNamespace, getJson, type Job, job, jobEnded, newNamespace, type Pod, podsOf, sharedCluster, waitFor } from "./support";
 import { isAlive } from "../../scripts/k8s/processes";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -107,18 +94,26 @@ describe("Jobs on kwok nodes", () => {
     await create(
       c,
       ns,
-      job("oom", {}, {
-        spec: {
-          containers: [
-            { name: "main", image: "example.invalid/step:test", env: [
-              { name: "PARALLELS_TEST_FAIL_INDEX", value: "always" },
-              { name: "PARALLELS_TEST_EXIT_CODE", value: "137" },
-              { name: "PARALLELS_TEST_FAIL_REASON", value: "OOMKilled" },
-            ] },
-            { name: "helper", image: "example.invalid/helper:test" },
-          ],
+      job(
+        "oom",
+        {},
+        {
+          spec: {
+            containers: [
+              {
+                name: "main",
+                image: "example.invalid/step:test",
+                env: [
+                  { name: "PARALLELS_TEST_FAIL_INDEX", value: "always" },
+                  { name: "PARALLELS_TEST_EXIT_CODE", value: "137" },
+                  { name: "PARALLELS_TEST_FAIL_REASON", value: "OOMKilled" },
+                ],
+              },
+              { name: "helper", image: "example.invalid/helper:test" },
+            ],
+          },
         },
-      }),
+      ),
     );
     const done = await jobEnded(c, ns, "oom");
     expect(condition(done, "Failed")?.reason).toBe("BackoffLimitExceeded");
@@ -133,15 +128,19 @@ describe("Jobs on kwok nodes", () => {
     await create(
       c,
       ns,
-      job("sidecar", {}, {
-        annotations: { "parallels.test/complete-delay": "3s" },
-        spec: {
-          initContainers: [
-            { name: "fetch-inputs", image: "example.invalid/fetch:test" },
-            { name: "uploader", image: "example.invalid/upload:test", restartPolicy: "Always" },
-          ],
+      job(
+        "sidecar",
+        {},
+        {
+          annotations: { "parallels.test/complete-delay": "3s" },
+          spec: {
+            initContainers: [
+              { name: "fetch-inputs", image: "example.invalid/fetch:test" },
+              { name: "uploader", image: "example.invalid/upload:test", restartPolicy: "Always" },
+            ],
+          },
         },
-      }),
+      ),
     );
     const running = await waitFor("the sidecar Job's pod Running", async () => {
       const [p] = await podsOf(c, ns, "sidecar");
@@ -281,7 +280,11 @@ describe("the harness's processes", () => {
       }
     }
     for (const l of listeners) expect(l.local, `${l.name} listens on ${l.local}`).toMatch(/^127\.0\.0\.1:\d+$/);
-    const ports = (name: string) => listeners.filter((l) => l.name === name).map((l) => Number(l.local.split(":")[1])).sort();
+    const ports = (name: string) =>
+      listeners
+        .filter((l) => l.name === name)
+        .map((l) => Number(l.local.split(":")[1]))
+        .sort();
     expect(ports("etcd")).toEqual([c.ports.etcdClient, c.ports.etcdPeer].sort());
     expect(ports("kube-apiserver")).toEqual([c.ports.apiserver]);
     expect(ports("kube-scheduler")).toEqual([c.ports.scheduler]);

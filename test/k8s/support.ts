@@ -74,8 +74,7 @@ export interface Job {
   };
 }
 
-export const condition = (o: { status: { conditions?: Condition[] } }, type: string) =>
-  o.status.conditions?.find((c) => c.type === type && c.status === "True");
+export const condition = (o: { status: { conditions?: Condition[] } }, type: string) => o.status.conditions?.find((c) => c.type === type && c.status === "True");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -40,15 +40,26 @@ async function newBootstrap(env: Env, now: number) {
   return { token, hash: await sha256Hex(token), expiresAt: now + ttl * 1000 };
 }
 
-function helmInstall(env: Env, cluster: ClusterRow, token: string): string {
+/** A word the shell takes as it is: single quotes, and any single quote inside written as '\''. */
+const shellWord = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The line that installs this cluster's agent (charts/parallels-agent), for sh or bash in the
+ * repository's root. The bootstrap token reaches no command line: the shell's builtin `printf`
+ * writes it to a 0600 file from `mktemp`, helm reads it with `--set-file`, and the file is removed
+ * when the subshell ends (also on failure or Ctrl-C). The MLflow tracking server is the user's
+ * `MLFLOW_TRACKING_URI`: the control plane does not know it.
+ */
+export function helmInstall(env: Env, cluster: Pick<ClusterRow, "name">, token: string): string {
   const url = env.PUBLIC_URL ?? "http://127.0.0.1:8787";
-  return [
-    "helm upgrade --install parallels-agent charts/parallels-agent",
-    "--namespace parallels --create-namespace",
-    `--set controlPlane.url=${url}`,
-    `--set cluster.name=${cluster.name}`,
-    `--set bootstrapToken=${token}`,
-  ].join(" ");
+  return (
+    `(: "\${MLFLOW_TRACKING_URI:?set MLFLOW_TRACKING_URI to the MLflow tracking server the steps log to}"; ` +
+    `f=$(mktemp) || exit; trap 'rm -f "$f"' EXIT; trap 'exit 1' HUP INT TERM; ` +
+    `printf '%s' ${shellWord(token)} >"$f" && ` +
+    `helm upgrade --install parallels-agent charts/parallels-agent --namespace parallels --create-namespace ` +
+    `--set-string controlPlane.url=${shellWord(url)} --set-string cluster.name=${shellWord(cluster.name)} ` +
+    `--set-string mlflow.trackingUri="$MLFLOW_TRACKING_URI" --set-file bootstrap.token="$f")`
+  );
 }
 
 function bootstrapAnswer(env: Env, row: ClusterRow, b: { token: string; expiresAt: number }) {
