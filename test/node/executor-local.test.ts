@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor, isRetryableStartError, type LocalExecutor, type LocalExecutorOptions } from "../../agent/src/executor/local/index";
 import { attemptKey } from "../../agent/src/executor/local/state";
-import { makeDir, maxOverlap, recorder, type Recorder, uid, workFor } from "../../agent/src/executor/local/testing";
+import { makeDir, maxOverlap, recorder, type Recorder, uid, workFor } from "../../agent/src/executor/testing";
 import type { AttemptRef } from "../../agent/src/executor/types";
 import { createLogger } from "../../agent/src/log";
 import { createWorkHandler } from "../../agent/src/work";

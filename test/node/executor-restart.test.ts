@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor, type LocalExecutor } from "../../agent/src/executor/local/index";
-import { makeDir, recorder, type Recorder, workFor } from "../../agent/src/executor/local/testing";
+import { makeDir, recorder, type Recorder, workFor } from "../../agent/src/executor/testing";
 import type { AttemptReport } from "../../agent/src/executor/types";
 import type { WorkStart } from "../../proto/messages";
 import { MlflowClient } from "../../proto/mlflow/index";

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor, type LocalExecutor } from "../../agent/src/executor/local/index";
-import { recorder, uid } from "../../agent/src/executor/local/testing";
+import { recorder, uid } from "../../agent/src/executor/testing";
 import { parseDagText, resolveNodeParams, upstreamOf } from "../../proto/dag/index";
 import type { WorkStart } from "../../proto/messages";
 import { MlflowClient } from "../../proto/mlflow/index";

@@ -46,6 +46,10 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Pro
     throw new AttemptFailure(`the project ${node.project.uri} is a local path: on a Kubernetes cluster a project comes from a git repository (push it, or run this node on the local executor)`);
   }
   const fetched = await fetchProject(node.project, { projectsRoot: o.projectsRoot ?? o.stateDir, gitCacheDir: `${o.stateDir}/git`, ...(o.gitBin ? { gitBin: o.gitBin } : {}) });
+  if (!fetched.git || !fetched.gitCommit) {
+    // A repository on this machine given without a version is read in place (as `mlflow run` does): no commit to pin.
+    throw new AttemptFailure(`the project ${node.project.uri} was read in place, not cloned: on a Kubernetes cluster give a git repository the pods can clone, with a version`);
+  }
   const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, process.env, "in-containers");
   const image = node.image ?? loaded.dockerImage;
   if (!image) {
@@ -133,7 +137,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Pro
     ...(partitionInput !== undefined ? { partitionInput } : {}),
     partitionRuns: partitionRunIds !== undefined,
     inputs: sources,
-    project: { git: fetched.git!.url, commit: fetched.gitCommit!, ...(fetched.git!.subdirectory ? { subdirectory: fetched.git!.subdirectory } : {}) },
+    project: { git: fetched.git.url, commit: fetched.gitCommit, ...(fetched.git.subdirectory ? { subdirectory: fetched.git.subdirectory } : {}) },
     logsEverySeconds: o.logsEverySeconds,
   };
   const job = buildJob({

@@ -6,10 +6,10 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { DagNodeSchema } from "../../../../proto/dag";
-import type { DagInput } from "../../../../proto/dag";
-import type { WorkStart } from "../../../../proto/messages";
-import type { AttemptReport, AttemptReporter } from "../types";
+import { DagNodeSchema } from "../../../proto/dag";
+import type { DagInput } from "../../../proto/dag";
+import type { WorkStart } from "../../../proto/messages";
+import type { AttemptReport, AttemptReporter } from "./types";
 
 type NodeInput = DagInput["nodes"][number];
 

@@ -1,0 +1,174 @@
+/**
+ * One contract for every executor, written once and run against each (as Hono runs one suite per
+ * runtime adapter): success, one partition failing, timeout, cancel, restart and adopt, a
+ * redelivered start. Every scenario is a node of the step fixture (test/fixtures/projects/step)
+ * partitioned `broadcast` over an input of one MLflow run, with the step's own parameters
+ * (`seconds`, `exit_code`, `fail_index`) saying what happens — the local executor runs the step;
+ * the Kubernetes executor on the KWOK harness turns the same parameters into the pods' fake
+ * lifecycles (a stand-in for a kubelet running containers).
+ */
+import { describe, expect, it } from "vitest";
+import type { DagInput } from "../../proto/dag";
+import type { WorkStart } from "../../proto/messages";
+import type { MlflowClient, Run } from "../../proto/mlflow";
+import { type Recorder, recorder, uid, workFor } from "../../agent/src/executor/testing";
+import type { AttemptRef, Executor } from "../../agent/src/executor/types";
+
+export type ContractNode = DagInput["nodes"][number];
+
+export interface Scenario {
+  partitions: number;
+  seconds: number;
+  exitCode?: number;
+  failIndex?: number;
+  timeoutSeconds?: number;
+}
+
+export interface ContractSetup {
+  /** Opens the executor over the executor's state (a second call after close: a restart). */
+  open(): Promise<Executor>;
+  /** The scenario's node: the step fixture (a local path or a git repository, as the executor takes it). */
+  node(id: string, s: Scenario, inputRunId: string): ContractNode;
+  mlflow: MlflowClient;
+  experimentId: string;
+  /** How many times something of this attempt was started more than once (processes, Jobs): must stay 0. */
+  duplicates(work: WorkStart): Promise<number>;
+}
+
+const wait = (r: Recorder, type: "succeeded" | "failed" | "cancelled" | "running", ms = 90_000) => r.waitFor(type, ms);
+
+export function executorContract(name: string, setup: () => ContractSetup) {
+  describe(`executor contract: ${name}`, { timeout: 180_000 }, () => {
+    let inputRunId = "";
+    const scenario = async (c: ContractSetup, s: Scenario, ex: Executor) => {
+      if (!inputRunId) {
+        const run = await c.mlflow.createRun({ experimentId: c.experimentId, runName: "contract-input" });
+        await c.mlflow.uploadArtifact(run.info.runId, "data/item.txt", "one item", "text/plain");
+        await c.mlflow.terminateRun(run.info.runId, "FINISHED");
+        inputRunId = run.info.runId;
+      }
+      const work = workFor(
+        c.node(
+          uid("n")
+            .slice(0, 20)
+            .replace(/[^a-z0-9-]/g, "-"),
+          s,
+          inputRunId,
+        ),
+        { dag: { name: "contract", version: 1 }, experiment: "contract" },
+      );
+      const r = recorder();
+      await ex.start(work, r);
+      return { work, r };
+    };
+    const nodeRun = async (c: ContractSetup, r: Recorder): Promise<Run> => {
+      const id = r.events.find((e) => e.mlflowRunId)?.mlflowRunId;
+      expect(id, `events: ${JSON.stringify(r.events)}`).toBeTruthy();
+      return c.mlflow.getRun(id!);
+    };
+    const statusSoon = async (c: ContractSetup, runId: string, want: string) => {
+      for (let i = 0; i < 100; i++) {
+        const s = (await c.mlflow.getRun(runId)).info.status;
+        if (s === want) return s;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      return (await c.mlflow.getRun(runId)).info.status;
+    };
+
+    it("success: every partition runs once; counters, node and partition runs in MLflow end FINISHED", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const { work, r } = await scenario(c, { partitions: 3, seconds: 1 }, ex);
+        const end = await wait(r, "succeeded");
+        expect(end.counts).toMatchObject({ total: 3, done: 3, failed: 0, running: 0 });
+        const run = await nodeRun(c, r);
+        expect(await statusSoon(c, run.info.runId, "FINISHED")).toBe("FINISHED");
+        const partitions = await c.mlflow.childRuns([run.info.experimentId], run.info.runId);
+        expect(partitions.map((p) => p.info.status).sort()).toEqual(["FINISHED", "FINISHED", "FINISHED"]);
+        expect(await c.duplicates(work)).toBe(0);
+      } finally {
+        await ex.close();
+      }
+    });
+
+    it("one partition failing fails the node, naming the partition and its exit code", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const { r } = await scenario(c, { partitions: 3, seconds: 1, exitCode: 3, failIndex: 1 }, ex);
+        const end = await wait(r, "failed");
+        expect(end.message).toMatch(/partition 1\b/);
+        expect(end.message).toMatch(/code 3\b/);
+        expect(await statusSoon(c, (await nodeRun(c, r)).info.runId, "FAILED")).toBe("FAILED");
+      } finally {
+        await ex.close();
+      }
+    });
+
+    it("timeout: a node that runs longer than timeoutSeconds fails, saying so", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const { r } = await scenario(c, { partitions: 1, seconds: 120, timeoutSeconds: 2 }, ex);
+        const end = await wait(r, "failed", 60_000);
+        expect(end.message).toMatch(/timed out|timeout/);
+      } finally {
+        await ex.close();
+      }
+    });
+
+    it("cancel: the running attempt is stopped, reported cancelled and KILLED in MLflow", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const { work, r } = await scenario(c, { partitions: 2, seconds: 120 }, ex);
+        await wait(r, "running");
+        await ex.cancel({ type: "cancel", runId: work.runId, nodeRunId: work.nodeRunId, nodeId: work.nodeId, attempt: work.attempt }, r);
+        await wait(r, "cancelled", 60_000);
+        expect(await statusSoon(c, (await nodeRun(c, r)).info.runId, "KILLED")).toBe("KILLED");
+        expect(ex.running()).toBe(0);
+      } finally {
+        await ex.close();
+      }
+    });
+
+    it("restart: a new executor adopts the running attempt and reports its end; nothing starts twice", async () => {
+      const c = setup();
+      const first = await c.open();
+      const { work, r } = await scenario(c, { partitions: 2, seconds: 4 }, first);
+      await wait(r, "running");
+      await first.close();
+      const again = await c.open();
+      try {
+        const reporters = new Map<string, Recorder>();
+        const recovered = await again.reconcile((ref: AttemptRef) => {
+          const rr = recorder();
+          reporters.set(ref.nodeRunId, rr);
+          return rr;
+        });
+        expect(recovered.find((a) => a.nodeRunId === work.nodeRunId)).toMatchObject({ state: "running", attempt: 1 });
+        const end = await wait(reporters.get(work.nodeRunId)!, "succeeded");
+        expect(end.counts).toMatchObject({ total: 2, done: 2 });
+        expect(await c.duplicates(work)).toBe(0);
+      } finally {
+        await again.close();
+      }
+    });
+
+    it("a redelivered start (twice at once) runs the attempt once", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const { work, r } = await scenario(c, { partitions: 2, seconds: 1 }, ex);
+        const r2 = recorder();
+        await ex.start(work, r2);
+        const ends = [...r.events, ...r2.events].filter((e) => e.type === "succeeded");
+        if (ends.length === 0) await Promise.race([wait(r, "succeeded"), wait(r2, "succeeded")]);
+        expect(await c.duplicates(work)).toBe(0);
+      } finally {
+        await ex.close();
+      }
+    });
+  });
+}
