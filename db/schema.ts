@@ -164,6 +164,8 @@ export const nodeRuns = sqliteTable(
     partitionsRunning: integer("partitions_running").notNull().default(0),
     mlflowRunId: text("mlflow_run_id"),
     message: text("message"),
+    /** The attempt failed for good: the agent said retrying cannot help (its retries were spent within the attempt). */
+    finalFailure: integer("final_failure", { mode: "boolean" }).notNull().default(false),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),

@@ -71,6 +71,12 @@ export const AgentEvent = z.strictObject({
   counts: z.strictObject({ total: z.number().int().min(0), done: z.number().int().min(0), failed: z.number().int().min(0), running: z.number().int().min(0) }).optional(),
   imageRef: z.string().max(500).optional(),
   mlflowRunId: z.string().max(100).optional(),
+  /**
+   * On `failed`: retrying the node cannot help — the executor retried within the attempt already
+   * (a Kubernetes Job's per-index retries), or the step exited with a code it marked "do not
+   * retry". The control plane then dispatches no further attempt.
+   */
+  final: z.boolean().optional(),
   /** The DAG run's MLflow parent run, sent with an attempt's first events: the control plane keeps the first it hears of. */
   mlflowParentRunId: z.string().max(100).optional(),
   message: z.string().max(4000).optional(),

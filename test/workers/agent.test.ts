@@ -136,6 +136,16 @@ describe("agent endpoints", () => {
     ]);
   });
 
+  it("a final failure (the executor spent the retries within the attempt) fails the run without another attempt", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "succeeded")]);
+    const count = `${run.id}-count`;
+    const ending = await events(credential, [ev(count, 1, 1, "running"), ev(count, 1, 2, "failed", { message: "partition 3 exited with code 42", final: true })]);
+    expect(ending.body.endedRuns).toEqual([{ runId: run.id, status: "failed" }]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "failed", attempt: 1, message: "partition 3 exited with code 42" });
+    expect((await outboxRows(run.id)).map((r) => r.msg_id)).not.toContain(`${count}.2.start`);
+  });
+
   it("finishes a cancelled run when the agent reports its active node cancelled", async () => {
     const { ws, credential, run } = await registeredCluster();
     expect((await call("POST", `/v1/runs/${run.id}/cancel`, { token: ws.write })).body.status).toBe("cancelling");

@@ -89,7 +89,7 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     runStatus: run.status,
     cancelRequested,
     forceCancel: opts.cancel === true && opts.force === true,
-    nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt })),
+    nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt, final: n.finalFailure })),
   });
   const token = newStateToken();
   const guarded = statementsFor(db, ctx, decision, now, token);

@@ -114,6 +114,7 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
           partitions_failed = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE partitions_failed END,
           partitions_running = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE partitions_running END,
           message = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE message END,
+          final_failure = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE final_failure END,
           started_at = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE started_at END,
           finished_at = json_extract(j.value, '$.finishedAt'),
           updated_at = ${now}

@@ -71,6 +71,7 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
           partitions_running = COALESCE(json_extract(j.value, '$.running'), partitions_running),
           mlflow_run_id = COALESCE(json_extract(j.value, '$.mlflowRunId'), mlflow_run_id),
           message = COALESCE(json_extract(j.value, '$.message'), message),
+          final_failure = json_extract(j.value, '$.final'),
           started_at = COALESCE(started_at, json_extract(j.value, '$.startedAt')),
           finished_at = COALESCE(json_extract(j.value, '$.finishedAt'), finished_at),
           updated_at = ${now}
@@ -145,6 +146,7 @@ function progressOf(row: Row): NodeProgress {
     partitions: { total: row.partitionsTotal, done: row.partitionsDone, failed: row.partitionsFailed, running: row.partitionsRunning },
     mlflowRunId: row.mlflowRunId,
     message: row.message,
+    final: row.finalFailure,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
   };
@@ -162,6 +164,7 @@ function withProgress(row: Row, p: NodeProgress): Row {
     partitionsRunning: p.partitions.running,
     mlflowRunId: p.mlflowRunId,
     message: p.message,
+    finalFailure: p.final,
     startedAt: p.startedAt,
     finishedAt: p.finishedAt,
   };

@@ -15,7 +15,8 @@
  *    nodes `cancelled` at once (`abandon`), sends them `cancel` (again: while the first one's
  *    outbox row is kept, the message id makes it a no-op; otherwise an agent that gets it
  *    twice ignores the second), and the run is `cancelled` without waiting for any agent.
- * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`. A node that
+ * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`, or `failed`
+ *    with `final` (its agent said no retry can help: retries were spent within the attempt). A node that
  *    is `cancelled` or `skipped` without a cancel request counts the same way: its dependants
  *    can never run.
  *    - `failFast` (default): the run becomes `failed`; active nodes get `cancel`, pending nodes
@@ -42,6 +43,8 @@ export interface NodeState {
   status: NodeStatus;
   /** 0 = never dispatched; 1 = first attempt; each retry adds one. */
   attempt: number;
+  /** A `failed` attempt after which no retry can help (the agent said so): failed for good whatever `retries` allows. */
+  final?: boolean;
 }
 
 export interface SchedulerInput {
@@ -79,11 +82,13 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   const position = new Map<string, number>(nodes.map((node, i) => [node.id, i]));
   const status: NodeStatus[] = new Array<NodeStatus>(n).fill("pending");
   const attempt: number[] = new Array<number>(n).fill(0);
+  const final: boolean[] = new Array<boolean>(n).fill(false);
   for (const s of input.nodes) {
     const i = position.get(s.nodeId);
     if (i === undefined) continue;
     status[i] = s.status;
     attempt[i] = s.attempt;
+    final[i] = s.final === true;
   }
 
   let succeeded = 0;
@@ -93,7 +98,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
     const s = status[i]!;
     if (s === "succeeded") succeeded++;
     else if (isActiveNode(s)) active++;
-    else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries)) failedForGood = true;
+    else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries, final[i]!)) failedForGood = true;
   }
 
   if (succeeded === n) return { ...decision, runStatus: "succeeded" };
@@ -128,7 +133,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   if (failedForGood) {
     for (const i of topologicalIndices(graph)) {
       const s = status[i]!;
-      if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries)) doomed[i] = true;
+      if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries, final[i]!)) doomed[i] = true;
       else if (s === "pending" && graph.upstream[i]!.some((u) => doomed[u])) doomed[i] = true;
     }
   }
@@ -149,7 +154,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
 }
 
 /** A node that will not run again and did not succeed. */
-function isFinalFailure(status: NodeStatus, attempt: number, retries: number | undefined): boolean {
+function isFinalFailure(status: NodeStatus, attempt: number, retries: number | undefined, final: boolean): boolean {
   if (status === "cancelled" || status === "skipped") return true;
-  return status === "failed" && attempt >= 1 + (retries ?? 0);
+  return status === "failed" && (final || attempt >= 1 + (retries ?? 0));
 }

@@ -11,6 +11,7 @@ const dispatched: NodeProgress = {
   partitions: { total: 0, done: 0, failed: 0, running: 0 },
   mlflowRunId: null,
   message: null,
+  final: false,
   startedAt: null,
   finishedAt: null,
 };
@@ -57,6 +58,14 @@ describe("applyEvent", () => {
   });
 });
 
+describe("a final failure", () => {
+  it("a `failed` event that says `final` makes the failure final; `final` on other events, or a plain failure, does not", () => {
+    expect(applyEvent(dispatched, ev(1, "failed", { final: true })).final).toBe(true);
+    expect(applyEvent(dispatched, ev(1, "failed")).final).toBe(false);
+    expect(applyEvent(dispatched, ev(1, "running", { final: true })).final).toBe(false);
+  });
+});
+
 describe("applyEvents", () => {
   it("applies a batch in seq order whatever order it came in, and lists what changed the node", () => {
     const batch = [ev(3, "succeeded"), ev(1, "running"), ev(2, "progress", { counts: counts(2, 2) }), ev(2, "progress", { counts: counts(1, 3) })];
@@ -76,6 +85,7 @@ const nodeArb: fc.Arbitrary<NodeProgress> = fc.record({
   partitions: countsArb,
   mlflowRunId: fc.option(fc.string({ maxLength: 3 })),
   message: fc.option(fc.string({ maxLength: 3 })),
+  final: fc.boolean(),
   startedAt: fc.option(fc.nat()),
   finishedAt: fc.option(fc.nat()),
 });

@@ -13,7 +13,8 @@
  *    ignores its agent's late report.
  * 4. Otherwise the event applies: its type sets the status (`accepted` and `progress` leave it);
  *    partition counters are absolute, so the newest replaces the old; an MLflow run id or a
- *    message replaces the one before; `startedAt` is the first `running`, `finishedAt` the end.
+ *    message replaces the one before; `startedAt` is the first `running`, `finishedAt` the end;
+ *    a `failed` event that says `final` makes the failure final (no further attempt).
  * The agent numbers an attempt's events in the order they happen, so `seq` order is their order:
  * a status is not compared with the one before, only rule 3 holds a node where it is.
  */
@@ -30,12 +31,14 @@ export interface NodeProgress {
   partitions: { total: number; done: number; failed: number; running: number };
   mlflowRunId: string | null;
   message: string | null;
+  /** The attempt failed and no retry can help (the event said `final`). */
+  final: boolean;
   startedAt: number | null;
   finishedAt: number | null;
 }
 
 /** The part of an agent event that moves its node run. */
-export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message">;
+export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final">;
 
 /** The status an event puts its node in; null: it leaves the status as it is. */
 const STATUS_OF = {
@@ -63,6 +66,7 @@ export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
     partitions: event.counts ? { ...event.counts } : node.partitions,
     mlflowRunId: event.mlflowRunId || node.mlflowRunId,
     message: event.message || node.message,
+    final: node.final || (next === "failed" && event.final === true),
     startedAt: next === "running" && node.startedAt === null ? event.at : node.startedAt,
     finishedAt: next !== null && isTerminalNode(next) ? event.at : node.finishedAt,
   };

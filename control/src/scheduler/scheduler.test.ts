@@ -70,6 +70,13 @@ describe("decide", () => {
     expect(d).toEqual({ ...none, cancel: ["e"], skip: ["b", "c", "d"], runStatus: "failed" });
   });
 
+  it("a final failure (the executor spent the retries within the attempt) is not retried, whatever `retries` allows", () => {
+    const sim = new RunSim(diamond({}, { a: { retries: 2 } }));
+    sim.step();
+    sim.set("a", "failed", undefined, true);
+    expect(sim.step()).toEqual({ ...none, cancel: ["e"], skip: ["b", "c", "d"], runStatus: "failed" });
+  });
+
   it("fails fast: cancels active nodes once and skips pending ones", () => {
     const sim = new RunSim(diamond());
     sim.step();

@@ -62,9 +62,9 @@ export class RunSim {
     return d;
   }
 
-  set(id: string, status: NodeStatus, attempt?: number): void {
+  set(id: string, status: NodeStatus, attempt?: number, final?: boolean): void {
     const s = this.states.get(id)!;
-    this.states.set(id, { nodeId: id, status, attempt: attempt ?? s.attempt });
+    this.states.set(id, { nodeId: id, status, attempt: attempt ?? s.attempt, ...(final ? { final } : {}) });
   }
 
   active(): string[] {

@@ -49,6 +49,9 @@ interface Tracked {
   runningReported: boolean;
 }
 
+/** Job failure reasons after which the indexes' retries (backoffLimitPerIndex) are spent, or a step said not to retry. */
+const RETRIES_SPENT = new Set(["FailedIndexes", "MaxFailedIndexesExceeded", "BackoffLimitExceeded", "PodFailurePolicy"]);
+
 const MLFLOW_END: Record<"succeeded" | "failed" | "cancelled", RunStatus> = { succeeded: "FINISHED", failed: "FAILED", cancelled: "KILLED" };
 
 export class KubernetesExecutor implements Executor {
@@ -313,7 +316,10 @@ export class KubernetesExecutor implements Executor {
       await endRun(this.o.mlflow, ids[i]!, status, this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), partition: i }, "could not end a partition's MLflow run"));
     }
     await endRun(this.o.mlflow, t.record.nodeRunId, MLFLOW_END[outcome], this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), job: t.name }, "could not end the node's MLflow run"));
-    this.report(t, { type: outcome, counts, ...(message ? { message } : {}) });
+    // A Job that failed because indexes failed has spent the node's retries on them (per index):
+    // no further attempt. A timeout or a deleted Job may be retried as on the local executor.
+    const final = outcome === "failed" && job?.finished?.outcome === "failed" && RETRIES_SPENT.has(job.finished.reason ?? "");
+    this.report(t, { type: outcome, counts, ...(message ? { message } : {}), ...(final ? { final } : {}) });
     this.tracked.delete(t.name);
     this.o.logger.info({ job: t.name, outcome, counts }, "attempt ended");
   }

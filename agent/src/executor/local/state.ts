@@ -70,6 +70,8 @@ export interface AttemptRecord {
   outcome?: AttemptOutcome;
   /** First failure: what the `failed` event says. */
   message?: string;
+  /** The failure is final: no further attempt can help (a no-retry exit code). */
+  finalFailure?: boolean;
   /** Whether the `running` event went out (the first one carries the MLflow run id). */
   runningReported?: boolean;
   /** Whether the terminal event went out. */

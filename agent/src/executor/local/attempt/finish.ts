@@ -43,6 +43,7 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   const event: AttemptReport = { type: outcome };
   if (rec.partitions) event.counts = partitionCounts(rec);
   if (outcome === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
+  if (outcome === "failed" && rec.finalFailure) event.final = true;
   if (outcome === "cancelled") event.message = "cancelled";
   a.report(event);
   rec.runningReported = true;

@@ -71,6 +71,8 @@ export class Supervisor {
         changed = true;
       } else if (failedPart) {
         rec.message = await this.failureMessage(failedPart);
+        // The step said retrying this cannot help (one of the node's noRetryExitCodes).
+        if (typeof failedPart.exitCode === "number" && rec.work!.node.noRetryExitCodes?.includes(failedPart.exitCode)) rec.finalFailure = true;
         for (const p of ps.filter((p) => p.state === "running")) p.endReason = "failFast";
         changed = true;
       }

@@ -1,0 +1,1 @@
+ALTER TABLE `node_runs` ADD `final_failure` integer DEFAULT false NOT NULL;
