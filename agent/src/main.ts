@@ -17,7 +17,7 @@ import type { Executor } from "./executor/types";
 import { serveHealth } from "./health";
 import { localMachine, runHeartbeats } from "./heartbeat";
 import { createLogger, errInfo, type Logger } from "./log";
-import { createMetrics } from "./metrics";
+import { createMetrics, type Metrics } from "./metrics";
 import { createPuller } from "./nats";
 import { RunEnds } from "./run-ends";
 import { type CredentialStore, ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
@@ -27,6 +27,7 @@ export interface ExecutorContext {
   config: AgentConfig;
   credentials: StoredCredentials;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 export interface RunDeps {
@@ -39,12 +40,13 @@ export interface RunDeps {
 }
 
 /** The one place that knows the executors. */
-async function createExecutor({ config, credentials, logger }: ExecutorContext): Promise<Executor> {
+async function createExecutor({ config, credentials, logger, metrics }: ExecutorContext): Promise<Executor> {
   switch (config.executor) {
     case "kubernetes": {
       // Loaded only here: the local agent never pays for it.
       const k8s = await import("./executor/kubernetes/setup");
-      return k8s.kubernetesExecutorFor(config, k8s.kubeAccess(config), credentials.clusterId, logger);
+      const access = k8s.kubeAccess(config, (verb) => metrics?.kubernetesRequests.inc({ verb }));
+      return k8s.kubernetesExecutorFor(config, access, credentials.clusterId, logger);
     }
     case "local":
       return createLocalExecutor({
@@ -120,7 +122,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
       runEnds.add(runs);
     },
   });
-  const ex = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }) });
+  const ex = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }), metrics });
 
   // Level-triggered restart: re-attach reporters to what the executor knows, and re-report it.
   // This is the one place a restart re-reports (the executor's reconcile reports nothing itself).

@@ -43,6 +43,12 @@ export function createMetrics() {
     eventBatchesFailed: new Counter({ name: "parallels_agent_event_batches_failed_total", help: "Event batches that failed (retried unless dropped)", labelNames: ["reason"], registers: [registry] }),
     eventsDropped: new Counter({ name: "parallels_agent_events_dropped_total", help: "Events dropped: refused as foreign work (403) or invalid", labelNames: ["reason"], registers: [registry] }),
     heartbeatsFailed: new Counter({ name: "parallels_agent_heartbeats_failed_total", help: "Heartbeats that failed", registers: [registry] }),
+    kubernetesRequests: new Counter({
+      name: "parallels_agent_kubernetes_requests_total",
+      help: "Requests of the Kubernetes executor to the API server, by verb (WATCH: a watch opened)",
+      labelNames: ["verb"],
+      registers: [registry],
+    }),
   };
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({

@@ -20,10 +20,11 @@ export interface KubeAccess {
   home: string;
 }
 
-export function kubeAccess(config: AgentConfig): KubeAccess {
+/** `onRequest`: told each request's verb (the agent's metrics count them). */
+export function kubeAccess(config: AgentConfig, onRequest?: (verb: string) => void): KubeAccess {
   const connection = config.kubeconfig ? kubeconfigConnection(config.kubeconfig) : inClusterConnection();
   const home = (config.kubeconfig ? (connection as { namespace?: string }).namespace : inClusterNamespace()) ?? "default";
-  return { api: new KubeApi(connection), namespace: config.namespace ?? home, home };
+  return { api: new KubeApi(connection, onRequest ? { onRequest: (verb) => onRequest(verb) } : {}), namespace: config.namespace ?? home, home };
 }
 
 /** `PARALLELS_CREDENTIALS_SECRET` (`[namespace/]name`; default namespace: the agent's own). */
