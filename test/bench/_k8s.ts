@@ -1,5 +1,5 @@
-import { benchKubernetes } from "./kubernetes.bench.ts";
-import { machineConditions, printTable } from "./stats.ts";
+import { benchKubernetes } from "./kubernetes.bench";
+import { machineConditions, printTable } from "./stats";
 console.log(`machine: ${machineConditions()}`);
 const rows = await benchKubernetes();
 printTable(rows);
