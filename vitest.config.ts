@@ -17,6 +17,9 @@ export default defineConfig({
           environment: "node",
           // The Python tools (mlflow, nats-server) on first use, once, before any test file runs.
           globalSetup: ["./test/support/global-setup.ts"],
+          // A guard against hangs, not a measure of speed (that is `npm run bench`): the suite
+          // starts real servers and processes on 2 cores, and a busy machine slows them down.
+          testTimeout: 30_000,
         },
       },
       {
@@ -49,6 +52,7 @@ export default defineConfig({
           name: "workers",
           include: ["test/workers/**/*.test.ts"],
           setupFiles: ["./test/workers/apply-migrations.ts"],
+          testTimeout: 30_000,
         },
       },
     ],
