@@ -3,6 +3,7 @@
  * the API's answers (10,000 pods stay small), and how they read as an attempt's progress.
  */
 import { z } from "zod";
+import { parseIndexes } from "../../../../proto/indexes";
 import { ANNOTATIONS, LABELS } from "./names";
 
 const Condition = z.object({ type: z.string(), status: z.string(), reason: z.string().optional(), message: z.string().optional() });
@@ -44,18 +45,6 @@ export interface ObservedJob {
   failedIndexes: number[];
   /** Complete or Failed (with its reason), once the Job controller has decided. */
   finished: { outcome: "succeeded" | "failed"; reason: string | undefined; message: string | undefined } | null;
-}
-
-/** Kubernetes' index lists: `"0-2,4,7-8"`. */
-export function parseIndexes(s: string | undefined): number[] {
-  if (!s) return [];
-  const out: number[] = [];
-  for (const part of s.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    if (a === undefined || !Number.isInteger(a)) continue;
-    for (let i = a; i <= (b ?? a); i++) out.push(i);
-  }
-  return out;
 }
 
 export function observeJob(raw: unknown): ObservedJob | null {

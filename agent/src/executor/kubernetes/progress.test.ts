@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { observeJob, observePod, parseIndexes, type ObservedPod } from "./observed";
+import { parseIndexes } from "../../../../proto/indexes";
+import { observeJob, observePod, type ObservedPod } from "./observed";
 import { progressOf } from "./progress";
 
 const job = (status: Record<string, unknown>, completions = 10) =>
