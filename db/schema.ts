@@ -166,6 +166,10 @@ export const nodeRuns = sqliteTable(
     message: text("message"),
     /** The attempt failed for good: the agent said retrying cannot help (its retries were spent within the attempt). */
     finalFailure: integer("final_failure", { mode: "boolean" }).notNull().default(false),
+    /** The partitions that failed in the latest attempt when others succeeded (`"3,7"`): the next attempt runs these. */
+    failedPartitions: text("failed_partitions"),
+    /** Why (the first 50): `[{index, exitCode, reason, stderr}]`. */
+    partitionFailures: text("partition_failures", { mode: "json" }).$type<import("../proto/agent").PartitionFailure[]>(),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),

@@ -3,6 +3,7 @@
  * batched events. Both sides parse these schemas; nothing is cast.
  */
 import { z } from "zod";
+import { IndexListSchema } from "./indexes";
 import { ATTEMPT_OUTCOMES, TERMINAL_RUN_STATUSES } from "./status";
 
 /** A NATS user public key: the agent makes its own nkey pair and sends only this. */
@@ -54,6 +55,19 @@ export const HeartbeatAnswer = z.object({
 });
 export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
 
+/** Why one partition failed. */
+export const PartitionFailure = z.object({
+  index: z.number().int().min(0),
+  /** null: it ended without one (killed, timed out, never started). */
+  exitCode: z.number().int().nullable(),
+  /** Kubernetes' words (OOMKilled, DeadlineExceeded…) or the executor's (timeout, killed). */
+  reason: z.string().max(200).optional(),
+  /** The last lines of its stderr. */
+  stderr: z.string().max(2000).optional(),
+});
+export type PartitionFailure = z.infer<typeof PartitionFailure>;
+export const MAX_PARTITION_FAILURES = 50;
+
 export const AgentEventType = z.enum(["accepted", "building", "built", "running", "progress", ...ATTEMPT_OUTCOMES]);
 export type AgentEventType = z.infer<typeof AgentEventType>;
 
@@ -77,6 +91,13 @@ export const AgentEvent = z.strictObject({
    * retry". The control plane then dispatches no further attempt.
    */
   final: z.boolean().optional(),
+  /**
+   * On `failed`: the partitions (indexes of the node's partitions) that failed when others
+   * succeeded. The next attempt runs only these, and keeps what the others made.
+   */
+  failedPartitions: IndexListSchema.optional(),
+  /** On `failed`: why partitions failed (the first 50): exit code, reason, the end of stderr. */
+  partitionFailures: z.array(PartitionFailure).max(MAX_PARTITION_FAILURES).optional(),
   /** The DAG run's MLflow parent run, sent with an attempt's first events: the control plane keeps the first it hears of. */
   mlflowParentRunId: z.string().max(100).optional(),
   message: z.string().max(4000).optional(),

@@ -3,6 +3,7 @@
  * the UI and the CLI. Requests are strict: an unknown field is an error, not silently dropped.
  */
 import { z } from "zod";
+import { PartitionFailure } from "./agent";
 import { DagSchema } from "./dag/schema";
 import { NODE_STATUSES, RUN_STATUSES } from "./status";
 
@@ -128,6 +129,15 @@ export const NodeRunView = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
 });
+/** `GET /v1/runs/{id}/nodes/{node}`: a node run with the partitions its latest attempt lost. */
+export const NodeRunDetail = NodeRunView.extend({
+  /** The partitions the latest attempt failed in (`"3,7"`; Kubernetes' index list form), or null. */
+  failedPartitions: z.string().nullable(),
+  /** Why (the first 50): exit code, reason, the end of stderr. */
+  partitionFailures: z.array(PartitionFailure),
+});
+export type NodeRunDetail = z.infer<typeof NodeRunDetail>;
+
 export const RunCounters = z.object(Object.fromEntries(["nodes", ...NodeStatus.options].map((k) => [k, z.number().int()])));
 export const RunView = z.object({
   id: z.string(),

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { DagNodeSchema } from "./dag";
+import { IndexListSchema } from "./indexes";
 
 const Common = {
   runId: z.string().min(1),
@@ -25,6 +26,20 @@ export const WorkStartSchema = z.object({
   /** Upstream node ids, for the agent to find its inputs' MLflow runs. */
   upstream: z.array(z.string()),
   mlflowParentRunId: z.string().nullable(),
+  /**
+   * A retry of only the partitions that failed in the attempt before: the others succeeded, and
+   * their outputs (on that attempt's MLflow run) and MLflow runs are kept.
+   */
+  retry: z
+    .object({
+      /** The attempt whose partitions failed, and its MLflow run (where the others' outputs are). */
+      attempt: z.number().int().min(1),
+      mlflowRunId: z.string().nullable(),
+      /** The partitions to run again (indexes of the node's partitions), and how many it has. */
+      partitions: IndexListSchema,
+      total: z.number().int().min(1),
+    })
+    .optional(),
 });
 export type WorkStart = z.infer<typeof WorkStartSchema>;
 

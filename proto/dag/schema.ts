@@ -252,6 +252,15 @@ export const DagNodeSchema = z.strictObject({
    * one fails at once, without using its retries.
    */
   noRetryExitCodes: z.array(intRange(1, 255)).max(20).optional(),
+  /**
+   * A partitioned node succeeds when at least this share of its partitions succeeded (after its
+   * retries), and says which failed. Default 1: every partition must.
+   */
+  minSuccessRatio: z
+    .number({ error: "expected a number above 0 and at most 1" })
+    .gt(0, { error: "expected a number above 0 and at most 1" })
+    .lte(1, { error: "expected a number above 0 and at most 1" })
+    .optional(),
   timeoutSeconds: z.int({ error: "expected a positive integer" }).positive({ error: "expected a positive integer" }).optional(),
   env: z
     .record(

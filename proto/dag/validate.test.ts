@@ -80,6 +80,7 @@ describe("validateDag: Kubernetes placement fields", () => {
             nodeSelector: { "bad key/x/y": "v", ok: "no spaces allowed" },
             tolerations: [{ key: "gpu", operator: "Exists", value: "x" }, { operator: "Equal" }, { key: "k", effect: "Sometimes" }],
             noRetryExitCodes: [0, 256],
+            minSuccessRatio: 0,
           },
         ],
       }),
@@ -92,7 +93,9 @@ describe("validateDag: Kubernetes placement fields", () => {
       'nodes[0].tolerations[2].effect: expected one of "NoSchedule", "PreferNoSchedule", "NoExecute", got "Sometimes"',
       "nodes[0].noRetryExitCodes[0]: expected an integer from 1 to 255",
       "nodes[0].noRetryExitCodes[1]: expected an integer from 1 to 255",
+      "nodes[0].minSuccessRatio: expected a number above 0 and at most 1",
     ]);
+    expect(problemsOf({ name: "d", nodes: [{ id: "a", project, minSuccessRatio: 1.5 }] })).toEqual(["nodes[0].minSuccessRatio: expected a number above 0 and at most 1"]);
   });
 });
 

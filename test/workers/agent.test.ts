@@ -9,7 +9,7 @@ async function sha256(text: string) {
 }
 
 /** A workspace with a cluster whose agent is registered (as registration would leave it) and a running run. */
-async function registeredCluster(name = "local") {
+async function registeredCluster(name = "local", dagExtra: (d: ReturnType<typeof sampleDag>) => unknown = (d) => d) {
   const ws = await workspace();
   const created = await call("POST", "/v1/clusters", { token: ws.admin, body: { name, kind: "local" } });
   const credential = `plc_${unique("agent")}`;
@@ -17,7 +17,7 @@ async function registeredCluster(name = "local") {
     .bind(await sha256(credential), Date.now(), created.body.cluster.id)
     .run();
   const dag = unique("wc");
-  await call("POST", "/v1/dags", { token: ws.write, body: sampleDag(dag) });
+  await call("POST", "/v1/dags", { token: ws.write, body: dagExtra(sampleDag(dag)) });
   const run = await call("POST", "/v1/runs", { token: ws.write, body: { dag } });
   return { ws, clusterId: created.body.cluster.id as string, credential, run: run.body, bootstrap: created.body.bootstrap.token as string };
 }
@@ -144,6 +144,40 @@ describe("agent endpoints", () => {
     expect(ending.body.endedRuns).toEqual([{ runId: run.id, status: "failed" }]);
     expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "failed", attempt: 1, message: "partition 3 exited with code 42" });
     expect((await outboxRows(run.id)).map((r) => r.msg_id)).not.toContain(`${count}.2.start`);
+  });
+
+  it("a partial failure retries only the failed partitions; the node endpoint names them with their exit codes", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "succeeded", { mlflowRunId: "prep-run" })]);
+    const count = `${run.id}-count`;
+    const failures = [
+      { index: 3, exitCode: 1, stderr: "flaky 3" },
+      { index: 7, exitCode: 1, stderr: "flaky 7" },
+    ];
+    await events(credential, [
+      ev(count, 1, 1, "running", { mlflowRunId: "count-run-1", counts: { total: 10, done: 0, failed: 0, running: 10 } }),
+      ev(count, 1, 2, "failed", { counts: { total: 10, done: 8, failed: 2, running: 0 }, message: "partitions 3, 7 failed", failedPartitions: "3,7", partitionFailures: failures }),
+    ]);
+    const detail = await call("GET", `/v1/runs/${run.id}/nodes/count`, { token: ws.read });
+    expect(detail.status).toBe(200);
+    expect(detail.body).toMatchObject({ nodeId: "count", status: "dispatched", attempt: 2 });
+    // The retry's start names the failed partitions, and the attempt whose outputs the others keep.
+    const start = (await outboxRows(run.id)).find((r) => r.msg_id === `${count}.2.start`)!;
+    expect(JSON.parse(start.payload).retry).toEqual({ attempt: 1, mlflowRunId: "count-run-1", partitions: "3,7", total: 10 });
+    // The retry fails one of them again (retries spent): the run fails, the endpoint says which and why.
+    await events(credential, [ev(count, 2, 1, "failed", { counts: { total: 10, done: 9, failed: 1, running: 0 }, failedPartitions: "7", partitionFailures: [failures[1]!] })]);
+    const after = await call("GET", `/v1/runs/${run.id}/nodes/count`, { token: ws.read });
+    expect(after.body).toMatchObject({ status: "failed", attempt: 2, failedPartitions: "7", partitionFailures: [{ index: 7, exitCode: 1, stderr: "flaky 7" }] });
+    expect((await call("GET", `/v1/runs/${run.id}/nodes/nope`, { token: ws.read })).status).toBe(404);
+  });
+
+  it("minSuccessRatio: a node that lost few enough partitions succeeds, naming them, and its dependant starts", async () => {
+    const { ws, credential, run } = await registeredCluster("local", (d) => ({ ...d, nodes: d.nodes.map((n) => (n.id === "count" ? { ...n, retries: 0, minSuccessRatio: 0.8 } : n)) }));
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "succeeded")]);
+    const count = `${run.id}-count`;
+    await events(credential, [ev(count, 1, 1, "failed", { counts: { total: 10, done: 8, failed: 2, running: 0 }, failedPartitions: "3,7" })]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "succeeded", message: "succeeded with 8 of 10 partitions (minSuccessRatio 0.8); failed: 3,7" });
+    expect(await node(ws.read, run.id, "merge")).toMatchObject({ status: "dispatched" });
   });
 
   it("finishes a cancelled run when the agent reports its active node cancelled", async () => {

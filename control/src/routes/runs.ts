@@ -5,12 +5,12 @@
 import { and, desc, eq, lt } from "drizzle-orm";
 import { z } from "zod";
 import { dagRuns } from "../../../db/schema";
-import { RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
+import { NodeRunDetail, RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
 import { canonicalJson, sha256Hex } from "../crypto";
 import { notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
-import { loadRunView, runSummary, withMlflowLinks } from "../runs/views";
+import { loadNodeRunDetail, loadRunView, mlflowRunUrl, runSummary, withMlflowLinks } from "../runs/views";
 import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
 import { route } from "./define";
 import { pageOf } from "./paging";
@@ -90,6 +90,19 @@ export const runRoutes = [
     const run = await loadRunView(c.var.db, c.var.principal.workspaceId, id);
     if (!run) throw notFound(`run "${id}"`);
     return { status: 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
+  }),
+
+  route({
+    method: "get",
+    path: "/v1/runs/{id}/nodes/{node}",
+    summary: "Get one node run: its status and counters, and which partitions its latest attempt failed in, with each one's exit code and the end of its stderr",
+    auth: "read",
+    ok: { 200: { description: "the node run", schema: NodeRunDetail } },
+    errors: ["not_found"],
+  }).handle(async (c, { params: { id, node } }) => {
+    const detail = await loadNodeRunDetail(c.var.db, c.var.principal.workspaceId, id, node);
+    if (!detail) throw notFound(`node "${node}" of run "${id}"`);
+    return { status: 200, body: { ...detail, mlflowUrl: mlflowRunUrl(c.env.MLFLOW_UI_URL, detail.mlflowRunId) } };
   }),
 
   route({

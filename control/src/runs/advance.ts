@@ -7,6 +7,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { RunView } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
+import { parseIndexes } from "../../../proto/indexes";
 import { isTerminalRun } from "../../../proto/status";
 import { writeBatch, type Db } from "../db";
 import { ApiError } from "../errors";
@@ -82,14 +83,25 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     mlflowRunId: run.mlflowRunId,
     runStatus: run.status,
     stateToken: run.stateToken,
-    nodes: new Map(nodes.map((n) => [n.nodeId, { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status }])),
+    nodes: new Map(
+      nodes.map((n) => [
+        n.nodeId,
+        { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status, mlflowRunId: n.mlflowRunId, failedPartitions: n.failedPartitions, partitionsTotal: n.partitionsTotal },
+      ]),
+    ),
   };
   const decision = decide({
     dag,
     runStatus: run.status,
     cancelRequested,
     forceCancel: opts.cancel === true && opts.force === true,
-    nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, attempt: n.attempt, final: n.finalFailure })),
+    nodes: nodes.map((n) => ({
+      nodeId: n.nodeId,
+      status: n.status,
+      attempt: n.attempt,
+      final: n.finalFailure,
+      ...(n.failedPartitions ? { partitions: { total: n.partitionsTotal, failed: parseIndexes(n.failedPartitions).length } } : {}),
+    })),
   });
   const token = newStateToken();
   const guarded = statementsFor(db, ctx, decision, now, token);
@@ -112,6 +124,6 @@ function appliedNodes(ctx: RunContext, nodes: NodeRow[], d: SchedulerDecision, n
   const changes = new Map(changesOf(ctx, d, now).nodes.map((c) => [c.id, c]));
   return nodes.map((n) => {
     const c = changes.get(n.id);
-    return c ? { ...n, status: c.status, attempt: c.attempt, finishedAt: c.finishedAt } : n;
+    return c ? { ...n, status: c.status, attempt: c.attempt, finishedAt: c.finishedAt, ...(c.message ? { message: c.message } : {}) } : n;
   });
 }

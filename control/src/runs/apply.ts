@@ -12,6 +12,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Dag } from "../../../proto/dag";
 import { resolveNodeParams, upstreamOf } from "../../../proto/dag";
+import { parseIndexes } from "../../../proto/indexes";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
 import { isTerminalRun, TERMINAL_RUN_STATUSES, type NodeStatus, type RunStatus } from "../../../proto/status";
 import { sqlList, type Db, type Writable } from "../db";
@@ -28,7 +29,19 @@ export interface RunContext {
   /** The run's `state_token` as read with this state. */
   stateToken: string;
   /** nodeId → its node run as stored (before this decision). */
-  nodes: Map<string, { id: string; attempt: number; clusterId: string | null; status: NodeStatus }>;
+  nodes: Map<string, NodeRunState>;
+}
+
+/** What a decision reads of a node run. */
+export interface NodeRunState {
+  id: string;
+  attempt: number;
+  clusterId: string | null;
+  status: NodeStatus;
+  /** The latest attempt's MLflow run, its failed partitions (`"3,7"`) and how many partitions it has. */
+  mlflowRunId?: string | null;
+  failedPartitions?: string | null;
+  partitionsTotal?: number;
 }
 
 export interface NodeChange {
@@ -38,6 +51,8 @@ export interface NodeChange {
   /** A new attempt starts from clean counters and sequence numbers. */
   reset: boolean;
   finishedAt: number | null;
+  /** A new message for the node (an accepted partial success says which partitions failed). */
+  message?: string;
 }
 
 export interface OutboxMessage {
@@ -52,7 +67,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
   const outbox: OutboxMessage[] = [];
   const upstream = decision.dispatch.length > 0 ? upstreamOf(ctx.dag) : null;
   const specs = new Map(ctx.dag.nodes.map((n) => [n.id, n]));
-  for (const { nodeId, attempt } of decision.dispatch) {
+  for (const { nodeId, attempt, onlyFailed } of decision.dispatch) {
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "dispatched", attempt, reset: true, finishedAt: null });
     const message: WorkStart = {
@@ -67,6 +82,8 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
+      // The others succeeded: run the failed partitions only, keeping what the rest made.
+      ...(onlyFailed && row.failedPartitions ? { retry: { attempt: row.attempt, mlflowRunId: row.mlflowRunId ?? null, partitions: row.failedPartitions, total: row.partitionsTotal ?? 1 } } : {}),
     };
     outbox.push({ msgId: workMsgId(row.id, attempt, "start"), subject: workSubject(row.clusterId!, "start"), payload: JSON.stringify(message) });
   }
@@ -78,6 +95,14 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
   for (const nodeId of decision.skip) {
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "skipped", attempt: row.attempt, reset: false, finishedAt: now });
+  }
+  for (const nodeId of decision.accept) {
+    const row = ctx.nodes.get(nodeId)!;
+    const failed = parseIndexes(row.failedPartitions);
+    const total = row.partitionsTotal ?? 0;
+    const ratio = ctx.dag.nodes.find((n) => n.id === nodeId)?.minSuccessRatio;
+    const message = `succeeded with ${total - failed.length} of ${total} partitions (minSuccessRatio ${ratio}); failed: ${row.failedPartitions}`;
+    nodes.push({ id: row.id, status: "succeeded", attempt: row.attempt, reset: false, finishedAt: now, message });
   }
   for (const nodeId of [...decision.cancelPending, ...decision.abandon]) {
     const row = ctx.nodes.get(nodeId)!;
@@ -113,7 +138,7 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
           partitions_done = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE partitions_done END,
           partitions_failed = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE partitions_failed END,
           partitions_running = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE partitions_running END,
-          message = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE message END,
+          message = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE COALESCE(json_extract(j.value, '$.message'), message) END,
           final_failure = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE final_failure END,
           started_at = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE started_at END,
           finished_at = json_extract(j.value, '$.finishedAt'),
@@ -142,6 +167,7 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
       skip: decision.skip,
       cancelPending: decision.cancelPending,
       abandon: decision.abandon,
+      accept: decision.accept,
     });
     out.push(db.run(sql`INSERT INTO events (workspace_id, run_id, type, data, at) SELECT ${ctx.workspaceId}, ${ctx.runId}, 'run.advanced', ${data}, ${now} WHERE ${claimed}`));
   }

@@ -72,6 +72,8 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
           mlflow_run_id = COALESCE(json_extract(j.value, '$.mlflowRunId'), mlflow_run_id),
           message = COALESCE(json_extract(j.value, '$.message'), message),
           final_failure = json_extract(j.value, '$.final'),
+          failed_partitions = json_extract(j.value, '$.failedPartitions'),
+          partition_failures = json_extract(j.value, '$.partitionFailures'),
           started_at = COALESCE(started_at, json_extract(j.value, '$.startedAt')),
           finished_at = COALESCE(json_extract(j.value, '$.finishedAt'), finished_at),
           updated_at = ${now}
@@ -147,6 +149,8 @@ function progressOf(row: Row): NodeProgress {
     mlflowRunId: row.mlflowRunId,
     message: row.message,
     final: row.finalFailure,
+    failedPartitions: row.failedPartitions,
+    partitionFailures: row.partitionFailures,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
   };
@@ -165,6 +169,8 @@ function withProgress(row: Row, p: NodeProgress): Row {
     mlflowRunId: p.mlflowRunId,
     message: p.message,
     finalFailure: p.final,
+    failedPartitions: p.failedPartitions,
+    partitionFailures: p.partitionFailures,
     startedAt: p.startedAt,
     finishedAt: p.finishedAt,
   };

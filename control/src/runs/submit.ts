@@ -57,7 +57,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, runStatus: "queued", stateToken: newStateToken(), nodes: new Map() };
   for (const node of dag.nodes) ctx.nodes.set(node.id, { id: `${runId}-${node.id}`, attempt: 0, clusterId: placed.placement.get(node.id)!, status: "pending" });
   const decision = opts.hold
-    ? { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], runStatus: "queued" as const }
+    ? { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [], runStatus: "queued" as const }
     : decide({ dag, runStatus: "queued", cancelRequested: false, nodes: dag.nodes.map((n) => ({ nodeId: n.id, status: "pending" as NodeStatus, attempt: 0 })) });
 
   const run = {

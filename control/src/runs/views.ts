@@ -1,7 +1,7 @@
 /** How runs and node runs look in API answers. Counters are derived from node rows, never stored. */
 import { and, eq } from "drizzle-orm";
 import { dagRuns, nodeRuns } from "../../../db/schema";
-import type { RunView } from "../../../proto/api";
+import type { NodeRunDetail, RunView } from "../../../proto/api";
 import { NODE_STATUSES } from "../../../proto/status";
 import { iso } from "../crypto";
 import type { Db } from "../db";
@@ -57,22 +57,34 @@ export function runViewOf(run: RunRow, nodes: NodeRow[]): RunView {
   const counters: Record<string, number> = { nodes: nodes.length };
   for (const s of NODE_STATUSES) counters[s] = 0;
   for (const n of nodes) counters[n.status]!++;
+  return { ...runSummary(run), counters, nodes: nodes.map(nodeRunViewOf) };
+}
+
+export function nodeRunViewOf(n: NodeRow): NonNullable<RunView["nodes"]>[number] {
   return {
-    ...runSummary(run),
-    counters,
-    nodes: nodes.map((n) => ({
-      nodeId: n.nodeId,
-      status: n.status,
-      attempt: n.attempt,
-      clusterId: n.clusterId,
-      partitions: { total: n.partitionsTotal ?? 0, done: n.partitionsDone ?? 0, failed: n.partitionsFailed ?? 0, running: n.partitionsRunning ?? 0 },
-      mlflowRunId: n.mlflowRunId ?? null,
-      mlflowUrl: null,
-      message: n.message ?? null,
-      startedAt: iso(n.startedAt),
-      finishedAt: iso(n.finishedAt),
-    })),
+    nodeId: n.nodeId,
+    status: n.status,
+    attempt: n.attempt,
+    clusterId: n.clusterId,
+    partitions: { total: n.partitionsTotal ?? 0, done: n.partitionsDone ?? 0, failed: n.partitionsFailed ?? 0, running: n.partitionsRunning ?? 0 },
+    mlflowRunId: n.mlflowRunId ?? null,
+    mlflowUrl: null,
+    message: n.message ?? null,
+    startedAt: iso(n.startedAt),
+    finishedAt: iso(n.finishedAt),
   };
+}
+
+/** One node run of a run, with the partitions its latest attempt lost; null when not in this workspace. */
+export async function loadNodeRunDetail(db: Db, workspaceId: string, runId: string, nodeId: string): Promise<NodeRunDetail | null> {
+  const rows = await db
+    .select({ node: nodeRuns })
+    .from(nodeRuns)
+    .innerJoin(dagRuns, eq(dagRuns.id, nodeRuns.runId))
+    .where(and(eq(nodeRuns.runId, runId), eq(nodeRuns.nodeId, nodeId), eq(dagRuns.workspaceId, workspaceId)));
+  const n = rows[0]?.node;
+  if (!n) return null;
+  return { ...nodeRunViewOf(n), failedPartitions: n.failedPartitions, partitionFailures: n.partitionFailures ?? [] };
 }
 
 /** The run with its node runs, in one round trip; null when not in this workspace. */

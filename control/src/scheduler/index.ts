@@ -22,14 +22,17 @@
  *    - `failFast` (default): the run becomes `failed`; active nodes get `cancel`, pending nodes
  *      are skipped, nothing is dispatched or retried.
  *    - `continue`: pending descendants of such nodes are skipped; everything else goes on.
+ *    A node failed for good whose partitions succeeded in at least its `minSuccessRatio` is
+ *    *accepted* (`accept`): it counts as succeeded from then on, and names the ones that failed.
  * 5. A pending node whose upstream nodes have all succeeded is dispatched with `attempt + 1`
  *    (so 1 the first time). A `failed` node with attempts left is dispatched again with
- *    `attempt + 1`; its dependants wait for it.
+ *    `attempt + 1` — only its failed partitions (`onlyFailed`) when the others succeeded; its
+ *    dependants wait for it.
  * 6. Run status otherwise: `running` while anything is active or dispatched now (so `queued`
  *    becomes `running` with the first dispatch); `failed` once nothing is active or dispatchable.
  *
  * Applying a decision means: dispatched nodes become `dispatched` with the given attempt, skipped
- * ones `skipped`, `cancelPending` and `abandon` ones `cancelled`, and the run takes `runStatus`. `decide` on
+ * ones `skipped`, `cancelPending` and `abandon` ones `cancelled`, accepted ones `succeeded`, and the run takes `runStatus`. `decide` on
  * the resulting state dispatches nothing new (it is idempotent).
  *
  * Node states missing from `nodes` count as `pending` with attempt 0; states of unknown node ids
@@ -45,6 +48,8 @@ export interface NodeState {
   attempt: number;
   /** A `failed` attempt after which no retry can help (the agent said so): failed for good whatever `retries` allows. */
   final?: boolean;
+  /** The latest attempt failed in `failed` of the node's `total` partitions only (the others succeeded). */
+  partitions?: { total: number; failed: number };
 }
 
 export interface SchedulerInput {
@@ -57,8 +62,10 @@ export interface SchedulerInput {
 }
 
 export interface SchedulerDecision {
-  /** Send `start` for these (attempt 1 the first time, +1 on each retry). */
-  dispatch: { nodeId: string; attempt: number }[];
+  /** Send `start` for these (attempt 1 the first time, +1 on each retry; `onlyFailed`: a retry of the failed partitions only). */
+  dispatch: { nodeId: string; attempt: number; onlyFailed?: true }[];
+  /** Failed nodes whose partitions met their `minSuccessRatio`: they become `succeeded`. */
+  accept: string[];
   /** Active nodes (dispatched/building/running) to send `cancel` to. */
   cancel: string[];
   /** Pending nodes that will never run now (an upstream failed or was skipped, or the run failed fast). */
@@ -74,7 +81,7 @@ export interface SchedulerDecision {
 /** Decides the next actions for a run. Pure; see the module comment for the rules. */
 export function decide(input: SchedulerInput): SchedulerDecision {
   const { dag, runStatus } = input;
-  const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], runStatus };
+  const decision: SchedulerDecision = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [], runStatus };
   if (isTerminalRun(runStatus)) return decision;
 
   const nodes = dag.nodes;
@@ -83,12 +90,21 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   const status: NodeStatus[] = new Array<NodeStatus>(n).fill("pending");
   const attempt: number[] = new Array<number>(n).fill(0);
   const final: boolean[] = new Array<boolean>(n).fill(false);
+  const partial: boolean[] = new Array<boolean>(n).fill(false);
   for (const s of input.nodes) {
     const i = position.get(s.nodeId);
     if (i === undefined) continue;
     status[i] = s.status;
     attempt[i] = s.attempt;
     final[i] = s.final === true;
+    const p = s.partitions;
+    partial[i] = p !== undefined && p.failed > 0 && p.failed < p.total;
+    // Enough partitions succeeded: the node is as good as succeeded (rule 4).
+    const ratio = nodes[i]!.minSuccessRatio;
+    if (s.status === "failed" && ratio !== undefined && p && p.total > 0 && (p.total - p.failed) / p.total >= ratio && isFinalFailure("failed", s.attempt, nodes[i]!.retries, s.final === true)) {
+      status[i] = "succeeded";
+      decision.accept.push(s.nodeId);
+    }
   }
 
   let succeeded = 0;
@@ -145,7 +161,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
       if (doomed[i]) decision.skip.push(id);
       else if (graph.upstream[i]!.every((u) => status[u] === "succeeded")) decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
     } else if (s === "failed" && !doomed[i]) {
-      decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
+      decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1, ...(partial[i] ? { onlyFailed: true as const } : {}) });
     }
   }
 

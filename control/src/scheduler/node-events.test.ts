@@ -12,6 +12,8 @@ const dispatched: NodeProgress = {
   mlflowRunId: null,
   message: null,
   final: false,
+  failedPartitions: null,
+  partitionFailures: null,
   startedAt: null,
   finishedAt: null,
 };
@@ -86,6 +88,8 @@ const nodeArb: fc.Arbitrary<NodeProgress> = fc.record({
   mlflowRunId: fc.option(fc.string({ maxLength: 3 })),
   message: fc.option(fc.string({ maxLength: 3 })),
   final: fc.boolean(),
+  failedPartitions: fc.constant(null),
+  partitionFailures: fc.constant(null),
   startedAt: fc.option(fc.nat()),
   finishedAt: fc.option(fc.nat()),
 });

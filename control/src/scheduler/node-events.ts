@@ -14,11 +14,12 @@
  * 4. Otherwise the event applies: its type sets the status (`accepted` and `progress` leave it);
  *    partition counters are absolute, so the newest replaces the old; an MLflow run id or a
  *    message replaces the one before; `startedAt` is the first `running`, `finishedAt` the end;
- *    a `failed` event that says `final` makes the failure final (no further attempt).
+ *    a `failed` event that says `final` makes the failure final (no further attempt), and one that
+ *    names `failedPartitions` (the others succeeded) makes the next attempt run only those.
  * The agent numbers an attempt's events in the order they happen, so `seq` order is their order:
  * a status is not compared with the one before, only rule 3 holds a node where it is.
  */
-import type { AgentEvent, AgentEventType } from "../../../proto/agent";
+import type { AgentEvent, AgentEventType, PartitionFailure } from "../../../proto/agent";
 import { isTerminalNode, type NodeStatus } from "../../../proto/status";
 
 /** What agent events set on a node run (its row's columns). */
@@ -33,12 +34,16 @@ export interface NodeProgress {
   message: string | null;
   /** The attempt failed and no retry can help (the event said `final`). */
   final: boolean;
+  /** The attempt failed in these partitions only (`"3,7"`), the others succeeded; null otherwise. */
+  failedPartitions: string | null;
+  /** Why those failed (the first 50). */
+  partitionFailures: PartitionFailure[] | null;
   startedAt: number | null;
   finishedAt: number | null;
 }
 
 /** The part of an agent event that moves its node run. */
-export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final">;
+export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "failedPartitions" | "partitionFailures">;
 
 /** The status an event puts its node in; null: it leaves the status as it is. */
 const STATUS_OF = {
@@ -67,6 +72,8 @@ export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
     mlflowRunId: event.mlflowRunId || node.mlflowRunId,
     message: event.message || node.message,
     final: node.final || (next === "failed" && event.final === true),
+    failedPartitions: next === "failed" ? event.failedPartitions || null : node.failedPartitions,
+    partitionFailures: next === "failed" ? (event.partitionFailures ?? null) : node.partitionFailures,
     startedAt: next === "running" && node.startedAt === null ? event.at : node.startedAt,
     finishedAt: next !== null && isTerminalNode(next) ? event.at : node.finishedAt,
   };

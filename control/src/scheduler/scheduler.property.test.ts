@@ -6,7 +6,7 @@ import { isTerminalRun, type NodeStatus } from "../../../proto/status";
 import type { SchedulerDecision } from "./index";
 import { mustValidate, prng, RunSim } from "./testing";
 
-const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [] };
+const NONE = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [] };
 
 /**
  * A run driven to its end: each round decides and applies, checks idempotence, then completes a
@@ -188,6 +188,54 @@ describe("decide properties", () => {
         for (const node of dag.nodes) expect(["succeeded", "cancelled"]).toContain(sim.status(node.id));
       }),
       { numRuns: 80 },
+    );
+  });
+});
+
+describe("decide, properties of partition retries and minSuccessRatio", () => {
+  it("a retry of only the failed partitions follows a partial failure; an accepted node met its ratio with no attempt left, and never runs again", () => {
+    fc.assert(
+      fc.property(
+        acyclicDagArb({ maxNodes: 8 }),
+        fc.integer(),
+        fc.integer({ min: 0, max: 2 }),
+        fc.option(fc.double({ min: 0.1, max: 1, noNaN: true }), { nil: undefined }),
+        ({ doc }, seed, retries, ratio) => {
+          const dag = mustValidate({ ...doc, nodes: doc.nodes.map((n) => ({ ...n, retries, ...(ratio !== undefined ? { minSuccessRatio: ratio } : {}) })) });
+          const rand = prng(seed);
+          const lastFailure = new Map<string, { total: number; failed: number }>();
+          const sim = new RunSim(dag);
+          const settled = new Set<string>();
+          for (let round = 0; round < dag.nodes.length * 12 + 10 && !isTerminalRun(sim.runStatus); round++) {
+            const d = sim.step();
+            for (const x of d.dispatch) {
+              expect(settled.has(x.nodeId), `${x.nodeId} dispatched after it succeeded`).toBe(false);
+              const last = lastFailure.get(x.nodeId);
+              expect(x.onlyFailed === true, `${x.nodeId} attempt ${x.attempt}`).toBe(last !== undefined && last.failed > 0 && last.failed < last.total);
+            }
+            for (const id of d.accept) {
+              const last = lastFailure.get(id)!;
+              const node = dag.nodes.find((n) => n.id === id)!;
+              expect((last.total - last.failed) / last.total).toBeGreaterThanOrEqual(node.minSuccessRatio!);
+              expect(sim.states.get(id)!.attempt).toBeGreaterThanOrEqual(1 + node.retries);
+              settled.add(id);
+            }
+            for (const id of sim.active()) {
+              if (rand() < 0.3) {
+                sim.set(id, "succeeded");
+                settled.add(id);
+                lastFailure.delete(id);
+              } else {
+                const failed = 1 + Math.floor(rand() * 10);
+                lastFailure.set(id, { total: 10, failed });
+                sim.failPartitions(id, 10, failed);
+              }
+            }
+          }
+          expect(isTerminalRun(sim.runStatus)).toBe(true);
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 });

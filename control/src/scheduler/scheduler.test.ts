@@ -19,7 +19,7 @@ const diamond = (extra: Record<string, unknown> = {}, nodeExtra: Record<string, 
     ],
   });
 
-const none: Omit<SchedulerDecision, "runStatus"> = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [] };
+const none: Omit<SchedulerDecision, "runStatus"> = { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [] };
 const ids = (d: SchedulerDecision) => d.dispatch.map((x) => x.nodeId);
 
 describe("decide", () => {
@@ -75,6 +75,40 @@ describe("decide", () => {
     sim.step();
     sim.set("a", "failed", undefined, true);
     expect(sim.step()).toEqual({ ...none, cancel: ["e"], skip: ["b", "c", "d"], runStatus: "failed" });
+  });
+
+  it("a partition failure retries only the failed partitions, while attempts are left", () => {
+    const sim = new RunSim(diamond({}, { a: { retries: 1 } }));
+    sim.step();
+    sim.failPartitions("a", 10, 2);
+    expect(sim.step().dispatch).toEqual([{ nodeId: "a", attempt: 2, onlyFailed: true }]);
+    // Every partition failed: the retry runs them all.
+    sim.failPartitions("a", 10, 10);
+    expect(sim.step()).toMatchObject({ dispatch: [], runStatus: "failed" });
+  });
+
+  it("minSuccessRatio: a node whose partitions mostly succeeded, retries spent, is accepted and its dependants go on", () => {
+    const sim = new RunSim(diamond({}, { a: { minSuccessRatio: 0.8 } }));
+    sim.step();
+    sim.failPartitions("a", 10, 2);
+    const d = sim.step();
+    expect(d.accept).toEqual(["a"]);
+    expect(ids(d).sort()).toEqual(["b", "c"]);
+    expect(sim.status("a")).toBe("succeeded");
+  });
+
+  it("minSuccessRatio not met, or retries left: not accepted", () => {
+    const short = new RunSim(diamond({}, { a: { minSuccessRatio: 0.9 } }));
+    short.step();
+    short.failPartitions("a", 10, 2);
+    expect(short.step()).toMatchObject({ accept: [], runStatus: "failed" });
+    const retrying = new RunSim(diamond({}, { a: { minSuccessRatio: 0.5, retries: 1 } }));
+    retrying.step();
+    retrying.failPartitions("a", 10, 2);
+    expect(retrying.step()).toMatchObject({ accept: [], dispatch: [{ nodeId: "a", attempt: 2, onlyFailed: true }] });
+    // The retry fixed one of the two: 9 of 10 is enough now.
+    retrying.failPartitions("a", 10, 1);
+    expect(retrying.step().accept).toEqual(["a"]);
   });
 
   it("fails fast: cancels active nodes once and skips pending ones", () => {

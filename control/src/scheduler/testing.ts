@@ -58,6 +58,7 @@ export class RunSim {
     for (const { nodeId, attempt } of d.dispatch) this.set(nodeId, "dispatched", attempt);
     for (const id of d.skip) this.set(id, "skipped");
     for (const id of [...d.cancelPending, ...d.abandon]) this.set(id, "cancelled");
+    for (const id of d.accept) this.set(id, "succeeded");
     this.runStatus = d.runStatus;
     return d;
   }
@@ -65,6 +66,12 @@ export class RunSim {
   set(id: string, status: NodeStatus, attempt?: number, final?: boolean): void {
     const s = this.states.get(id)!;
     this.states.set(id, { nodeId: id, status, attempt: attempt ?? s.attempt, ...(final ? { final } : {}) });
+  }
+
+  /** The node's attempt failed in `failed` of its `total` partitions (the others succeeded). */
+  failPartitions(id: string, total: number, failed: number, final?: boolean): void {
+    const s = this.states.get(id)!;
+    this.states.set(id, { nodeId: id, status: "failed", attempt: s.attempt, partitions: { total, failed }, ...(final ? { final } : {}) });
   }
 
   active(): string[] {

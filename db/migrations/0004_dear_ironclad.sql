@@ -1,0 +1,2 @@
+ALTER TABLE `node_runs` ADD `failed_partitions` text;--> statement-breakpoint
+ALTER TABLE `node_runs` ADD `partition_failures` text;
