@@ -8,7 +8,15 @@
  * Aborting a call through its `signal` is not an error of the API: it rejects with the signal's
  * reason (an `AbortError` DOMException, as `fetch` itself does).
  */
-import { ErrorBodySchema, STATUS_OF, type ErrorCode, type ProblemDetail } from "../errors";
+import { type ErrorCode as ApiErrorCode, ErrorBodySchema, type ProblemDetail, STATUS_OF } from "../errors";
+
+/**
+ * The API's error codes (`proto/errors.ts`). An alias rather than a re-export: that module's
+ * `ErrorCode` is also a zod schema, which the SDK does not export (its declarations would claim a
+ * value the module does not have).
+ */
+export type ErrorCode = ApiErrorCode;
+export type { ProblemDetail };
 
 /**
  * The API's own codes (`proto/errors.ts`), and two of the client's: `network_error` (no answer:

@@ -39,11 +39,10 @@ export class ParallelsClient {
 }
 
 export type { CallOptions, ClientOptions, FetchLike, RetryOptions } from "./http";
-export { ParallelsError, isParallelsError, type ClientErrorCode, type ParallelsErrorInit } from "./errors";
+export { ParallelsError, isParallelsError, type ClientErrorCode, type ErrorCode, type ParallelsErrorInit, type ProblemDetail } from "./errors";
 export { Paginator, type Page } from "./paging";
 export type { Clusters, Dags, DagDocument, Schedules, Tokens } from "./resources";
 export type { Runs, SubmitOptions, WaitOptions } from "./runs";
 export type * from "./types";
-export type { ErrorCode, ProblemDetail } from "../errors";
 export type { Dag, DagInput, DagNode } from "../dag";
 export { isTerminalRun, isTerminalNode, isActiveNode, RUN_STATUSES, NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../status";
