@@ -29,7 +29,9 @@ export async function buildClient(): Promise<void> {
     sourcemap: "linked",
     logLevel: "warning",
   });
-  const [dts] = generateDtsBundle([{ filePath: join(ROOT, "proto/client/index.ts"), output: { noBanner: true, exportReferencedTypes: false } }], { preferredConfigPath: join(ROOT, "cli/tsconfig.client.json") });
+  const [dts] = generateDtsBundle([{ filePath: join(ROOT, "proto/client/index.ts"), output: { noBanner: true, exportReferencedTypes: false } }], {
+    preferredConfigPath: join(ROOT, "cli/tsconfig.client.json"),
+  });
   writeFileSync(join(DIST, "client.d.ts"), dts!);
 }
 
