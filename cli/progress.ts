@@ -14,14 +14,18 @@ export interface ProgressView {
 
 /** `order`: the node ids in the DAG's topological order (the API lists them by id). */
 export function progressView(out: NodeJS.WriteStream, order: readonly string[] = []): ProgressView {
-  const sorted = (run: RunView) => [...(run.nodes ?? [])].sort((a, b) => rank(order, a.nodeId) - rank(order, b.nodeId));
+  const sorted = (run: RunView) => [...(run.nodes ?? [])].sort(byOrder(order));
   return out.isTTY ? new Redrawn(out, sorted) : new Logged(out, sorted);
 }
 
-const rank = (order: readonly string[], id: string) => {
-  const i = order.indexOf(id);
-  return i < 0 ? order.length : i;
-};
+/** Compares node runs by their place in `order` (the DAG's); ids not in it go last. */
+export function byOrder(order: readonly string[]): (a: NodeRunView, b: NodeRunView) => number {
+  const rank = (id: string) => {
+    const i = order.indexOf(id);
+    return i < 0 ? order.length : i;
+  };
+  return (a, b) => rank(a.nodeId) - rank(b.nodeId);
+}
 
 function counts(n: NodeRunView): string {
   const p = n.partitions;

@@ -31,7 +31,7 @@ PARALLELS_URL and PARALLELS_TOKEN in the environment override the stored values.
         const previous = safeStored()?.url ?? DEFAULT_URL;
         url = (await read({ prompt: "Control plane URL:", default: previous, output: process.stderr })).trim();
       }
-      const token = interactive ? (await read({ prompt: "API token:", silent: true, replace: "", output: process.stderr })).trim() : (await readStdin()).trim();
+      const token = interactive ? await readSecret("API token:") : (await readStdin()).trim();
       if (!token) throw new CliError("no token given");
 
       let client: ParallelsClient;
@@ -47,6 +47,13 @@ PARALLELS_URL and PARALLELS_TOKEN in the environment override the stored values.
       process.stderr.write(`logged in to ${client.baseUrl}; stored in ${file}\n`);
       if (process.env.PARALLELS_URL || process.env.PARALLELS_TOKEN) process.stderr.write("note: PARALLELS_URL / PARALLELS_TOKEN are set and override the stored values\n");
     });
+}
+
+/** Typed without echo; the line break the hidden Enter did not show is written after it. */
+async function readSecret(prompt: string): Promise<string> {
+  const value = await read({ prompt, silent: true, replace: "", output: process.stderr });
+  process.stderr.write("\n");
+  return value.trim();
 }
 
 function safeStored() {

@@ -6,7 +6,7 @@ import { parseParamArgs } from "../../proto/mlproject/cli";
 import { collect, type Context, positiveInt } from "../context";
 import { CliError, EXIT } from "../errors";
 import { fields, type Format, outputOption, print, table, time } from "../output";
-import { progressView } from "../progress";
+import { byOrder, progressView } from "../progress";
 
 const EXIT_HELP = `
 Exit codes with --watch (and of \`run watch\`): 0 the run succeeded, 1 it failed, 3 it was
@@ -165,11 +165,12 @@ async function watch(ctx: Context, first: RunView, opts: { interval: number; out
     process.removeListener("SIGINT", onSigint);
   }
   if (final === first) view.update(final);
-  print(opts.output, final, () => runTable(final));
+  print(opts.output, final, () => runTable(final, order));
   process.exitCode = final.status === "succeeded" ? EXIT.ok : final.status === "failed" ? EXIT.runFailed : EXIT.runCancelled;
 }
 
-function runTable(r: RunView): string {
+/** `order`: node ids to list the steps by (the DAG's order); otherwise the API's (by id). */
+function runTable(r: RunView, order: readonly string[] = []): string {
   const head = fields([
     ["run", r.id],
     ["dag", `${r.dag} v${r.dagVersion}`],
@@ -188,7 +189,7 @@ function runTable(r: RunView): string {
   if (!r.nodes) return head;
   const nodes = table(
     ["NODE", "STATUS", "ATTEMPT", "PARTITIONS", "MLFLOW RUN", "MESSAGE"],
-    r.nodes.map((n) => [n.nodeId, n.status, n.attempt, `${n.partitions.done}/${n.partitions.total} done, ${n.partitions.failed} failed`, n.mlflowRunId, n.message]),
+    [...r.nodes].sort(byOrder(order)).map((n) => [n.nodeId, n.status, n.attempt, `${n.partitions.done}/${n.partitions.total} done, ${n.partitions.failed} failed`, n.mlflowRunId, n.message]),
   );
   return `${head}\n\n${nodes}`;
 }
