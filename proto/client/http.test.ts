@@ -14,7 +14,7 @@ let server: Server;
 let baseUrl: string;
 /** Answers the n-th request (from 1); every request is recorded. */
 let handle: Handler;
-let seen: { method: string; url: string; key: string | undefined; at: number }[];
+let seen: { method: string; url: string; key: string | undefined; auth: string | undefined; at: number }[];
 
 const cluster = { id: "c1", name: "lab", kind: "generic", labels: {}, status: "online", registeredAt: null, lastHeartbeatAt: null, agent: null, createdAt: "2026-11-30T00:00:00.000Z" };
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -28,7 +28,7 @@ const caught = (p: Promise<unknown>) =>
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    seen.push({ method: req.method!, url: req.url!, key: req.headers["idempotency-key"] as string | undefined, at: Date.now() });
+    seen.push({ method: req.method!, url: req.url!, key: req.headers["idempotency-key"] as string | undefined, auth: req.headers.authorization, at: Date.now() });
     req.resume();
     req.on("end", () => handle(req, res, seen.length));
   });
@@ -133,6 +133,24 @@ describe("answers that are not the API's", () => {
     const e = await caught(client().dags.validate("name: Bad_Name\n"));
     expect(e).toMatchObject({ code: "invalid_dag", status: 422, message: "the DAG has 2 problems", details });
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe("the client's options", () => {
+  it("sends through an injected fetch (a service binding, an auth proxy), with the token and the base URL's prefix", async () => {
+    handle = (_req, res) => json(res, 200, { items: [], nextCursor: null });
+    const urls: string[] = [];
+    const viaProxy = new ParallelsClient({
+      baseUrl: `${baseUrl}/parallels/`,
+      token: "secret",
+      fetch: (url, init) => {
+        urls.push(url);
+        return fetch(url, init);
+      },
+    });
+    expect(await viaProxy.runs.list({ dag: "wordcount", limit: 5 }).toArray()).toEqual([]);
+    expect(urls).toEqual([`${baseUrl}/parallels/v1/runs?dag=wordcount&limit=5`]);
+    expect(seen.map((s) => [s.url, s.auth])).toEqual([["/parallels/v1/runs?dag=wordcount&limit=5", "Bearer secret"]]);
   });
 });
 
