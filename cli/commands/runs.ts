@@ -103,8 +103,9 @@ export function registerRuns(program: Command, ctx: Context): void {
 The API has no logs endpoint yet, so this prints where each step's logs are rather than the logs:
 a step's stdout and stderr are artifacts of its MLflow run (the node's mlflowRunId and mlflowUrl):
   ${LOGS.join(" and ")}
-A partitioned step's are in each partition's run, nested under the step's run (on Kubernetes, past the agent's limit of nested runs, in the step's own run under
-parallels/logs/partition-<i>/). Read one with the MLflow CLI:
+A partitioned step's are in each partition's run, nested under the step's run (on Kubernetes,
+past the agent's limit of nested runs, in the step's own run under parallels/logs/partition-<i>/).
+Read one with the MLflow CLI:
   mlflow artifacts download --run-id <mlflow run id> --artifact-path ${LOGS[0]}`,
     )
     .action(async (id: string, node: string | undefined, opts: { output: Format }) => {
