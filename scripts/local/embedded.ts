@@ -41,6 +41,8 @@ export interface EmbeddedOptions {
   ports?: EmbeddedPorts | "free";
   /** Forward the control plane's log. */
   echo?: boolean;
+  /** More Worker vars for the control plane (e.g. `CORS_ORIGINS` for a page in a browser). */
+  vars?: Record<string, string>;
 }
 
 export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
@@ -69,7 +71,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     ]);
     const natsSetup = launched.setup;
     const natsStart = launched.start;
-    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, MLFLOW_UI_URL: mlflow.url, ...natsSetup.secrets };
+    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, MLFLOW_UI_URL: mlflow.url, ...natsSetup.secrets, ...opts.vars };
     const control = await startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true });
     const embedded: Embedded = {
       control,
