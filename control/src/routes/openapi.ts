@@ -50,6 +50,7 @@ const RESPONSE_SCHEMAS: [z.ZodType, string][] = [
   [api.DagValidation, "DagValidation"],
   [api.RunView, "Run"],
   [api.RunPage, "RunPage"],
+  [api.NodeRunDetail, "NodeRun"],
   [api.ScheduleView, "Schedule"],
   [api.SchedulePage, "SchedulePage"],
   [api.Deleted, "Deleted"],
