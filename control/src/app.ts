@@ -24,7 +24,8 @@ export function newApp(): Hono<AppEnv> {
       origin: (origin) => (origins.includes(origin) ? origin : null),
       allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      exposeHeaders: ["Server-Timing"],
+      // Clients read these: timings, a log's size (to follow it), when to retry.
+      exposeHeaders: ["Server-Timing", "X-Log-Size", "Retry-After"],
       maxAge: 600,
     })(c, next);
   });
