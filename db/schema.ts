@@ -131,6 +131,8 @@ export const dagRuns = sqliteTable(
     requestHash: text("request_hash"),
     scheduleId: text("schedule_id"),
     mlflowRunId: text("mlflow_run_id"),
+    /** The time windows of its windowed inputs, `{"<node>.<input>": {from, to, skipIfEmpty}}`, fixed when it starts. */
+    windows: text("windows", { mode: "json" }).$type<import("../proto/dag/windows").RunWindows>(),
     createdAt: createdAt(),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),

@@ -151,6 +151,8 @@ export const RunView = z.object({
   mlflowRunId: z.string().nullable(),
   /** The parent run in the MLflow UI, when the control plane knows the UI's address (`MLFLOW_UI_URL`). */
   mlflowUrl: z.string().nullable(),
+  /** The time windows its windowed inputs take (`"<node>.<input>"` → `[from, to)`), fixed when it started; null: none. */
+  windows: z.record(z.string(), z.object({ from: z.string(), to: z.string(), skipIfEmpty: z.boolean() })).nullable(),
   /** Why `mlflowRunId` is null (no step has reached an agent yet, or none ever did); null once it is known. */
   mlflowNote: z.string().nullable(),
   createdAt: z.string(),

@@ -30,6 +30,8 @@ export const WorkStartSchema = z.object({
    * A retry of only the partitions that failed in the attempt before: the others succeeded, and
    * their outputs (on that attempt's MLflow run) and MLflow runs are kept.
    */
+  /** The time windows of the node's windowed inputs (epoch ms, `[from, to)`), by input name, as the run fixed them. */
+  windows: z.record(z.string(), z.object({ from: z.number(), to: z.number(), skipIfEmpty: z.boolean() })).optional(),
   retry: z
     .object({
       /** The attempt whose partitions failed, and its MLflow run (where the others' outputs are). */

@@ -95,12 +95,35 @@ export const ProjectSchema = z.strictObject({
     .optional(),
 });
 
+/** A positive duration: `30s`, `15m`, `2h`, `1d`. */
+export const DURATION = /^[1-9]\d{0,8}(s|m|h|d)$/;
+const duration = () => z.string().regex(DURATION, { error: 'expected a positive duration such as "30s", "15m", "2h" or "1d"' });
+const instant = () => z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date and time such as "2026-12-01T00:00:00Z"' });
+
+/**
+ * Which items of an input a run takes, by when they arrived (docs/architecture.md: a file's
+ * modification time; an MLflow run's artifacts, when the run ended): `{since: lastRun}` — those
+ * after the window of the previous successful run of the same schedule (or DAG) ended, so
+ * consecutive runs take every item once; `{last: "15m"}` — the 15 minutes before the run's time;
+ * `{from, to?}` — absolute (`to` default: the run's time). `skipIfEmpty` (default true): a node
+ * whose window holds nothing succeeds at once, without starting a step.
+ */
+export const WindowSchema = z.union(
+  [
+    z.strictObject({ since: z.literal("lastRun", { error: 'expected "lastRun"' }), skipIfEmpty: z.boolean().optional() }),
+    z.strictObject({ last: duration(), skipIfEmpty: z.boolean().optional() }),
+    z.strictObject({ from: instant(), to: instant().optional(), skipIfEmpty: z.boolean().optional() }),
+  ],
+  { error: 'expected a window: {since: lastRun}, {last: "15m"} or {from, to}' },
+);
+const window = () => WindowSchema.optional();
+
 /** `{node, path?}`: artifacts of an upstream node's run (optionally a sub-path). */
-export const NodeInputSchema = z.strictObject({ node: nonEmpty(), path: z.string().optional() });
+export const NodeInputSchema = z.strictObject({ node: nonEmpty(), path: z.string().optional(), window: window() });
 /** `{run, path?}`: artifacts of any MLflow run, by run id. */
-export const RunInputSchema = z.strictObject({ run: nonEmpty(), path: z.string().optional() });
+export const RunInputSchema = z.strictObject({ run: nonEmpty(), path: z.string().optional(), window: window() });
 /** `{uri}`: any URI the agent can read (s3://, gs://, https://, file://…). */
-export const UriInputSchema = z.strictObject({ uri: nonEmpty() });
+export const UriInputSchema = z.strictObject({ uri: nonEmpty(), window: window() });
 
 export const InputRefSchema = z.union([NodeInputSchema, RunInputSchema, UriInputSchema], {
   error: "expected exactly one of {node, path?}, {run, path?} or {uri}",
@@ -297,4 +320,5 @@ export type Partition = z.output<typeof PartitionSchema>;
 export type ClusterSelector = z.output<typeof ClusterSelectorSchema>;
 export type Resources = z.output<typeof ResourcesSchema>;
 export type Toleration = z.output<typeof TolerationSchema>;
+export type Window = z.output<typeof WindowSchema>;
 export type FailurePolicy = Dag["failurePolicy"];

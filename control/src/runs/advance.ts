@@ -81,6 +81,7 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     dagVersion: run.dagVersion,
     params: run.params as RunContext["params"],
     mlflowRunId: run.mlflowRunId,
+    windows: run.windows,
     runStatus: run.status,
     stateToken: run.stateToken,
     nodes: new Map(

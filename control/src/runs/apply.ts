@@ -11,7 +11,7 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Dag } from "../../../proto/dag";
-import { resolveNodeParams, upstreamOf } from "../../../proto/dag";
+import { nodeWindows, resolveNodeParams, upstreamOf, type RunWindows } from "../../../proto/dag";
 import { parseIndexes } from "../../../proto/indexes";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
 import { isTerminalRun, TERMINAL_RUN_STATUSES, type NodeStatus, type RunStatus } from "../../../proto/status";
@@ -25,6 +25,8 @@ export interface RunContext {
   dagVersion: number;
   params: Record<string, string | number | boolean>;
   mlflowRunId: string | null;
+  /** The windows of the run's windowed inputs (null: none, or not fixed yet). */
+  windows: RunWindows | null;
   runStatus: RunStatus;
   /** The run's `state_token` as read with this state. */
   stateToken: string;
@@ -82,6 +84,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
+      ...(nodeWindows(ctx.windows, nodeId) ? { windows: nodeWindows(ctx.windows, nodeId) } : {}),
       // The others succeeded: run the failed partitions only, keeping what the rest made.
       ...(onlyFailed && row.failedPartitions ? { retry: { attempt: row.attempt, mlflowRunId: row.mlflowRunId ?? null, partitions: row.failedPartitions, total: row.partitionsTotal ?? 1 } } : {}),
     };

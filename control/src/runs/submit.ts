@@ -3,11 +3,11 @@
  * version, the clusters, an earlier submit with the same Idempotency-Key) and one transactional
  * batch of writes (the run, its node runs, the outbox rows for the first nodes, an event).
  */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { clusters, dagRuns, dagVersions, dags } from "../../../db/schema";
 import type { RunSubmit, RunView } from "../../../proto/api";
-import type { Dag } from "../../../proto/dag";
+import { resolveWindows, type Dag } from "../../../proto/dag";
 import type { ProblemDetail } from "../../../proto/errors";
 import type { NodeStatus } from "../../../proto/status";
 import { newId } from "../crypto";
@@ -28,7 +28,7 @@ export interface SubmitOptions {
 }
 
 export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opts: SubmitOptions, now = Date.now()): Promise<{ run: RunView; created: boolean }> {
-  const [found, clusterRows, prior] = await db.batch([
+  const [found, clusterRows, prior, previous] = await db.batch([
     db
       .select({ dag: dags, spec: dagVersions.spec, version: dagVersions.version })
       .from(dags)
@@ -39,6 +39,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
       .select({ id: dagRuns.id, requestHash: dagRuns.requestHash })
       .from(dagRuns)
       .where(and(eq(dagRuns.workspaceId, workspaceId), opts.idempotencyKey ? eq(dagRuns.idempotencyKey, opts.idempotencyKey) : sql`0`)),
+    previousWindows(db, workspaceId, req.dag, opts.scheduleId),
   ]);
   if (prior[0]) return { run: await replay(db, workspaceId, prior[0], opts), created: false };
   const hit = found[0];
@@ -54,7 +55,9 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   if (problems.length > 0) throw new ApiError("invalid_dag", `the run cannot start: ${problems.length} problem${problems.length === 1 ? "" : "s"}`, problems);
 
   const runId = newId(now);
-  const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, runStatus: "queued", stateToken: newStateToken(), nodes: new Map() };
+  // A held run fixes its windows when it is released (the run before it may not have ended yet).
+  const windows = opts.hold ? null : resolveWindows(dag, now, previous[0]?.windows ?? null);
+  const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, windows, runStatus: "queued", stateToken: newStateToken(), nodes: new Map() };
   for (const node of dag.nodes) ctx.nodes.set(node.id, { id: `${runId}-${node.id}`, attempt: 0, clusterId: placed.placement.get(node.id)!, status: "pending" });
   const decision = opts.hold
     ? { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [], runStatus: "queued" as const }
@@ -73,6 +76,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
     requestHash: opts.requestHash ?? null,
     scheduleId: opts.scheduleId ?? null,
     mlflowRunId: null,
+    windows,
     stateToken: ctx.stateToken,
     createdAt: now,
     startedAt: null,
@@ -117,6 +121,26 @@ async function replay(db: Db, workspaceId: string, prior: { id: string; requestH
     throw new ApiError("conflict", "this Idempotency-Key was already used for a different request", [{ path: "Idempotency-Key", message: `already used by run ${prior.id}` }]);
   }
   return (await loadRunView(db, workspaceId, prior.id))!;
+}
+
+/**
+ * The windows of the latest successful run of the same schedule (or, for a run of no schedule, of
+ * the same DAG): where `since: lastRun` windows start.
+ */
+export function previousWindows(db: Db, workspaceId: string, dagName: string, scheduleId: string | undefined) {
+  return db
+    .select({ windows: dagRuns.windows })
+    .from(dagRuns)
+    .where(
+      and(
+        eq(dagRuns.workspaceId, workspaceId),
+        scheduleId ? eq(dagRuns.scheduleId, scheduleId) : and(eq(dagRuns.dagName, dagName), isNull(dagRuns.scheduleId)),
+        eq(dagRuns.status, "succeeded"),
+        isNotNull(dagRuns.windows),
+      ),
+    )
+    .orderBy(desc(dagRuns.id))
+    .limit(1);
 }
 
 /** DAG-level params are defaults; a submit may override the declared ones, and only those. */

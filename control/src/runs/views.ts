@@ -47,6 +47,7 @@ export function runSummary(run: RunRow): RunView {
     mlflowRunId: run.mlflowRunId,
     mlflowUrl: null,
     mlflowNote: mlflowNote(run),
+    windows: run.windows ? Object.fromEntries(Object.entries(run.windows).map(([k, w]) => [k, { from: iso(w.from)!, to: iso(w.to)!, skipIfEmpty: w.skipIfEmpty }])) : null,
     createdAt: iso(run.createdAt)!,
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),

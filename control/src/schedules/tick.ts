@@ -13,6 +13,7 @@ import { ACTIVE_NODE_STATUSES, TERMINAL_RUN_STATUSES } from "../../../proto/stat
 import { sqlList, type Db } from "../db";
 import { ApiError } from "../errors";
 import { advanceRun } from "../runs/advance";
+import { fixHeldRunWindows } from "../runs/windows";
 import { submitRun } from "../runs/submit";
 import { nextOccurrence } from "./cron";
 
@@ -95,6 +96,7 @@ export async function releaseHeldRuns(db: Db, now = Date.now(), scheduleId?: str
     LIMIT ${BATCH}`);
   const released: string[] = [];
   for (const r of held) {
+    await fixHeldRunWindows(db, r.id, now);
     await advanceRun(db, r.workspace_id, r.id, { start: true }, now);
     released.push(r.id);
   }

@@ -1,0 +1,1 @@
+ALTER TABLE `dag_runs` ADD `windows` text;
