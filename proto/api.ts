@@ -176,6 +176,14 @@ export const RunListQuery = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
+/** `GET /v1/runs/{id}/nodes/{node}/logs`: one stream of one partition's log, from a byte offset (for following it). */
+export const NodeLogQuery = z.strictObject({
+  partition: z.coerce.number().int().min(0).optional(),
+  stream: z.enum(["stdout", "stderr"]).default("stdout"),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+export const LogText = z.string();
+
 /** `POST /v1/runs/{id}/cancel?force=true`: don't wait for agents that may be gone. */
 export const RunCancelQuery = z.strictObject({
   force: z

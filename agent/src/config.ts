@@ -100,6 +100,7 @@ export const SETTINGS = {
     help: "Kubernetes executor: MLflow as the work pods reach it. Default --mlflow-tracking-uri.",
   },
   jobTtlSeconds: { flag: "job-ttl-seconds", env: "PARALLELS_JOB_TTL_SECONDS", help: "Kubernetes executor: ended Jobs are deleted this long after they end. Default 86400." },
+  logsEverySeconds: { flag: "logs-every-seconds", env: "PARALLELS_LOGS_EVERY_SECONDS", help: "Seconds between uploads of a running step's logs to MLflow (where GET …/logs reads them). Default 30." },
   maxPartitionRuns: {
     flag: "max-partition-runs",
     env: "PARALLELS_MAX_PARTITION_RUNS",
@@ -233,6 +234,7 @@ const Schema = z
     stepsMlflowTrackingUri: httpUrl.optional(),
     jobTtlSeconds: intIn(0, 365 * 86_400).default(86_400),
     maxPartitionRuns: intIn(0, 100_000).default(100),
+    logsEverySeconds: intIn(1, 3600).default(30),
     clusterName: z.string().max(63).optional(),
   })
   .superRefine((c, ctx) => {

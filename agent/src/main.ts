@@ -56,6 +56,7 @@ async function createExecutor({ config, credentials, logger, metrics }: Executor
         ...(config.pythonBinDir ? { pythonBinDir: config.pythonBinDir } : {}),
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
         stepsMlflowCredentials: config.stepsMlflowCredentials,
+        logUploadMs: config.logsEverySeconds * 1000,
         logger,
       });
   }

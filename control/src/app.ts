@@ -25,7 +25,8 @@ export function newApp(): Hono<AppEnv> {
       origin: (origin) => (origins.includes(origin) ? origin : null),
       allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      exposeHeaders: ["Server-Timing", "ETag"],
+      // Clients read these: timings, a log's size (to follow it), when to retry, a run view's ETag (to poll it).
+      exposeHeaders: ["Server-Timing", "X-Log-Size", "Retry-After", "ETag"],
       maxAge: 600,
     })(c, next);
   });

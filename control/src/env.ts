@@ -7,6 +7,10 @@ export interface Env {
   CORS_ORIGINS?: string;
   /** URL agents use to reach this control plane. */
   PUBLIC_URL?: string;
+  /** MLflow's tracking server as the control plane reaches it: steps' logs are read from it. */
+  MLFLOW_TRACKING_URI?: string;
+  /** Secret: a bearer token for it, when it asks for one. */
+  MLFLOW_TRACKING_TOKEN?: string;
   /** The MLflow UI's address as users reach it: run views link their MLflow runs there (none without it). */
   MLFLOW_UI_URL?: string;
   /** Lifetime of a cluster's bootstrap token, in seconds (default 3600). */

@@ -71,7 +71,15 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     ]);
     const natsSetup = launched.setup;
     const natsStart = launched.start;
-    const controlVars = { PARALLELS_ADMIN_TOKEN: opts.adminToken, NATS_WS_URL: natsSetup.wsUrl, NATS_URL: natsSetup.url, MLFLOW_UI_URL: mlflow.url, ...natsSetup.secrets, ...opts.vars };
+    const controlVars = {
+      PARALLELS_ADMIN_TOKEN: opts.adminToken,
+      NATS_WS_URL: natsSetup.wsUrl,
+      NATS_URL: natsSetup.url,
+      MLFLOW_UI_URL: mlflow.url,
+      MLFLOW_TRACKING_URI: mlflow.url,
+      ...natsSetup.secrets,
+      ...opts.vars,
+    };
     const control = await startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true });
     const embedded: Embedded = {
       control,

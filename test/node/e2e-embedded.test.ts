@@ -41,7 +41,7 @@ const agentOptions = () => ({
   stateDir: join(state, "agent"),
   projectsRoot: projects,
   pythonBinDir: env.mlflow.binDir,
-  extraArgs: ["--pull-expires-seconds", "5"],
+  extraArgs: ["--pull-expires-seconds", "5", "--logs-every-seconds", "1"],
   env: { STEP_TRACE_FILE: trace },
 });
 
@@ -191,6 +191,38 @@ describe("the embedded default, end to end", { timeout: 180_000 }, () => {
     // Every step ran exactly once (one process per step and attempt), the killed agent's one included.
     const runs = stepRuns();
     expect([byNode.get("slow")![0]!, byNode.get("after")![0]!].map((r) => runs.get(r.info.runId))).toEqual([1, 1]);
+  });
+
+  it("serves a running step's log while it runs (following it by offset), and still after the agent is SIGKILLed", async () => {
+    const id = await submit("e2e-logs", [{ id: "talk", project: { uri: STEP }, parameters: { ticks: 16, seconds: 1 } }]);
+    await nodeStatus(id, "talk", "running");
+    const logs = async (offset: number) => {
+      const res = await fetch(`${env.control.url}/v1/runs/${id}/nodes/talk/logs?stream=stderr&offset=${offset}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return { status: res.status, text: await res.text(), size: Number(res.headers.get("x-log-size")) };
+    };
+    // Follow it: each read from where the last one ended, until a few lines are in while the step still runs.
+    let text = "";
+    let offset = 0;
+    await waitFor("log lines while the step runs", async () => {
+      const r = await logs(offset);
+      if (r.status === 200) {
+        text += r.text;
+        offset = r.size;
+      }
+      return /tick 3\n/.test(text);
+    });
+    expect((await runOf(id)).nodes[0].status).toBe("running");
+    expect(text).toMatch(/^tick 0\ntick 1\ntick 2\ntick 3\n/);
+    // Logs outlive the process that uploaded them.
+    await agent.kill();
+    const after = await logs(0);
+    expect(after.status).toBe(200);
+    expect(after.text.startsWith(text)).toBe(true);
+    agent = await startAgent(agentOptions());
+    expect((await finished(id)).status).toBe("succeeded");
+    const full = await logs(0);
+    expect(full.text).toContain("tick 15\n");
+    expect((await fetch(`${env.control.url}/v1/runs/${id}/nodes/talk/logs?stream=stdout&partition=9`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(404);
   });
 
   it("survives a nats-server restart mid-run", async () => {

@@ -44,6 +44,8 @@ export interface BodyDef {
 export interface Success {
   description: string;
   schema: z.ZodType;
+  /** The answer's media type when it is not JSON (a log is `text/plain`; the body is then a string). */
+  contentType?: "text/plain; charset=utf-8";
 }
 
 export interface RouteDef {
@@ -75,7 +77,9 @@ export interface Input<D extends RouteDef> {
 }
 
 /** What a handler answers: one of the route's success statuses, with a body of its schema. */
-export type Answer<D extends RouteDef> = { [S in keyof D["ok"]]: { status: S; body: D["ok"][S] extends { schema: infer T extends z.ZodType } ? z.output<T> : never } }[keyof D["ok"]];
+export type Answer<D extends RouteDef> = {
+  [S in keyof D["ok"]]: { status: S; body: D["ok"][S] extends { schema: infer T extends z.ZodType } ? z.output<T> : never; headers?: Record<string, string> };
+}[keyof D["ok"]];
 
 export interface Route {
   def: RouteDef;
@@ -92,7 +96,9 @@ export function route<const D extends RouteDef>(def: D) {
       def,
       handler: async (c) => {
         const answer = await handler(c, (await readInput(c, def)) as Input<D>);
-        return c.json(answer.body, answer.status as ContentfulStatusCode);
+        const contentType = def.ok[answer.status as number]?.contentType;
+        if (contentType) return c.body(answer.body as string, answer.status as ContentfulStatusCode, { ...answer.headers, "content-type": contentType });
+        return c.json(answer.body, answer.status as ContentfulStatusCode, answer.headers);
       },
     }),
   };

@@ -51,6 +51,7 @@ const RESPONSE_SCHEMAS: [z.ZodType, string][] = [
   [api.DagValidation, "DagValidation"],
   [api.RunView, "Run"],
   [api.RunPage, "RunPage"],
+  [api.NodeRunDetail, "NodeRun"],
   [api.ScheduleView, "Schedule"],
   [api.SchedulePage, "SchedulePage"],
   [api.Deleted, "Deleted"],
@@ -125,7 +126,10 @@ function operation(def: RouteDef) {
   const where = `${def.method.toUpperCase()} ${def.path}`;
   const json = (schema: object) => ({ "application/json": { schema } });
   const responses: Record<string, object> = {};
-  for (const [status, ok] of Object.entries(def.ok)) responses[status] = { description: ok.description, content: json(ref(nameOf(RESPONSE_SCHEMAS, ok.schema, `${where} ${status}`))) };
+  for (const [status, ok] of Object.entries(def.ok)) {
+    const content = ok.contentType ? { [ok.contentType.split(";")[0]!]: { schema: { type: "string" } } } : json(ref(nameOf(RESPONSE_SCHEMAS, ok.schema, `${where} ${status}`)));
+    responses[status] = { description: ok.description, content };
+  }
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of errorsOf(def)) byStatus.set(STATUS_OF[code], [...(byStatus.get(STATUS_OF[code]) ?? []), code]);
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {

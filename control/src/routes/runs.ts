@@ -5,11 +5,12 @@
 import { and, desc, eq, lt } from "drizzle-orm";
 import { z } from "zod";
 import { dagRuns } from "../../../db/schema";
-import { NodeRunDetail, RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
+import { LogText, NodeLogQuery, NodeRunDetail, RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
 import { canonicalJson, sha256Hex } from "../crypto";
 import { notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
 import { submitRun } from "../runs/submit";
+import { controlPlaneMlflow, readNodeLog } from "../runs/logs";
 import { loadNodeRunDetail, loadRunView, mlflowRunUrl, runSummary, withMlflowLinks } from "../runs/views";
 import { SCHEDULE_KEY_PREFIX } from "../schedules/tick";
 import { route } from "./define";
@@ -103,6 +104,26 @@ export const runRoutes = [
     const detail = await loadNodeRunDetail(c.var.db, c.var.principal.workspaceId, id, node);
     if (!detail) throw notFound(`node "${node}" of run "${id}"`);
     return { status: 200, body: { ...detail, mlflowUrl: mlflowRunUrl(c.env.MLFLOW_UI_URL, detail.mlflowRunId) } };
+  }),
+
+  route({
+    method: "get",
+    path: "/v1/runs/{id}/nodes/{node}/logs",
+    summary: "A step's log (stdout or stderr, one partition's), from MLflow, where the agent uploads it while the step runs and at its end",
+    description:
+      "Follow a log by asking again from `offset` = the `X-Log-Size` of the last answer. 404 when the node has no MLflow run yet or the log is not there yet; 503 when the control plane does not know MLflow's address (MLFLOW_TRACKING_URI).",
+    auth: "read",
+    query: NodeLogQuery,
+    ok: { 200: { description: "the log's text from the offset; `X-Log-Size`: its whole size", schema: LogText, contentType: "text/plain; charset=utf-8" } },
+    errors: ["not_found", "unavailable"],
+  }).handle(async (c, { params: { id, node }, query }) => {
+    const detail = await loadNodeRunDetail(c.var.db, c.var.principal.workspaceId, id, node);
+    if (!detail) throw notFound(`node "${node}" of run "${id}"`);
+    const which = `the ${query.stream} log of ${query.partition === undefined ? `node "${node}"` : `partition ${query.partition} of node "${node}"`}`;
+    if (!detail.mlflowRunId) throw notFound(`${which}: the node has no MLflow run yet`);
+    const log = await readNodeLog(controlPlaneMlflow(c.env), detail.mlflowRunId, { ...query, ...(query.partition !== undefined ? { partition: query.partition } : {}) });
+    if (!log) throw notFound(`${which}: not uploaded yet`);
+    return { status: 200, body: new TextDecoder().decode(log.bytes), headers: { "x-log-size": String(log.size), "cache-control": "no-store" } };
   }),
 
   route({

@@ -53,6 +53,6 @@ export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, c
     ...(config.stepsMlflowSecret ? { stepsMlflowSecret: config.stepsMlflowSecret } : {}),
     jobTtlSeconds: config.jobTtlSeconds,
     maxPartitionRuns: config.maxPartitionRuns,
-    logsEverySeconds: 30,
+    logsEverySeconds: config.logsEverySeconds,
   });
 }
