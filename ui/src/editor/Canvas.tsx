@@ -55,7 +55,7 @@ export function Canvas() {
         edges,
       ),
     );
-    requestAnimationFrame(() => void fitView({ padding: 0.2, duration: 200 }));
+    requestAnimationFrame(() => void fitView({ padding: 0.2, maxZoom: 1, duration: 200 }));
   }, [layoutRequest, unplaced && doc.nodes.length]);
 
   const indexOf = useCallback((gid: string) => nodes.find((n) => n.id === gid)?.data.index, [nodes]);
@@ -134,7 +134,6 @@ export function Canvas() {
         onDrop={onDrop}
         onPaneClick={() => select(null)}
         deleteKeyCode={["Delete", "Backspace"]}
-        fitView
         minZoom={0.2}
         proOptions={{ hideAttribution: true }}
       >

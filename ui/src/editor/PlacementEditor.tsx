@@ -28,6 +28,7 @@ export function PlacementEditor({ index, step, problems, set, at }: StepEditProp
         onChange={(m) => set(["cluster"], m === "any" ? undefined : m === "name" ? (clusters.value?.[0]?.name ?? "") : { key: "value" })}
         problems={mode === "any" ? problemsAt(problems, at("cluster")) : []}
       />
+      {mode === "any" && (clusters.value?.length ?? 0) > 1 && <p className="hint warn">The workspace has {clusters.value?.length} clusters: a run needs this step to name one or select by labels.</p>}
       {mode === "name" && (
         <>
           <TextField label="Cluster name" value={step.cluster} onChange={(v) => set(["cluster"], v)} problems={problemsAt(problems, at("cluster"))} list={listId} />

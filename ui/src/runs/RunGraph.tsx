@@ -74,6 +74,7 @@ export function RunGraph({ spec, run, selected, onSelect }: { spec: Dag; run: Ru
         nodesDraggable={false}
         edgesFocusable={false}
         fitView
+        fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
         proOptions={{ hideAttribution: true }}
       >
         <Background />
