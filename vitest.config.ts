@@ -1,9 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Three projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
+// Four projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
 // servers; `workers`, which runs the control plane inside workerd with a local D1 migrated by the
-// real migrations; `k8s`, against a real Kubernetes control plane (scripts/k8s/harness.ts).
+// real migrations; `k8s`, against a real Kubernetes control plane (scripts/k8s/harness.ts);
+// `browser`, the web UI in Debian's Chromium against the embedded default.
 // A project's globalSetup runs only when that project has test files to run: `vitest run
 // --project node` starts no cluster, `--project k8s` installs no Python tools.
 export default defineConfig({
@@ -20,6 +21,18 @@ export default defineConfig({
           // A guard against hangs, not a measure of speed (that is `npm run bench`): the suite
           // starts real servers and processes on 2 cores, and a busy machine slows them down.
           testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          // The Python tools and the UI's bundle, as for `node` (Chromium comes on first use, test/browser/chromium.ts).
+          globalSetup: ["./test/support/global-setup.ts"],
+          // A whole run of the example DAG is watched in the page: real processes on 2 cores.
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
         },
       },
       {

@@ -39,6 +39,8 @@ export const TokenView = z.object({
 });
 /** The answer to creating a token: the only time its secret is shown. */
 export const TokenCreated = TokenView.extend({ token: z.string() });
+/** `GET /v1/whoami`: the caller's workspace and scope (the web UI shows them after sign-in). */
+export const WhoAmI = z.object({ workspace: z.string(), scope: Scope, root: z.boolean() });
 export const WorkspaceCreated = z.object({
   workspace: z.object({ id: z.string(), name: z.string(), createdAt: z.string() }),
   /** The secret of the workspace's first admin token, shown once. */

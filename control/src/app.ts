@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { etag } from "hono/etag";
 import { countingD1, getDb, type D1Calls } from "./db";
 import type { AppEnv } from "./env";
 import { publisherFor } from "./publisher";
@@ -22,10 +23,10 @@ export function newApp(): Hono<AppEnv> {
       .filter(Boolean);
     return cors({
       origin: (origin) => (origins.includes(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      // Clients read these: timings, a log's size (to follow it), when to retry.
-      exposeHeaders: ["Server-Timing", "X-Log-Size", "Retry-After"],
+      // Clients read these: timings, a log's size (to follow it), when to retry, a run view's ETag (to poll it).
+      exposeHeaders: ["Server-Timing", "X-Log-Size", "Retry-After", "ETag"],
       maxAge: 600,
     })(c, next);
   });
@@ -47,6 +48,11 @@ export function newApp(): Hono<AppEnv> {
     const publisher = c.req.method !== "GET" && c.res.status < 300 ? publisherFor(c.env) : null;
     if (publisher) c.executionCtx.waitUntil(publisher.kick().catch(() => undefined));
   });
+
+  // A run view polled by the web UI: the answer's digest as its ETag, and 304 without a body when
+  // the poller's If-None-Match still matches (nothing changed since its last look).
+  app.use("/v1/runs/:id", etag());
+  app.use("/v1/runs/:id/nodes/:node", etag());
 
   // Authentication, scopes, the 1 MiB body limit and validation are per route (routes/define.ts).
   registerRoutes(app, ROUTES);

@@ -19,6 +19,7 @@ import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 import { startLocalAgent } from "./local-agent";
 import { ensurePythonTools } from "./python-tools";
+import { ensureUiBuilt } from "./ui-build";
 
 const { values } = parseArgs({
   options: {
@@ -45,8 +46,10 @@ const stopAll = async () => {
 
 async function main(): Promise<boolean> {
   await ensurePythonTools(say);
+  await ensureUiBuilt(say);
   say("starting nats-server, mlflow server and the control plane on 127.0.0.1 …");
   env = await startEmbedded({ stateDir, adminToken: token, ports: values["free-ports"] ? "free" : DEFAULT_PORTS });
+  say(`web UI         ${env.control.url}/   (sign in with the admin token)`);
   say(`control plane  ${env.control.url}   (OpenAPI ${env.control.url}/v1/openapi.json; admin token in .dev.vars)`);
   say(`MLflow         ${env.mlflow.url}`);
   say(`NATS           ${env.natsUrl}`);
@@ -127,7 +130,7 @@ process.on("SIGTERM", stopOnSignal);
 try {
   const ok = await main();
   if (values.keep) {
-    say("\nserving until Ctrl-C");
+    say(`\nserving until Ctrl-C; the web UI is at ${env!.control.url}/ (admin token: PARALLELS_ADMIN_TOKEN in .dev.vars)`);
   } else {
     await stopAll();
     process.exit(ok ? 0 : 1);

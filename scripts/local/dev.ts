@@ -13,6 +13,7 @@ import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 import { startLocalAgent } from "./local-agent";
 import { ensurePythonTools } from "./python-tools";
+import { ensureUiBuilt } from "./ui-build";
 
 const { values } = parseArgs({
   options: {
@@ -36,8 +37,10 @@ process.on("SIGTERM", stopOnSignal);
 try {
   const stateDir = values.state!;
   await ensurePythonTools((line) => console.log(line));
+  await ensureUiBuilt((line) => console.log(line));
   env = await startEmbedded({ stateDir, adminToken: localAdminToken(), ports: values["free-ports"] ? "free" : DEFAULT_PORTS });
   agent = await startLocalAgent(env, { stateDir: join(stateDir, "agent"), projectsRoot: resolve(values["projects-root"]!) });
+  console.log(`web UI         ${env.control.url}/   (sign in with the admin token)`);
   console.log(`control plane  ${env.control.url}   (API ${env.control.url}/v1, OpenAPI ${env.control.url}/v1/openapi.json)`);
   console.log(`MLflow         ${env.mlflow.url}`);
   console.log(`NATS           ${env.natsUrl}`);

@@ -4,7 +4,10 @@
  * test file starts, so `npm ci && npm test` is the whole set-up.
  */
 import { ensurePythonTools } from "../../scripts/local/python-tools";
+import { ensureUiBuilt } from "../../scripts/local/ui-build";
 
 export default async function setup(): Promise<void> {
   await ensurePythonTools((line) => console.log(line));
+  // The control plane serves the web UI's bundle (wrangler.toml [assets]): current before any test starts one.
+  await ensureUiBuilt((line) => console.log(line));
 }

@@ -35,6 +35,7 @@ const RESPONSE_SCHEMAS: [z.ZodType, string][] = [
   [ErrorBodySchema, "Error"],
   [DagSchema, "DagSpec"],
   [api.WorkspaceCreated, "WorkspaceCreated"],
+  [api.WhoAmI, "WhoAmI"],
   [api.TokenView, "Token"],
   [api.TokenCreated, "TokenCreated"],
   [api.TokenPage, "TokenPage"],

@@ -1,7 +1,7 @@
 /** Workspaces (root only) and API tokens (admins of a workspace). */
 import { and, eq, isNull } from "drizzle-orm";
 import { apiTokens, workspaces } from "../../../db/schema";
-import { PageQuery, TokenCreate, TokenCreated, TokenPage, TokenView, WorkspaceCreate, WorkspaceCreated, type Scope } from "../../../proto/api";
+import { PageQuery, TokenCreate, TokenCreated, TokenPage, TokenView, WhoAmI, WorkspaceCreate, WorkspaceCreated, type Scope } from "../../../proto/api";
 import { iso, newId, newSecret, sha256Hex } from "../crypto";
 import { conflictOnUnique, notFound } from "../errors";
 import { route } from "./define";
@@ -24,6 +24,17 @@ const tokenView = (r: typeof apiTokens.$inferSelect) => ({
 });
 
 export const tokenRoutes = [
+  route({
+    method: "get",
+    path: "/v1/whoami",
+    summary: "The caller's workspace and scope",
+    auth: "read",
+    ok: { 200: { description: "who the token is", schema: WhoAmI } },
+  }).handle(async (c) => {
+    const { workspaceId, scope, root } = c.var.principal;
+    return { status: 200, body: { workspace: workspaceId, scope, root } };
+  }),
+
   route({
     method: "post",
     path: "/v1/workspaces",

@@ -1,0 +1,35 @@
+/**
+ * The web UI's bundle (ui/dist), which the control plane serves as static assets (wrangler.toml
+ * `[assets]`): `npm ci` builds it (prepare), and the launchers check it before starting the
+ * control plane, building it again when it is missing or older than its sources (a pull that
+ * brought UI changes, an edit), so `npm run dev` and `npm run demo` always serve the UI as checked out.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const UI = join(ROOT, "ui");
+const BUILT = join(UI, "dist/index.html");
+
+/** The newest modification time of the UI's sources, and of what they import from proto/. */
+function newestSource(dirs = [join(UI, "src"), join(ROOT, "proto")], files = [join(UI, "index.html"), join(UI, "vite.config.ts")]): number {
+  let newest = Math.max(...files.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
+  for (const dir of dirs) {
+    for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+export function uiBuildCurrent(): boolean {
+  return existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestSource();
+}
+
+/** Builds ui/dist with Vite unless it is current (about 5–10 s on 2 cores). */
+export async function ensureUiBuilt(log: (line: string) => void = () => undefined): Promise<void> {
+  if (uiBuildCurrent()) return;
+  log(existsSync(BUILT) ? "rebuilding the web UI (its sources changed) …" : "building the web UI (ui/dist) …");
+  const { build } = await import("vite");
+  await build({ configFile: join(UI, "vite.config.ts"), logLevel: "warn" });
+}
