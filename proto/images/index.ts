@@ -6,6 +6,7 @@ export {
   type ContextFile,
   DEFAULT_BASE_IMAGES,
   ENV_DIR,
+  EnvFileError,
   type EnvImagePlan,
   GENERATED,
   HOME_DIR,
