@@ -166,6 +166,10 @@ export const nodeRuns = sqliteTable(
     message: text("message"),
     /** The attempt failed for good: the agent said retrying cannot help (its retries were spent within the attempt). */
     finalFailure: integer("final_failure", { mode: "boolean" }).notNull().default(false),
+    /** The image the current attempt runs in (or waits for), as the agent reported it. */
+    imageRef: text("image_ref"),
+    /** When the current attempt started waiting for an image build (its first `building` event). */
+    buildingSince: integer("building_since"),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),

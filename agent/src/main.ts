@@ -56,6 +56,7 @@ async function createExecutor({ config, credentials, logger, metrics }: Executor
         ...(config.pythonBinDir ? { pythonBinDir: config.pythonBinDir } : {}),
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
         stepsMlflowCredentials: config.stepsMlflowCredentials,
+        ...(config.containers ? { containers: await (await import("./images/setup")).localContainersFor(config) } : {}),
         logger,
       });
   }

@@ -72,6 +72,8 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
           mlflow_run_id = COALESCE(json_extract(j.value, '$.mlflowRunId'), mlflow_run_id),
           message = COALESCE(json_extract(j.value, '$.message'), message),
           final_failure = json_extract(j.value, '$.final'),
+          image_ref = COALESCE(json_extract(j.value, '$.imageRef'), image_ref),
+          building_since = COALESCE(building_since, json_extract(j.value, '$.buildingSince')),
           started_at = COALESCE(started_at, json_extract(j.value, '$.startedAt')),
           finished_at = COALESCE(json_extract(j.value, '$.finishedAt'), finished_at),
           updated_at = ${now}
@@ -147,6 +149,8 @@ function progressOf(row: Row): NodeProgress {
     mlflowRunId: row.mlflowRunId,
     message: row.message,
     final: row.finalFailure,
+    imageRef: row.imageRef,
+    buildingSince: row.buildingSince,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
   };
@@ -165,6 +169,8 @@ function withProgress(row: Row, p: NodeProgress): Row {
     mlflowRunId: p.mlflowRunId,
     message: p.message,
     finalFailure: p.final,
+    imageRef: p.imageRef,
+    buildingSince: p.buildingSince,
     startedAt: p.startedAt,
     finishedAt: p.finishedAt,
   };

@@ -69,6 +69,8 @@ export function runViewOf(run: RunRow, nodes: NodeRow[]): RunView {
       mlflowRunId: n.mlflowRunId ?? null,
       mlflowUrl: null,
       message: n.message ?? null,
+      imageRef: n.imageRef ?? null,
+      buildingSince: iso(n.buildingSince),
       startedAt: iso(n.startedAt),
       finishedAt: iso(n.finishedAt),
     })),

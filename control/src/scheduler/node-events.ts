@@ -14,7 +14,9 @@
  * 4. Otherwise the event applies: its type sets the status (`accepted` and `progress` leave it);
  *    partition counters are absolute, so the newest replaces the old; an MLflow run id or a
  *    message replaces the one before; `startedAt` is the first `running`, `finishedAt` the end;
- *    a `failed` event that says `final` makes the failure final (no further attempt).
+ *    a `failed` event that says `final` makes the failure final (no further attempt); an image
+ *    reference replaces the one before, and the first `building` says since when the node waits
+ *    for its image.
  * The agent numbers an attempt's events in the order they happen, so `seq` order is their order:
  * a status is not compared with the one before, only rule 3 holds a node where it is.
  */
@@ -33,12 +35,16 @@ export interface NodeProgress {
   message: string | null;
   /** The attempt failed and no retry can help (the event said `final`). */
   final: boolean;
+  /** The image the attempt runs in or waits for (the latest event naming one). */
+  imageRef: string | null;
+  /** When the attempt started waiting for an image (its first `building` event). */
+  buildingSince: number | null;
   startedAt: number | null;
   finishedAt: number | null;
 }
 
 /** The part of an agent event that moves its node run. */
-export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final">;
+export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "imageRef">;
 
 /** The status an event puts its node in; null: it leaves the status as it is. */
 const STATUS_OF = {
@@ -67,6 +73,8 @@ export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
     mlflowRunId: event.mlflowRunId || node.mlflowRunId,
     message: event.message || node.message,
     final: node.final || (next === "failed" && event.final === true),
+    imageRef: event.imageRef || node.imageRef,
+    buildingSince: event.type === "building" && node.buildingSince === null ? event.at : node.buildingSince,
     startedAt: next === "running" && node.startedAt === null ? event.at : node.startedAt,
     finishedAt: next !== null && isTerminalNode(next) ? event.at : node.finishedAt,
   };
