@@ -134,7 +134,11 @@ export const SETTINGS = {
     help: "Kubernetes executor: the Secret (kubernetes.io/dockerconfigjson, work namespace) the build pods push with.",
   },
   imageBuilder: { flag: "image-builder", env: "PARALLELS_IMAGE_BUILDER", help: "Kubernetes executor: what builds images in the cluster: buildkit (rootless, daemonless) or kaniko. Default buildkit." },
-  builderImage: { flag: "builder-image", env: "PARALLELS_BUILDER_IMAGE", help: "Kubernetes executor: the builder's image. Default moby/buildkit:v0.34.2-rootless or the Kaniko fork's, from the base images' registry." },
+  builderImage: {
+    flag: "builder-image",
+    env: "PARALLELS_BUILDER_IMAGE",
+    help: "Kubernetes executor: the builder's image. Default moby/buildkit:v0.34.2-rootless or the Kaniko fork's, from the base images' registry.",
+  },
   baseImages: {
     flag: "base-images",
     env: "PARALLELS_BASE_IMAGES",

@@ -198,7 +198,9 @@ async function planPythonEnv(project: Project, files: ProjectFiles, bases: BaseI
   if (deps.length) ctx.push({ path: `env/${GENERATED.dependencies}`, text: lines(deps) });
   for (const [p, l] of referenced) ctx.push({ path: `env/${p}`, text: lines(l) });
   const pip = (list: string) =>
-    [`RUN --mount=type=secret,id=${CA_SECRET_ID} \\`, `    . ${SPEC_DIR}/${GENERATED.caScript} && cd ${SPEC_DIR} && \\`, `    python -m pip install -r ${list} && rm -f /tmp/parallels-ca.pem`].join("\n");
+    [`RUN --mount=type=secret,id=${CA_SECRET_ID} \\`, `    . ${SPEC_DIR}/${GENERATED.caScript} && cd ${SPEC_DIR} && \\`, `    python -m pip install -r ${list} && rm -f /tmp/parallels-ca.pem`].join(
+      "\n",
+    );
   const dockerfile = [
     header(`python_env: Python ${python} in a virtualenv; build_dependencies, then dependencies, installed with pip as MLflow's virtualenv env manager does.`),
     `FROM ${base}`,
@@ -239,11 +241,7 @@ async function planConda(project: Project, files: ProjectFiles, bases: BaseImage
     file: { path, text },
     files: Object.fromEntries([...referenced].sort(([a], [b]) => (a < b ? -1 : 1))),
   };
-  const ctx: ContextFile[] = [
-    { path: `env/${GENERATED.caScript}`, text: CA_SCRIPT },
-    { path: `env/${path}`, text },
-    ...[...referenced].map(([p, l]) => ({ path: `env/${p}`, text: lines(l) })),
-  ];
+  const ctx: ContextFile[] = [{ path: `env/${GENERATED.caScript}`, text: CA_SCRIPT }, { path: `env/${path}`, text }, ...[...referenced].map(([p, l]) => ({ path: `env/${p}`, text: lines(l) }))];
   const dockerfile = [
     header(`conda_env ${path}: the environment created with micromamba, as MLflow's conda env manager creates it with conda.`),
     `FROM ${base}`,
@@ -257,7 +255,16 @@ async function planConda(project: Project, files: ProjectFiles, bases: BaseImage
     `ENV PATH=${ENV_DIR}/bin:$PATH CONDA_PREFIX=${ENV_DIR}`,
     ...userLines("run"),
   ].join("\n");
-  return { kind: "conda_env", base, python: null, identity, dockerfile: `${dockerfile}\n`, files: ctx, needsProject: false, notes: conversion.warnings.filter((w) => w.includes("will not be installed") === false) };
+  return {
+    kind: "conda_env",
+    base,
+    python: null,
+    identity,
+    dockerfile: `${dockerfile}\n`,
+    files: ctx,
+    needsProject: false,
+    notes: conversion.warnings.filter((w) => w.includes("will not be installed") === false),
+  };
 }
 
 export interface ProjectImagePlan {

@@ -25,7 +25,9 @@ const BASE_RECIPE = 1;
 export const IMAGES_CACHE = join(process.env.MLFLOW_PARALLELS_CACHE ?? join(homedir(), ".cache/mlflow-parallels"), "images");
 
 export function baseImageKey(): string {
-  const h = createHash("sha256").update(JSON.stringify({ suite: BASE_SUITE, packages: BASE_PACKAGES, recipe: BASE_RECIPE })).digest("hex");
+  const h = createHash("sha256")
+    .update(JSON.stringify({ suite: BASE_SUITE, packages: BASE_PACKAGES, recipe: BASE_RECIPE }))
+    .digest("hex");
   return `python-${BASE_PYTHON}-debian-${BASE_SUITE}-${h.slice(0, 12)}`;
 }
 

@@ -24,10 +24,7 @@ export async function startRegistry(runDir: string, name = "registry"): Promise<
     const storage = join(runDir, `${name}-data`);
     mkdirSync(storage, { recursive: true });
     const config = join(runDir, `${name}.yml`);
-    writeFileSync(
-      config,
-      ["version: 0.1", "log: {level: warn}", `storage: {filesystem: {rootdirectory: ${storage}}, delete: {enabled: true}}`, `http: {addr: 127.0.0.1:${port}}`, ""].join("\n"),
-    );
+    writeFileSync(config, ["version: 0.1", "log: {level: warn}", `storage: {filesystem: {rootdirectory: ${storage}}, delete: {enabled: true}}`, `http: {addr: 127.0.0.1:${port}}`, ""].join("\n"));
     await launch(runDir, { name, prefix: [], binary: "docker-registry", args: ["serve", config] });
     const host = `127.0.0.1:${port}`;
     const deadline = Date.now() + 15_000;

@@ -32,7 +32,10 @@ export function ensureContainerTools(log: (line: string) => void = (l) => proces
   if (process.getuid?.() !== 0) throw new Error(`the container tools ${missing.join(", ")} are missing; as root, run: ${command}`);
   log(`[images] installing ${missing.join(", ")} from Debian (apt-get update, apt-get install; once, about 30 s)`);
   const t0 = Date.now();
-  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...missing]]) {
+  for (const args of [
+    ["update", "-qq"],
+    ["install", "-y", "-qq", "--no-install-recommends", ...missing],
+  ]) {
     const r = spawnSync("apt-get", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`apt-get ${args.join(" ")} failed (${r.status}):\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
   }

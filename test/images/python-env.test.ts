@@ -87,7 +87,15 @@ describe("sklearn_elasticnet_wine (python_env) built with buildah", () => {
     expect(config.config.User).toBe("10001:10001");
     expect(config.config.WorkingDir).toBe("/mlflow/projects/code/");
     expect(config.config.Env).toContain("VIRTUAL_ENV=/opt/mlflow-env");
-    const inside = podman("run", "--rm", "--network=none", plan.ref, "sh", "-c", "id -u; ls /mlflow/projects/code; test ! -e /tmp/parallels-ca.pem && test ! -e /run/secrets/parallels-ca && echo no-ca; python -c 'import sklearn; print(sklearn.__version__)'");
+    const inside = podman(
+      "run",
+      "--rm",
+      "--network=none",
+      plan.ref,
+      "sh",
+      "-c",
+      "id -u; ls /mlflow/projects/code; test ! -e /tmp/parallels-ca.pem && test ! -e /run/secrets/parallels-ca && echo no-ca; python -c 'import sklearn; print(sklearn.__version__)'",
+    );
     expect(inside.split("\n")).toEqual(["10001", "MLproject", "python_env.yaml", "train.py", "no-ca", "1.4.2", ""]);
   });
 

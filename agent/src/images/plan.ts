@@ -8,18 +8,7 @@
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { createHash } from "node:crypto";
-import {
-  type BaseImages,
-  type ContextFile,
-  contentTag,
-  envImageRef,
-  filesDigest,
-  type ImageTarget,
-  planEnvImage,
-  planProjectImage,
-  projectImageRef,
-  type ProjectSource,
-} from "../../../proto/images";
+import { type BaseImages, type ContextFile, contentTag, envImageRef, filesDigest, type ImageTarget, planEnvImage, planProjectImage, projectImageRef, type ProjectSource } from "../../../proto/images";
 import type { Project, ProjectFiles } from "../../../proto/mlproject";
 import type { TarEntry } from "./tar";
 
@@ -106,7 +95,9 @@ export async function planImages(input: PlanImagesInput, settings: ImageSettings
   const projectFiles = async () => (cached ??= await readProjectFiles(dir));
   let digest: string | undefined;
   const projectDigest = async () => (digest ??= await digestOfFiles(await projectFiles()));
-  const source: ProjectSource = input.git ? { git: input.git.url, commit: input.git.commit, ...(input.git.subdirectory ? { subdirectory: input.git.subdirectory } : {}) } : { digest: await projectDigest() };
+  const source: ProjectSource = input.git
+    ? { git: input.git.url, commit: input.git.commit, ...(input.git.subdirectory ? { subdirectory: input.git.subdirectory } : {}) }
+    : { digest: await projectDigest() };
   const steps: ImageStep[] = [];
   const notes: string[] = [];
 

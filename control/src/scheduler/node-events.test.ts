@@ -71,7 +71,11 @@ describe("waiting for an image", () => {
     expect(built).toMatchObject({ status: "building", imageRef: "reg/ml/project-x:bb@sha256:cc", buildingSince: 1001 });
     expect(applyEvent(built, ev(4, "running"))).toMatchObject({ status: "running", imageRef: "reg/ml/project-x:bb@sha256:cc", buildingSince: 1001, startedAt: 1004 });
     // A failed build fails the node with its reason.
-    expect(applyEvent(next, ev(3, "failed", { message: "building the image failed at RUN …" }))).toMatchObject({ status: "failed", message: "building the image failed at RUN …", buildingSince: 1001 });
+    expect(applyEvent(next, ev(3, "failed", { message: "building the image failed at RUN …" }))).toMatchObject({
+      status: "failed",
+      message: "building the image failed at RUN …",
+      buildingSince: 1001,
+    });
   });
 });
 

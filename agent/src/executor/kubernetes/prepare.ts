@@ -14,7 +14,7 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { computeManifest, type Manifest } from "../shared/manifest";
-import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
+import { endRun, EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
 import { ensureStepImage, gitSourceOf, planStepImage } from "../shared/images";
 import { PROJECT_DIR } from "../../../../proto/images";
@@ -79,6 +79,10 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
       nodeRunId,
       report: (e) => report?.({ ...e, mlflowRunId: nodeRunId, mlflowParentRunId: parentRunId }),
       warn: (obj, msg) => o.logger.warn(obj, msg),
+    }).catch(async (e: unknown) => {
+      // A failed build ends the attempt: its MLflow run too.
+      if (e instanceof AttemptFailure) await endRun(o.mlflow, nodeRunId, "FAILED", Date.now()).catch(() => undefined);
+      throw e;
     });
     image = ensured.ref;
     await o.mlflow.setTag(nodeRunId, MLFLOW_TAGS.dockerImageId, ensured.digest);
