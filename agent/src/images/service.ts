@@ -102,6 +102,7 @@ export class ImageService {
       }
       // Between the check and here another call may have started the build.
       const late = this.flights.get(step.ref);
+      if (late) this.stats.joined++;
       digest = late ? await this.join(step, late, hooks) : await this.join(step, this.start(step, hooks.mlflowRunId), hooks);
       built.push(step.ref);
     }
