@@ -18,9 +18,10 @@ export interface TestRegistry {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startRegistry(runDir: string, name = "registry"): Promise<TestRegistry> {
+/** `port`: the one to try first (a fixed port keeps image names stable across runs); then free ones. */
+export async function startRegistry(runDir: string, name = "registry", port0?: number): Promise<TestRegistry> {
   for (let tries = 0; ; tries++) {
-    const port = await freePort();
+    const port = tries === 0 && port0 ? port0 : await freePort();
     const storage = join(runDir, `${name}-data`);
     mkdirSync(storage, { recursive: true });
     const config = join(runDir, `${name}.yml`);
@@ -37,7 +38,7 @@ export async function startRegistry(runDir: string, name = "registry"): Promise<
       await sleep(100);
     }
     await stopProcesses(runDir, [name]);
-    if (tries < 2 && /address already in use/.test(logTail(runDir, name))) continue;
+    if (tries < 2 && (/address already in use/.test(logTail(runDir, name)) || (tries === 0 && port0))) continue;
     throw new Error(`the registry did not answer on ${host} within 15 s:\n${logTail(runDir, name)}`);
   }
 }
