@@ -1,10 +1,11 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Four projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
+// Five projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
 // servers; `workers`, which runs the control plane inside workerd with a local D1 migrated by the
 // real migrations; `k8s`, against a real Kubernetes control plane (scripts/k8s/harness.ts);
-// `browser`, the web UI in Debian's Chromium against the embedded default.
+// `browser`, the web UI in Debian's Chromium against the embedded default;
+// `images`, real image builds (buildah, podman, BuildKit) with a real registry on 127.0.0.1.
 // A project's globalSetup runs only when that project has test files to run: `vitest run
 // --project node` starts no cluster, `--project k8s` installs no Python tools.
 export default defineConfig({
@@ -45,6 +46,19 @@ export default defineConfig({
           globalSetup: ["./test/k8s/global-setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: "images",
+          include: ["test/images/**/*.test.ts"],
+          environment: "node",
+          // Installs Debian's container tools on first use (apt-get, as root, once), makes the
+          // Debian-made Python base image (cached by key outside the clone, about 70 s once) and
+          // starts ONE registry on 127.0.0.1 for the project (test/images/global-setup.ts).
+          globalSetup: ["./test/images/global-setup.ts"],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
         },
       },
       {

@@ -172,6 +172,10 @@ export const nodeRuns = sqliteTable(
     failedPartitions: text("failed_partitions"),
     /** Why (the first 50): `[{index, exitCode, reason, stderr}]`. */
     partitionFailures: text("partition_failures", { mode: "json" }).$type<import("../proto/agent").PartitionFailure[]>(),
+    /** The image the current attempt runs in (or waits for), as the agent reported it. */
+    imageRef: text("image_ref"),
+    /** When the current attempt started waiting for an image build (its first `building` event). */
+    buildingSince: integer("building_since"),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),

@@ -40,6 +40,8 @@ export const Heartbeat = z.strictObject({
     .nullable()
     .default(null),
   runningJobs: z.number().int().min(0),
+  /** What builds step images for this cluster (`buildkit moby/buildkit:v0.34.2-rootless`, `kaniko …`, `buildah 1.28.2`); null: none, steps use given images. */
+  builder: z.string().max(200).nullable().default(null),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 

@@ -128,6 +128,10 @@ export const NodeRunView = z.object({
   /** The node attempt's run in the MLflow UI, when the control plane knows the UI's address (`MLFLOW_UI_URL`). */
   mlflowUrl: z.string().nullable(),
   message: z.string().nullable(),
+  /** The image the attempt runs in, or waits for while it is `building` (built from the project's environment). */
+  imageRef: z.string().nullable(),
+  /** Since when the attempt waits for its image to be built (its first `building`); null when it never waited. */
+  buildingSince: z.string().nullable(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
 });

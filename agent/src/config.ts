@@ -107,6 +107,50 @@ export const SETTINGS = {
     help: "Kubernetes executor: nested MLflow runs per partition up to this many partitions; beyond, partitions log under the node's run. Default 100.",
   },
   clusterName: { flag: "cluster-name", env: "PARALLELS_CLUSTER_NAME", help: "The cluster's name, for logs only (the control plane knows the cluster by its credentials)." },
+  containers: {
+    flag: "containers",
+    env: "PARALLELS_CONTAINERS",
+    help: "Local executor: run each step in its image with podman (built with buildah from the project's environment, as a cluster builds it): podman. Default: none (processes in the current Python environment).",
+  },
+  imageRegistry: {
+    flag: "image-registry",
+    env: "PARALLELS_IMAGE_REGISTRY",
+    help: "Where built step images go and are looked for: host[:port] of an OCI registry. Required to build images on Kubernetes; the local executor keeps them in local storage without one.",
+  },
+  imageRepositoryPrefix: { flag: "image-repository-prefix", env: "PARALLELS_IMAGE_REPOSITORY_PREFIX", help: "Repository prefix of built images in the registry. Default mlflow-parallels." },
+  imageRegistryPlainHttp: {
+    flag: "image-registry-plain-http",
+    env: "PARALLELS_IMAGE_REGISTRY_PLAIN_HTTP",
+    boolean: true,
+    help: "The image registry speaks plain HTTP (a registry on 127.0.0.1). Default false (HTTPS).",
+  },
+  imageRegistryAuth: {
+    flag: "image-registry-auth",
+    env: "PARALLELS_IMAGE_REGISTRY_AUTH",
+    help: "A Docker config.json with the registry's credentials, for the agent's registry checks (the chart mounts the registry Secret there).",
+  },
+  imageRegistrySecret: {
+    flag: "image-registry-secret",
+    env: "PARALLELS_IMAGE_REGISTRY_SECRET",
+    help: "Kubernetes executor: the Secret (kubernetes.io/dockerconfigjson, work namespace) the build pods push with.",
+  },
+  imageBuilder: { flag: "image-builder", env: "PARALLELS_IMAGE_BUILDER", help: "Kubernetes executor: what builds images in the cluster: buildkit (rootless, daemonless) or kaniko. Default buildkit." },
+  builderImage: {
+    flag: "builder-image",
+    env: "PARALLELS_BUILDER_IMAGE",
+    help: "Kubernetes executor: the builder's image. Default moby/buildkit:v0.34.2-rootless or the Kaniko fork's, from the base images' registry.",
+  },
+  baseImages: {
+    flag: "base-images",
+    env: "PARALLELS_BASE_IMAGES",
+    help: 'Where base images come from (JSON: registry, pythonRepository, pythonTag with {python}/{minor}, pythonTags, micromamba, defaultPython); air-gapped sites name their mirror. Default {"registry":"docker.io","pythonRepository":"library/python","pythonTag":"{python}-slim",…}.',
+  },
+  extraCaBundle: {
+    flag: "extra-ca-bundle",
+    env: "PARALLELS_EXTRA_CA_BUNDLE",
+    help: "PEM file of extra CAs the image builds trust (a TLS-inspecting proxy before the package index), given to their RUN steps as a build secret. Default NODE_EXTRA_CA_CERTS (the chart's CA).",
+  },
+  buildTimeoutSeconds: { flag: "build-timeout-seconds", env: "PARALLELS_BUILD_TIMEOUT_SECONDS", help: "An image build taking longer fails. Default 3600." },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -236,8 +280,50 @@ const Schema = z
     maxPartitionRuns: intIn(0, 100_000).default(100),
     logsEverySeconds: intIn(1, 3600).default(30),
     clusterName: z.string().max(63).optional(),
+    containers: z.enum(["podman"], { error: (i) => `unknown container runtime ${JSON.stringify(i.input)}; available: podman` }).optional(),
+    imageRegistry: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/, "expected host[:port] of a registry (no scheme)")
+      .optional(),
+    imageRepositoryPrefix: z
+      .string()
+      .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, "expected a repository path such as mlflow-parallels or team/ml")
+      .default("mlflow-parallels"),
+    imageRegistryPlainHttp: z
+      .union([z.boolean(), z.enum(["true", "1", "yes", "false", "0", "no"], { error: "expected true or false" })])
+      .default(false)
+      .transform((v) => v === true || v === "true" || v === "1" || v === "yes"),
+    imageRegistryAuth: z
+      .string()
+      .min(1)
+      .transform((s) => resolve(s))
+      .optional(),
+    imageRegistrySecret: z.string().min(1).max(253).optional(),
+    imageBuilder: z.enum(["buildkit", "kaniko"], { error: (i) => `unknown image builder ${JSON.stringify(i.input)}; available: buildkit, kaniko` }).default("buildkit"),
+    builderImage: z.string().regex(IMAGE_REF, "expected an image reference").optional(),
+    baseImages: jsonOf(
+      z.strictObject({
+        registry: z.string().min(1).optional(),
+        pythonRepository: z.string().min(1).optional(),
+        pythonTag: z.string().min(1).optional(),
+        pythonTags: z.record(z.string(), z.string()).optional(),
+        micromamba: z.string().min(1).optional(),
+        defaultPython: z
+          .string()
+          .regex(/^\d+(\.\d+){0,2}$/, "expected a Python version such as 3.11")
+          .optional(),
+      }),
+    ).default({}),
+    extraCaBundle: z
+      .string()
+      .min(1)
+      .transform((s) => resolve(s))
+      .optional(),
+    buildTimeoutSeconds: intIn(60, 7 * 86_400).default(3600),
   })
   .superRefine((c, ctx) => {
+    if (c.containers && c.executor !== "local") ctx.addIssue({ code: "custom", path: ["containers"], message: "is for the local executor (on Kubernetes, steps always run in images)" });
     if (!c.mlflowTrackingUri) ctx.addIssue({ code: "custom", path: ["mlflowTrackingUri"], message: `is required by the ${c.executor} executor (the steps log their runs there)` });
     if (c.executor === "kubernetes" && !c.agentImage)
       ctx.addIssue({ code: "custom", path: ["agentImage"], message: "is required by the kubernetes executor (the work pods run it to fetch inputs and upload outputs)" });
@@ -276,6 +362,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, opts: LoadOpt
     const v = values[s.flag] ?? env[s.env];
     if (v !== undefined && v !== "") raw[key] = v;
   }
+  // The chart's CA (NODE_EXTRA_CA_CERTS: the agent trusts it) is the builds' extra CA too, unless another is named.
+  if (raw.extraCaBundle === undefined && env.NODE_EXTRA_CA_CERTS) raw.extraCaBundle = env.NODE_EXTRA_CA_CERTS;
   const parsed = Schema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {

@@ -17,7 +17,7 @@ export interface HeartbeatOptions {
   /** Attempts running now (`executor.running()`). */
   running: () => number;
   /** What the cluster offers; the local machine by default. */
-  describe?: () => Pick<Heartbeat, "kubernetesVersion" | "allocatable">;
+  describe?: () => Pick<Heartbeat, "kubernetesVersion" | "allocatable"> & Partial<Pick<Heartbeat, "builder">>;
   logger: Logger;
   metrics?: Metrics;
   sleep?: Sleep;
@@ -36,7 +36,7 @@ export async function runHeartbeats(o: HeartbeatOptions, signal: AbortSignal): P
   let failing = false;
   while (!signal.aborted) {
     try {
-      const answer = await o.client.heartbeat(o.credential, { agentVersion: o.agentVersion, ...(o.describe ?? localMachine)(), runningJobs: o.running() });
+      const answer = await o.client.heartbeat(o.credential, { agentVersion: o.agentVersion, builder: null, ...(o.describe ?? localMachine)(), runningJobs: o.running() });
       if (failing) o.logger.info("heartbeats accepted again");
       failing = false;
       await o.onAnswer?.(answer);

@@ -57,6 +57,7 @@ async function createExecutor({ config, credentials, logger, metrics }: Executor
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
         stepsMlflowCredentials: config.stepsMlflowCredentials,
         logUploadMs: config.logsEverySeconds * 1000,
+        ...(config.containers ? { containers: await (await import("./images/setup")).localContainersFor(config) } : {}),
         logger,
       });
   }

@@ -4,6 +4,8 @@
  * local cluster, starts a local agent, submits the example DAG (examples/wordcount/dag.yaml),
  * shows progress as it runs, prints the MLflow links and the result, and exits 0 when the run
  * succeeds. `--keep` leaves everything serving until Ctrl-C; `-P name=value` sets a DAG param.
+ * `--containers podman` runs every step in the image built from its project (buildah, the same
+ * generated Dockerfile a cluster builds) with podman, through a registry on 127.0.0.1.
  */
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -18,6 +20,7 @@ import { ROOT } from "./control-plane";
 import { localAdminToken } from "./dev-vars";
 import { DEFAULT_PORTS, startEmbedded, type Embedded } from "./embedded";
 import { startLocalAgent } from "./local-agent";
+import { type LocalImages, startLocalImages } from "../images/local-images";
 import { ensurePythonTools } from "./python-tools";
 import { ensureUiBuilt } from "./ui-build";
 
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     "free-ports": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     "timeout-seconds": { type: "string", default: "600" },
+    containers: { type: "string" },
     // The run's DAG params, as `mlflow run` takes them: `-P top=5`.
     param: { type: "string", short: "P", multiple: true, default: [] },
   },
@@ -39,8 +43,10 @@ const token = localAdminToken();
 const say = (line: string) => console.log(line);
 let env: Embedded | undefined;
 let agent: AgentProcess | undefined;
+let images: LocalImages | undefined;
 const stopAll = async () => {
   await agent?.stop();
+  await images?.stop();
   await env?.stop();
 };
 
@@ -66,7 +72,16 @@ async function main(): Promise<boolean> {
     return schema.parse(r.body);
   };
 
-  agent = await startLocalAgent(env, { stateDir: join(stateDir, "agent"), projectsRoot: dirname(values.dag!) });
+  if (values.containers !== undefined) {
+    if (values.containers !== "podman") throw new Error(`--containers ${values.containers}: only podman is supported`);
+    images = await startLocalImages(stateDir, { freePorts: values["free-ports"] ?? false, log: say });
+    say(`registry       ${images.registry.host}   (steps run in images built from their projects, with podman)`);
+  }
+  agent = await startLocalAgent(env, {
+    stateDir: join(stateDir, "agent"),
+    projectsRoot: dirname(values.dag!),
+    ...(images ? { extraArgs: images.agentArgs, env: images.agentEnv } : {}),
+  });
   say(`agent          started (logs: ${agent.logFile})`);
 
   const yaml = (await import("node:fs")).readFileSync(values.dag!, "utf8");
@@ -88,7 +103,7 @@ async function main(): Promise<boolean> {
     run = await must(RunView, "GET", `/v1/runs/${submitted.id}`);
     for (const n of run.nodes ?? []) {
       const p = n.partitions;
-      const line = `${n.status}${n.attempt > 1 ? ` (attempt ${n.attempt})` : ""}${p.total > 1 ? ` — partitions ${p.done}/${p.total} done, ${p.running} running${p.failed ? `, ${p.failed} failed` : ""}` : ""}`;
+      const line = `${n.status}${n.attempt > 1 ? ` (attempt ${n.attempt})` : ""}${n.status === "building" && n.imageRef ? ` — image ${n.imageRef} (since ${n.buildingSince?.slice(11, 19)})` : ""}${p.total > 1 ? ` — partitions ${p.done}/${p.total} done, ${p.running} running${p.failed ? `, ${p.failed} failed` : ""}` : ""}`;
       if (seen.get(n.nodeId) !== line) {
         seen.set(n.nodeId, line);
         say(`  ${new Date().toISOString().slice(11, 19)}  ${n.nodeId.padEnd(8)} ${line}${n.message && n.status === "failed" ? `: ${n.message}` : ""}`);

@@ -11,7 +11,7 @@ import type { ErrorBody } from "../../proto/errors";
 import { startAgent, type AgentProcess } from "./agent";
 import type { Embedded } from "./embedded";
 
-export async function startLocalAgent(env: Embedded, opts: { stateDir: string; projectsRoot: string }): Promise<AgentProcess> {
+export async function startLocalAgent(env: Embedded, opts: { stateDir: string; projectsRoot: string; extraArgs?: string[]; env?: Record<string, string> }): Promise<AgentProcess> {
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(env.control.url + path, {
       method,
@@ -38,5 +38,7 @@ export async function startLocalAgent(env: Embedded, opts: { stateDir: string; p
     projectsRoot: opts.projectsRoot,
     bootstrapToken: bootstrap,
     pythonBinDir: env.mlflow.binDir,
+    ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
   });
 }

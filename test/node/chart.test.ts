@@ -339,14 +339,15 @@ describe("the agent's Deployment", () => {
   });
 });
 
-describe("RBAC", () => {
-  const WORK_RULES: Rule[] = [
-    { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "delete"] },
-    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
-    { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
-    { apiGroups: [""], resources: ["events"], verbs: ["get", "list", "watch"] },
-  ];
+/** What the agent does in the work namespace (rbac-work.yaml) with no optional feature on. */
+const WORK_RULES: Rule[] = [
+  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "delete"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+  { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+  { apiGroups: [""], resources: ["events"], verbs: ["get", "list", "watch"] },
+];
 
+describe("RBAC", () => {
   it("grants exactly the verbs the agent uses: work in the work namespace, its own Secret by name, nodes read-only", async () => {
     const r = await template();
     expect(r.get<Role>("Role", "parallels-agent-work").rules).toEqual(WORK_RULES);
@@ -453,6 +454,18 @@ describe("each feature's values", () => {
     const image = "registry.corp.example/mlflow-parallels/parallels-agent:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     expect(r.agent.image).toBe(image);
     expect(r.env.PARALLELS_AGENT_IMAGE).toBe(image);
+    // Image builds: the registry, Kaniko, the mirror of the base images; the CA above serves the builds too (NODE_EXTRA_CA_CERTS).
+    expect(r.env).toMatchObject({
+      PARALLELS_IMAGE_REGISTRY: "registry.corp.example",
+      PARALLELS_IMAGE_REPOSITORY_PREFIX: "ml/parallels",
+      PARALLELS_IMAGE_REGISTRY_PLAIN_HTTP: "false",
+      PARALLELS_IMAGE_REGISTRY_SECRET: "corp-registry-push",
+      PARALLELS_IMAGE_BUILDER: "kaniko",
+      PARALLELS_BASE_IMAGES: '{"pythonTag":"{minor}-slim-bookworm","registry":"registry.corp.example/mirror"}',
+      PARALLELS_BUILD_TIMEOUT_SECONDS: "3600",
+    });
+    // The agent reads the registry's credentials Secret, that one only, nothing more.
+    expect(r.get<Role>("Role", "parallels-agent-work").rules).toEqual([...WORK_RULES, { apiGroups: [""], resources: ["secrets"], resourceNames: ["corp-registry-push"], verbs: ["get"] }]);
   });
 
   it("without a proxy or a CA, sets none of their variables", async () => {
@@ -466,6 +479,8 @@ describe("each feature's values", () => {
       "PARALLELS_NATS_URL",
       "PARALLELS_STEPS_MLFLOW_SECRET",
       "PARALLELS_WORK_IMAGE_PULL_SECRETS",
+      "PARALLELS_IMAGE_REGISTRY",
+      "PARALLELS_IMAGE_BUILDER",
     ]) {
       expect(env, name).not.toHaveProperty(name);
     }
@@ -618,8 +633,11 @@ describe("docs", () => {
         const inValues = value && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : null;
         if (inValues) {
           for (const k of inValues) if (!(k in node.properties)) problems.push(`${path}.${k}: in values.yaml, not in the schema`);
-          // Open objects (resources, security contexts) may have keys values.yaml does not set.
-          if (!["resources", "podSecurityContext", "securityContext", "livenessProbe", "readinessProbe", "startupProbe"].includes(path.split(".")[1] ?? "") || path.split(".").length < 2)
+          // Open objects (resources, security contexts, the base images' mapping) may have keys values.yaml does not set.
+          if (
+            (!["resources", "podSecurityContext", "securityContext", "livenessProbe", "readinessProbe", "startupProbe"].includes(path.split(".")[1] ?? "") && path !== ".images.baseImages") ||
+            path.split(".").length < 2
+          )
             for (const k of Object.keys(node.properties)) if (!inValues.includes(k) && !path.includes("[]")) problems.push(`${path}.${k}: in the schema, not in values.yaml`);
         }
         for (const [k, child] of Object.entries(node.properties)) walk(child, (value as Record<string, unknown> | undefined)?.[k], `${path}.${k}`);

@@ -31,12 +31,12 @@ describe("agent endpoints", () => {
     const { ws, credential } = await registeredCluster();
     const beat = await call("POST", "/v1/agent/heartbeat", {
       token: credential,
-      body: { agentVersion: "0.1.0", kubernetesVersion: "v1.34.1", allocatable: { cpu: "8", memory: "32Gi", gpu: 1 }, runningJobs: 2 },
+      body: { agentVersion: "0.1.0", kubernetesVersion: "v1.34.1", allocatable: { cpu: "8", memory: "32Gi", gpu: 1 }, runningJobs: 2, builder: "buildkit docker.io/moby/buildkit:v0.34.2-rootless" },
     });
     expect(beat.status).toBe(200);
     const cluster = (await call("GET", "/v1/clusters/local", { token: ws.read })).body;
     expect(cluster.status).toBe("online");
-    expect(cluster.agent).toMatchObject({ agentVersion: "0.1.0", allocatable: { gpu: 1 }, runningJobs: 2 });
+    expect(cluster.agent).toMatchObject({ agentVersion: "0.1.0", allocatable: { gpu: 1 }, runningJobs: 2, builder: "buildkit docker.io/moby/buildkit:v0.34.2-rootless" });
     expect((await call("POST", "/v1/agent/heartbeat", { token: null, body: {} })).status).toBe(401);
     expect((await call("POST", "/v1/agent/heartbeat", { token: "plc_forged", body: { agentVersion: "x", runningJobs: 0 } })).status).toBe(401);
     // A user token is not an agent credential.
@@ -115,6 +115,32 @@ describe("agent endpoints", () => {
     ]);
     expect(await node(a.ws.read, a.run.id, "prep")).toMatchObject({ status: "dispatched" });
     expect(await node(b.ws.read, b.run.id, "prep")).toMatchObject({ status: "dispatched" });
+  });
+
+  it("a node waiting for its image is `building` since its first building event, with the image; a retry starts afresh", async () => {
+    const { ws, credential, run } = await registeredCluster();
+    await events(credential, [ev(`${run.id}-prep`, 1, 1, "succeeded")]);
+    const count = `${run.id}-count`; // retries: 1
+    const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+    await events(credential, [
+      ev(count, 1, 1, "accepted"),
+      { ...ev(count, 1, 2, "building", { imageRef: "registry.example/ml/env:aa", message: "waiting for the image registry.example/ml/env:aa" }), at: t0 },
+      { ...ev(count, 1, 3, "building", { imageRef: "registry.example/ml/project-x:bb" }), at: t0 + 60_000 },
+    ]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({
+      status: "building",
+      imageRef: "registry.example/ml/project-x:bb",
+      buildingSince: new Date(t0).toISOString(),
+      message: "waiting for the image registry.example/ml/env:aa",
+      startedAt: null,
+    });
+    const counters = (await call("GET", `/v1/runs/${run.id}`, { token: ws.read })).body.counters;
+    expect(counters.building).toBe(1);
+    // A failed build fails the node with its reason; the retry is a new attempt, not building yet.
+    await events(credential, [ev(count, 1, 4, "failed", { message: "building the image registry.example/ml/env:aa failed at RUN … pip install" })]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "dispatched", attempt: 2, imageRef: null, buildingSince: null, message: null });
+    await events(credential, [ev(count, 2, 1, "built", { imageRef: "registry.example/ml/project-x:bb@sha256:cc" }), ev(count, 2, 2, "running")]);
+    expect(await node(ws.read, run.id, "count")).toMatchObject({ status: "running", attempt: 2, imageRef: "registry.example/ml/project-x:bb@sha256:cc", buildingSince: null });
   });
 
   it("retries a failed step up to `retries`, then fails the run and skips what depended on it", async () => {

@@ -74,5 +74,5 @@ export interface Executor {
   /** Stop accepting work; running attempts keep running (they are reconciled after restart). */
   close(): Promise<void>;
   /** What the heartbeat says of the machine or cluster (Kubernetes version, allocatable resources); default: this machine. */
-  describe?(): Pick<Heartbeat, "kubernetesVersion" | "allocatable">;
+  describe?(): Pick<Heartbeat, "kubernetesVersion" | "allocatable"> & Partial<Pick<Heartbeat, "builder">>;
 }

@@ -1,6 +1,6 @@
 /**
- * `parallels-agent pod <fetch|upload>`: the agent's programs inside a work pod (the Kubernetes
- * executor's Job runs them from the agent's own image). They read their attempt from
+ * `parallels-agent pod <fetch|upload|build-context>`: the agent's programs inside a work pod (the
+ * Kubernetes executor's Job runs them from the agent's own image), and in an image build pod. They read their attempt from
  * `PARALLELS_POD_ATTEMPT`, the index from `JOB_COMPLETION_INDEX` (set by Kubernetes in Indexed
  * Jobs) and MLflow's credentials from MLflow's variables (the Secret the chart names for steps).
  */
@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { mlflowClient } from "../mlflow";
 import { PodAttemptSchema, type PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { POD_ATTEMPT_ENV, POD_DIR, POD_DIR_ENV, podPaths } from "../executor/kubernetes/pod-layout";
+import { buildContextOf, fetchBuildContext } from "./build-context";
 import { fetchForIndex } from "./fetch";
 import { uploadUntilStepEnds } from "./upload";
 
@@ -31,6 +32,12 @@ function runIdOf(root: string): string {
 export async function podMain(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [what] = args;
   try {
+    if (what === "build-context") {
+      const c = buildContextOf(env);
+      const n = await fetchBuildContext(mlflowClient(c.trackingUri, env), c);
+      say(`build context ready in ${c.dir}: ${n} entries from ${c.path} of MLflow run ${c.runId}`);
+      return 0;
+    }
     const attempt = attemptOf(env);
     const root = env[POD_DIR_ENV] || POD_DIR;
     const mlflow = mlflowClient(attempt.trackingUri, env);
@@ -47,7 +54,7 @@ export async function podMain(args: string[], env: NodeJS.ProcessEnv = process.e
       say("stepExitCode" in outcome ? `the step exited with ${outcome.stepExitCode}; logs and outputs uploaded` : "stopped before the step ended; logs uploaded");
       return 0;
     }
-    say(`unknown program ${JSON.stringify(what)}: expected fetch or upload`);
+    say(`unknown program ${JSON.stringify(what)}: expected fetch, upload or build-context`);
     return 2;
   } catch (err) {
     say(`${what} failed: ${(err as Error).message}`);

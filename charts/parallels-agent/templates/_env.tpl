@@ -62,6 +62,31 @@ No secret appears here in clear: the bootstrap token comes from its Secret.
 {{- end }}
 - name: PARALLELS_JOB_TTL_SECONDS
   value: {{ .Values.work.jobTtlSecondsAfterFinished | int | toString | quote }}
+{{- with .Values.images.registry }}
+# Image builds: steps without an image run in the image built from their project (once per content).
+- name: PARALLELS_IMAGE_REGISTRY
+  value: {{ . | quote }}
+- name: PARALLELS_IMAGE_REPOSITORY_PREFIX
+  value: {{ $.Values.images.repositoryPrefix | quote }}
+- name: PARALLELS_IMAGE_REGISTRY_PLAIN_HTTP
+  value: {{ $.Values.images.plainHttp | toString | quote }}
+- name: PARALLELS_IMAGE_BUILDER
+  value: {{ $.Values.images.builder | quote }}
+{{- with $.Values.images.credentialsSecret }}
+- name: PARALLELS_IMAGE_REGISTRY_SECRET
+  value: {{ . | quote }}
+{{- end }}
+{{- with $.Values.images.builderImage }}
+- name: PARALLELS_BUILDER_IMAGE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $.Values.images.baseImages }}
+- name: PARALLELS_BASE_IMAGES
+  value: {{ . | toJson | quote }}
+{{- end }}
+- name: PARALLELS_BUILD_TIMEOUT_SECONDS
+  value: {{ $.Values.images.buildTimeoutSeconds | int | toString | quote }}
+{{- end }}
 {{- if include "parallels-agent.proxyEnabled" . }}
 # Node 22's fetch and http(s) honour these only with NODE_USE_ENV_PROXY=1. The Kubernetes API is
 # always reached directly: $(KUBERNETES_SERVICE_HOST) is expanded by the kubelet.

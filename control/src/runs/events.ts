@@ -74,6 +74,8 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
           final_failure = json_extract(j.value, '$.final'),
           failed_partitions = json_extract(j.value, '$.failedPartitions'),
           partition_failures = json_extract(j.value, '$.partitionFailures'),
+          image_ref = COALESCE(json_extract(j.value, '$.imageRef'), image_ref),
+          building_since = COALESCE(building_since, json_extract(j.value, '$.buildingSince')),
           started_at = COALESCE(started_at, json_extract(j.value, '$.startedAt')),
           finished_at = COALESCE(json_extract(j.value, '$.finishedAt'), finished_at),
           updated_at = ${now}
@@ -151,6 +153,8 @@ function progressOf(row: Row): NodeProgress {
     final: row.finalFailure,
     failedPartitions: row.failedPartitions,
     partitionFailures: row.partitionFailures,
+    imageRef: row.imageRef,
+    buildingSince: row.buildingSince,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
   };
@@ -171,6 +175,8 @@ function withProgress(row: Row, p: NodeProgress): Row {
     finalFailure: p.final,
     failedPartitions: p.failedPartitions,
     partitionFailures: p.partitionFailures,
+    imageRef: p.imageRef,
+    buildingSince: p.buildingSince,
     startedAt: p.startedAt,
     finishedAt: p.finishedAt,
   };

@@ -71,6 +71,8 @@ export function nodeRunViewOf(n: NodeRow): NonNullable<RunView["nodes"]>[number]
     mlflowRunId: n.mlflowRunId ?? null,
     mlflowUrl: null,
     message: n.message ?? null,
+    imageRef: n.imageRef ?? null,
+    buildingSince: iso(n.buildingSince),
     startedAt: iso(n.startedAt),
     finishedAt: iso(n.finishedAt),
   };

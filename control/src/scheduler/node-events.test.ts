@@ -14,6 +14,8 @@ const dispatched: NodeProgress = {
   final: false,
   failedPartitions: null,
   partitionFailures: null,
+  imageRef: null,
+  buildingSince: null,
   startedAt: null,
   finishedAt: null,
 };
@@ -60,6 +62,25 @@ describe("applyEvent", () => {
   });
 });
 
+describe("waiting for an image", () => {
+  it("the first `building` says since when and which image; `built` keeps them; the image stays with the attempt", () => {
+    const building = applyEvent(dispatched, ev(1, "building", { imageRef: "reg/ml/env:aa", message: "building the environment" }));
+    expect(building).toMatchObject({ status: "building", imageRef: "reg/ml/env:aa", buildingSince: 1001, message: "building the environment" });
+    // The project image after the environment's: another image, the same wait.
+    const next = applyEvent(building, ev(2, "building", { imageRef: "reg/ml/project-x:bb" }));
+    expect(next).toMatchObject({ status: "building", imageRef: "reg/ml/project-x:bb", buildingSince: 1001 });
+    const built = applyEvent(next, ev(3, "built", { imageRef: "reg/ml/project-x:bb@sha256:cc" }));
+    expect(built).toMatchObject({ status: "building", imageRef: "reg/ml/project-x:bb@sha256:cc", buildingSince: 1001 });
+    expect(applyEvent(built, ev(4, "running"))).toMatchObject({ status: "running", imageRef: "reg/ml/project-x:bb@sha256:cc", buildingSince: 1001, startedAt: 1004 });
+    // A failed build fails the node with its reason.
+    expect(applyEvent(next, ev(3, "failed", { message: "building the image failed at RUN …" }))).toMatchObject({
+      status: "failed",
+      message: "building the image failed at RUN …",
+      buildingSince: 1001,
+    });
+  });
+});
+
 describe("a final failure", () => {
   it("a `failed` event that says `final` makes the failure final; `final` on other events, or a plain failure, does not", () => {
     expect(applyEvent(dispatched, ev(1, "failed", { final: true })).final).toBe(true);
@@ -90,6 +111,8 @@ const nodeArb: fc.Arbitrary<NodeProgress> = fc.record({
   final: fc.boolean(),
   failedPartitions: fc.constant(null),
   partitionFailures: fc.constant(null),
+  imageRef: fc.option(fc.string({ maxLength: 3 })),
+  buildingSince: fc.option(fc.nat()),
   startedAt: fc.option(fc.nat()),
   finishedAt: fc.option(fc.nat()),
 });

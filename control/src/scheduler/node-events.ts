@@ -15,7 +15,9 @@
  *    partition counters are absolute, so the newest replaces the old; an MLflow run id or a
  *    message replaces the one before; `startedAt` is the first `running`, `finishedAt` the end;
  *    a `failed` event that says `final` makes the failure final (no further attempt), and one that
- *    names `failedPartitions` (the others succeeded) makes the next attempt run only those.
+ *    names `failedPartitions` (the others succeeded) makes the next attempt run only those; an image
+ *    reference replaces the one before, and the first `building` says since when the node waits
+ *    for its image.
  * The agent numbers an attempt's events in the order they happen, so `seq` order is their order:
  * a status is not compared with the one before, only rule 3 holds a node where it is.
  */
@@ -38,12 +40,16 @@ export interface NodeProgress {
   failedPartitions: string | null;
   /** Why those failed (the first 50). */
   partitionFailures: PartitionFailure[] | null;
+  /** The image the attempt runs in or waits for (the latest event naming one). */
+  imageRef: string | null;
+  /** When the attempt started waiting for an image (its first `building` event). */
+  buildingSince: number | null;
   startedAt: number | null;
   finishedAt: number | null;
 }
 
 /** The part of an agent event that moves its node run. */
-export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "failedPartitions" | "partitionFailures">;
+export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "failedPartitions" | "partitionFailures" | "imageRef">;
 
 /** The status an event puts its node in; null: it leaves the status as it is. */
 const STATUS_OF = {
@@ -74,6 +80,8 @@ export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
     final: node.final || (next === "failed" && event.final === true),
     failedPartitions: next === "failed" ? event.failedPartitions || null : node.failedPartitions,
     partitionFailures: next === "failed" ? (event.partitionFailures ?? null) : node.partitionFailures,
+    imageRef: event.imageRef || node.imageRef,
+    buildingSince: event.type === "building" && node.buildingSince === null ? event.at : node.buildingSince,
     startedAt: next === "running" && node.startedAt === null ? event.at : node.startedAt,
     finishedAt: next !== null && isTerminalNode(next) ? event.at : node.finishedAt,
   };

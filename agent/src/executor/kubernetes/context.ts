@@ -7,6 +7,7 @@ import type { WorkStart } from "../../../../proto/messages";
 import type { Logger } from "../../log";
 import type { KubeApi } from "./api";
 import type { ObservedNode } from "./capacity";
+import type { StepImages } from "../shared/images";
 
 export interface KubernetesExecutorOptions {
   api: KubeApi;
@@ -41,6 +42,12 @@ export interface KubernetesExecutorOptions {
   logsEverySeconds: number;
   /** Extra annotations on a Job's pods (the test harness's KWOK knobs: how long a pod "runs", which indexes "fail"). */
   podAnnotations?: (work: WorkStart) => Record<string, string>;
+  /**
+   * Image builds: a step without an `image` runs in the image built from its project (its
+   * environment, then the project at its commit), found in the cluster's registry or built there
+   * by a Job (BuildKit or Kaniko). Without it, such a step needs its docker_env image.
+   */
+  images?: StepImages;
   gitBin?: string;
   now?: () => number;
 }

@@ -132,7 +132,7 @@ export class KubernetesExecutor implements Executor {
     }
     let prepared: PreparedAttempt;
     try {
-      prepared = await prepareAttempt(this.ctx, work);
+      prepared = await prepareAttempt(this.ctx, work, (e) => reporter.report(e));
     } catch (e) {
       const failure = asFailure(e);
       if (!failure) throw e; // MLflow or the API server not reachable: NATS redelivers the start
@@ -369,9 +369,9 @@ export class KubernetesExecutor implements Executor {
     return this.tracked.size;
   }
 
-  /** The heartbeat's view of the cluster. */
-  describe(): Pick<Heartbeat, "kubernetesVersion" | "allocatable"> {
-    return { kubernetesVersion: this.kubernetesVersion, allocatable: allocatableOf(this.nodeInformer.list()) };
+  /** The heartbeat's view of the cluster, and what builds its images. */
+  describe(): Pick<Heartbeat, "kubernetesVersion" | "allocatable" | "builder"> {
+    return { kubernetesVersion: this.kubernetesVersion, allocatable: allocatableOf(this.nodeInformer.list()), builder: this.o.images?.service.builder.description ?? null };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { jobName, labelValue, MAX_JOB_NAME } from "./names";
+import { buildJobName, buildLabels, jobName, labelValue, MAX_JOB_NAME, ownSelector } from "./names";
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
@@ -30,5 +30,21 @@ describe("Kubernetes names", () => {
         expect(labelValue(v)).toMatch(LABEL_VALUE);
       }),
     );
+  });
+
+  it("an image's build Job: one DNS-label name per image, its labels left out of the attempts' selector", () => {
+    const ref = "registry.example:5000/mlflow-parallels/project-sklearn-elasticnet-wine:0123456789abcdef0123456789abcdef";
+    expect(buildJobName(ref)).toMatch(/^build-project-sklearn-elasticnet-wine-[0-9a-f]{16}$/);
+    expect(buildJobName(ref)).toBe(buildJobName(ref));
+    expect(buildJobName(ref.replace(/f$/, "e"))).not.toBe(buildJobName(ref));
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 300 }), (r) => {
+        const n = buildJobName(r);
+        expect(n).toMatch(DNS_LABEL);
+        expect(`${n}-xxxxx`.length).toBeLessThanOrEqual(63);
+      }),
+    );
+    expect(Object.values(buildLabels("c1", ref)).every((v) => LABEL_VALUE.test(v))).toBe(true);
+    expect(ownSelector("c1")).toBe("app.kubernetes.io/managed-by=parallels-agent,parallels.io/cluster=c1,!parallels.io/image-build");
   });
 });

@@ -12,6 +12,8 @@ export const LABELS = Object.freeze({
   run: "parallels.io/run",
   node: "parallels.io/node",
   attempt: "parallels.io/attempt",
+  /** On image build Jobs and their pods (a hash of the image): the attempts' watches leave them out. */
+  imageBuild: "parallels.io/image-build",
 } as const);
 
 export const ANNOTATIONS = Object.freeze({
@@ -45,8 +47,24 @@ export function workLabels(clusterId: string, ref: { runId: string; nodeId: stri
   };
 }
 
-/** The label selector of everything this cluster's agent made. */
-export const ownSelector = (clusterId: string) => `${LABELS.managedBy}=${MANAGED_BY},${LABELS.cluster}=${labelValue(clusterId)}`;
+/** The label selector of the node attempts' Jobs and pods this cluster's agent made (not its image builds). */
+export const ownSelector = (clusterId: string) => `${LABELS.managedBy}=${MANAGED_BY},${LABELS.cluster}=${labelValue(clusterId)},!${LABELS.imageBuild}`;
+
+/** The build Job of an image: one name per image, so every agent (and a restarted one) finds the build under way. */
+export function buildJobName(ref: string): string {
+  const hash = createHash("sha256").update(ref).digest("hex").slice(0, 16);
+  const repo = (ref.split("@")[0]!.split("/").pop() ?? "image").split(":")[0]!;
+  const readable = repo
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .slice(0, MAX_JOB_NAME - hash.length - 8)
+    .replace(/^-+|-+$/g, "");
+  return `build-${readable ? `${readable}-` : ""}${hash}`;
+}
+
+export function buildLabels(clusterId: string, ref: string): Record<string, string> {
+  return { [LABELS.managedBy]: MANAGED_BY, [LABELS.cluster]: labelValue(clusterId), [LABELS.imageBuild]: createHash("sha256").update(ref).digest("hex").slice(0, 16) };
+}
 
 /** A label value (≤ 63, alphanumeric at both ends): ids longer than that are cut and hashed. */
 export function labelValue(v: string): string {

@@ -14,8 +14,12 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { computeManifest, type Manifest } from "../shared/manifest";
-import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
+import { endRun, EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
+import { ensureStepImage, gitSourceOf, planStepImage } from "../shared/images";
+import { PROJECT_DIR } from "../../../../proto/images";
+import { MLFLOW_TAGS } from "../../../../proto/mlflow";
+import type { AttemptReport } from "../types";
 import { podsThatFit } from "./capacity";
 import { buildJob } from "./job-spec";
 import { ANNOTATIONS, jobName, workLabels } from "./names";
@@ -38,7 +42,7 @@ function podPathExists(abs: string, inputs: readonly string[]): boolean {
   return inputs.some((name) => abs === `${POD_DIR}/inputs/${name}` || abs.startsWith(`${POD_DIR}/inputs/${name}/`));
 }
 
-export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Promise<PreparedAttempt> {
+export async function prepareAttempt(k: KubernetesContext, work: WorkStart, report?: (event: AttemptReport) => void): Promise<PreparedAttempt> {
   const { o } = k;
   const node = work.node;
   const base = node.project.uri.split("#")[0]!;
@@ -51,10 +55,12 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Pro
     throw new AttemptFailure(`the project ${node.project.uri} was read in place, not cloned: on a Kubernetes cluster give a git repository the pods can clone, with a version`);
   }
   const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, process.env, "in-containers");
-  const image = node.image ?? loaded.dockerImage;
+  // The node's own image, else the one built from the project (named now; built, if missing, once the node's run exists).
+  const images = !node.image && o.images ? await planStepImage(o.images, fetched.dir, gitSourceOf(fetched)) : undefined;
+  let image = node.image ?? images?.plan.ref ?? loaded.dockerImage;
   if (!image) {
     throw new AttemptFailure(
-      `the project has no docker_env and the node no image: until the agent builds images in the cluster, a step on Kubernetes needs one — set the node's \`image:\` (an image with the project's Python environment) or a docker_env in its MLproject`,
+      `the project has no docker_env and the node no image, and this cluster builds no images (the chart's images.registry is not set): set the node's \`image:\` (an image with the project's Python environment), a docker_env in its MLproject, or the cluster's image registry`,
     );
   }
   const project: ProjectInfo = { ...fetched, entryPoint: node.entryPoint, params: loaded.params, backend: "kubernetes", image };
@@ -64,6 +70,23 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Pro
   const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(o.mlflow, exp.experimentId, work));
   if (!work.mlflowParentRunId) await markParentRunning(o.mlflow, parentRunId);
   const nodeRunId = await findOrCreateNodeRun(o.mlflow, exp.experimentId, parentRunId, work, project);
+  if (images && o.images) {
+    // Found in the registry, or built by a Job in the cluster while the node is `building`.
+    const ensured = await ensureStepImage({
+      images: o.images,
+      plan: images.plan,
+      mlflow: o.mlflow,
+      nodeRunId,
+      report: (e) => report?.({ ...e, mlflowRunId: nodeRunId, mlflowParentRunId: parentRunId }),
+      warn: (obj, msg) => o.logger.warn(obj, msg),
+    }).catch(async (e: unknown) => {
+      // A failed build ends the attempt: its MLflow run too.
+      if (e instanceof AttemptFailure) await endRun(o.mlflow, nodeRunId, "FAILED", Date.now()).catch(() => undefined);
+      throw e;
+    });
+    image = ensured.ref;
+    await o.mlflow.setTag(nodeRunId, MLFLOW_TAGS.dockerImageId, ensured.digest);
+  }
 
   const inputNames = Object.keys(node.inputs ?? {});
   let command: string;
@@ -137,7 +160,8 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart): Pro
     ...(partitionInput !== undefined ? { partitionInput } : {}),
     partitionRuns: partitionRunIds !== undefined,
     inputs: sources,
-    project: { git: fetched.git.url, commit: fetched.gitCommit, ...(fetched.git.subdirectory ? { subdirectory: fetched.git.subdirectory } : {}) },
+    // A built image holds the project where MLflow puts it; otherwise the pods clone it at its commit.
+    project: images ? { dir: PROJECT_DIR.replace(/\/$/, "") } : { git: fetched.git.url, commit: fetched.gitCommit, ...(fetched.git.subdirectory ? { subdirectory: fetched.git.subdirectory } : {}) },
     logsEverySeconds: o.logsEverySeconds,
   };
   const job = buildJob({

@@ -8,7 +8,14 @@ import type { AgentConfig } from "../../config";
 import type { Logger } from "../../log";
 import { mlflowClient } from "../../mlflow";
 import type { CredentialStore } from "../../register";
+import type { MlflowClient } from "../../../../proto/mlflow";
+import { imageSettingsFor, registryClientFor } from "../../images/setup";
+import { RegistryImageStore } from "../../images/registry";
+import { ImageService } from "../../images/service";
+import type { StepImages } from "../shared/images";
 import { inClusterConnection, inClusterNamespace, KubeApi, kubeconfigConnection } from "./api";
+import { DEFAULT_BUILDER_IMAGES } from "./build-job";
+import { cacheRepositoryOf, KubernetesBuilder } from "./builder";
 import { SecretCredentialStore } from "./credentials";
 import { createKubernetesExecutor, type KubernetesExecutor } from "./index";
 
@@ -33,14 +40,54 @@ export function secretCredentialStore(access: KubeAccess, ref: string): Credenti
   return new SecretCredentialStore(access.api, ns, name);
 }
 
+/**
+ * Image builds in the cluster, when it has a registry (`--image-registry`): the registry check
+ * with the chart's credentials, and a build Job per missing image (BuildKit, or Kaniko).
+ */
+export function clusterImagesFor(config: AgentConfig, access: KubeAccess, clusterId: string, mlflow: MlflowClient): StepImages | undefined {
+  if (!config.imageRegistry) return undefined;
+  const settings = imageSettingsFor(config);
+  const host = config.imageRegistry.split("/")[0]!;
+  const registry = config.imageRegistry.replace(/\/+$/, "");
+  const mirrored = settings.bases.registry.replace(/\/+$/, "");
+  const builderImage =
+    config.builderImage ??
+    (config.imageBuilder === "buildkit" || mirrored !== "docker.io" ? `${mirrored}/${DEFAULT_BUILDER_IMAGES[config.imageBuilder].replace(/^ghcr\.io\//, "")}` : DEFAULT_BUILDER_IMAGES.kaniko);
+  const builder = new KubernetesBuilder({
+    api: access.api,
+    namespace: access.namespace,
+    clusterId,
+    builder: config.imageBuilder,
+    builderImage,
+    agentImage: config.agentImage!,
+    mlflow,
+    stepsTrackingUri: config.stepsMlflowTrackingUri ?? config.mlflowTrackingUri!,
+    ...(config.stepsMlflowSecret ? { stepsMlflowSecret: config.stepsMlflowSecret } : {}),
+    ...(config.imageRegistrySecret ? { registrySecret: config.imageRegistrySecret } : {}),
+    plainHttpRegistries: config.imageRegistryPlainHttp ? [host] : [],
+    cacheRepository: cacheRepositoryOf(registry, config.imageRepositoryPrefix),
+    ...(config.extraCaBundle ? { caBundle: config.extraCaBundle } : {}),
+    ...(config.workServiceAccount ? { serviceAccountName: config.workServiceAccount } : {}),
+    imagePullSecrets: config.workImagePullSecrets,
+    nodeSelector: config.workNodeSelector,
+    tolerations: config.workTolerations,
+    timeoutSeconds: config.buildTimeoutSeconds,
+    ttlSecondsAfterFinished: Math.min(config.jobTtlSeconds, 86_400),
+  });
+  return { service: new ImageService(new RegistryImageStore(registryClientFor(config), host), builder), settings };
+}
+
 export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger): Promise<KubernetesExecutor> {
   const trackingUri = config.mlflowTrackingUri!; // required by loadConfig
+  const mlflow = mlflowClient(trackingUri);
+  const images = clusterImagesFor(config, access, clusterId, mlflow);
   return createKubernetesExecutor({
+    ...(images ? { images } : {}),
     api: access.api,
     namespace: access.namespace,
     clusterId,
     agentImage: config.agentImage!, // required for "kubernetes" by loadConfig
-    mlflow: mlflowClient(trackingUri),
+    mlflow,
     stepsTrackingUri: config.stepsMlflowTrackingUri ?? trackingUri,
     stateDir: join(config.stateDir, "executor"),
     logger,
@@ -49,7 +96,8 @@ export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, c
     workNodeSelector: config.workNodeSelector,
     workTolerations: config.workTolerations,
     gpuTolerations: config.gpuTolerations,
-    imagePullSecrets: config.workImagePullSecrets,
+    // The steps' images come from the cluster's registry too: its Secret pulls them.
+    imagePullSecrets: [...new Set([...config.workImagePullSecrets, ...(images && config.imageRegistrySecret ? [config.imageRegistrySecret] : [])])],
     ...(config.stepsMlflowSecret ? { stepsMlflowSecret: config.stepsMlflowSecret } : {}),
     jobTtlSeconds: config.jobTtlSeconds,
     maxPartitionRuns: config.maxPartitionRuns,

@@ -23,6 +23,7 @@
 import { join } from "node:path";
 import type { WorkCancel, WorkStart } from "../../../../proto/messages";
 import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
+import { localMachine } from "../../heartbeat";
 import { KeyedLock } from "../../keyed-lock";
 import type { AttemptRef, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { Attempt } from "./attempt";
@@ -385,6 +386,12 @@ class LocalExecutorImpl implements LocalExecutor {
     }
     await this.pruneEndedRecords();
     return out;
+  }
+
+  /** The heartbeat's view: this machine, and with `--containers` what builds its images. */
+  describe(): ReturnType<typeof localMachine> & { builder: string | null } {
+    const c = this.context.containers;
+    return { ...localMachine(), builder: c ? `${c.service.builder.description} (images in ${c.service.store.description}; steps run with podman)` : null };
   }
 
   running(): number {

@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { MlflowClient } from "../../../../proto/mlflow";
 import { mlflowClient } from "../../mlflow";
+import type { LocalContainers } from "./containers";
 
 /** The subset of a pino logger the executor uses. */
 export interface ExecutorLogger {
@@ -61,6 +62,12 @@ export interface LocalExecutorOptions {
   keepUnusedCheckoutsMs?: number;
   /** git executable (default `git`). */
   gitBin?: string;
+  /**
+   * Run each partition in the step's image with `podman run` (`--containers podman`): the image is
+   * built from the project's environment (buildah, the generated Dockerfile a cluster builds) or
+   * found where images are kept. Default: steps run as processes in the current Python environment.
+   */
+  containers?: LocalContainers;
   logger?: ExecutorLogger;
   /** Injected clock (ms since epoch) and delay, for tests. */
   now?: () => number;
@@ -112,6 +119,7 @@ export interface ExecutorContext {
   keepEndedRecordsMs: number;
   keepUnusedCheckoutsMs: number;
   gitBin: string;
+  containers?: LocalContainers;
   slots: Slots;
   log: ExecutorLogger;
   now: () => number;
@@ -157,6 +165,7 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     keepEndedRecordsMs: o.keepEndedRecordsMs ?? 7 * 24 * 3600_000,
     keepUnusedCheckoutsMs: o.keepUnusedCheckoutsMs ?? 7 * 24 * 3600_000,
     gitBin: o.gitBin ?? "git",
+    ...(o.containers ? { containers: o.containers } : {}),
     slots: new Slots(max),
     log: o.logger ?? silent,
     now: o.now ?? Date.now,

@@ -57,6 +57,12 @@ export interface AttemptRecord {
   /** Folder of this attempt's inputs, outputs and logs. */
   dir: string;
   project?: ProjectInfo;
+  /** `--containers`: the image the partitions run in (`<ref>@<digest>`), once it is there. */
+  image?: string;
+  /** `--containers`: variables of the project's docker_env `environment` (copied ones resolved at preparation). */
+  containerEnv?: Record<string, string>;
+  /** `--containers`: the project's docker_env `volumes` (`-v`, as `mlflow run` passes them). */
+  containerVolumes?: string[];
   command?: string;
   /** The environment the processes get on top of the executor's base environment. */
   env?: Record<string, string>;

@@ -148,7 +148,9 @@ export function localProjectRunTags(
 
 function runTags(work: WorkStart, project: ProjectInfo, parentRunId: string, role: "node" | "partition"): Record<string, string> {
   const extra = { ...commonTags(work), [PARALLELS_TAGS.role]: role };
-  if (project.backend !== "kubernetes") return localProjectRunTags(project, { parentRunId, extra });
+  // In a container on this machine (`--containers`): as `mlflow run` tags a docker_env run.
+  const image: Record<string, string> = project.image ? { [MLFLOW_TAGS.projectEnv]: "docker", [MLFLOW_TAGS.dockerImageUri]: project.image } : {};
+  if (project.backend !== "kubernetes") return localProjectRunTags(project, { parentRunId, extra: { ...image, ...extra } });
   // As MLflow's own Kubernetes backend tags a run: the backend, and the image it ran in.
   return projectRunTags({
     sourceName: project.sourceName,

@@ -7,10 +7,14 @@
  * was down) finds the MLflow runs again instead of making new ones.
  */
 import { existsSync } from "node:fs";
-import { mkdir, realpath, rm, stat } from "node:fs/promises";
+import { chown, mkdir, realpath, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { IMAGE_UID } from "../../../../../proto/images";
+import { MLFLOW_TAGS } from "../../../../../proto/mlflow";
 import { checkParameters, isMLprojectError, resolveCommand } from "../../../../../proto/mlproject";
+import { ensureStepImage, gitSourceOf, planStepImage } from "../../shared/images";
+import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest } from "../../shared/manifest";
@@ -34,8 +38,15 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   checkStop(rec);
   const fetched = await fetchProject(node.project, { projectsRoot: ctx.projectsRoot, gitCacheDir: ctx.gitCacheDir, gitBin: ctx.gitBin });
   const launcherEnv = ctx.baseEnv as Record<string, string | undefined>;
-  const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, launcherEnv);
+  const loaded = await loadEntryPoint(fetched.dir, node.entryPoint, node.parameters, launcherEnv, ctx.containers ? "in-containers" : "local");
   rec.project = { ...fetched, entryPoint: node.entryPoint, params: loaded.params };
+  // --containers: the image is named before anything is built (the node's MLflow run names it).
+  const images = ctx.containers ? await planStepImage(ctx.containers, fetched.dir, gitSourceOf(fetched)) : undefined;
+  if (images) {
+    rec.project.image = images.plan.ref;
+    rec.containerEnv = dockerEnvVariables(images.project.dockerEnv, launcherEnv);
+    rec.containerVolumes = [...(images.project.dockerEnv?.volumes ?? [])];
+  }
   await a.save();
 
   // MLflow: experiment, parent, the node attempt's run (found again by tag on a retry).
@@ -51,6 +62,15 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   }
   const { experimentId, parentRunId, nodeRunId } = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
 
+  // --containers: the image, found where images are kept or built once (the node is `building` meanwhile).
+  if (ctx.containers && images && !rec.image) {
+    checkStop(rec);
+    const ensured = await ensureStepImage({ images: ctx.containers, plan: images.plan, mlflow: ctx.mlflow, nodeRunId, report: (e) => a.report(e), warn: (o, m) => ctx.log.warn(a.logCtx(o), m) });
+    await ctx.mlflow.setTag(nodeRunId, MLFLOW_TAGS.dockerImageId, ensured.digest);
+    rec.image = ensured.ref;
+    await a.save();
+  }
+
   // Inputs (downloaded afresh: a retried preparation starts from an empty folder).
   checkStop(rec);
   const inputsDir = join(rec.dir, "inputs");
@@ -58,6 +78,8 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   await rm(inputsDir, { recursive: true, force: true });
   await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot }, node.inputs, inputsDir);
   await mkdir(outputsDir, { recursive: true });
+  // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
+  if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
 
   // The command, with `path` parameters resolved against the attempt folder (so a relative
   // path such as `inputs/corpus` names the downloaded input).

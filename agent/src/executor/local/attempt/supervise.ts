@@ -15,7 +15,13 @@ import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { sliceFiles } from "../../shared/manifest";
 import { endRun, findOrCreatePartitionRun } from "../../shared/mlflow-runs";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile, type Spawned } from "../process";
-import { partitionCounts, type AttemptRecord, type PartitionRecord } from "../state";
+import { splitImageRef } from "../../../../../proto/images";
+import { runTool } from "../../../images/buildah";
+import { containerName, podmanCommand } from "../containers";
+import { attemptKey, partitionCounts, type AttemptRecord, type PartitionRecord } from "../state";
+
+/** Variables a step gets besides the node's `env`: MLflow's run and the partition's. */
+const STEP_VARIABLES = new Set(["MLFLOW_RUN_ID", "PARALLELS_PARTITION_INDEX", "PARALLELS_PARTITION_COUNT", "PARALLELS_PARTITION_MANIFEST"]);
 import type { AttemptScope } from "./scope";
 
 export class Supervisor {
@@ -171,9 +177,22 @@ export class Supervisor {
     if (this.termSentAt === undefined) {
       this.termSentAt = now;
       for (const p of running) if (p.pid !== undefined) signalGroup(p.pid, "SIGTERM");
+      // The step is PID 1 of its container, which ignores signals it has no handler for: stop the container itself.
+      if (this.rec.image) for (const p of running) this.podman(["stop", "--time", String(Math.ceil(this.a.ctx.killGraceMs / 1000)), containerName(attemptKey(this.rec.ref), p.index)]);
     } else if (now - this.termSentAt >= this.a.ctx.killGraceMs) {
       for (const p of running) if (p.pid !== undefined) signalGroup(p.pid, "SIGKILL");
+      if (this.rec.image) for (const p of running) this.podman(["rm", "--force", "--time", "0", containerName(attemptKey(this.rec.ref), p.index)]);
     }
+  }
+
+  /** A podman command in the background (stopping a partition's container); its failure is only logged. */
+  private podman(args: string[]): void {
+    const c = this.a.ctx.containers;
+    if (!c) return;
+    runTool(c.podmanBin ?? "podman", args, { env: c.env ?? process.env }).then(
+      (r) => r.code !== 0 && this.a.ctx.log.warn(this.a.logCtx({ args, stderr: r.stderr.trim() }), "podman could not stop a partition's container"),
+      (e: unknown) => this.a.ctx.log.warn(this.a.logCtx({ err: e, args }), "podman could not stop a partition's container"),
+    );
   }
 
   private async spawnPending(): Promise<void> {
@@ -235,7 +254,7 @@ export class Supervisor {
     await a.save();
     let spawned: Spawned;
     try {
-      spawned = await spawnDetached({ command: rec.command!, shell: ctx.shell, cwd: rec.project!.dir, dir, env });
+      spawned = await spawnDetached(rec.image && ctx.containers ? this.inContainer(p, env) : { command: rec.command!, shell: ctx.shell, cwd: rec.project!.dir, dir, env });
     } catch (e) {
       p.state = "pending";
       throw new AttemptFailure(`${ctx.shell}: ${errMessage(e)}`, { cause: e });
@@ -244,6 +263,31 @@ export class Supervisor {
     if (spawned.pidStart !== undefined) p.pidStart = spawned.pidStart;
     void spawned.exited.then(() => a.wake());
     await a.save();
+  }
+
+  /**
+   * `--containers`: the partition's process is `podman run` of the step's image; the step's
+   * variables reach the container by name from podman's own environment (`-e NAME`).
+   */
+  private inContainer(p: PartitionRecord, stepEnv: NodeJS.ProcessEnv): Parameters<typeof spawnDetached>[0] {
+    const { rec } = this;
+    const c = this.a.ctx.containers!;
+    const podmanEnv = c.env ?? process.env;
+    const own = { ...rec.containerEnv, ...Object.fromEntries(Object.entries(stepEnv).filter(([k]) => k in (rec.env ?? {}) || STEP_VARIABLES.has(k))) } as Record<string, string>;
+    const uid = process.getuid?.();
+    const command = podmanCommand({
+      podman: c.podmanBin ?? "podman",
+      name: containerName(attemptKey(rec.ref), p.index),
+      image: rec.image!,
+      command: rec.command!,
+      attemptDir: rec.dir,
+      readOnlyDirs: [this.a.ctx.projectsRoot].filter((d) => !rec.dir.startsWith(`${d}/`)),
+      envNames: Object.keys(own).sort(),
+      volumes: rec.containerVolumes ?? [],
+      plainHttp: (c.plainHttp ?? []).includes(splitImageRef(rec.image!).registry),
+      ...(uid !== undefined && uid !== 0 ? { user: `${uid}:${process.getgid?.() ?? uid}` } : {}),
+    });
+    return { command, shell: "sh", cwd: rec.dir, dir: this.partitionDir(p.index), env: { ...podmanEnv, ...own } };
   }
 
   private async failureMessage(p: PartitionRecord): Promise<string> {

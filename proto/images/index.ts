@@ -1,0 +1,36 @@
+// Images of MLprojects: generated Dockerfiles and content-addressed tags (runtime-free, pure).
+export {
+  type BaseImages,
+  CA_SCRIPT,
+  CA_SECRET_ID,
+  type ContextFile,
+  DEFAULT_BASE_IMAGES,
+  ENV_DIR,
+  EnvFileError,
+  type EnvImagePlan,
+  GENERATED,
+  HOME_DIR,
+  IMAGE_UID,
+  ImageSpecError,
+  planEnvImage,
+  planProjectImage,
+  PROJECT_DIR,
+  type ProjectImagePlan,
+  type ProjectSource,
+  pythonBase,
+  RECIPE_VERSION,
+} from "./dockerfile";
+export { canonicalRequirement, canonicalRequirements, namesLocalPath, normalizeName, referencedFile, requirementLines } from "./requirements";
+export {
+  canonicalJson,
+  contentTag,
+  envImageRef,
+  type FileEntry,
+  filesDigest,
+  type ImageTarget,
+  projectImageRef,
+  repositoryComponent,
+  sha256Hex,
+  splitImageRef,
+  TAG_HEX,
+} from "./tags";
