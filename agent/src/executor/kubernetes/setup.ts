@@ -33,14 +33,15 @@ export function secretCredentialStore(access: KubeAccess, ref: string): Credenti
   return new SecretCredentialStore(access.api, ns, name);
 }
 
-export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger): Promise<KubernetesExecutor> {
+/** `onMlflowRequest`: told each MLflow request's endpoint (the agent's metrics count them). */
+export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger, onMlflowRequest?: (endpoint: string) => void): Promise<KubernetesExecutor> {
   const trackingUri = config.mlflowTrackingUri!; // required by loadConfig
   return createKubernetesExecutor({
     api: access.api,
     namespace: access.namespace,
     clusterId,
     agentImage: config.agentImage!, // required for "kubernetes" by loadConfig
-    mlflow: mlflowClient(trackingUri),
+    mlflow: mlflowClient(trackingUri, process.env, onMlflowRequest),
     stepsTrackingUri: config.stepsMlflowTrackingUri ?? trackingUri,
     stateDir: join(config.stateDir, "executor"),
     logger,
