@@ -46,7 +46,7 @@ async function createExecutor({ config, credentials, logger, metrics }: Executor
       // Loaded only here: the local agent never pays for it.
       const k8s = await import("./executor/kubernetes/setup");
       const access = k8s.kubeAccess(config, (verb) => metrics?.kubernetesRequests.inc({ verb }));
-      return k8s.kubernetesExecutorFor(config, access, credentials.clusterId, logger);
+      return k8s.kubernetesExecutorFor(config, access, credentials.clusterId, logger, (endpoint) => metrics?.mlflowRequests.inc({ endpoint }));
     }
     case "local":
       return createLocalExecutor({

@@ -49,6 +49,12 @@ export function createMetrics() {
       labelNames: ["verb"],
       registers: [registry],
     }),
+    mlflowRequests: new Counter({
+      name: "parallels_agent_mlflow_requests_total",
+      help: "Requests of the executor to the MLflow tracking server, by endpoint (artifacts: the artifact proxy)",
+      labelNames: ["endpoint"],
+      registers: [registry],
+    }),
   };
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({

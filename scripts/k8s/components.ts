@@ -95,13 +95,32 @@ export function apiserverArgs(pki: Pki, ports: Ports): string[] {
   ];
 }
 
-export interface ControllerManagerOptions {
-  /** Client QPS and burst of the controllers (defaults 20/30 are the Job controller's bottleneck in benchmarks). */
+/**
+ * Client budgets and worker counts of the components. Unset, each component keeps its own
+ * default — as the test suite runs it. Benchmarks raise them so that the API server (or the
+ * machine), not a component's client, bounds how fast pods come and go: a component's client
+ * waits in its token bucket (client-go's "Waited for … due to client-side throttling").
+ */
+export interface ComponentTuning {
+  /** kube-controller-manager `--kube-api-qps` (default 20): the Job controller's pod creates, finalizer removals and status updates share it. */
   kubeApiQps?: number;
+  /** kube-controller-manager `--kube-api-burst` (default 30). */
   kubeApiBurst?: number;
+  /** kube-controller-manager `--concurrent-job-syncs` (default 5): Jobs synced at once (one Job is never synced by two workers). */
+  concurrentJobSyncs?: number;
+  /** kube-scheduler `--kube-api-qps` (default 50): one binding (POST pods/binding) per pod; its events go through a second client with the same budget. */
+  schedulerApiQps?: number;
+  /** kube-scheduler `--kube-api-burst` (default 100). */
+  schedulerApiBurst?: number;
+  /**
+   * kwok's `podPlayStageParallelism` (KwokConfiguration; default 4): workers applying the pod
+   * stages (Running, Succeeded…), each one status PATCH at a time. kwok's client has no rate
+   * limiter of its own (v0.8.0 sets client-go's `NewFakeAlwaysRateLimiter`).
+   */
+  kwokPodWorkers?: number;
 }
 
-export function controllerManagerArgs(pki: Pki, kubeconfig: string, opts: ControllerManagerOptions): string[] {
+export function controllerManagerArgs(pki: Pki, kubeconfig: string, opts: ComponentTuning): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
     "--leader-elect=false",
@@ -114,10 +133,11 @@ export function controllerManagerArgs(pki: Pki, kubeconfig: string, opts: Contro
     "--profiling=false",
     ...(opts.kubeApiQps !== undefined ? [`--kube-api-qps=${opts.kubeApiQps}`] : []),
     ...(opts.kubeApiBurst !== undefined ? [`--kube-api-burst=${opts.kubeApiBurst}`] : []),
+    ...(opts.concurrentJobSyncs !== undefined ? [`--concurrent-job-syncs=${opts.concurrentJobSyncs}`] : []),
   ];
 }
 
-export function schedulerArgs(pki: Pki, kubeconfig: string, ports: Ports): string[] {
+export function schedulerArgs(pki: Pki, kubeconfig: string, ports: Ports, opts: ComponentTuning = {}): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
     // delegated authn/authz go to the apiserver with this kubeconfig too
@@ -130,7 +150,36 @@ export function schedulerArgs(pki: Pki, kubeconfig: string, ports: Ports): strin
     `--tls-cert-file=${pki.servingCert}`,
     `--tls-private-key-file=${pki.servingKey}`,
     "--profiling=false",
+    // Deprecated flags, but the scheduler still reads them when it has no --config file.
+    ...(opts.schedulerApiQps !== undefined ? [`--kube-api-qps=${opts.schedulerApiQps}`] : []),
+    ...(opts.schedulerApiBurst !== undefined ? [`--kube-api-burst=${opts.schedulerApiBurst}`] : []),
   ];
+}
+
+/**
+ * A KwokConfiguration document with `podWorkers` stage workers. kwok (v0.8.0) applies no
+ * defaults to a configuration read from a file — an absent field is zero or false, which would
+ * turn its log server off and make it refuse a parallelism of 0 — so every option its defaults
+ * set (`SetObjectDefaults_KwokConfiguration`) is written out here, with their default values.
+ */
+export function kwokConfigurationYaml(podWorkers: number): string {
+  return [
+    "apiVersion: config.kwok.x-k8s.io/v1alpha1",
+    "kind: KwokConfiguration",
+    "options:",
+    `  cidr: ${JSON.stringify(POD_CIDR)}`,
+    "  manageAllNodes: false",
+    "  enableDebuggingHandlers: true",
+    "  enableContentionProfiling: false",
+    "  enableProfilingHandler: true",
+    `  podPlayStageParallelism: ${podWorkers}`,
+    "  nodePlayStageParallelism: 4",
+    "  nodeLeaseParallelism: 4",
+    "  podsOnNodeSyncParallelism: 1",
+    "  enablePodsOnNodeSyncListPager: true",
+    "  enablePodsOnNodeSyncStreamWatch: false",
+    "",
+  ].join("\n");
 }
 
 export function kwokArgs(pki: Pki, kubeconfig: string, ports: Ports, configs: string[]): string[] {

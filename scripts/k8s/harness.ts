@@ -21,7 +21,19 @@ import { fileURLToPath } from "node:url";
 import { freePort, saysPortInUse } from "../local/ports";
 import { type ApiRequest, type ApiResponse, apiRequest } from "./api";
 import { ensureK8sBinaries, missingBinaries } from "./binaries";
-import { apiserverArgs, type Component, COMPONENTS, type ControllerManagerOptions, controllerManagerArgs, etcdArgs, kubeconfigYaml, kwokArgs, type Ports, schedulerArgs } from "./components";
+import {
+  apiserverArgs,
+  type Component,
+  COMPONENTS,
+  type ComponentTuning,
+  controllerManagerArgs,
+  etcdArgs,
+  kubeconfigYaml,
+  kwokArgs,
+  kwokConfigurationYaml,
+  type Ports,
+  schedulerArgs,
+} from "./components";
 import { type ApiServerMetrics, parseApiServerMetrics } from "./metrics";
 import { DEFAULT_NODES, type KwokNodeSpec, nodeManifest, nodeProblems } from "./nodes";
 import { makePki } from "./pki";
@@ -33,7 +45,7 @@ export { DEFAULT_NODES, GPU_RESOURCE, GPU_TAINT, type KwokNodeSpec, type KwokTai
 export { type ApiRequestCount, type ApiServerMetrics, WRITE_VERBS } from "./metrics";
 export type { ApiRequest, ApiResponse } from "./api";
 export { CommandError, type RunOptions } from "./tools";
-export type { Ports } from "./components";
+export type { ComponentTuning, Ports } from "./components";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The project's kwok stages (pod and node lifecycles, test knobs): see the file's header. */
@@ -58,7 +70,8 @@ export const TEST_KNOBS = {
 /** Written into a run dir; a non-empty directory without it is never wiped. */
 const MARKER = ".parallels-k8s-run";
 
-export interface StartK8sClusterOptions extends ControllerManagerOptions {
+/** The components' client budgets and workers ({@link ComponentTuning}) are left at their defaults unless given. */
+export interface StartK8sClusterOptions extends ComponentTuning {
   /** Names the kubeconfig's cluster/context and the default run dir; default `parallels`. */
   name?: string;
   /** Where the cluster's state goes; wiped on start (only if empty or made by this harness). Default: a new temp dir, removed by `stop()`. */
@@ -241,8 +254,9 @@ async function startOnce(runDir: string, binDir: string, name: string, opts: Sta
   info.startup.apiserverReadyMs = Date.now() - t0;
 
   await start("kube-controller-manager", controllerManagerArgs(pki, kubeconfigPath, opts));
-  await start("kube-scheduler", schedulerArgs(pki, kubeconfigPath, ports));
-  await start("kwok", kwokArgs(pki, kubeconfigPath, ports, [STAGES_FILE, kwokLogs, ...(opts.extraKwokConfigs ?? [])]));
+  await start("kube-scheduler", schedulerArgs(pki, kubeconfigPath, ports, opts));
+  const kwokTuning = opts.kwokPodWorkers === undefined ? [] : [writeRunFile(runDir, "kwok-configuration.yaml", kwokConfigurationYaml(opts.kwokPodWorkers))];
+  await start("kwok", kwokArgs(pki, kubeconfigPath, ports, [STAGES_FILE, kwokLogs, ...kwokTuning, ...(opts.extraKwokConfigs ?? [])]));
   await tools.kubectl(["create", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: nodes.map(nodeManifest) }) });
   await wait(
     "nodes Ready with exactly their taints",
@@ -282,6 +296,12 @@ async function startOnce(runDir: string, binDir: string, name: string, opts: Sta
     `[k8s ${name}] ready at ${apiUrl} in ${(s.totalMs / 1000).toFixed(1)} s (apiserver ${(s.apiserverReadyMs / 1000).toFixed(1)} s, nodes ${(s.nodesReadyMs / 1000).toFixed(1)} s); run dir ${runDir}`,
   );
   return info;
+}
+
+function writeRunFile(runDir: string, name: string, text: string): string {
+  const file = join(runDir, name);
+  writeFileSync(file, text);
+  return file;
 }
 
 /** kwok serves every container's log from one file; it must hold CRI-format lines. */

@@ -306,13 +306,17 @@ describe("a private cluster", () => {
   let own: K8sCluster;
   let again: K8sCluster | undefined;
   beforeAll(async () => {
-    // One CPU node, and the controller-manager's client budget raised as benchmarks do.
+    // One CPU node, and the components' budgets raised as benchmarks do.
     own = await startK8sCluster({
       name: "restart",
       binDir: c.binDir,
       nodes: [{ name: "solo", labels: { "parallels.test/pool": "cpu" }, allocatable: { cpu: "4", memory: "8Gi", pods: "20" } }],
       kubeApiQps: 50,
       kubeApiBurst: 100,
+      concurrentJobSyncs: 7,
+      schedulerApiQps: 60,
+      schedulerApiBurst: 120,
+      kwokPodWorkers: 8,
       log: () => {},
     });
   }, 180_000);
@@ -322,8 +326,13 @@ describe("a private cluster", () => {
   });
 
   it("survives a kube-apiserver restart in the middle of a Job, which still completes", async () => {
-    const cm = readFileSync(`/proc/${own.pids()["kube-controller-manager"]}/cmdline`, "utf8").split("\0");
-    expect(cm).toEqual(expect.arrayContaining(["--kube-api-qps=50", "--kube-api-burst=100"]));
+    const args = (component: string) => readFileSync(`/proc/${own.pids()[component]}/cmdline`, "utf8").split("\0");
+    expect(args("kube-controller-manager")).toEqual(expect.arrayContaining(["--kube-api-qps=50", "--kube-api-burst=100", "--concurrent-job-syncs=7"]));
+    expect(args("kube-scheduler")).toEqual(expect.arrayContaining(["--kube-api-qps=60", "--kube-api-burst=120"]));
+    const kwokConfig = args("kwok")
+      .find((a) => a.endsWith("kwok-configuration.yaml"))!
+      .replace("--config=", "");
+    expect(readFileSync(kwokConfig, "utf8")).toContain("podPlayStageParallelism: 8");
     const pns = await newNamespace(own, "restart");
     await create(own, pns, job("through-restart", { completionMode: "Indexed", completions: 4, parallelism: 2 }, { annotations: { "parallels.test/complete-delay": "3s" } }));
     await waitFor("a pod of the Job Running", async () => ((await podsOf(own, pns, "through-restart")).some((p) => p.status.phase === "Running") ? true : undefined));
@@ -337,6 +346,9 @@ describe("a private cluster", () => {
     const done = await jobEnded(own, pns, "through-restart", 120_000);
     expect(condition(done, "Complete"), JSON.stringify(done.status)).toBeDefined();
     expect(done.status).toMatchObject({ succeeded: 4, completedIndexes: "0-3" });
+    // kwok read its KwokConfiguration without losing a default: it still serves the pods' logs.
+    const [pod] = await podsOf(own, pns, "through-restart");
+    expect((await own.request(`/api/v1/namespaces/${pns}/pods/${pod!.metadata.name}/log?container=main`)).text).toBe(FAKE_POD_LOG_LINES.map((l) => `${l}\n`).join(""));
     // The other components reconnected on their own: each is still the process that was started.
     expect(own.pids()).toEqual({ ...others, "kube-apiserver": after });
   });

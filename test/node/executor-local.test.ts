@@ -568,7 +568,7 @@ describe("MLflow unreachable", () => {
   });
 });
 
-/** A client whose `getOrCreateExperiment` (the first MLflow call of a preparation) waits for `open()`, then fails if told to. */
+/** A client whose `getOrCreateExperiment` (the first MLflow call of a preparation, unless its experiment's id is cached) waits for `open()`, then fails if told to. */
 class GatedMlflow extends MlflowClient {
   arrived = 0;
   failWith: Error | undefined;
@@ -602,7 +602,8 @@ describe("starting, with the agent's work handler", () => {
     const h = createWorkHandler({ executor: ex, reporterFor, maxConcurrent: 2, logger: createLogger({ level: "silent" }), pollMs: 50 });
     const signal = new AbortController().signal;
     const runId = uid("run");
-    const works = ["a", "b", "c"].map((id) => workFor({ id, project: { uri: project(HELLO) }, parameters: { who: id } }, { runId }));
+    // Each in an experiment of its own: an experiment's id is looked up once per name (then cached), and the gate is that lookup.
+    const works = ["a", "b", "c"].map((id) => workFor({ id, project: { uri: project(HELLO) }, parameters: { who: id } }, { runId, experiment: uid(`exp-${id}`) }));
     // One after the other: the first is in preparation (known to the executor) when the second comes.
     const started = [h.handleStart(works[0]!, signal)];
     await until("the first preparation under way", () => gated.arrived === 1);

@@ -20,6 +20,11 @@ export interface InformerOptions<T> {
   /** Collection path, e.g. `/apis/batch/v1/namespaces/work/jobs`. */
   path: string;
   labelSelector?: string;
+  /**
+   * E.g. `status.phase!=Running`. An object that stops matching comes as DELETED (the API
+   * server's watch does so), one that starts matching as ADDED.
+   */
+  fieldSelector?: string;
   /** Raw object → compact form, or null to ignore it. */
   parse: (raw: unknown) => T | null;
   /** Identity of an object (its name within the namespace). */
@@ -82,7 +87,7 @@ export class Informer<T> {
         // The server ends a watch after `timeoutSeconds`; a random one spreads reconnections.
         await this.o.api.watch<RawMeta>(
           this.o.path,
-          { labelSelector: this.o.labelSelector, resourceVersion: this.resourceVersion, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
+          { labelSelector: this.o.labelSelector, fieldSelector: this.o.fieldSelector, resourceVersion: this.resourceVersion, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
           (type, raw) => this.apply(type, raw),
           signal,
         );
@@ -122,7 +127,10 @@ export class Informer<T> {
     let cont: string | undefined;
     let rv = "";
     do {
-      const page = await this.o.api.request<RawList>("GET", this.o.path, { query: { labelSelector: this.o.labelSelector, limit: this.o.pageSize ?? 500, continue: cont }, signal });
+      const page = await this.o.api.request<RawList>("GET", this.o.path, {
+        query: { labelSelector: this.o.labelSelector, fieldSelector: this.o.fieldSelector, limit: this.o.pageSize ?? 500, continue: cont },
+        signal,
+      });
       for (const raw of page.items ?? []) {
         const obj = this.o.parse(raw);
         if (obj) seen.set(this.o.key(obj), obj);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildJob, resourcesOf, type JobSpecInput } from "./job-spec";
+import { buildJob, POD_ATTEMPT_ANNOTATION, resourcesOf, type JobSpecInput } from "./job-spec";
 import { POD_ATTEMPT_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "./pod-layout";
 
 const input = (extra: Partial<JobSpecInput> = {}): JobSpecInput => ({
@@ -54,10 +54,27 @@ describe("the Indexed Job of a node attempt", () => {
     expect(step.image).toBe("python:3.11-slim");
     expect(step.command).toEqual(["/bin/sh", "-c", STEP_WRAPPER]);
     expect(step.env).toContainEqual({ name: STEP_COMMAND_ENV, value: "python count.py --min-length 1" });
-    expect(pod.initContainers![0]!.env).toEqual([{ name: POD_ATTEMPT_ENV, value: '{"v":1}' }]);
+    // The attempt's JSON is in the pod once (an annotation); both programs read it through the downward API.
+    const template = buildJob(input()).spec!.template;
+    expect(template.metadata!.annotations).toEqual({ [POD_ATTEMPT_ANNOTATION]: '{"v":1}' });
+    for (const c of pod.initContainers!) {
+      expect(c.env).toEqual([{ name: POD_ATTEMPT_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${POD_ATTEMPT_ANNOTATION}']` } } }]);
+    }
+    // Test knobs of the harness (pod annotations) sit beside it.
+    expect(buildJob(input({ podAnnotations: { "parallels.test/complete-delay": "1s" } })).spec!.template.metadata!.annotations).toEqual({
+      "parallels.test/complete-delay": "1s",
+      [POD_ATTEMPT_ANNOTATION]: '{"v":1}',
+    });
     // The steps' MLflow credentials come from their own Secret, in every container.
     for (const c of [...pod.initContainers!, step]) expect(c.envFrom).toEqual([{ secretRef: { name: "mlflow-steps", optional: false } }]);
-    for (const c of [...pod.initContainers!, step]) expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
+  });
+
+  it("runs every container non-root (the pod's user and group, the step's image's own user or not), without privilege escalation or capabilities: restricted", () => {
+    const pod = buildJob(input()).spec!.template.spec!;
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } });
+    for (const c of [...pod.initContainers!, ...pod.containers]) expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    // The agent's programs cannot write to their image.
+    for (const c of pod.initContainers!) expect(c.securityContext!.readOnlyRootFilesystem).toBe(true);
   });
 
   it("maps resources (GPUs as nvidia.com/gpu), node selectors and tolerations", () => {

@@ -1,7 +1,7 @@
 /**
  * What the programs of a work pod (`parallels-agent pod fetch|upload`) need to know about their
- * attempt, given by the agent in one environment variable ({@link POD_ATTEMPT_ENV}) of the Job's
- * pod template — the same for every index; what differs per index comes from
+ * attempt, given by the agent in one annotation of the Job's pod template, which both programs
+ * get as the environment variable {@link POD_ATTEMPT_ENV} (downward API) — the same for every index; what differs per index comes from
  * `JOB_COMPLETION_INDEX` and the manifest. Parsed with zod where it is read.
  */
 import { z } from "zod";

@@ -14,7 +14,7 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { computeManifest, type Manifest } from "../shared/manifest";
-import { endRun, EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, findOrCreatePartitionRun, markParentRunning } from "../shared/mlflow-runs";
+import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
 import { ensureStepImage, gitSourceOf, planStepImage } from "../shared/images";
 import { PROJECT_DIR } from "../../../../proto/images";
@@ -66,10 +66,18 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   const project: ProjectInfo = { ...fetched, entryPoint: node.entryPoint, params: loaded.params, backend: "kubernetes", image };
 
   // MLflow: found again by tag when a start is delivered twice.
-  const exp = await o.mlflow.getOrCreateExperiment(work.experiment || work.dag.name, { tags: EXPERIMENT_TAGS });
-  const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(o.mlflow, exp.experimentId, work));
-  if (!work.mlflowParentRunId) await markParentRunning(o.mlflow, parentRunId);
-  const nodeRunId = await findOrCreateNodeRun(o.mlflow, exp.experimentId, parentRunId, work, project);
+  const experimentName = work.experiment || work.dag.name;
+  const experimentId = await experimentFor(o.mlflow, experimentName);
+  let parentRunId: string;
+  let nodeRunId: string;
+  try {
+    parentRunId = work.mlflowParentRunId ?? (await parentRunFor(o.mlflow, experimentId, work));
+    nodeRunId = await findOrCreateNodeRun(o.mlflow, experimentId, parentRunId, work, project);
+  } catch (e) {
+    forgetExperiment(o.mlflow, experimentName); // deleted or renamed meanwhile? The next try looks again.
+    throw e;
+  }
+
   if (images && o.images) {
     // Found in the registry, or built by a Job in the cluster while the node is `building`.
     const ensured = await ensureStepImage({
@@ -112,7 +120,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   }
 
   // One listing of the inputs, here; each pod downloads only its own slice.
-  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId: exp.experimentId, parentRunId }, node.inputs, "Kubernetes");
+  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId }, node.inputs, "Kubernetes");
   const partitionInput = node.partition?.input;
   const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
   const manifest: Manifest = computeManifest(node.partition, node.parallelism, files);
@@ -124,14 +132,14 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   if (manifest.nested && manifest.count > 0 && manifest.count <= o.maxPartitionRuns) {
     partitionRunIds = new Array<string>(manifest.count);
     await mapLimit([...Array(manifest.count).keys()], 8, async (i) => {
-      partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, exp.experimentId, nodeRunId, work, project, i, manifest.count);
+      partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, experimentId, nodeRunId, work, project, i, manifest.count);
     });
     await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.partitionRuns, JSON.stringify(partitionRunIds), "application/json");
   }
 
   const record: JobRecord = {
     v: JOB_RECORD_VERSION,
-    experimentId: exp.experimentId,
+    experimentId,
     parentRunId,
     nodeRunId,
     partitions: manifest.count,
@@ -154,7 +162,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   const podAttempt: PodAttempt = {
     v: POD_ATTEMPT_VERSION,
     trackingUri: o.stepsTrackingUri,
-    experimentId: exp.experimentId,
+    experimentId,
     nodeRunId,
     partitions: manifest.count,
     ...(partitionInput !== undefined ? { partitionInput } : {}),
@@ -177,7 +185,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     ttlSecondsAfterFinished: o.jobTtlSeconds,
     stepImage: image,
     command,
-    env: { ...node.env, MLFLOW_TRACKING_URI: o.stepsTrackingUri, MLFLOW_EXPERIMENT_ID: exp.experimentId },
+    env: { ...node.env, MLFLOW_TRACKING_URI: o.stepsTrackingUri, MLFLOW_EXPERIMENT_ID: experimentId },
     podAttempt: JSON.stringify(podAttempt),
     agentImage: o.agentImage,
     ...(o.stepsMlflowSecret ? { stepsMlflowSecret: o.stepsMlflowSecret } : {}),

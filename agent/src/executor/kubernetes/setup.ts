@@ -77,9 +77,10 @@ export function clusterImagesFor(config: AgentConfig, access: KubeAccess, cluste
   return { service: new ImageService(new RegistryImageStore(registryClientFor(config), host), builder), settings };
 }
 
-export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger): Promise<KubernetesExecutor> {
+/** `onMlflowRequest`: told each MLflow request's endpoint (the agent's metrics count them). */
+export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger, onMlflowRequest?: (endpoint: string) => void): Promise<KubernetesExecutor> {
   const trackingUri = config.mlflowTrackingUri!; // required by loadConfig
-  const mlflow = mlflowClient(trackingUri);
+  const mlflow = mlflowClient(trackingUri, process.env, onMlflowRequest);
   const images = clusterImagesFor(config, access, clusterId, mlflow);
   return createKubernetesExecutor({
     ...(images ? { images } : {}),

@@ -44,22 +44,71 @@ export function launcherUser(): string {
   }
 }
 
-const parentLocks = new Map<string, Promise<string>>();
+/**
+ * Experiment ids by name, per MLflow client: every node of every run asks for its DAG's
+ * experiment, and the answer rarely changes. An entry lives {@link EXPERIMENT_TTL_MS}; a
+ * preparation that fails after using one forgets it ({@link forgetExperiment}), so a deleted or
+ * renamed experiment costs one failed try, not a wrong run.
+ */
+const experiments = new WeakMap<MlflowClient, Map<string, { id: string; at: number }>>();
+export const EXPERIMENT_TTL_MS = 5 * 60_000;
+
+/** The id of the active experiment `name`, created (with {@link EXPERIMENT_TAGS}) when missing. */
+export async function experimentFor(mlflow: MlflowClient, name: string, now = Date.now()): Promise<string> {
+  let byName = experiments.get(mlflow);
+  if (!byName) {
+    byName = new Map();
+    experiments.set(mlflow, byName);
+  }
+  const hit = byName.get(name);
+  if (hit && now - hit.at < EXPERIMENT_TTL_MS) return hit.id;
+  const { experimentId } = await mlflow.getOrCreateExperiment(name, { tags: EXPERIMENT_TAGS });
+  byName.set(name, { id: experimentId, at: now });
+  return experimentId;
+}
+
+export function forgetExperiment(mlflow: MlflowClient, name: string): void {
+  experiments.get(mlflow)?.delete(name);
+}
+
+/** Parents found or made through a client, by (experiment, DAG run): later nodes of a run reuse them. */
+const parentsOf = new WeakMap<MlflowClient, Map<string, Promise<string>>>();
+/** Bounded: the oldest go first (a DAG run's nodes start within its lifetime). */
+const MAX_PARENTS = 10_000;
 
 /**
- * The parent run of a DAG run: looked up by tag, created when missing. Creation is
- * de-duplicated within this process; across processes, after creating, the oldest run with the
+ * The parent run of a DAG run, RUNNING: looked up by tag, created when missing. Creation is
+ * de-duplicated per client (the agent has one); across processes, after creating, the oldest run with the
  * tag wins (and a loser is marked KILLED), so two agents converge on one parent.
+ *
+ * A node attempt of the DAG run starts: its parent is RUNNING (MLflow creates runs RUNNING; a
+ * parent found ended — its run was ended, then a node started again — is set RUNNING). Only the
+ * control plane knows when the DAG run is over (nodes may run elsewhere, later attempts may
+ * follow), so node ends never end the parent: {@link endParentRuns} does, when the control plane
+ * says the run ended. A parent this call found or made is not read again; one a former call
+ * found is (it may have been ended since).
  */
-export function findOrCreateParentRun(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<string> {
-  const key = `${mlflow.trackingUri}\n${experimentId}\n${work.runId}`;
-  let p = parentLocks.get(key);
-  if (!p) {
-    p = doFindOrCreateParent(mlflow, experimentId, work);
-    parentLocks.set(key, p);
-    p.catch(() => parentLocks.delete(key));
+export async function parentRunFor(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<string> {
+  const key = `${experimentId}\n${work.runId}`;
+  let parents = parentsOf.get(mlflow);
+  if (!parents) {
+    parents = new Map();
+    parentsOf.set(mlflow, parents);
   }
-  return p;
+  const known = parents.get(key);
+  if (known) {
+    const runId = await known;
+    await markParentRunning(mlflow, runId);
+    return runId;
+  }
+  const lookup = findOrCreateParent(mlflow, experimentId, work);
+  const runId = lookup.then((p) => p.runId);
+  parents.set(key, runId);
+  runId.catch(() => parents.delete(key));
+  while (parents.size > MAX_PARENTS) parents.delete(parents.keys().next().value!);
+  const parent = await lookup;
+  if (parent.status !== "RUNNING") await mlflow.updateRun(parent.runId, { status: "RUNNING" });
+  return parent.runId;
 }
 
 async function parentCandidates(mlflow: MlflowClient, experimentId: string, runId: string): Promise<Run[]> {
@@ -67,9 +116,10 @@ async function parentCandidates(mlflow: MlflowClient, experimentId: string, runI
   return runs.sort((a, b) => (a.info.startTime ?? 0) - (b.info.startTime ?? 0) || (a.info.runId < b.info.runId ? -1 : 1));
 }
 
-async function doFindOrCreateParent(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<string> {
+/** The parent and its status as found (or RUNNING, as made). */
+async function findOrCreateParent(mlflow: MlflowClient, experimentId: string, work: WorkStart): Promise<{ runId: string; status: RunStatus }> {
   const found = await parentCandidates(mlflow, experimentId, work.runId);
-  if (found[0]) return found[0].info.runId;
+  if (found[0]) return { runId: found[0].info.runId, status: found[0].info.status };
   const created = await mlflow.createRun({
     experimentId,
     runName: dagRunName(work.dag.name, work.runId),
@@ -81,12 +131,13 @@ async function doFindOrCreateParent(mlflow: MlflowClient, experimentId: string, 
       [PARALLELS_TAGS.dagVersion]: String(work.dag.version),
     },
   });
+  // Another agent may have made one at the same time: the oldest wins, on every agent.
   const all = await parentCandidates(mlflow, experimentId, work.runId);
-  const winner = all[0]?.info.runId ?? created.info.runId;
-  if (winner !== created.info.runId) {
+  const winner = all[0] ?? created;
+  if (winner.info.runId !== created.info.runId) {
     await mlflow.terminateRun(created.info.runId, "KILLED").catch(() => undefined);
   }
-  return winner;
+  return { runId: winner.info.runId, status: winner.info.status };
 }
 
 function commonTags(work: WorkStart): Record<string, string> {
@@ -188,13 +239,8 @@ export async function endRun(mlflow: MlflowClient, runId: string, status: RunSta
   await mlflow.terminateRun(runId, status, { endTime, unlessTerminated: status !== "KILLED" });
 }
 
-/**
- * A node attempt of the DAG run starts: its parent run (one this executor manages, tag
- * `parallels.role=dag-run`) is RUNNING. Only the control plane knows when the DAG run is over
- * (nodes may run elsewhere, later attempts may follow), so node ends never end the parent:
- * {@link endParentRuns} does, when the control plane says the run ended.
- */
-export async function markParentRunning(mlflow: MlflowClient, parentRunId: string): Promise<void> {
+/** A parent found before (tag `parallels.role=dag-run`): RUNNING again if it was ended since. */
+async function markParentRunning(mlflow: MlflowClient, parentRunId: string): Promise<void> {
   const parent = await mlflow.getRun(parentRunId);
   if (parent.data.tags[PARALLELS_TAGS.role] !== "dag-run") return;
   if (parent.info.status !== "RUNNING") await mlflow.updateRun(parentRunId, { status: "RUNNING" });

@@ -18,7 +18,7 @@ import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest } from "../../shared/manifest";
-import { EXPERIMENT_TAGS, findOrCreateNodeRun, findOrCreateParentRun, markParentRunning } from "../../shared/mlflow-runs";
+import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
 import { fetchProject, loadEntryPoint } from "../../shared/project";
 import { partitionCounts, type AttemptRecord } from "../state";
@@ -52,12 +52,17 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   // MLflow: experiment, parent, the node attempt's run (found again by tag on a retry).
   checkStop(rec);
   if (!rec.mlflow?.nodeRunId) {
-    const exp = await ctx.mlflow.getOrCreateExperiment(work.experiment || work.dag.name, { tags: EXPERIMENT_TAGS });
-    const parentRunId = work.mlflowParentRunId ?? (await findOrCreateParentRun(ctx.mlflow, exp.experimentId, work));
-    // The DAG run is running while any attempt of it does; only the control plane ends it (runEnded).
-    if (!work.mlflowParentRunId) await markParentRunning(ctx.mlflow, parentRunId);
-    rec.mlflow = { experimentId: exp.experimentId, parentRunId };
-    rec.mlflow.nodeRunId = await findOrCreateNodeRun(ctx.mlflow, exp.experimentId, parentRunId, work, rec.project);
+    const experimentName = work.experiment || work.dag.name;
+    const experimentId = await experimentFor(ctx.mlflow, experimentName);
+    try {
+      // The DAG run is running while any attempt of it does; only the control plane ends it (runEnded).
+      const parentRunId = work.mlflowParentRunId ?? (await parentRunFor(ctx.mlflow, experimentId, work));
+      rec.mlflow = { experimentId, parentRunId };
+      rec.mlflow.nodeRunId = await findOrCreateNodeRun(ctx.mlflow, experimentId, parentRunId, work, rec.project);
+    } catch (e) {
+      forgetExperiment(ctx.mlflow, experimentName); // deleted or renamed meanwhile? The next try looks again.
+      throw e;
+    }
     await a.save();
   }
   const { experimentId, parentRunId, nodeRunId } = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
