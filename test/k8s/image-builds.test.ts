@@ -14,6 +14,7 @@ import { buildJob, type BuildJobInput, DEFAULT_BUILDER_IMAGES } from "../../agen
 import { KubernetesBuilder } from "../../agent/src/executor/kubernetes/builder";
 import { createKubernetesExecutor, type KubernetesExecutor } from "../../agent/src/executor/kubernetes/index";
 import { buildJobName, jobName } from "../../agent/src/executor/kubernetes/names";
+import { POD_ATTEMPT_ANNOTATION } from "../../agent/src/executor/kubernetes/job-spec";
 import { recorder, workFor } from "../../agent/src/executor/testing";
 import { RegistryClient, RegistryImageStore } from "../../agent/src/images/registry";
 import { ImageService } from "../../agent/src/images/service";
@@ -258,7 +259,7 @@ describe("the Kubernetes executor builds a step's image (KWOK stands in for the 
       const job = await getJson<Job>(cluster, ns, "job", buildJobName(ref));
       expect(job.status.conditions?.some((c) => c.type === "Complete" && c.status === "True")).toBe(true);
     }
-    const run = await getJson<{ spec: { template: { spec: { containers: { name: string; image: string }[]; initContainers: { env: { name: string; value: string }[] }[] } } } }>(
+    const run = await getJson<{ spec: { template: { metadata: { annotations: Record<string, string> }; spec: { containers: { name: string; image: string }[] } } } }>(
       cluster,
       ns,
       "job",
@@ -267,7 +268,7 @@ describe("the Kubernetes executor builds a step's image (KWOK stands in for the 
     const step = run.spec.template.spec.containers.find((c) => c.name === "step")!;
     expect(step.image).toBe(built.imageRef);
     expect(step.image).toMatch(new RegExp(`^${registry.host}/k8s/project-parallels-test-step:[0-9a-f]{32}@sha256:[0-9a-f]{64}$`));
-    const podAttempt = JSON.parse(run.spec.template.spec.initContainers[0]!.env.find((e) => e.name === "PARALLELS_POD_ATTEMPT")!.value);
+    const podAttempt = JSON.parse(run.spec.template.metadata.annotations[POD_ATTEMPT_ANNOTATION]!);
     expect(podAttempt.project).toEqual({ dir: "/mlflow/projects/code" }); // the image holds the project
 
     // The node's MLflow run: the image it ran in, the build's log (KWOK's fake lines), the context as built.
