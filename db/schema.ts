@@ -130,6 +130,8 @@ export const dagRuns = sqliteTable(
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
     scheduleId: text("schedule_id"),
+    /** The run this one resumes (`POST /v1/runs/{id}/resume`): its succeeded nodes are this one's `reused` ones. */
+    resumedFrom: text("resumed_from"),
     mlflowRunId: text("mlflow_run_id"),
     /** The time windows of its windowed inputs, `{"<node>.<input>": {from, to, skipIfEmpty}}`, fixed when it starts. */
     windows: text("windows", { mode: "json" }).$type<import("../proto/dag/windows").RunWindows>(),
@@ -165,6 +167,8 @@ export const nodeRuns = sqliteTable(
     partitionsFailed: integer("partitions_failed").notNull().default(0),
     partitionsRunning: integer("partitions_running").notNull().default(0),
     mlflowRunId: text("mlflow_run_id"),
+    /** A `reused` node: the node run of an earlier run whose result it is, and that node run's MLflow run. */
+    reusedFrom: text("reused_from", { mode: "json" }).$type<import("../proto/api").ReusedFrom>(),
     message: text("message"),
     /** The attempt failed for good: the agent said retrying cannot help (its retries were spent within the attempt). */
     finalFailure: integer("final_failure", { mode: "boolean" }).notNull().default(false),

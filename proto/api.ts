@@ -118,6 +118,16 @@ export const RunSubmit = z.strictObject({
 });
 export type RunSubmit = z.infer<typeof RunSubmit>;
 
+/** `POST /v1/runs/{id}/resume`: params to change (the others are the resumed run's). */
+export const RunResume = z.strictObject({
+  params: ParamsSchema.default({}),
+});
+export type RunResume = z.infer<typeof RunResume>;
+
+/** Where a `reused` node's result comes from: the node run that made it, and its MLflow run (its outputs). */
+export const ReusedFrom = z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string() });
+export type ReusedFrom = z.infer<typeof ReusedFrom>;
+
 export const NodeRunView = z.object({
   nodeId: z.string(),
   status: NodeStatus,
@@ -134,6 +144,8 @@ export const NodeRunView = z.object({
   buildingSince: z.string().nullable(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
+  /** A `reused` node: the node run (of an earlier run) whose result it is; `mlflowRunId` is then that run's MLflow run. */
+  reusedFrom: ReusedFrom.nullable(),
 });
 /** `GET /v1/runs/{id}/nodes/{node}`: a node run with the partitions its latest attempt lost. */
 export const NodeRunDetail = NodeRunView.extend({
@@ -153,6 +165,8 @@ export const RunView = z.object({
   params: z.record(z.string(), ParamValue),
   cancelRequested: z.boolean(),
   scheduleId: z.string().nullable(),
+  /** The run this one resumes (`POST /v1/runs/{id}/resume`); null for a run submitted afresh. */
+  resumedFrom: z.string().nullable(),
   /** The DAG run's MLflow parent run (tag `parallels.role=dag-run`), reported by the first agent that started a step. */
   mlflowRunId: z.string().nullable(),
   /** The parent run in the MLflow UI, when the control plane knows the UI's address (`MLFLOW_UI_URL`). */

@@ -27,6 +27,16 @@ export const WorkStartSchema = z.object({
   upstream: z.array(z.string()),
   mlflowParentRunId: z.string().nullable(),
   /**
+   * Upstream nodes `reused` from the run this one resumes: node id → the MLflow run holding its
+   * outputs (the earlier node run's). Inputs `{node}` of these read that run, not one under the parent.
+   */
+  upstreamRuns: z.record(z.string(), z.string()).optional(),
+  /**
+   * The run's `reused` nodes, sent while the run has no MLflow parent yet: the agent that makes
+   * the parent gives each a FINISHED child run saying where its result comes from.
+   */
+  reused: z.array(z.object({ nodeId: z.string(), nodeRunId: z.string(), from: z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string() }) })).optional(),
+  /**
    * A retry of only the partitions that failed in the attempt before: the others succeeded, and
    * their outputs (on that attempt's MLflow run) and MLflow runs are kept.
    */

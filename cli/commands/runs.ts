@@ -1,4 +1,4 @@
-/** `parallels run start|list|get|cancel|watch|logs`. */
+/** `parallels run start|resume|list|get|cancel|watch|logs`. */
 import { type Command, Option } from "commander";
 import { isTerminalRun, RUN_STATUSES, type RunView } from "../../proto/client";
 import { topologicalOrder } from "../../proto/dag/graph";
@@ -36,6 +36,28 @@ export function registerRuns(program: Command, ctx: Context): void {
         return;
       }
       process.stderr.write(`run ${view.id} submitted\n`);
+      await watch(ctx, view, opts);
+    });
+
+  run
+    .command("resume")
+    .description("Resume a failed or cancelled run: a new run that reuses the steps that succeeded and runs the others")
+    .argument("<id>", "the run to resume")
+    .option("-P, --param <name=value>", "change a DAG param (steps whose parameters it changes run again, and those after them; repeatable)", collect, [])
+    .option("--idempotency-key <key>", "a retry with the same key returns the same run (default: a new random key)")
+    .option("-w, --watch", "show progress until the run ends and exit with its outcome")
+    .option("--interval <ms>", "between polls with --watch", positiveInt, 1000)
+    .addOption(outputOption())
+    .addHelpText("after", EXIT_HELP)
+    .action(async (id: string, opts: { param: string[]; idempotencyKey?: string; watch?: boolean; interval: number; output: Format }) => {
+      const params = Object.fromEntries(parseParams(opts.param));
+      const { created, ...view } = await ctx.client().runs.resume(id, { params }, { idempotencyKey: opts.idempotencyKey });
+      const reused = view.nodes?.filter((n) => n.status === "reused").length ?? 0;
+      if (!opts.watch) {
+        print(opts.output, view, () => `${created ? "resumed" : "already resumed (same Idempotency-Key)"}: run ${view.id} resumes ${id}, reusing ${reused} step${reused === 1 ? "" : "s"}`);
+        return;
+      }
+      process.stderr.write(`run ${view.id} resumes ${id} (${reused} step${reused === 1 ? "" : "s"} reused)\n`);
       await watch(ctx, view, opts);
     });
 
@@ -177,6 +199,7 @@ function runTable(r: RunView, order: readonly string[] = []): string {
     ["run", r.id],
     ["dag", `${r.dag} v${r.dagVersion}`],
     ["status", r.status],
+    ...(r.resumedFrom ? [["resumed from", r.resumedFrom] as [string, string]] : []),
     [
       "params",
       Object.entries(r.params)
@@ -191,7 +214,16 @@ function runTable(r: RunView, order: readonly string[] = []): string {
   if (!r.nodes) return head;
   const nodes = table(
     ["NODE", "STATUS", "ATTEMPT", "PARTITIONS", "MLFLOW RUN", "MESSAGE"],
-    [...r.nodes].sort(byOrder(order)).map((n) => [n.nodeId, n.status, n.attempt, `${n.partitions.done}/${n.partitions.total} done, ${n.partitions.failed} failed`, n.mlflowRunId, n.message]),
+    [...r.nodes]
+      .sort(byOrder(order))
+      .map((n) => [
+        n.nodeId,
+        n.status,
+        n.attempt,
+        `${n.partitions.done}/${n.partitions.total} done, ${n.partitions.failed} failed`,
+        n.mlflowRunId,
+        n.reusedFrom ? `reused from run ${n.reusedFrom.runId}` : n.message,
+      ]),
   );
   return `${head}\n\n${nodes}`;
 }

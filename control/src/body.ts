@@ -17,12 +17,13 @@ function isYaml(c: Context): boolean {
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json$/;
 
 /** The body as a plain value: JSON (no content type means JSON), or YAML when the type says so. */
-export async function readDocument(c: Context): Promise<unknown> {
+export async function readDocument(c: Context, optional = false): Promise<unknown> {
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "" && !JSON_TYPE.test(type) && !YAML_TYPES.includes(type)) {
     throw new ApiError("unsupported_media_type", `cannot read a body of type "${type}": send Content-Type: application/json (or application/yaml for DAG documents)`);
   }
   const text = await c.req.text();
+  if (optional && text === "") return {};
   if (text.trim() === "") throw new ApiError("malformed_body", "the request body is empty");
   const parsed = parseText(text, isYaml(c) ? "yaml" : "json");
   if ("problem" in parsed) throw new ApiError("malformed_body", parsed.problem.message);

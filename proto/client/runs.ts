@@ -45,6 +45,25 @@ export class Runs {
     return { ...body, created: status === 201 };
   }
 
+  /**
+   * A new run of a `failed` or `cancelled` run's DAG version that reuses the nodes that succeeded
+   * (`params`: overrides; a node whose parameters they change runs again, and everything after it).
+   * 409 when the run is not failed or cancelled. Idempotent like `submit`.
+   */
+  async resume(id: string, input: T.RunResumeInput = {}, opts: SubmitOptions = {}): Promise<T.RunView & { created: boolean }> {
+    const key = opts.idempotencyKey ?? randomUuid();
+    const { status, body } = await this.http.exchange({
+      method: "POST",
+      path: path`/v1/runs/${id}/resume`,
+      body: { json: input },
+      headers: { "Idempotency-Key": key },
+      schema: RunView,
+      idempotent: true,
+      signal: opts.signal,
+    });
+    return { ...body, created: status === 201 };
+  }
+
   /** The run with its node runs (status, attempt, partition counters, MLflow runs) and counters. */
   get(id: string, opts?: CallOptions): Promise<T.RunView> {
     return this.http.request({ method: "GET", path: path`/v1/runs/${id}`, schema: RunView, idempotent: true, signal: opts?.signal });

@@ -29,6 +29,7 @@ export type DagVersionSummary = z.output<typeof api.DagVersionSummary>;
 export type DagValidation = z.output<typeof api.DagValidation>;
 
 export type RunSubmitInput = z.input<typeof api.RunSubmit>;
+export type RunResumeInput = z.input<typeof api.RunResume>;
 export type RunView = z.output<typeof api.RunView>;
 export type NodeRunView = z.output<typeof api.NodeRunView>;
 export type RunListQuery = Omit<z.input<typeof api.RunListQuery>, "cursor" | "limit"> & ListOptions;

@@ -39,6 +39,8 @@ export interface BodyDef {
    * accepted (the DAGs' 422). Default: validate with `schema` (400 `invalid_request`).
    */
   accept?: (doc: unknown) => unknown;
+  /** The body may be left out (no content at all): it is then read as `{}`. */
+  optional?: boolean;
 }
 
 export interface Success {
@@ -109,7 +111,7 @@ async function readInput(c: Context<AppEnv>, def: RouteDef) {
   const headers = def.headers ? validate(def.headers, declaredHeaders(c, def.headers), "request headers") : undefined;
   let body: unknown;
   if (def.body) {
-    const doc = await readDocument(c);
+    const doc = await readDocument(c, def.body.optional === true);
     body = def.body.accept ? def.body.accept(doc) : validate(def.body.schema, doc);
   }
   return { params: c.req.param(), query, headers, body };

@@ -143,7 +143,7 @@ function operation(def: RouteDef) {
     ...(def.auth === "public" || def.auth === "bootstrap" ? { security: [] } : def.auth === "agent" ? { security: [{ agentCredential: [] }] } : {}),
     ...(params.length > 0 ? { parameters: params } : {}),
     // YAML is read wherever JSON is (body.ts): it is the same document.
-    ...(body ? { requestBody: { required: true, content: { ...json(body), "application/yaml": { schema: body } } } } : {}),
+    ...(body ? { requestBody: { required: def.body?.optional !== true, content: { ...json(body), "application/yaml": { schema: body } } } } : {}),
     responses,
   };
 }

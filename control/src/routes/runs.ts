@@ -1,14 +1,16 @@
 /**
  * /v1/runs — submit (idempotent with an `Idempotency-Key` header), list with cursor pagination,
- * get with node runs and counters, cancel (`?force=true` when the cluster running it is lost).
+ * get with node runs and counters, cancel (`?force=true` when the cluster running it is lost),
+ * resume a failed or cancelled run (idempotent like a submit).
  */
 import { and, desc, eq, lt } from "drizzle-orm";
 import { z } from "zod";
 import { dagRuns } from "../../../db/schema";
-import { LogText, NodeLogQuery, NodeRunDetail, RunCancelQuery, RunListQuery, RunPage, RunSubmit, RunView } from "../../../proto/api";
+import { LogText, NodeLogQuery, NodeRunDetail, RunCancelQuery, RunListQuery, RunPage, RunResume, RunSubmit, RunView } from "../../../proto/api";
 import { canonicalJson, sha256Hex } from "../crypto";
 import { notFound } from "../errors";
 import { advanceRun } from "../runs/advance";
+import { resumeRun } from "../runs/resume";
 import { submitRun } from "../runs/submit";
 import { controlPlaneMlflow, readNodeLog } from "../runs/logs";
 import { loadNodeRunDetail, loadRunView, mlflowRunUrl, runSummary, withMlflowLinks } from "../runs/views";
@@ -45,6 +47,27 @@ export const runRoutes = [
     // Hashed in a canonical form, so a retry that orders its params differently is the same request.
     const requestHash = key ? await sha256Hex(canonicalJson(body)) : undefined;
     const { run, created } = await submitRun(c.var.db, c.var.principal.workspaceId, body, { idempotencyKey: key, requestHash });
+    return { status: created ? 201 : 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
+  }),
+
+  route({
+    method: "post",
+    path: "/v1/runs/{id}/resume",
+    summary: "Resume a failed or cancelled run: a new run of the same DAG version in which the nodes that succeeded are reused (Idempotency-Key makes a retry return the same run)",
+    description:
+      "The new run (`resumedFrom`: this run) runs every node that did not succeed, and reuses — does not dispatch — every node that succeeded, unless `params` changes its resolved parameters or an upstream node runs again; a reused node's outputs are the old node run's MLflow artifacts. 404 for an unknown run; 409 when the run is not failed or cancelled, or for an Idempotency-Key already used by a different request; 422 for params the DAG does not declare or nodes to run that no cluster can run.",
+    auth: "write",
+    headers: SubmitHeaders,
+    body: { schema: RunResume, optional: true },
+    ok: {
+      201: { description: "the new run", schema: RunView },
+      200: { description: "the run an earlier request with the same Idempotency-Key made", schema: RunView },
+    },
+    errors: ["not_found", "conflict", "invalid_dag"],
+  }).handle(async (c, { params: { id }, headers, body }) => {
+    const key = headers["Idempotency-Key"];
+    const requestHash = key ? await sha256Hex(canonicalJson({ resume: id, ...body })) : undefined;
+    const { run, created } = await resumeRun(c.var.db, c.var.principal.workspaceId, id, body, { idempotencyKey: key, requestHash });
     return { status: created ? 201 : 200, body: withMlflowLinks(run, c.env.MLFLOW_UI_URL) };
   }),
 

@@ -87,7 +87,16 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
     nodes: new Map(
       nodes.map((n) => [
         n.nodeId,
-        { id: n.id, attempt: n.attempt, clusterId: n.clusterId, status: n.status, mlflowRunId: n.mlflowRunId, failedPartitions: n.failedPartitions, partitionsTotal: n.partitionsTotal },
+        {
+          id: n.id,
+          attempt: n.attempt,
+          clusterId: n.clusterId,
+          status: n.status,
+          mlflowRunId: n.mlflowRunId,
+          failedPartitions: n.failedPartitions,
+          partitionsTotal: n.partitionsTotal,
+          reusedFrom: n.reusedFrom,
+        },
       ]),
     ),
   };

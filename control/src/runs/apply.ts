@@ -10,6 +10,7 @@
  * nothing, and it decides again on a fresh read (`advanceRun`).
  */
 import { sql, type SQL } from "drizzle-orm";
+import type { ReusedFrom } from "../../../proto/api";
 import type { Dag } from "../../../proto/dag";
 import { nodeWindows, resolveNodeParams, upstreamOf, type RunWindows } from "../../../proto/dag";
 import { parseIndexes } from "../../../proto/indexes";
@@ -44,6 +45,8 @@ export interface NodeRunState {
   mlflowRunId?: string | null;
   failedPartitions?: string | null;
   partitionsTotal?: number;
+  /** A `reused` node (of a resumed run): the node run whose result it is. */
+  reusedFrom?: ReusedFrom | null;
 }
 
 export interface NodeChange {
@@ -69,6 +72,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
   const outbox: OutboxMessage[] = [];
   const upstream = decision.dispatch.length > 0 ? upstreamOf(ctx.dag) : null;
   const specs = new Map(ctx.dag.nodes.map((n) => [n.id, n]));
+  const reused = decision.dispatch.length > 0 ? reusedOf(ctx) : [];
   for (const { nodeId, attempt, onlyFailed } of decision.dispatch) {
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "dispatched", attempt, reset: true, finishedAt: null });
@@ -84,6 +88,7 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
+      ...reusedFields(ctx, reused, upstream!.get(nodeId) ?? []),
       ...(nodeWindows(ctx.windows, nodeId) ? { windows: nodeWindows(ctx.windows, nodeId) } : {}),
       // The others succeeded: run the failed partitions only, keeping what the rest made.
       ...(onlyFailed && row.failedPartitions ? { retry: { attempt: row.attempt, mlflowRunId: row.mlflowRunId ?? null, partitions: row.failedPartitions, total: row.partitionsTotal ?? 1 } } : {}),
@@ -112,6 +117,28 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
     nodes.push({ id: row.id, status: "cancelled", attempt: row.attempt, reset: false, finishedAt: now });
   }
   return { nodes, outbox };
+}
+
+/** The run's `reused` nodes (a resumed run's), as a start message names them. */
+function reusedOf(ctx: RunContext): NonNullable<WorkStart["reused"]> {
+  const out: NonNullable<WorkStart["reused"]> = [];
+  for (const [nodeId, row] of ctx.nodes) if (row.status === "reused" && row.reusedFrom) out.push({ nodeId, nodeRunId: row.id, from: row.reusedFrom });
+  return out;
+}
+
+/**
+ * What a start message says of reused nodes: the MLflow runs of its reused upstream nodes (where
+ * its `{node}` inputs are), and — while the run has no MLflow parent yet, so the agent may be the
+ * one to make it — every reused node, for the agent to record under the parent.
+ */
+function reusedFields(ctx: RunContext, reused: NonNullable<WorkStart["reused"]>, upstream: readonly string[]): Pick<WorkStart, "upstreamRuns" | "reused"> {
+  if (reused.length === 0) return {};
+  const upstreamRuns: Record<string, string> = {};
+  for (const u of upstream) {
+    const from = ctx.nodes.get(u)?.reusedFrom;
+    if (ctx.nodes.get(u)?.status === "reused" && from) upstreamRuns[u] = from.mlflowRunId;
+  }
+  return { ...(Object.keys(upstreamRuns).length > 0 ? { upstreamRuns } : {}), ...(ctx.mlflowRunId ? {} : { reused }) };
 }
 
 /** A decision's statements: `claim` first, then `writes`, which apply only if the claim held. */

@@ -7,13 +7,14 @@ import { and, desc, eq, isNotNull, isNull } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { clusters, dagRuns, dagVersions, dags } from "../../../db/schema";
 import type { RunSubmit, RunView } from "../../../proto/api";
-import { resolveWindows, type Dag } from "../../../proto/dag";
+import { resolveWindows, type Dag, type RunWindows } from "../../../proto/dag";
 import type { ProblemDetail } from "../../../proto/errors";
-import type { NodeStatus } from "../../../proto/status";
+import { isTerminalRun, type NodeStatus } from "../../../proto/status";
 import { newId } from "../crypto";
 import { writeBatch, type Db } from "../db";
 import { ApiError, isUniqueViolation } from "../errors";
 import { decide } from "../scheduler";
+import { planResume, type ResumeInput, type ResumePlan } from "../scheduler/resume";
 import { chunked, newStateToken, statementsFor, type RunContext } from "./apply";
 import { placeNodes } from "./placement";
 import { loadRunView, runViewOf } from "./views";
@@ -25,6 +26,14 @@ export interface SubmitOptions {
   scheduleId?: string | undefined;
   /** Create the run `queued` without starting it (a schedule's `queue` overlap policy). */
   hold?: boolean;
+  /** A resume (`resume.ts`): the run resumed, whose DAG version and windows the new run takes, and how its nodes ended. */
+  resume?: ResumeOf;
+}
+
+/** What a resume gives a submit: the run resumed and its node runs' outcomes. */
+export interface ResumeOf {
+  run: { id: string; dagId: string; dagVersion: number; params: Record<string, string | number | boolean>; windows: RunWindows | null };
+  nodes: ResumeInput["oldNodes"];
 }
 
 export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opts: SubmitOptions, now = Date.now()): Promise<{ run: RunView; created: boolean }> {
@@ -33,7 +42,8 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
       .select({ dag: dags, spec: dagVersions.spec, version: dagVersions.version })
       .from(dags)
       .innerJoin(dagVersions, and(eq(dagVersions.dagId, dags.id), req.version ? eq(dagVersions.version, req.version) : eq(dagVersions.version, dags.latestVersion)))
-      .where(and(eq(dags.workspaceId, workspaceId), eq(dags.name, req.dag), isNull(dags.deletedAt))),
+      // A resume takes the resumed run's DAG (by id: its name may have been deleted and taken again).
+      .where(and(eq(dags.workspaceId, workspaceId), opts.resume ? eq(dags.id, opts.resume.run.dagId) : and(eq(dags.name, req.dag), isNull(dags.deletedAt)))),
     db.select().from(clusters).where(eq(clusters.workspaceId, workspaceId)),
     db
       .select({ id: dagRuns.id, requestHash: dagRuns.requestHash })
@@ -50,18 +60,31 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   }
   const dag = JSON.parse(hit.spec) as Dag;
   const { params, problems } = mergeParams(dag, req.params);
+  const reused: ResumePlan = opts.resume ? planResume({ dag, oldParams: opts.resume.run.params, newParams: params, oldNodes: opts.resume.nodes }) : new Map();
   const placed = placeNodes(dag, clusterRows, now);
-  problems.push(...placed.problems);
+  // A reused node runs nowhere: where it would run does not matter.
+  const reusedPaths = new Set(dag.nodes.flatMap((n, i) => (reused.has(n.id) ? [`nodes[${i}].cluster`] : [])));
+  problems.push(...placed.problems.filter((p) => !reusedPaths.has(p.path)));
   if (problems.length > 0) throw new ApiError("invalid_dag", `the run cannot start: ${problems.length} problem${problems.length === 1 ? "" : "s"}`, problems);
 
   const runId = newId(now);
   // A held run fixes its windows when it is released (the run before it may not have ended yet).
-  const windows = opts.hold ? null : resolveWindows(dag, now, previous[0]?.windows ?? null);
+  // A resumed run reads the same data as the run it resumes: its windows.
+  const windows = opts.hold ? null : opts.resume?.run.windows ? opts.resume.run.windows : resolveWindows(dag, now, previous[0]?.windows ?? null);
   const ctx: RunContext = { runId, workspaceId, dag, dagVersion: hit.version, params, mlflowRunId: null, windows, runStatus: "queued", stateToken: newStateToken(), nodes: new Map() };
-  for (const node of dag.nodes) ctx.nodes.set(node.id, { id: `${runId}-${node.id}`, attempt: 0, clusterId: placed.placement.get(node.id)!, status: "pending" });
+  for (const node of dag.nodes) {
+    const from = reused.get(node.id);
+    ctx.nodes.set(node.id, {
+      id: `${runId}-${node.id}`,
+      attempt: 0,
+      clusterId: placed.placement.get(node.id) ?? null,
+      status: from ? "reused" : "pending",
+      ...(from ? { reusedFrom: from, mlflowRunId: from.mlflowRunId } : {}),
+    });
+  }
   const decision = opts.hold
     ? { dispatch: [], cancel: [], skip: [], cancelPending: [], abandon: [], accept: [], runStatus: "queued" as const }
-    : decide({ dag, runStatus: "queued", cancelRequested: false, nodes: dag.nodes.map((n) => ({ nodeId: n.id, status: "pending" as NodeStatus, attempt: 0 })) });
+    : decide({ dag, runStatus: "queued", cancelRequested: false, nodes: [...ctx.nodes].map(([nodeId, n]) => ({ nodeId, status: n.status, attempt: 0 })) });
 
   const run = {
     id: runId,
@@ -75,6 +98,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
     idempotencyKey: opts.idempotencyKey ?? null,
     requestHash: opts.requestHash ?? null,
     scheduleId: opts.scheduleId ?? null,
+    resumedFrom: opts.resume?.run.id ?? null,
     mlflowRunId: null,
     windows,
     stateToken: ctx.stateToken,
@@ -82,20 +106,36 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
     startedAt: null,
     finishedAt: null,
   };
-  const nodeRows = [...ctx.nodes].map(([nodeId, n]) => ({ id: n.id, nodeId, clusterId: n.clusterId }));
+  const nodeRows = [...ctx.nodes].map(([nodeId, n]) => ({
+    id: n.id,
+    nodeId,
+    clusterId: n.clusterId,
+    status: n.status,
+    reusedFrom: n.reusedFrom ?? null,
+    mlflowRunId: n.mlflowRunId ?? null,
+    finishedAt: n.status === "reused" ? now : null,
+  }));
   const first = statementsFor(db, ctx, decision, now);
   try {
     await writeBatch(db, [
       db.insert(dagRuns).values(run),
       ...chunked(nodeRows).map((part) =>
         db.run(sql`
-        INSERT INTO node_runs (id, run_id, node_id, status, attempt, cluster_id, updated_at)
-        SELECT json_extract(value, '$.id'), ${runId}, json_extract(value, '$.nodeId'), 'pending', 0, json_extract(value, '$.clusterId'), ${now}
+        INSERT INTO node_runs (id, run_id, node_id, status, attempt, cluster_id, mlflow_run_id, reused_from, finished_at, updated_at)
+        SELECT json_extract(value, '$.id'), ${runId}, json_extract(value, '$.nodeId'), json_extract(value, '$.status'), 0, json_extract(value, '$.clusterId'),
+          json_extract(value, '$.mlflowRunId'), json(json_extract(value, '$.reusedFrom')), json_extract(value, '$.finishedAt'), ${now}
         FROM json_each(${part})`),
       ),
       db.run(
-        sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null })}, ${now})`,
+        sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null, ...(opts.resume ? { resumedFrom: opts.resume.run.id, reused: [...reused.keys()] } : {}) })}, ${now})`,
       ),
+      ...(opts.resume
+        ? [
+            db.run(
+              sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${opts.resume.run.id}, 'run.resumed', ${JSON.stringify({ by: runId, reused: [...reused.keys()] })}, ${now})`,
+            ),
+          ]
+        : []),
       // A new run: nobody else can have claimed it yet.
       first.claim,
       ...first.writes,
@@ -109,8 +149,8 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   for (const d of decision.dispatch) status.set(d.nodeId, { status: "dispatched", attempt: d.attempt });
   return {
     run: runViewOf(
-      { ...run, status: decision.runStatus, startedAt: decision.runStatus === "queued" ? null : now },
-      nodeRows.map((n) => ({ nodeId: n.nodeId, clusterId: n.clusterId, status: status.get(n.nodeId)?.status ?? "pending", attempt: status.get(n.nodeId)?.attempt ?? 0 })),
+      { ...run, status: decision.runStatus, startedAt: decision.runStatus === "queued" ? null : now, finishedAt: isTerminalRun(decision.runStatus) ? now : null },
+      nodeRows.map((n) => ({ ...n, status: status.get(n.nodeId)?.status ?? n.status, attempt: status.get(n.nodeId)?.attempt ?? 0 })),
     ),
     created: true,
   };

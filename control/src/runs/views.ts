@@ -44,6 +44,7 @@ export function runSummary(run: RunRow): RunView {
     params: run.params as RunView["params"],
     cancelRequested: run.cancelRequested,
     scheduleId: run.scheduleId,
+    resumedFrom: run.resumedFrom ?? null,
     mlflowRunId: run.mlflowRunId,
     mlflowUrl: null,
     mlflowNote: mlflowNote(run),
@@ -75,6 +76,7 @@ export function nodeRunViewOf(n: NodeRow): NonNullable<RunView["nodes"]>[number]
     buildingSince: iso(n.buildingSince),
     startedAt: iso(n.startedAt),
     finishedAt: iso(n.finishedAt),
+    reusedFrom: n.reusedFrom ?? null,
   };
 }
 

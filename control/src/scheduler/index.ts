@@ -7,6 +7,8 @@
  * Rules, applied in this order:
  * 1. A run that is `succeeded`, `failed` or `cancelled` is final: no actions, status unchanged.
  * 2. When every node has succeeded, the run is `succeeded` (even if a cancel came too late).
+ *    A `reused` node (a resumed run's: its result is an earlier run's) counts as succeeded here
+ *    and everywhere below; it is never dispatched, skipped or cancelled.
  * 3. Cancellation (`cancelRequested`, or the run already `cancelling`): pending nodes go to
  *    `cancelPending`; active nodes (dispatched/building/running) go to `cancel` once, at the
  *    moment the run enters `cancelling` (later decisions don't repeat them); nothing is
@@ -39,7 +41,7 @@
  * are ignored. Cost: O(nodes + edges) per call.
  */
 import { graphOf, topologicalIndices, type Dag } from "../../../proto/dag";
-import { isActiveNode, isTerminalRun, type NodeStatus, type RunStatus } from "../../../proto/status";
+import { isActiveNode, isDoneNode, isTerminalRun, type NodeStatus, type RunStatus } from "../../../proto/status";
 
 export interface NodeState {
   nodeId: string;
@@ -112,7 +114,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   let failedForGood = false;
   for (let i = 0; i < n; i++) {
     const s = status[i]!;
-    if (s === "succeeded") succeeded++;
+    if (isDoneNode(s)) succeeded++;
     else if (isActiveNode(s)) active++;
     else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries, final[i]!)) failedForGood = true;
   }
@@ -159,7 +161,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
     const id = nodes[i]!.id;
     if (s === "pending") {
       if (doomed[i]) decision.skip.push(id);
-      else if (graph.upstream[i]!.every((u) => status[u] === "succeeded")) decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
+      else if (graph.upstream[i]!.every((u) => isDoneNode(status[u]!))) decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1 });
     } else if (s === "failed" && !doomed[i]) {
       decision.dispatch.push({ nodeId: id, attempt: attempt[i]! + 1, ...(partial[i] ? { onlyFailed: true as const } : {}) });
     }

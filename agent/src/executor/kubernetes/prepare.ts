@@ -120,7 +120,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   }
 
   // One listing of the inputs, here; each pod downloads only its own slice.
-  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId }, node.inputs, "Kubernetes");
+  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes");
   const partitionInput = node.partition?.input;
   const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
   const manifest: Manifest = computeManifest(node.partition, node.parallelism, files);

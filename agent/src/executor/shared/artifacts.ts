@@ -26,12 +26,16 @@ import { copyUnderRoot, resolveUnderRoot } from "./paths";
 
 /** Artifacts of the executor itself (logs, manifest), below each run's artifact root. */
 export const OWN_ARTIFACTS = "parallels";
+/** On a reused node's child run: the MLflow run holding its outputs (`reused-runs.ts`). */
+const OUTPUTS_FROM_TAG = "parallels.outputsFrom";
 
 export interface InputContext {
   mlflow: MlflowClient;
   experimentId: string;
   parentRunId: string;
   projectsRoot: string;
+  /** Reused upstream nodes (a resumed run's): node id → the MLflow run holding its outputs (WorkStart `upstreamRuns`). */
+  upstreamRuns?: Readonly<Record<string, string>> | undefined;
   /** Concurrent downloads (default 8). */
   concurrency?: number;
 }
@@ -45,8 +49,14 @@ export async function mapLimit<T>(items: readonly T[], n: number, fn: (t: T) => 
   await Promise.all(workers);
 }
 
-/** The run holding an upstream node's outputs: its newest FINISHED attempt in this DAG run. */
-export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId">, nodeId: string): Promise<string> {
+/**
+ * The run holding an upstream node's outputs: its newest FINISHED attempt in this DAG run — or,
+ * for a node reused from the run this one resumes, the earlier run (given, or on the child run's
+ * `parallels.outputsFrom` tag).
+ */
+export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId" | "upstreamRuns">, nodeId: string): Promise<string> {
+  const given = ctx.upstreamRuns?.[nodeId];
+  if (given) return given;
   const runs = await ctx.mlflow.findRuns([ctx.experimentId], {
     parentRunId: ctx.parentRunId,
     tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeId]: nodeId },
@@ -56,7 +66,7 @@ export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experime
     const seen = runs.map((r) => `attempt ${r.data.tags[PARALLELS_TAGS.attempt] ?? "?"} ${r.info.status}`).join(", ");
     throw new AttemptFailure(`no FINISHED MLflow run of upstream node '${nodeId}' under the DAG run's parent run ${ctx.parentRunId}${seen ? ` (found: ${seen})` : ""}`);
   }
-  return finished[0].info.runId;
+  return finished[0].data.tags[OUTPUTS_FROM_TAG] ?? finished[0].info.runId;
 }
 
 /** Download the artifacts of `runId` below `path` into `dest`; the number of files. */

@@ -19,7 +19,7 @@ export type InputSource = z.infer<typeof InputSourceSchema>;
 
 /** Where each input of the node comes from. */
 export async function resolveInputSources(
-  ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId">,
+  ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId" | "upstreamRuns">,
   inputs: Record<string, InputRef> | undefined,
   executor: string,
 ): Promise<Record<string, InputSource>> {

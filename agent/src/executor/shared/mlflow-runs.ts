@@ -17,6 +17,7 @@ import { dagRunName, MLFLOW_TAGS, projectRunTags, type MlflowClient, type Run, t
 import type { WorkStart } from "../../../../proto/messages";
 import type { AttemptOutcome, TerminalRunStatus } from "../../../../proto/status";
 import type { ProjectInfo } from "./project";
+import { ensureReusedRuns } from "./reused-runs";
 
 export const PARALLELS_TAGS = Object.freeze({
   role: "parallels.role",
@@ -101,7 +102,11 @@ export async function parentRunFor(mlflow: MlflowClient, experimentId: string, w
     await markParentRunning(mlflow, runId);
     return runId;
   }
-  const lookup = findOrCreateParent(mlflow, experimentId, work);
+  // A resumed run's reused nodes get their (FINISHED) child runs before any node of the run starts here.
+  const lookup = findOrCreateParent(mlflow, experimentId, work).then(async (p) => {
+    if (work.reused?.length) await ensureReusedRuns(mlflow, experimentId, p.runId, work);
+    return p;
+  });
   const runId = lookup.then((p) => p.runId);
   parents.set(key, runId);
   runId.catch(() => parents.delete(key));

@@ -81,7 +81,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   const inputsDir = join(rec.dir, "inputs");
   const outputsDir = join(rec.dir, "outputs");
   await rm(inputsDir, { recursive: true, force: true });
-  await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot }, node.inputs, inputsDir);
+  await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot, upstreamRuns: work.upstreamRuns }, node.inputs, inputsDir);
   await mkdir(outputsDir, { recursive: true });
   // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
   if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
