@@ -82,6 +82,7 @@ describe("retries", () => {
       params: {},
       cancelRequested: false,
       scheduleId: null,
+      resumedFrom: null,
       windows: null,
       mlflowRunId: null,
       mlflowUrl: null,

@@ -4,13 +4,13 @@
  * step shows which of its partitions failed and why.
  */
 import { useState } from "react";
-import { isTerminalRun } from "../../../proto/status";
+import { isResumableRun, isTerminalRun } from "../../../proto/status";
 import { useClient } from "../api/session";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge } from "../components/StatusBadge";
 import { duration, localTime } from "../components/time";
 import { useAsync } from "../components/useAsync";
-import { href } from "../router";
+import { href, navigate } from "../router";
 import { NodePanel } from "./NodePanel";
 import { type Run, useLiveRun } from "./poll";
 import { partitionText, RunGraph } from "./RunGraph";
@@ -28,6 +28,10 @@ export function RunPage({ runId }: { runId: string }) {
     setCancelError(null);
     await client.runs.cancel(run.id, { force }).then(() => setRefresh((n) => n + 1), setCancelError);
   };
+  const resume = async () => {
+    setCancelError(null);
+    await client.runs.resume(run.id).then((r) => navigate(href("runs", r.id)), setCancelError);
+  };
   const ended = isTerminalRun(run.status);
   return (
     <section className="run-page" aria-labelledby="run-title">
@@ -41,6 +45,11 @@ export function RunPage({ runId }: { runId: string }) {
         {!ended && (
           <button type="button" className="danger" onClick={() => void cancel(false)} disabled={run.cancelRequested}>
             {run.cancelRequested ? "Cancelling…" : "Cancel run"}
+          </button>
+        )}
+        {isResumableRun(run.status) && (
+          <button type="button" onClick={() => void resume()} title="a new run that reuses the steps that succeeded and runs the others">
+            Resume
           </button>
         )}
         {run.status === "cancelling" && (
@@ -65,6 +74,14 @@ export function RunPage({ runId }: { runId: string }) {
 function RunFacts({ run }: { run: Run }) {
   return (
     <dl className="facts">
+      {run.resumedFrom && (
+        <>
+          <dt>Resumes</dt>
+          <dd>
+            <a href={href("runs", run.resumedFrom)}>run {run.resumedFrom}</a>
+          </dd>
+        </>
+      )}
       <dt>Params</dt>
       <dd>{Object.keys(run.params).length ? Object.entries(run.params).map(([k, v]) => <code key={k} className="label">{`${k}=${String(v)}`}</code>) : "defaults"}</dd>
       <dt>Created</dt>
@@ -109,6 +126,11 @@ function StepTable({ run, order, onSelect }: { run: Run; order: string[] | undef
               </th>
               <td>
                 <StatusBadge status={n.status} />
+                {n.reusedFrom && (
+                  <div className="muted small">
+                    from <a href={href("runs", n.reusedFrom.runId)}>run {n.reusedFrom.runId}</a>
+                  </div>
+                )}
                 {n.message && <div className="muted small">{n.message}</div>}
               </td>
               <td className="small">{partitionText(n)}</td>
