@@ -164,7 +164,22 @@ describe("parallels login", { timeout: 60_000 }, () => {
 
 describe("--help", () => {
   const commands = ["", "login", "cluster", "cluster add", "cluster list", "cluster get", "cluster rm", "dag", "dag apply", "dag validate", "dag list", "dag get", "dag versions"];
-  commands.push("run", "run start", "run watch", "run list", "run get", "run cancel", "run logs", "schedule", "schedule add", "schedule list", "schedule pause", "schedule resume", "schedule rm");
+  commands.push(
+    "run",
+    "run start",
+    "run resume",
+    "run watch",
+    "run list",
+    "run get",
+    "run cancel",
+    "run logs",
+    "schedule",
+    "schedule add",
+    "schedule list",
+    "schedule pause",
+    "schedule resume",
+    "schedule rm",
+  );
 
   it("answers on every command, with its usage", { timeout: 120_000 }, async () => {
     for (const command of commands) {
