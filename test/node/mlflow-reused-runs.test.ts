@@ -60,6 +60,15 @@ describe("reused nodes in MLflow", () => {
     expect((await mlflow.childRuns([experimentId], parent)).filter((r) => r.data.tags[REUSED_TAGS.outputsFrom])).toHaveLength(1);
   });
 
+  it("an agent that made the parent for a start without the reused list records it when a start of the run brings it", async () => {
+    const { mlflow, experimentId, work } = await resumed();
+    const { reused: _reused, ...plain } = work;
+    const parent = await parentRunFor(mlflow, experimentId, { ...plain, nodeId: "other", nodeRunId: `${work.runId}-other` });
+    expect((await mlflow.childRuns([experimentId], parent)).filter((r) => r.data.tags[REUSED_TAGS.outputsFrom])).toHaveLength(0);
+    expect(await parentRunFor(mlflow, experimentId, work)).toBe(parent);
+    expect((await mlflow.childRuns([experimentId], parent)).filter((r) => r.data.tags[REUSED_TAGS.outputsFrom])).toHaveLength(1);
+  });
+
   it("a `{node}` input of a reused node reads the old node run: as the start message says, or by the child run's tag", async () => {
     const { mlflow, experimentId, oldPrep, work } = await resumed();
     const parentRunId = await parentRunFor(mlflow, experimentId, work);

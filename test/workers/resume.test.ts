@@ -161,6 +161,28 @@ describe("runs: resume", () => {
     expect((await call("GET", `/v1/runs?dag=${dag}`, { token: ws.read })).body.items).toHaveLength(2);
   });
 
+  it("sends the reused list once per cluster in a decision, and every dispatched node its reused upstreams' MLflow runs", async () => {
+    const { ws, credential } = await setup();
+    const dag = unique("fan");
+    const project = { uri: "examples/wordcount/split" };
+    const nodes = [
+      { id: "prep", project },
+      { id: "a", project, inputs: { p: { node: "prep" } } },
+      { id: "b", project, inputs: { p: { node: "prep" } } },
+    ];
+    expect((await call("POST", "/v1/dags", { token: ws.write, body: { name: dag, nodes } })).status).toBe(201);
+    const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag } })).body;
+    await report(credential, [ev(`${run.id}-prep`, 1, "running", { mlflowRunId: "m-prep" }), ev(`${run.id}-prep`, 1, "succeeded")]);
+    expect((await call("POST", `/v1/runs/${run.id}/cancel?force=true`, { token: ws.write })).body.status).toBe("cancelled");
+    const res = await call("POST", `/v1/runs/${run.id}/resume`, { token: ws.write });
+    expect(statuses(res.body)).toEqual({ prep: "reused", a: "dispatched", b: "dispatched" });
+    const starts = (await outboxRows(res.body.id)).map((r) => WorkStartSchema.parse(JSON.parse(r.payload)));
+    expect(starts.map((m) => [m.nodeId, m.upstreamRuns, m.reused?.map((r) => r.nodeId)])).toEqual([
+      ["a", { prep: "m-prep" }, ["prep"]],
+      ["b", { prep: "m-prep" }, undefined],
+    ]);
+  });
+
   it("a run whose every node is reused is succeeded at once, dispatching nothing", async () => {
     const { ws, credential, dag } = await setup();
     const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag } })).body;

@@ -73,6 +73,8 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
   const upstream = decision.dispatch.length > 0 ? upstreamOf(ctx.dag) : null;
   const specs = new Map(ctx.dag.nodes.map((n) => [n.id, n]));
   const reused = decision.dispatch.length > 0 ? reusedOf(ctx) : [];
+  // Clusters already sent the reused list in this decision: one message per cluster carries it.
+  const told = new Set<string | null>();
   for (const { nodeId, attempt, onlyFailed } of decision.dispatch) {
     const row = ctx.nodes.get(nodeId)!;
     nodes.push({ id: row.id, status: "dispatched", attempt, reset: true, finishedAt: null });
@@ -88,11 +90,12 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
-      ...reusedFields(ctx, reused, upstream!.get(nodeId) ?? []),
+      ...reusedFields(ctx, told.has(row.clusterId) ? [] : reused, upstream!.get(nodeId) ?? []),
       ...(nodeWindows(ctx.windows, nodeId) ? { windows: nodeWindows(ctx.windows, nodeId) } : {}),
       // The others succeeded: run the failed partitions only, keeping what the rest made.
       ...(onlyFailed && row.failedPartitions ? { retry: { attempt: row.attempt, mlflowRunId: row.mlflowRunId ?? null, partitions: row.failedPartitions, total: row.partitionsTotal ?? 1 } } : {}),
     };
+    told.add(row.clusterId);
     outbox.push({ msgId: workMsgId(row.id, attempt, "start"), subject: workSubject(row.clusterId!, "start"), payload: JSON.stringify(message) });
   }
   for (const nodeId of decision.cancel) {
@@ -128,17 +131,19 @@ function reusedOf(ctx: RunContext): NonNullable<WorkStart["reused"]> {
 
 /**
  * What a start message says of reused nodes: the MLflow runs of its reused upstream nodes (where
- * its `{node}` inputs are), and — while the run has no MLflow parent yet, so the agent may be the
- * one to make it — every reused node, for the agent to record under the parent.
+ * its `{node}` inputs are), and — while the run has no MLflow parent yet, so its agent may be the
+ * one to make it — every reused node, for the agent to record under the parent. The list goes in
+ * the first message of a decision to each cluster only (`reused` empty otherwise): a wide resumed
+ * run's first decision would otherwise repeat it in every message; the agent records the list
+ * whichever of the run's messages brings it (`parentRunFor`).
  */
 function reusedFields(ctx: RunContext, reused: NonNullable<WorkStart["reused"]>, upstream: readonly string[]): Pick<WorkStart, "upstreamRuns" | "reused"> {
-  if (reused.length === 0) return {};
   const upstreamRuns: Record<string, string> = {};
   for (const u of upstream) {
     const from = ctx.nodes.get(u)?.reusedFrom;
     if (ctx.nodes.get(u)?.status === "reused" && from) upstreamRuns[u] = from.mlflowRunId;
   }
-  return { ...(Object.keys(upstreamRuns).length > 0 ? { upstreamRuns } : {}), ...(ctx.mlflowRunId ? {} : { reused }) };
+  return { ...(Object.keys(upstreamRuns).length > 0 ? { upstreamRuns } : {}), ...(reused.length > 0 && !ctx.mlflowRunId ? { reused } : {}) };
 }
 
 /** A decision's statements: `claim` first, then `writes`, which apply only if the claim held. */

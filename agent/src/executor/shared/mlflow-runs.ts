@@ -100,6 +100,8 @@ export async function parentRunFor(mlflow: MlflowClient, experimentId: string, w
   if (known) {
     const runId = await known;
     await markParentRunning(mlflow, runId);
+    // The control plane sends a resumed run's reused nodes with one start per cluster: maybe not the first one here.
+    if (work.reused?.length) await ensureReusedRuns(mlflow, experimentId, runId, work);
     return runId;
   }
   // A resumed run's reused nodes get their (FINISHED) child runs before any node of the run starts here.
