@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { WorkStartSchema } from "../../proto/messages";
-import { call, outboxRows, sampleDag, unique, workspace } from "./harness";
+import { call, d1RoundTrips, outboxRows, sampleDag, unique, wideDag, workspace } from "./harness";
 
 async function sha256(text: string) {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -182,6 +182,31 @@ describe("runs: resume", () => {
       ["b", { prep: "m-prep" }, undefined],
     ]);
   });
+
+  it("resumes a 2,000-node run in a constant number of D1 round trips, the reused list in one message", async () => {
+    const { ws, credential } = await setup();
+    const dag = wideDag(unique("wide"), 2000);
+    expect((await call("POST", "/v1/dags", { token: ws.write, body: dag })).status).toBe(201);
+    const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag: dag.name } })).body;
+    // Half the roots succeed (n0..n999), then the run is cancelled.
+    for (let start = 0; start < 1000; start += 250) {
+      const list = [];
+      for (let i = start; i < start + 250; i++) list.push(ev(`${run.id}-n${i}`, 1, "running", { mlflowRunId: `m-${i}` }), ev(`${run.id}-n${i}`, 1, "succeeded"));
+      await report(credential, list);
+    }
+    expect((await call("POST", `/v1/runs/${run.id}/cancel?force=true`, { token: ws.write })).body.status).toBe("cancelled");
+    const res = await call("POST", `/v1/runs/${run.id}/resume`, { token: ws.write });
+    expect(res.status).toBe(201);
+    // The sink waits for n0..n49 only, all reused: it runs at once, with the 999 roots left.
+    expect(res.body.counters).toMatchObject({ nodes: 2000, reused: 1000, dispatched: 1000, pending: 0 });
+    // Authentication (1) + the old run's read (1) + the submit's read batch (1) + its write batch (1).
+    expect(d1RoundTrips(res.headers)).toBe(4);
+    const starts = (await outboxRows(res.body.id)).map((r) => WorkStartSchema.parse(JSON.parse(r.payload)));
+    expect(starts).toHaveLength(1000);
+    expect(starts.filter((m) => m.reused).map((m) => m.reused!.length)).toEqual([1000]);
+    const stored = await get(ws.read, res.body.id);
+    expect(stored.nodes.find((n: any) => n.nodeId === "n999").reusedFrom).toEqual({ runId: run.id, nodeRunId: `${run.id}-n999`, mlflowRunId: "m-999" });
+  }, 60_000);
 
   it("a run whose every node is reused is succeeded at once, dispatching nothing", async () => {
     const { ws, credential, dag } = await setup();
