@@ -92,9 +92,11 @@ function mlflowPer(before: AgentCounters, after: AgentCounters, per: number): st
   const d = [...after.mlflow].map(([k, n]) => [k, (n - (before.mlflow.get(k) ?? 0)) / per] as const).filter(([, n]) => n > 0);
   const total = d.reduce((a, [, n]) => a + n, 0);
   const digits = per > 1 ? 1 : 0;
-  return `${total.toFixed(digits)} MLflow requests (${d
+  // Once-per-cluster requests (the experiment's lookup) shared by many runs round to nothing.
+  const fmt = (n: number) => (n.toFixed(digits) === (0).toFixed(digits) ? `<${(10 ** -digits).toFixed(digits)}` : n.toFixed(digits));
+  return `${fmt(total)} MLflow requests (${d
     .sort((a, b) => b[1] - a[1])
-    .map(([k, n]) => `${k} ${n.toFixed(digits)}`)
+    .map(([k, n]) => `${k} ${fmt(n)}`)
     .join(", ")})`;
 }
 
