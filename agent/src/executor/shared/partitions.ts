@@ -51,7 +51,7 @@ export interface RetryPlan {
 /** The plan of a partition retry, or undefined when `work` is a whole attempt (or a retry without the earlier run: then all run again). */
 export function retryPlan(work: Pick<WorkStart, "retry">): RetryPlan | undefined {
   const r = work.retry;
-  if (!r || !r.mlflowRunId) return undefined;
+  if (!r?.mlflowRunId) return undefined;
   const indexes = parseIndexes(r.partitions).filter((i) => i < r.total);
   if (indexes.length === 0) return undefined;
   return { indexes, total: r.total, doneBefore: r.total - indexes.length, previousRunId: r.mlflowRunId };
