@@ -414,12 +414,24 @@ describe("partitions", () => {
       MLproject: 'entry_points:\n  main:\n    command: "python p.py"\n',
       "p.py": "import os, sys, time\ni = int(os.environ['PARALLELS_PARTITION_INDEX'])\nif i == 0: sys.exit(42)\ntime.sleep(0.3)\n",
     });
-    const ex = executor();
+    const stateDir = tempDir("parallels-exec-state-");
+    const ex = executor({ stateDir });
     const rec = recorder();
-    await ex.start(workFor({ id: "noretry", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object", input: "d" }, parallelism: 3, noRetryExitCodes: [42] }), rec);
+    const work = workFor({ id: "noretry", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object", input: "d" }, parallelism: 3, noRetryExitCodes: [42] });
+    await ex.start(work, rec);
     const failed = await rec.waitFor("failed", 20_000);
     expect(failed).toMatchObject({ final: true, failedPartitions: "0", counts: { total: 3, done: 2, failed: 1, running: 0 } });
     expect(failed.message).toMatch(/^1 of 3 partitions failed \(0\); partition 0 exited with code 42 \(stderr was empty\)/);
+    // The agent died before the report went out: a restart re-reports it with what it said about the partitions.
+    await ex.close();
+    const file = join(stateDir, "attempts", `${attemptKey({ nodeRunId: work.nodeRunId, attempt: 1 })}.json`);
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), finalReported: false }));
+    const [again] = await executor({ stateDir }).reconcile(() => recorder());
+    expect(again).toMatchObject({
+      state: "failed",
+      counts: { total: 3, done: 2, failed: 1, running: 0 },
+      failure: { final: true, failedPartitions: "0", partitionFailures: [{ index: 0, exitCode: 42 }] },
+    });
   });
 });
 

@@ -425,5 +425,10 @@ function recovered(rec: AttemptRecord): RecoveredAttempt {
   const out: RecoveredAttempt = { ...rec.ref, state: rec.phase as RecoveredAttempt["state"] };
   if (e.mlflowRunId) out.mlflowRunId = e.mlflowRunId;
   if (e.message) out.message = e.message;
+  if (e.counts) out.counts = e.counts;
+  if (rec.phase === "failed") {
+    const { counts: _, ...failure } = failureFields(rec);
+    if (Object.keys(failure).length > 0) out.failure = failure;
+  }
   return out;
 }
