@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { MlflowApiError, type MlflowClient, type Run } from "../../../../proto/mlflow";
-import { listRunsUnion, upstreamRunIds } from "./artifacts";
-import { listSource } from "./inputs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { downloadRunArtifacts, listRunsUnion, upstreamRunIds } from "./artifacts";
+import { downloadSourceFiles, listSource } from "./inputs";
 import { computeManifest } from "./manifest";
 import { MANIFEST_ARTIFACT, partialFailure, previousManifest, retryPlan } from "./partitions";
 
@@ -66,6 +69,7 @@ function fakeMlflow(runs: { id: string; status: string; tags: Record<string, str
     findRuns: async () => runs.map(asRun),
     getRun: async (id: string) => asRun(runs.find((r) => r.id === id)!),
     listArtifactsRecursive: async (id: string, root: string) => (runs.find((r) => r.id === id)?.files ?? []).filter((f) => !root || f.startsWith(`${root}/`)).map((path) => ({ path, isDir: false })),
+    downloadArtifact: async (id: string, path: string) => new TextEncoder().encode(`${id}:${path}`),
     downloadArtifactText: async (id: string, path: string) => {
       const t = runs.find((r) => r.id === id)?.text?.[path];
       if (t === undefined) throw new MlflowApiError({ status: 404, errorCode: "RESOURCE_DOES_NOT_EXIST", serverMessage: "no such artifact", method: "GET", endpoint: "artifacts", body: null });
@@ -92,6 +96,20 @@ describe("an upstream node's outputs after a partition retry", () => {
     expect(Object.fromEntries(await listRunsUnion(mlflow, ["a2", "a1"], ""))).toEqual({ "out-0.txt": "a1", "out-1.txt": "a2", "sub/x.txt": "a1", "sub/y.txt": "a2" });
     expect(Object.fromEntries(await listRunsUnion(mlflow, ["a2", "a1"], "sub"))).toEqual({ "x.txt": "a1", "y.txt": "a2" });
     expect(await listSource(mlflow, { runId: "a2", from: ["a1"] })).toEqual(["out-0.txt", "out-1.txt", "sub/x.txt", "sub/y.txt"]);
+  });
+
+  it("a pod downloads each file of its slice from the run that holds it", async () => {
+    const dest = mkdtempSync(join(tmpdir(), "parallels-union-"));
+    try {
+      await downloadSourceFiles(mlflow, { runId: "a2", path: "sub", from: ["a1"] }, ["x.txt", "y.txt"], dest);
+      expect(readFileSync(join(dest, "x.txt"), "utf8")).toBe("a1:sub/x.txt");
+      expect(readFileSync(join(dest, "y.txt"), "utf8")).toBe("a2:sub/y.txt");
+      await downloadRunArtifacts(mlflow, ["a2", "a1"], undefined, join(dest, "all"));
+      expect(readFileSync(join(dest, "all", "out-0.txt"), "utf8")).toBe("a1:out-0.txt");
+      expect(readFileSync(join(dest, "all", "out-1.txt"), "utf8")).toBe("a2:out-1.txt");
+    } finally {
+      rmSync(dest, { recursive: true, force: true });
+    }
   });
 
   it("takes a FAILED attempt whose partitions only partly failed (accepted under minSuccessRatio), never a wholly failed one", async () => {
