@@ -135,6 +135,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
       message: a.message ?? `re-reported after an agent restart (${a.state})`,
       ...(a.mlflowRunId ? { mlflowRunId: a.mlflowRunId } : {}),
       ...(a.counts ? { counts: a.counts } : {}),
+      ...(a.state === "failed" ? a.failure : {}),
     });
   }
   if (recovered.length > 0) log.info({ attempts: recovered.length }, "reconciled attempts from before the restart");

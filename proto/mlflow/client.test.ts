@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { artifactLocation, normalizeArtifactPath } from "./artifacts";
 import { chunkBatch, MLFLOW_LIMITS, normalizeMetrics, normalizeParams, normalizeTags, truncateCodePoints } from "./batch";
 import { MlflowClient } from "./client";
-import { apiErrorFromBody, isMlflowApiError, isMlflowClientError, isMlflowNetworkError, isRetryable } from "./errors";
+import { apiErrorFromBody, isMlflowApiError, isMlflowClientError, isMlflowNetworkError, isRetryable, isServerOverloaded } from "./errors";
 import { filterKey, quoteFilterValue, runFilter } from "./filter";
 import { projectRunTags, projectSourceName, stripUrlCredentials } from "./tags";
 
@@ -49,6 +49,21 @@ describe("retries", () => {
     expect(calls).toHaveLength(4);
     expect(calls[0]!.url).toBe("http://mlflow.test:5000/api/2.0/mlflow/runs/get?run_id=r1");
     expect(sleeps).toEqual([500, 1000, 3000]); // base·2^n, then the server's Retry-After
+  });
+
+  it("retries MLflow's HTTP 400 for a full database connection pool (an overloaded server), not other 400s", async () => {
+    const pool = "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)";
+    const { c, calls } = client([json(400, { error_code: "BAD_REQUEST", message: pool }), json(200, {})]);
+    await c.logBatch("r1", { params: { a: "1" } });
+    expect(calls).toHaveLength(2);
+    const once = client([json(400, { error_code: "BAD_REQUEST", message: pool })]);
+    const err = await once.c.createRun({ experimentId: "1" }).catch((e: unknown) => e);
+    expect(once.calls).toHaveLength(1); // never retried here (a second run), but retryable by the caller
+    expect(isServerOverloaded(err)).toBe(true);
+    expect(isRetryable(err)).toBe(true);
+    const other = apiErrorFromBody(400, JSON.stringify({ error_code: "BAD_REQUEST", message: "(sqlite3.IntegrityError) UNIQUE constraint failed" }), "POST", "/x");
+    expect(isServerOverloaded(other)).toBe(false);
+    expect(isRetryable(other)).toBe(false);
   });
 
   it("gives up after maxRetries with the last error", async () => {

@@ -25,7 +25,7 @@
  */
 import { artifactLocation, ARTIFACT_PROXY_PREFIX, encodePath, joinPath, normalizeArtifactPath, type ArtifactLocation } from "./artifacts";
 import { chunkBatch, MLFLOW_LIMITS, normalizeMetrics, normalizeParams, normalizeTags, type KeyValues, type LongValuePolicy, type MetricInput, type MlflowLimits } from "./batch";
-import { apiErrorFromBody, isResourceAlreadyExists, isResourceDoesNotExist, MlflowClientError, MlflowNetworkError, RETRYABLE_STATUSES } from "./errors";
+import { apiErrorFromBody, isResourceAlreadyExists, isResourceDoesNotExist, isRetryable, MlflowClientError, MlflowNetworkError } from "./errors";
 import { runFilter, type RunFilterInput } from "./filter";
 import { MLFLOW_TAGS } from "./tags";
 import type { z } from "zod";
@@ -527,7 +527,7 @@ export class MlflowClient {
       if (res.ok) return res;
       const text = await res.text().catch(() => "");
       const err = apiErrorFromBody(res.status, text, spec.method, spec.endpoint);
-      if (!canRetry || !RETRYABLE_STATUSES.has(res.status)) throw err;
+      if (!canRetry || !isRetryable(err)) throw err;
       await this.sleep(this.backoff(attempt, res.headers.get("Retry-After")));
     }
   }

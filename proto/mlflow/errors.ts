@@ -150,9 +150,19 @@ export function isResourceAlreadyExists(e: unknown): e is MlflowApiError {
 /** HTTP statuses the Python client retries (429 and 5xx except 501). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 
-/** Worth retrying an idempotent call: network failures and 429/500/502/503/504. */
+/**
+ * The server ran out of database connections: SQLAlchemy's pool `TimeoutError` ("QueuePool limit
+ * of size 5 overflow 10 reached, connection timed out, timeout 30.00"), which MLflow's tracking
+ * server answers with HTTP 400 `BAD_REQUEST` (mlflow/store/db/utils.py maps every SQLAlchemy error
+ * but `OperationalError` so). An overloaded server, not a bad request: retryable.
+ */
+export function isServerOverloaded(e: unknown): e is MlflowApiError {
+  return isMlflowApiError(e) && e.status === 400 && /QueuePool limit of size \d+ overflow -?\d+ reached|sqlalche\.me\/e\/[\d.]+\/3o7r/.test(e.serverMessage);
+}
+
+/** Worth retrying an idempotent call: network failures, 429/500/502/503/504 and {@link isServerOverloaded}. */
 export function isRetryable(e: unknown): boolean {
-  return isMlflowNetworkError(e) || (isMlflowApiError(e) && RETRYABLE_STATUSES.has(e.status));
+  return isMlflowNetworkError(e) || (isMlflowApiError(e) && RETRYABLE_STATUSES.has(e.status)) || isServerOverloaded(e);
 }
 
 /** The code the Python client gives a bare HTTP error (no MLflow error body). */

@@ -42,6 +42,7 @@ export {
   isResourceDoesNotExist,
   isResourceAlreadyExists,
   isRetryable,
+  isServerOverloaded,
 } from "./errors";
 export type { MlflowErrorCode, MlflowClientErrorCode, MlflowApiErrorDetails } from "./errors";
 export { RUN_STATUSES, TERMINAL_RUN_STATUSES, isTerminalStatus } from "./types";

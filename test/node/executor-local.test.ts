@@ -339,22 +339,99 @@ describe("partitions", () => {
     expect(await mlflow.downloadArtifactText(nodeRunId, "upper-f7.txt")).toBe("TEXT 7\n");
   });
 
-  it("the first failing partition fails the node: the others are stopped and their runs KILLED", async () => {
+  it("a failing partition does not stop its siblings; the failure names it; a retry runs only it and the outputs are the union", async () => {
     const corpus = project(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}.txt`, `${i}`])));
+    const markers = tempDir("parallels-markers-");
+    // Partitions 1 and 2 fail on their first run only (a marker file says they ran before).
     const dir = project({
       MLproject: 'entry_points:\n  main:\n    command: "python p.py"\n',
-      "p.py": "import os, sys, time\ni = int(os.environ['PARALLELS_PARTITION_INDEX'])\nif i == 1:\n    time.sleep(0.3); print('partition 1 broke', file=sys.stderr); sys.exit(7)\ntime.sleep(30)\n",
+      "p.py": [
+        "import os, pathlib, sys, time",
+        "i = int(os.environ['PARALLELS_PARTITION_INDEX'])",
+        "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], f'out-{i}.txt').write_text(f'{i} {os.environ[\"MLFLOW_RUN_ID\"]}')",
+        "marker = pathlib.Path(os.environ['MARKERS'], str(i))",
+        "if i in (1, 2) and not marker.exists():",
+        "    marker.write_text('x'); time.sleep(0.2); print(f'partition {i} broke', file=sys.stderr); sys.exit(7)",
+        "time.sleep(0.5)",
+      ].join("\n"),
     });
     const ex = executor({ killGraceMs: 1_000 });
+    const runId = uid("run");
+    const node = { id: "partfail", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object" as const, input: "d" }, parallelism: 2, env: { MARKERS: markers } };
     const rec = recorder();
-    await ex.start(workFor({ id: "partfail", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object", input: "d" }, parallelism: 2 }), rec);
-    const failed = await rec.waitFor("failed", 20_000);
-    expect(failed.message).toMatch(/^partition 1 of 4 exited with code 7; last lines of stderr:\npartition 1 broke/);
-    const nodeRunId = rec.events[0]!.mlflowRunId!;
-    const nested = await mlflow.childRuns([(await mlflow.getRun(nodeRunId)).info.experimentId], nodeRunId);
+    await ex.start(workFor(node, { runId }), rec);
+    const failed = await rec.waitFor("failed", 30_000);
+    expect(failed.message).toMatch(/^2 of 4 partitions failed \(1-2\); partition 1 exited with code 7; last lines of stderr:\npartition 1 broke/);
+    expect(failed.failedPartitions).toBe("1-2");
+    expect(failed.partitionFailures).toEqual([
+      { index: 1, exitCode: 7, stderr: "partition 1 broke" },
+      { index: 2, exitCode: 7, stderr: "partition 2 broke" },
+    ]);
+    expect(failed.final).toBeUndefined();
+    expect(failed.counts).toEqual({ total: 4, done: 2, failed: 2, running: 0 });
+    const run1 = rec.events[0]!.mlflowRunId!;
+    const experimentId = (await mlflow.getRun(run1)).info.experimentId;
+    const nested = await mlflow.childRuns([experimentId], run1);
     const byIndex = Object.fromEntries(nested.map((r) => [r.data.tags["parallels.partition.index"], r.info.status]));
-    expect(byIndex).toEqual({ "0": "KILLED", "1": "FAILED" }); // 2 and 3 never started
-    expect((await mlflow.getRun(nodeRunId)).info.status).toBe("FAILED");
+    expect(byIndex).toEqual({ "0": "FINISHED", "1": "FAILED", "2": "FAILED", "3": "FINISHED" }); // all ran to their end
+    const r1 = await mlflow.getRun(run1);
+    expect(r1.info.status).toBe("FAILED");
+    expect(r1.data.tags["parallels.partitions.failed"]).toBe("1-2");
+
+    // Attempt 2 retries only 1 and 2, keeping the manifest and what 0 and 3 made.
+    const rec2 = recorder();
+    await ex.start(workFor(node, { runId, attempt: 2, retry: { attempt: 1, mlflowRunId: run1, partitions: "1-2", total: 4 } }), rec2);
+    const done = await rec2.waitFor("succeeded", 30_000);
+    expect(done.counts).toEqual({ total: 4, done: 4, failed: 0, running: 0 });
+    expect(rec2.events[0]!.counts).toEqual({ total: 4, done: 2, failed: 0, running: 0 });
+    const run2 = rec2.events[0]!.mlflowRunId!;
+    const r2 = await mlflow.getRun(run2);
+    expect(r2.data.tags).toMatchObject({ "parallels.outputsFrom": run1, "parallels.partitions.ran": "1-2" });
+    const nested2 = await mlflow.childRuns([experimentId], run2);
+    expect(nested2.map((r) => r.data.tags["parallels.partition.index"]).sort()).toEqual(["1", "2"]);
+    expect(new Set(nested2.map((r) => r.data.tags["parallels.partition.count"]))).toEqual(new Set(["4"]));
+    expect(
+      (await mlflow.listArtifactsRecursive(run2, ""))
+        .map((f) => f.path)
+        .filter((p) => !p.startsWith("parallels/"))
+        .sort(),
+    ).toEqual(["out-1.txt", "out-2.txt"]);
+
+    // A downstream node sees the union: 0 and 3 from attempt 1, 1 and 2 from attempt 2.
+    const consumer = pythonProject(...LIST_INPUTS, "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'seen.txt').write_text(' '.join(f + '=' + (inp / f).read_text().split()[1] for f in files))");
+    const rec3 = recorder();
+    await ex.start(workFor({ id: "after", project: { uri: consumer }, inputs: { up: { node: "partfail" } } }, { runId, upstream: ["partfail"] }), rec3);
+    await rec3.waitFor("succeeded", 30_000);
+    const seen = await mlflow.downloadArtifactText(rec3.events[0]!.mlflowRunId!, "seen.txt");
+    const from = Object.fromEntries(seen.split(" ").map((kv) => kv.split("=") as [string, string]));
+    const partRun = (runs: typeof nested, i: number) => runs.find((r) => r.data.tags["parallels.partition.index"] === String(i))!.info.runId;
+    expect(from).toEqual({ "up/out-0.txt": partRun(nested, 0), "up/out-1.txt": partRun(nested2, 1), "up/out-2.txt": partRun(nested2, 2), "up/out-3.txt": partRun(nested, 3) });
+  });
+
+  it("a partition exiting with one of noRetryExitCodes makes the failure final; its siblings still run to their end", async () => {
+    const corpus = project(Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`f${i}.txt`, `${i}`])));
+    const dir = project({
+      MLproject: 'entry_points:\n  main:\n    command: "python p.py"\n',
+      "p.py": "import os, sys, time\ni = int(os.environ['PARALLELS_PARTITION_INDEX'])\nif i == 0: sys.exit(42)\ntime.sleep(0.3)\n",
+    });
+    const stateDir = tempDir("parallels-exec-state-");
+    const ex = executor({ stateDir });
+    const rec = recorder();
+    const work = workFor({ id: "noretry", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object", input: "d" }, parallelism: 3, noRetryExitCodes: [42] });
+    await ex.start(work, rec);
+    const failed = await rec.waitFor("failed", 20_000);
+    expect(failed).toMatchObject({ final: true, failedPartitions: "0", counts: { total: 3, done: 2, failed: 1, running: 0 } });
+    expect(failed.message).toMatch(/^1 of 3 partitions failed \(0\); partition 0 exited with code 42 \(stderr was empty\)/);
+    // The agent died before the report went out: a restart re-reports it with what it said about the partitions.
+    await ex.close();
+    const file = join(stateDir, "attempts", `${attemptKey({ nodeRunId: work.nodeRunId, attempt: 1 })}.json`);
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), finalReported: false }));
+    const [again] = await executor({ stateDir }).reconcile(() => recorder());
+    expect(again).toMatchObject({
+      state: "failed",
+      counts: { total: 3, done: 2, failed: 1, running: 0 },
+      failure: { final: true, failedPartitions: "0", partitionFailures: [{ index: 0, exitCode: 42 }] },
+    });
   });
 });
 

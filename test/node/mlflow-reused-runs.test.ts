@@ -2,7 +2,7 @@
 // real `mlflow server`: the agent that makes the new parent gives each a FINISHED child run that
 // says where its result is, once; `{node}` inputs of a reused node read the old node run.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { upstreamRunId } from "../../agent/src/executor/shared/artifacts";
+import { upstreamRunId, upstreamRunIds } from "../../agent/src/executor/shared/artifacts";
 import { experimentFor, findOrCreateNodeRun, parentRunFor } from "../../agent/src/executor/shared/mlflow-runs";
 import { REUSED_TAGS } from "../../agent/src/executor/shared/reused-runs";
 import { uid, workFor } from "../../agent/src/executor/testing";
@@ -74,5 +74,10 @@ describe("reused nodes in MLflow", () => {
     const parentRunId = await parentRunFor(mlflow, experimentId, work);
     expect(await upstreamRunId({ mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, "prep")).toBe(oldPrep);
     expect(await upstreamRunId({ mlflow, experimentId, parentRunId }, "prep")).toBe(oldPrep);
+    // The old node run continued an earlier attempt (a partition retry): its outputs are both runs', both ways.
+    const earlier = await mlflow.createRun({ experimentId, runName: "earlier" });
+    await mlflow.setTag(oldPrep, "parallels.outputsFrom", earlier.info.runId);
+    expect(await upstreamRunIds({ mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, "prep")).toEqual([oldPrep, earlier.info.runId]);
+    expect(await upstreamRunIds({ mlflow, experimentId, parentRunId }, "prep")).toEqual([oldPrep, earlier.info.runId]);
   });
 });

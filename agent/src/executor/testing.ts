@@ -35,6 +35,7 @@ export function workFor(node: NodeInput, over: Partial<Omit<WorkStart, "node">> 
     params: over.params ?? {},
     upstream: over.upstream ?? [],
     mlflowParentRunId: over.mlflowParentRunId ?? null,
+    ...(over.retry ? { retry: over.retry } : {}),
   };
 }
 

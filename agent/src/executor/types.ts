@@ -29,6 +29,8 @@ export interface RecoveredAttempt extends AttemptRef {
   message?: string;
   mlflowRunId?: string;
   counts?: AttemptReport["counts"];
+  /** A failed attempt's partitions that failed (while others succeeded), why, and whether a retry can help. */
+  failure?: Pick<AttemptReport, "failedPartitions" | "partitionFailures" | "final">;
 }
 
 export interface Executor {

@@ -22,6 +22,7 @@ import { errInfo } from "../../log";
 import type { AttemptRef, AttemptReport, AttemptReporter, Executor, RecoveredAttempt } from "../types";
 import { asFailure } from "../shared/errors";
 import { endParentRuns, endRun } from "../shared/mlflow-runs";
+import { PARTITION_TAGS } from "../shared/partitions";
 import { isAlreadyExists, isNotFound, KubeApiError } from "./api";
 import { allocatableOf, observeNode, type ObservedNode } from "./capacity";
 import type { KubernetesContext, KubernetesExecutorOptions } from "./context";
@@ -29,7 +30,7 @@ import { Informer } from "./informer";
 import { jobName, ownSelector } from "./names";
 import { observeJob, observePod, type ObservedJob, type ObservedPod } from "./observed";
 import { type PreparedAttempt, prepareAttempt } from "./prepare";
-import { progressOf } from "./progress";
+import { partitionFailuresOf, progressOf } from "./progress";
 import { parseJobRecord, type JobRecord } from "./record";
 
 export type { KubernetesExecutorOptions } from "./context";
@@ -334,11 +335,27 @@ export class KubernetesExecutor implements Executor {
       const status: RunStatus = completed.has(i) ? "FINISHED" : failed.has(i) ? "FAILED" : "KILLED";
       await endRun(this.o.mlflow, ids[i]!, status, this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), partition: i }, "could not end a partition's MLflow run"));
     }
-    await endRun(this.o.mlflow, t.record.nodeRunId, MLFLOW_END[outcome], this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), job: t.name }, "could not end the node's MLflow run"));
     // A Job that failed because indexes failed has spent the node's retries on them (per index):
     // no further attempt. A timeout or a deleted Job may be retried as on the local executor.
     const final = outcome === "failed" && job?.finished?.outcome === "failed" && RETRIES_SPENT.has(job.finished.reason ?? "");
-    this.report(t, { type: outcome, counts, ...(message ? { message } : {}), ...(final ? { final } : {}) });
+    // Which indexes failed while others completed (the control plane may accept the node under
+    // its `minSuccessRatio`; the tag lets readers of its outputs take this FAILED run). Only when
+    // the indexes' retries are spent: this executor does not run a `retry` of some partitions yet.
+    const partial = final && job && job.failedIndexes.length > 0 ? await partitionFailuresOf(job, this.podsOf.get(job.name) ?? new Map()) : undefined;
+    if (partial?.failedPartitions) {
+      await this.o.mlflow
+        .setTag(t.record.nodeRunId, PARTITION_TAGS.failedPartitions, partial.failedPartitions)
+        .catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), job: t.name }, "could not tag the node's MLflow run"));
+    }
+    await endRun(this.o.mlflow, t.record.nodeRunId, MLFLOW_END[outcome], this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), job: t.name }, "could not end the node's MLflow run"));
+    this.report(t, {
+      type: outcome,
+      counts,
+      ...(message ? { message } : {}),
+      ...(final ? { final } : {}),
+      ...(partial?.failedPartitions ? { failedPartitions: partial.failedPartitions } : {}),
+      ...(partial?.partitionFailures.length ? { partitionFailures: partial.partitionFailures } : {}),
+    });
     this.tracked.delete(t.name);
     this.o.logger.info({ job: t.name, outcome, counts }, "attempt ended");
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseIndexes } from "../../../../proto/indexes";
 import { observeJob, observePod, type ObservedPod } from "./observed";
-import { progressOf } from "./progress";
+import { partitionFailuresOf, progressOf } from "./progress";
 
 const job = (status: Record<string, unknown>, completions = 10) =>
   observeJob({
@@ -63,5 +63,32 @@ describe("a Job read as an attempt's progress", () => {
   it("ignores objects that are not a parallels Job or a Job's pod", () => {
     expect(observeJob({ metadata: { name: "other" }, spec: {}, status: {} })).toBeNull();
     expect(observePod({ metadata: { name: "lonely" }, status: {} })).toBeNull();
+  });
+});
+
+describe("a Failed Job's indexes as the failed event names them", () => {
+  it("failedPartitions when others completed, with each one's exit code, reason and last words", async () => {
+    const j = job({ completedIndexes: "0-2,4-6,8-9", failedIndexes: "3,7", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] });
+    const f = await partitionFailuresOf(
+      j,
+      byIndex(
+        pod(3, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 42, reason: "Error", message: "ValueError: bad row 17\n" } } }] }),
+        pod(7, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 137, reason: "OOMKilled" } } }] }),
+      ),
+    );
+    expect(f!.failedPartitions).toBe("3,7");
+    expect(f!.partitionFailures).toEqual([
+      { index: 3, exitCode: 42, stderr: "ValueError: bad row 17" },
+      { index: 7, exitCode: 137, reason: "OOMKilled" },
+    ]);
+  });
+
+  it("an index whose pod the agent never saw fails without an exit code; no list when nothing completed", async () => {
+    const f = await partitionFailuresOf(job({ failedIndexes: "0-1", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] }, 2), new Map());
+    expect(f!.failedPartitions).toBeUndefined();
+    expect(f!.partitionFailures).toEqual([
+      { index: 0, exitCode: null, reason: "failed" },
+      { index: 1, exitCode: null, reason: "failed" },
+    ]);
   });
 });

@@ -4,6 +4,7 @@
  * ImagePullBackOff…), and — once the Job is Complete or Failed — the attempt's end with the failed
  * indexes and each one's exit code, reason (OOMKilled, DeadlineExceeded…) and last words.
  */
+import { type PartialFailure, type PartitionEnd, partialFailure } from "../shared/partitions";
 import type { ObservedJob, ObservedPod } from "./observed";
 
 export interface Counts {
@@ -77,4 +78,20 @@ export function progressOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedP
     failed.length > 0 && job.completions > 1 ? ` (${plural(failed.length, "partition")} of ${job.completions} failed: ${failed.slice(0, 20).join(", ")}${failed.length > 20 ? ", …" : ""})` : "";
   const message = `${jobFailure(job.finished.reason, job.finished.message, timeoutSeconds)}${which}${shown.length ? `: ${shown.join("; ")}${more}` : ""}`;
   return { counts: { ...counts, running: 0 }, waiting: null, end: { outcome: "failed", message: message.slice(0, 4000) } };
+}
+
+/**
+ * A failed Job's failed indexes as the `failed` event names them (shared/partitions.ts):
+ * `failedPartitions` when some indexes completed, and each failed one's exit code, reason and
+ * last words as its latest pod told them (where the agent saw that pod).
+ */
+export function partitionFailuresOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>): Promise<PartialFailure | undefined> {
+  const ends: PartitionEnd[] = job.completedIndexes.map((index) => ({ index, exitCode: 0 }));
+  for (const index of job.failedIndexes) {
+    const pod = pods.get(index);
+    const t = pod?.step;
+    const reason = t?.reason && t.reason !== "Error" ? t.reason : (pod?.waiting?.reason ?? (t ? undefined : "failed"));
+    ends.push({ index, exitCode: t && t.exitCode !== 0 ? t.exitCode : null, ...(reason ? { reason } : {}), stderr: async () => t?.message?.trim() ?? "" });
+  }
+  return partialFailure(ends, { total: job.completions, doneBefore: 0, nested: job.completions > 1 });
 }

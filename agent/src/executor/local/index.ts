@@ -31,7 +31,7 @@ import { RetryableStartError } from "../shared/errors";
 import { pruneGitCache } from "../shared/git";
 import { endParentRuns, endRun } from "../shared/mlflow-runs";
 import { resolveOptions, type ExecutorContext, type LocalExecutorOptions } from "./options";
-import { type AttemptRecord, AttemptStore, attemptKey, lockStateDir, TERMINAL_PHASES } from "./state";
+import { type AttemptRecord, AttemptStore, attemptKey, lockStateDir, TERMINAL_PHASES, failureFields } from "./state";
 
 export { AttemptFailure, RetryableStartError, isRetryableStartError } from "../shared/errors";
 export type { ExecutorLogger, LocalExecutorOptions } from "./options";
@@ -415,6 +415,7 @@ function finalEvent(rec: AttemptRecord): Parameters<AttemptReporter["report"]>[0
   const event: Parameters<AttemptReporter["report"]>[0] = { type: rec.phase as AttemptOutcome };
   if (rec.mlflow?.nodeRunId) event.mlflowRunId = rec.mlflow.nodeRunId;
   if (rec.phase === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
+  if (rec.phase === "failed") Object.assign(event, failureFields(rec));
   return event;
 }
 
@@ -424,5 +425,10 @@ function recovered(rec: AttemptRecord): RecoveredAttempt {
   const out: RecoveredAttempt = { ...rec.ref, state: rec.phase as RecoveredAttempt["state"] };
   if (e.mlflowRunId) out.mlflowRunId = e.mlflowRunId;
   if (e.message) out.message = e.message;
+  if (e.counts) out.counts = e.counts;
+  if (rec.phase === "failed") {
+    const { counts: _, ...failure } = failureFields(rec);
+    if (Object.keys(failure).length > 0) out.failure = failure;
+  }
   return out;
 }

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { PartitionFailure } from "../../../../proto/agent";
 import type { WorkStart } from "../../../../proto/messages";
 import { ATTEMPT_OUTCOMES, type AttemptOutcome } from "../../../../proto/status";
 import { KeyedLock } from "../../keyed-lock";
@@ -78,21 +79,43 @@ export interface AttemptRecord {
   message?: string;
   /** The failure is final: no further attempt can help (a no-retry exit code). */
   finalFailure?: boolean;
+  /**
+   * A partition retry (`WorkStart.retry`): `partitions` holds only the ones it runs; the node has
+   * `total`, of which `doneBefore` succeeded in earlier attempts (counts are over the whole node).
+   */
+  retry?: { total: number; doneBefore: number };
+  /** On a failure of some partitions while others succeeded: which failed (`"3,7"`), and why (first 50). */
+  failedPartitions?: string;
+  partitionFailures?: PartitionFailure[];
   /** Whether the `running` event went out (the first one carries the MLflow run id). */
   runningReported?: boolean;
   /** Whether the terminal event went out. */
   finalReported?: boolean;
 }
 
-/** An attempt's partition counters as reported (absolute): all, exited 0, exited otherwise, running. */
+/**
+ * An attempt's partition counters as reported (absolute): all, exited 0, exited otherwise,
+ * running. A partition retry counts over the whole node: all its partitions, and the earlier
+ * successes as done.
+ */
 export function partitionCounts(rec: AttemptRecord): NonNullable<AttemptReport["counts"]> {
   const ps = rec.partitions ?? [];
   return {
-    total: ps.length,
-    done: ps.filter((p) => p.state === "exited" && p.exitCode === 0).length,
+    total: rec.retry?.total ?? ps.length,
+    done: (rec.retry?.doneBefore ?? 0) + ps.filter((p) => p.state === "exited" && p.exitCode === 0).length,
     failed: ps.filter((p) => p.state === "exited" && p.exitCode !== 0).length,
     running: ps.filter((p) => p.state === "running").length,
   };
+}
+
+/** What a `failed` event says about partitions: which failed while others succeeded, why, and whether retrying can help. */
+export function failureFields(rec: AttemptRecord): Pick<AttemptReport, "failedPartitions" | "partitionFailures" | "final" | "counts"> {
+  const out: ReturnType<typeof failureFields> = {};
+  if (rec.partitions) out.counts = partitionCounts(rec);
+  if (rec.failedPartitions) out.failedPartitions = rec.failedPartitions;
+  if (rec.partitionFailures?.length) out.partitionFailures = rec.partitionFailures;
+  if (rec.finalFailure) out.final = true;
+  return out;
 }
 
 /** A file name for an attempt: nodeRunId (encoded) and attempt number. */

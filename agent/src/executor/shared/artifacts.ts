@@ -18,16 +18,16 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isMlflowApiError, type MlflowClient } from "../../../../proto/mlflow";
+import { isMlflowApiError, type MlflowClient, type Run } from "../../../../proto/mlflow";
 import type { InputRef } from "../../../../proto/dag";
 import { AttemptFailure } from "./errors";
 import { PARALLELS_TAGS } from "./mlflow-runs";
+import { PARTITION_TAGS } from "./partitions";
 import { copyUnderRoot, resolveUnderRoot } from "./paths";
+import { REUSED_TAGS } from "./reused-runs";
 
 /** Artifacts of the executor itself (logs, manifest), below each run's artifact root. */
 export const OWN_ARTIFACTS = "parallels";
-/** On a reused node's child run: the MLflow run holding its outputs (`reused-runs.ts`). */
-const OUTPUTS_FROM_TAG = "parallels.outputsFrom";
 
 export interface InputContext {
   mlflow: MlflowClient;
@@ -50,50 +50,95 @@ export async function mapLimit<T>(items: readonly T[], n: number, fn: (t: T) => 
 }
 
 /**
- * The run holding an upstream node's outputs: its newest FINISHED attempt in this DAG run — or,
- * for a node reused from the run this one resumes, the earlier run (given, or on the child run's
- * `parallels.outputsFrom` tag).
+ * The runs holding an upstream node's outputs, newest first: its newest attempt that FINISHED —
+ * or FAILED with only some partitions failed (tag `parallels.partitions.failed`), which the
+ * control plane accepts under the node's `minSuccessRatio` (a node is only an input once it
+ * succeeded or was accepted) — then the runs it continues (`parallels.outputsFrom`, a partition
+ * retry): the node's outputs are the union of theirs (partitions.ts says why).
+ *
+ * A node reused from the run this one resumes starts from the old node run the start message
+ * names (`upstreamRuns`); without it, from its FINISHED child run under this parent, whose
+ * `parallels.outputsFrom` names the old node run (reused-runs.ts).
  */
-export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId" | "upstreamRuns">, nodeId: string): Promise<string> {
+export async function upstreamRunIds(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId" | "upstreamRuns">, nodeId: string): Promise<string[]> {
   const given = ctx.upstreamRuns?.[nodeId];
-  if (given) return given;
+  if (given) return continued(ctx.mlflow, await ctx.mlflow.getRun(given), new Map());
   const runs = await ctx.mlflow.findRuns([ctx.experimentId], {
     parentRunId: ctx.parentRunId,
     tags: { [PARALLELS_TAGS.role]: "node", [PARALLELS_TAGS.nodeId]: nodeId },
   });
-  const finished = runs.filter((r) => r.info.status === "FINISHED").sort((a, b) => Number(b.data.tags[PARALLELS_TAGS.attempt] ?? 0) - Number(a.data.tags[PARALLELS_TAGS.attempt] ?? 0));
-  if (!finished[0]) {
+  const usable = runs
+    .filter((r) => r.info.status === "FINISHED" || (r.info.status === "FAILED" && r.data.tags[PARTITION_TAGS.failedPartitions]))
+    .sort((a, b) => Number(b.data.tags[PARALLELS_TAGS.attempt] ?? 0) - Number(a.data.tags[PARALLELS_TAGS.attempt] ?? 0));
+  if (!usable[0]) {
     const seen = runs.map((r) => `attempt ${r.data.tags[PARALLELS_TAGS.attempt] ?? "?"} ${r.info.status}`).join(", ");
     throw new AttemptFailure(`no FINISHED MLflow run of upstream node '${nodeId}' under the DAG run's parent run ${ctx.parentRunId}${seen ? ` (found: ${seen})` : ""}`);
   }
-  return finished[0].data.tags[OUTPUTS_FROM_TAG] ?? finished[0].info.runId;
+  const byId = new Map(runs.map((r) => [r.info.runId, r]));
+  // A reused node's child run holds nothing itself: start from the old node run it names.
+  const old = usable[0].data.tags[REUSED_TAGS.reusedFrom] ? usable[0].data.tags[PARTITION_TAGS.outputsFrom] : undefined;
+  return continued(ctx.mlflow, old ? await ctx.mlflow.getRun(old) : usable[0], byId);
 }
 
-/** Download the artifacts of `runId` below `path` into `dest`; the number of files. */
-export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string, path: string | undefined, dest: string, concurrency = 8): Promise<number> {
-  const root = (path ?? "").replace(/^\/+|\/+$/g, "");
-  let files = await mlflow.listArtifactsRecursive(runId, root);
-  if (!path) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
-  await mkdir(dest, { recursive: true });
-  if (files.length === 0 && root !== "") {
-    // `path` may name a single file (a listing of a file is empty).
-    try {
-      const data = await mlflow.downloadArtifact(runId, root);
-      await writeFile(join(dest, basename(root)), data);
-      return 1;
-    } catch (e) {
-      if (isMlflowApiError(e) && e.status === 404) return 0;
-      throw e;
-    }
+/** `run`, then the runs it continues (`parallels.outputsFrom`), newest first. */
+async function continued(mlflow: MlflowClient, run: Run, byId: ReadonlyMap<string, Run>): Promise<string[]> {
+  const chain = [run.info.runId];
+  for (let from = run.data.tags[PARTITION_TAGS.outputsFrom]; from && !chain.includes(from); ) {
+    chain.push(from);
+    from = (byId.get(from) ?? (await mlflow.getRun(from))).data.tags[PARTITION_TAGS.outputsFrom];
   }
-  await mapLimit(files, concurrency, async (f) => {
-    const rel = root ? f.path.slice(root.length + 1) : f.path;
+  return chain;
+}
+
+/** The run holding an upstream node's outputs (the newest of {@link upstreamRunIds}). */
+export async function upstreamRunId(ctx: Pick<InputContext, "mlflow" | "experimentId" | "parentRunId" | "upstreamRuns">, nodeId: string): Promise<string> {
+  return (await upstreamRunIds(ctx, nodeId))[0]!;
+}
+
+/**
+ * The artifacts below `root` of several runs as one folder (newest first in `runIds`; a newer
+ * run's file wins over an older one's at the same path): relative path → the run holding it.
+ * The executor's own artifacts are left out unless `root` names them.
+ */
+export async function listRunsUnion(mlflow: MlflowClient, runIds: readonly string[], root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const runId of [...runIds].reverse()) {
+    let files = await mlflow.listArtifactsRecursive(runId, root);
+    if (!root) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
+    for (const f of files) out.set(root ? f.path.slice(root.length + 1) : f.path, runId);
+  }
+  return out;
+}
+
+/**
+ * Download the artifacts of `runId` below `path` into `dest`; the number of files. `runId` may
+ * be a list (newest first): their union ({@link listRunsUnion}).
+ */
+export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string | readonly string[], path: string | undefined, dest: string, concurrency = 8): Promise<number> {
+  const runIds = typeof runId === "string" ? [runId] : runId;
+  const root = (path ?? "").replace(/^\/+|\/+$/g, "");
+  const files = await listRunsUnion(mlflow, runIds, root);
+  await mkdir(dest, { recursive: true });
+  if (files.size === 0 && root !== "") {
+    // `path` may name a single file (a listing of a file is empty): the newest run that has it.
+    for (const id of runIds) {
+      try {
+        const data = await mlflow.downloadArtifact(id, root);
+        await writeFile(join(dest, basename(root)), data);
+        return 1;
+      } catch (e) {
+        if (!(isMlflowApiError(e) && e.status === 404)) throw e;
+      }
+    }
+    return 0;
+  }
+  await mapLimit([...files], concurrency, async ([rel, from]) => {
     const target = join(dest, ...rel.split("/"));
-    if (!target.startsWith(dest + sep)) throw new AttemptFailure(`artifact path escapes the inputs folder: ${f.path}`);
+    if (!target.startsWith(dest + sep)) throw new AttemptFailure(`artifact path escapes the inputs folder: ${rel}`);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await mlflow.downloadArtifact(runId, f.path));
+    await writeFile(target, await mlflow.downloadArtifact(from, root ? `${root}/${rel}` : rel));
   });
-  return files.length;
+  return files.size;
 }
 
 /** Fill `inputsDir/<name>/` for every input of the node. */
@@ -102,9 +147,9 @@ export async function downloadInputs(ctx: InputContext, inputs: Record<string, I
   for (const [name, ref] of Object.entries(inputs ?? {})) {
     const dest = join(inputsDir, name);
     if ("node" in ref) {
-      const runId = await upstreamRunId(ctx, ref.node);
-      await downloadRunArtifacts(ctx.mlflow, runId, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
-        throw inputError(name, `artifacts of node '${ref.node}' (run ${runId})`, e);
+      const runIds = await upstreamRunIds(ctx, ref.node);
+      await downloadRunArtifacts(ctx.mlflow, runIds, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
+        throw inputError(name, `artifacts of node '${ref.node}' (run ${runIds.join(", ")})`, e);
       });
     } else if ("run" in ref) {
       await downloadRunArtifacts(ctx.mlflow, ref.run, ref.path, dest, ctx.concurrency).catch((e: unknown) => {

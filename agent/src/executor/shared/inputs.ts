@@ -11,10 +11,14 @@ import { dirname, join, sep } from "node:path";
 import { z } from "zod";
 import type { InputRef } from "../../../../proto/dag";
 import type { MlflowClient } from "../../../../proto/mlflow";
-import { mapLimit, OWN_ARTIFACTS, parseRunsUri, type InputContext, upstreamRunId, urlFileName } from "./artifacts";
+import { mapLimit, OWN_ARTIFACTS, parseRunsUri, type InputContext, upstreamRunIds, urlFileName, listRunsUnion } from "./artifacts";
 import { AttemptFailure } from "./errors";
 
-export const InputSourceSchema = z.union([z.object({ runId: z.string(), path: z.string().optional() }), z.object({ url: z.string(), fileName: z.string() })]);
+/**
+ * `from`: older runs whose artifacts the source includes too (an upstream node retried partition
+ * by partition: the runs its newest attempt continues, newest first); `runId`'s files win.
+ */
+export const InputSourceSchema = z.union([z.object({ runId: z.string(), path: z.string().optional(), from: z.array(z.string()).optional() }), z.object({ url: z.string(), fileName: z.string() })]);
 export type InputSource = z.infer<typeof InputSourceSchema>;
 
 /** Where each input of the node comes from. */
@@ -25,8 +29,10 @@ export async function resolveInputSources(
 ): Promise<Record<string, InputSource>> {
   const out: Record<string, InputSource> = {};
   for (const [name, ref] of Object.entries(inputs ?? {})) {
-    if ("node" in ref) out[name] = { runId: await upstreamRunId(ctx, ref.node), ...(ref.path ? { path: ref.path } : {}) };
-    else if ("run" in ref) out[name] = { runId: ref.run, ...(ref.path ? { path: ref.path } : {}) };
+    if ("node" in ref) {
+      const [runId, ...from] = await upstreamRunIds(ctx, ref.node);
+      out[name] = { runId: runId!, ...(ref.path ? { path: ref.path } : {}), ...(from.length > 0 ? { from } : {}) };
+    } else if ("run" in ref) out[name] = { runId: ref.run, ...(ref.path ? { path: ref.path } : {}) };
     else if (/^runs:\//i.test(ref.uri)) {
       const { runId, path } = parseRunsUri(name, ref.uri);
       out[name] = { runId, ...(path ? { path } : {}) };
@@ -56,6 +62,11 @@ const under = (root: string) => (root ? `${root}/` : "");
 export async function listSource(mlflow: MlflowClient, src: InputSource): Promise<string[]> {
   if ("url" in src) return [src.fileName];
   const root = (src.path ?? "").replace(/^\/+|\/+$/g, "");
+  if (src.from?.length) {
+    const union = await listRunsUnion(mlflow, [src.runId, ...src.from], root);
+    if (union.size === 0 && root !== "") return [root.split("/").at(-1)!];
+    return [...union.keys()].sort();
+  }
   let files = await mlflow.listArtifactsRecursive(src.runId, root);
   if (!src.path) files = files.filter((f) => f.path !== OWN_ARTIFACTS && !f.path.startsWith(`${OWN_ARTIFACTS}/`));
   // A `path` naming one file lists nothing: the input is that file (as the local executor does).
@@ -71,6 +82,8 @@ export async function downloadSourceFiles(mlflow: MlflowClient, src: InputSource
   await mkdir(dest, { recursive: true });
   const root = "runId" in src ? (src.path ?? "").replace(/^\/+|\/+$/g, "") : "";
   const listedAsFile = "runId" in src && root !== "" && files.length === 1 && files[0] === root.split("/").at(-1);
+  // A node retried partition by partition: each file from the run that holds it (one listing per run).
+  const origin = "runId" in src && src.from?.length && !listedAsFile ? await listRunsUnion(mlflow, [src.runId, ...src.from], root) : undefined;
   await mapLimit(files, concurrency, async (rel) => {
     const target = join(dest, ...rel.split("/"));
     if (!target.startsWith(dest + sep)) throw new AttemptFailure(`input file path escapes the inputs folder: ${rel}`);
@@ -84,6 +97,6 @@ export async function downloadSourceFiles(mlflow: MlflowClient, src: InputSource
     }
     // A single-file `path` is that file itself; otherwise files sit below `path`.
     const artifact = listedAsFile ? root : `${under(root)}${rel}`;
-    await writeFile(target, await mlflow.downloadArtifact(src.runId, artifact));
+    await writeFile(target, await mlflow.downloadArtifact(origin?.get(rel) ?? src.runId, artifact));
   });
 }

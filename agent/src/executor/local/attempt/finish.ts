@@ -12,7 +12,8 @@ import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
-import { partitionCounts } from "../state";
+import { PARTITION_TAGS } from "../../shared/partitions";
+import { failureFields, partitionCounts } from "../state";
 import type { AttemptScope } from "./scope";
 
 /**
@@ -33,6 +34,9 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
       const outputs = join(rec.dir, "outputs");
       if (existsSync(outputs)) await uploadDir(ctx.mlflow, nodeRunId, outputs, "");
     }
+    // Which partitions failed while others succeeded: readers of the node's outputs accept such a
+    // FAILED run as the node's (the control plane may accept it under `minSuccessRatio`).
+    if (outcome === "failed" && rec.failedPartitions) await ctx.mlflow.setTag(nodeRunId, PARTITION_TAGS.failedPartitions, rec.failedPartitions);
     // Nested runs of partitions that never ran stay out; those that ran were ended when they exited.
     await endRun(ctx.mlflow, nodeRunId, MLFLOW_END_STATUS[outcome], ctx.now());
   }
@@ -43,7 +47,7 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   const event: AttemptReport = { type: outcome };
   if (rec.partitions) event.counts = partitionCounts(rec);
   if (outcome === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
-  if (outcome === "failed" && rec.finalFailure) event.final = true;
+  if (outcome === "failed") Object.assign(event, failureFields(rec));
   if (outcome === "cancelled") event.message = "cancelled";
   a.report(event);
   rec.runningReported = true;

@@ -15,9 +15,11 @@ import { MLFLOW_TAGS } from "../../../../../proto/mlflow";
 import { checkParameters, isMLprojectError, resolveCommand } from "../../../../../proto/mlproject";
 import { ensureStepImage, gitSourceOf, planStepImage } from "../../shared/images";
 import { dockerEnvVariables } from "../containers";
-import { downloadInputs, listFiles, OWN_ARTIFACTS } from "../../shared/artifacts";
+import { downloadInputs, listFiles } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
-import { computeManifest } from "../../shared/manifest";
+import { computeManifest, type Manifest } from "../../shared/manifest";
+import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "../../shared/partitions";
+import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
 import { fetchProject, loadEntryPoint } from "../../shared/project";
@@ -112,15 +114,31 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
     ctx.log.warn(a.logCtx({ warnings }), "the node's parameters do not match the entry point's declared types");
   }
 
-  // The manifest: once per attempt, stored as an artifact of the node's run.
-  const partitionInput = node.partition?.input;
-  const files = partitionInput === undefined ? [] : await listFiles(join(inputsDir, partitionInput));
-  const manifest = computeManifest(node.partition, node.parallelism, files);
+  // The manifest: once per attempt, stored as an artifact of the node's run. A partition retry
+  // (`work.retry`) takes the manifest of the attempt before, so an index names the same files,
+  // and runs only the partitions it names; the others' outputs stay on the runs before
+  // (`parallels.outputsFrom`, see shared/partitions.ts).
+  const plan = retryPlan(work);
+  const previous = plan && node.partition ? await previousManifest(ctx.mlflow, plan) : undefined;
+  let manifest: Manifest;
+  if (plan && previous) manifest = previous;
+  else {
+    if (work.retry) ctx.log.warn(a.logCtx({ retry: work.retry }), "a retry of some partitions, but the manifest of the attempt before is not there: running every partition");
+    const partitionInput = node.partition?.input;
+    const files = partitionInput === undefined ? [] : await listFiles(join(inputsDir, partitionInput));
+    manifest = computeManifest(node.partition, node.parallelism, files);
+  }
   rec.manifest = manifest;
   if (node.partition) {
-    await ctx.mlflow.uploadArtifact(nodeRunId, `${OWN_ARTIFACTS}/manifest.json`, JSON.stringify(manifest, null, 1), "application/json");
+    await ctx.mlflow.uploadArtifact(nodeRunId, MANIFEST_ARTIFACT, JSON.stringify(manifest, null, 1), "application/json");
   }
-  rec.partitions = manifest.partitions.map((p) => ({ index: p.index, state: "pending" }));
+  if (plan && previous) {
+    rec.partitions = plan.indexes.map((index) => ({ index, state: "pending" }));
+    rec.retry = { total: plan.total, doneBefore: plan.doneBefore };
+    await ctx.mlflow.setTags(nodeRunId, { [PARTITION_TAGS.outputsFrom]: plan.previousRunId, [PARTITION_TAGS.ranPartitions]: formatIndexes(plan.indexes) });
+  } else {
+    rec.partitions = manifest.partitions.map((p) => ({ index: p.index, state: "pending" }));
+  }
   rec.env = {
     ...node.env,
     MLFLOW_TRACKING_URI: ctx.trackingUri,
@@ -134,7 +152,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   a.report({ type: "running", counts: partitionCounts(rec), ...(paramWarnings ? { message: paramWarnings } : {}) });
   rec.runningReported = true;
   await a.save();
-  ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count }), "attempt started");
+  ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count, ...(rec.retry ? { retrying: rec.partitions.length } : {}) }), "attempt started");
 }
 
 /**

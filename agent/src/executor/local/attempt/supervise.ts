@@ -2,7 +2,8 @@
  * @module
  * A running attempt's partition processes: spawns them within the node's `parallelism` and the
  * executor's process slots, notices exits (also of processes started before an agent restart),
- * timeouts, cancellation and the first failure, stops the rest (SIGTERM, then SIGKILL), uploads
+ * timeouts and cancellation, which stop the rest (SIGTERM, then SIGKILL) — a failing partition
+ * does not stop its siblings (the attempt's failure then names the partitions that failed) —, uploads
  * logs while steps run and when they end, ends the partitions' nested MLflow runs, and reports
  * progress. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
  */
@@ -13,6 +14,7 @@ import type { AttemptOutcome } from "../../../../../proto/status";
 import { OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { sliceFiles } from "../../shared/manifest";
+import { partialFailure } from "../../shared/partitions";
 import { endRun, findOrCreatePartitionRun } from "../../shared/mlflow-runs";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile, type Spawned } from "../process";
 import { splitImageRef } from "../../../../../proto/images";
@@ -66,20 +68,14 @@ export class Supervisor {
       if (await this.checkExit(p)) changed = true;
     }
 
-    // 2. Why to stop: cancel, timeout, first failure.
+    // 2. Why to stop: cancel, timeout. A failing partition does not stop its siblings: they run
+    // to their end, and the attempt's failure names the partitions that failed (partitions.ts).
     const stopping = rec.cancelRequested || rec.message !== undefined;
     if (!stopping) {
       const timeout = rec.work!.node.timeoutSeconds;
-      const failedPart = ps.find((p) => p.state === "exited" && p.exitCode !== 0);
       if (timeout !== undefined && rec.startedAt !== undefined && now - rec.startedAt > timeout * 1000) {
         rec.message = `timed out after ${timeout} s (timeoutSeconds); the running processes were killed`;
         for (const p of ps.filter((p) => p.state === "running")) p.endReason = "timeout";
-        changed = true;
-      } else if (failedPart) {
-        rec.message = await this.failureMessage(failedPart);
-        // The step said retrying this cannot help (one of the node's noRetryExitCodes).
-        if (typeof failedPart.exitCode === "number" && rec.work!.node.noRetryExitCodes?.includes(failedPart.exitCode)) rec.finalFailure = true;
-        for (const p of ps.filter((p) => p.state === "running")) p.endReason = "failFast";
         changed = true;
       }
     }
@@ -117,9 +113,41 @@ export class Supervisor {
     const unsettled = ps.some((p) => p.state === "exited" && !p.settled);
     const stopping2 = rec.cancelRequested || rec.message !== undefined;
     if (!stillRunning && !unsettled && (!pending || stopping2)) {
-      return rec.cancelRequested ? "cancelled" : rec.message !== undefined ? "failed" : "succeeded";
+      if (rec.cancelRequested) return "cancelled";
+      if (rec.message !== undefined) return "failed";
+      return (await this.partitionsFailed()) ? "failed" : "succeeded";
     }
     return undefined;
+  }
+
+  /**
+   * Every partition ended by itself: when some failed, the attempt's failure says which (and,
+   * when others succeeded, names them for a retry of only those). Saved before the attempt ends.
+   */
+  private async partitionsFailed(): Promise<boolean> {
+    const { a, rec } = this;
+    const node = rec.work!.node;
+    const report = await partialFailure(
+      (rec.partitions ?? []).map((p) => ({
+        index: p.index,
+        exitCode: p.exitCode ?? null,
+        ...(p.endReason ? { reason: p.endReason } : {}),
+        stderr: () => tailFile(join(this.partitionDir(p.index), "stderr.log"), a.ctx.stderrTailLines),
+      })),
+      {
+        total: rec.retry?.total ?? rec.manifest?.count ?? 1,
+        doneBefore: rec.retry?.doneBefore ?? 0,
+        nested: rec.manifest?.nested ?? false,
+        ...(node.noRetryExitCodes ? { noRetryExitCodes: node.noRetryExitCodes } : {}),
+      },
+    );
+    if (!report) return false;
+    rec.message = report.message;
+    if (report.final) rec.finalFailure = true;
+    if (report.failedPartitions) rec.failedPartitions = report.failedPartitions;
+    if (rec.manifest?.nested) rec.partitionFailures = report.partitionFailures;
+    await a.save();
+    return true;
   }
 
   private partitionDir(index: number): string {
@@ -288,13 +316,6 @@ export class Supervisor {
       ...(uid !== undefined && uid !== 0 ? { user: `${uid}:${process.getgid?.() ?? uid}` } : {}),
     });
     return { command, shell: "sh", cwd: rec.dir, dir: this.partitionDir(p.index), env: { ...podmanEnv, ...own } };
-  }
-
-  private async failureMessage(p: PartitionRecord): Promise<string> {
-    const where = this.rec.manifest?.nested ? `partition ${p.index} of ${this.rec.manifest.count}` : "the step";
-    const how = p.exitCode === null ? "ended without an exit code (killed)" : `exited with code ${p.exitCode}`;
-    const tail = await tailFile(join(this.partitionDir(p.index), "stderr.log"), this.a.ctx.stderrTailLines);
-    return `${where} ${how}${tail ? `; last lines of stderr:\n${tail}` : " (stderr was empty)"}`;
   }
 
   /** Upload a partition's logs and end its nested run. */
