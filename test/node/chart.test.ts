@@ -668,7 +668,7 @@ describe("docs", () => {
 });
 
 describe("the install line of POST /v1/clusters", () => {
-  const token = "plb_" + "Zx9-_".repeat(8) + "abc"; // the shape of newSecret("plb"): 43 base64url characters
+  const token = `plb_${"Zx9-_".repeat(8)}abc`; // the shape of newSecret("plb"): 43 base64url characters
 
   /**
    * Runs the line as printed, from the repository root, with `helm` on the PATH being a wrapper

@@ -3,7 +3,7 @@
  * so `since: lastRun` starts where that one's windows ended (proto/dag/windows.ts). Written once
  * (`windows IS NULL`): a release that runs twice fixes nothing new.
  */
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { dagRuns, dagVersions } from "../../../db/schema";
 import { resolveWindows, type Dag } from "../../../proto/dag";
 import type { Db } from "../db";
