@@ -48,6 +48,9 @@ beforeAll(async () => {
   page = await browser.context.newPage();
   // A laptop's screen.
   await page.setViewportSize({ width: 1440, height: 900 });
+  // The page's own errors, in the test's output: what broke when a control never appears.
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  page.on("console", (m) => m.type() === "error" && console.error(`page console: ${m.text()}`));
   page.on("response", (r) => {
     if (/\/v1\/runs\/[^/]+$/.test(new URL(r.url()).pathname) && r.request().method() === "GET") runPolls.push(r.status());
   });
