@@ -101,8 +101,9 @@ const duration = () => z.string().regex(DURATION, { error: 'expected a positive 
 const instant = () => z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date and time such as "2026-12-01T00:00:00Z"' });
 
 /**
- * Which items of an input a run takes, by when they arrived (docs/architecture.md: a file's
- * modification time; an MLflow run's artifacts, when the run ended): `{since: lastRun}` — those
+ * Which items of an input a run takes, by when they arrived — a file's modification time; only
+ * local folders (the embedded default) have one per item, so a window on MLflow artifacts or an
+ * http(s) URL is refused at validation (windows.ts `windowRefusal`): `{since: lastRun}` — those
  * after the window of the previous successful run of the same schedule (or DAG) ended, so
  * consecutive runs take every item once; `{last: "15m"}` — the 15 minutes before the run's time;
  * `{from, to?}` — absolute (`to` default: the run's time). `skipIfEmpty` (default true): a node
