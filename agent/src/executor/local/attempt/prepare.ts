@@ -158,7 +158,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   checkStop(rec);
   rec.phase = "running";
   await a.save();
-  const runningMessage = skipped ?? paramWarnings;
+  const runningMessage = skipped ?? ([paramWarnings, parallelismCap(node.parallelism, rec.partitions.length, ctx.slots.max)].filter(Boolean).join("; ") || undefined);
   a.report({ type: "running", counts: partitionCounts(rec), ...(runningMessage ? { message: runningMessage } : {}) });
   rec.runningReported = true;
   await a.save();
@@ -209,4 +209,15 @@ async function localPathParamExists(abs: string, projectsRoot: string, attemptDi
   const s = await stat(real);
   if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`path parameter ${abs} is not a regular file or folder`);
   return true;
+}
+
+/**
+ * Said in the `running` message when the agent's process slots (`--max-processes`, shared by
+ * every attempt) hold fewer processes than the node may run at once, so a user who set
+ * `parallelism: 10` knows why five run. Nothing when the node has no more partitions than slots.
+ */
+export function parallelismCap(parallelism: number, partitions: number, slots: number): string | undefined {
+  const wanted = Math.min(parallelism, partitions);
+  if (wanted <= slots) return undefined;
+  return `parallelism ${parallelism} capped to ${slots}: this agent runs at most ${slots} step processes at once (--max-processes)`;
 }
