@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import { connect as tcpConnect, type AddressInfo } from "node:net";
 import { getGlobalDispatcher, setGlobalDispatcher } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createControlPlaneClient } from "./control";
 import { describeProxy, installProxy, proxyFromEnv, redactProxyUrl } from "./proxy";
 
 describe("proxy settings", () => {
@@ -50,6 +51,10 @@ describe("installProxy", () => {
     });
     proxy = createServer((_req, res) => res.writeHead(405).end());
     proxy.on("connect", (req, client) => {
+      if (req.headers["proxy-authorization"] !== `Basic ${Buffer.from("agent:right").toString("base64")}`) {
+        client.end("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n");
+        return;
+      }
       connects.push(req.url ?? "");
       const [host, p] = (req.url ?? "").split(":");
       const upstream = tcpConnect(Number(p), host!, () => {
@@ -73,7 +78,7 @@ describe("installProxy", () => {
   });
 
   it("sends fetch and WebSocket through the proxy as CONNECT tunnels, and NO_PROXY hosts directly", async () => {
-    const proxyUrl = `http://127.0.0.1:${port(proxy)}`;
+    const proxyUrl = `http://agent:right@127.0.0.1:${port(proxy)}`;
     await installProxy({ httpsProxy: null, httpProxy: proxyUrl, noProxy: "" });
     expect(await (await fetch(`http://127.0.0.1:${port(target)}/a`)).text()).toBe("hello /a");
     const ws = new WebSocket(`ws://127.0.0.1:${port(target)}/nats`);
@@ -88,5 +93,13 @@ describe("installProxy", () => {
     await installProxy({ httpsProxy: null, httpProxy: proxyUrl, noProxy: "127.0.0.1" });
     expect(await (await fetch(`http://127.0.0.1:${port(target)}/b`)).text()).toBe("hello /b");
     expect(connects).toEqual([]);
+  });
+
+  it("a proxy refusing the agent's credentials is named in the control plane client's error, without them", async () => {
+    await installProxy({ httpsProxy: null, httpProxy: `http://agent:wrong@127.0.0.1:${port(proxy)}`, noProxy: "" });
+    const client = createControlPlaneClient({ baseUrl: `http://127.0.0.1:${port(target)}` });
+    const err = await client.heartbeat("c", { agentVersion: "0", running: 0 } as never).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/^POST \/v1\/agent\/heartbeat: no answer from http:\/\/127\.0\.0\.1:\d+: fetch failed: .*407/);
+    expect((err as Error).message).not.toContain("wrong");
   });
 });
