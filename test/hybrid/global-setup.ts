@@ -5,7 +5,7 @@
  * what a suite that was killed left: its network namespaces and its run dir's processes.
  */
 import { readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ensureHybridTools } from "../../scripts/hybrid/tools";
 import { removeStaleSites } from "../../scripts/hybrid/site";
 import { isAlive, recordedNames, stopProcesses } from "../../scripts/k8s/processes";
@@ -20,7 +20,7 @@ export default async function setup(): Promise<void> {
   await ensurePythonTools(log);
   await ensureUiBuilt(log);
   removeStaleSites(log);
-  const [dir, prefix] = [HYBRID_RUN_DIR_PREFIX.slice(0, HYBRID_RUN_DIR_PREFIX.lastIndexOf("/")), HYBRID_RUN_DIR_PREFIX.slice(HYBRID_RUN_DIR_PREFIX.lastIndexOf("/") + 1)];
+  const [dir, prefix] = [dirname(HYBRID_RUN_DIR_PREFIX), basename(HYBRID_RUN_DIR_PREFIX)];
   for (const d of readdirSync(dir)) {
     const owner = d.startsWith(prefix) ? Number(d.slice(prefix.length)) : Number.NaN;
     if (!Number.isInteger(owner) || isAlive(owner)) continue;

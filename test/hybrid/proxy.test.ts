@@ -214,7 +214,7 @@ describe("an on-prem site whose only way out is a proxy", () => {
     // Exactly these: nothing else tried to leave the site.
     const connects = new Set(proxy.connects());
     expect(connects).toEqual(new Set([`127.0.0.1:${controlEdge.port}`, `127.0.0.1:${natsEdge.port}`, `127.0.0.1:${port(env.mlflow.url)}`]));
-    expect(proxy.forwarded().filter((u) => u.startsWith(`${env.mlflow.url}/api/2.0/mlflow/runs/log-metric`))).toHaveLength(1);
+    expect(proxy.forwarded().filter((u) => u.startsWith(`${env.mlflow.url}/api/2.0/mlflow/runs/log-metric`)).length).toBeGreaterThan(0);
 
     // The agent's log names the proxy without its password, and NATS over WebSocket.
     const log = readFileSync(agent.logFile, "utf8");
