@@ -27,6 +27,7 @@ const ev = (nodeRunId: string, attempt: number, type: string, extra: Record<stri
 const report = async (credential: string, list: Record<string, unknown>[]) => expect((await call("POST", "/v1/agent/events", { token: credential, body: { events: list } })).status).toBe(200);
 const ask = (credential: string, body: Record<string, unknown>) => call("POST", "/v1/agent/cache", { token: credential, body });
 const get = async (token: string, id: string) => (await call("GET", `/v1/runs/${id}`, { token })).body;
+const node = (run: any, id: string) => run.nodes.find((n: any) => n.nodeId === id);
 const statuses = (run: any) => Object.fromEntries(run.nodes.map((n: any) => [n.nodeId, n.status]));
 const keyOf = async (s: string) => `v1:${await sha256(s)}`;
 const storedKey = async (nodeRunId: string) => (await env.DB.prepare("SELECT cache_key FROM node_runs WHERE id = ?").bind(nodeRunId).first<{ cache_key: string | null }>())?.cache_key;
@@ -103,6 +104,31 @@ describe("cache: POST /v1/agent/cache and the cached status", () => {
     const other = await setup({ cache: true });
     const theirs = (await call("POST", "/v1/runs", { token: other.ws.write, body: { dag: other.dag } })).body;
     expect((await ask(other.credential, { nodeRunId: `${theirs.id}-prep`, attempt: 1, key: countKey })).body).toEqual({ hit: null });
+  });
+
+  it("a retry makes its own key; resuming a run reuses a cached node from the node run that made its result", async () => {
+    const s = await setup({ cache: true });
+    const key = await keyOf(unique("prep"));
+    const first = (await call("POST", "/v1/runs", { token: s.ws.write, body: { dag: s.dag } })).body;
+    await ask(s.credential, { nodeRunId: `${first.id}-prep`, attempt: 1, key });
+    await report(s.credential, [ev(`${first.id}-prep`, 1, "succeeded", { mlflowRunId: "m-prep" })]);
+
+    const second = (await call("POST", "/v1/runs", { token: s.ws.write, body: { dag: s.dag } })).body;
+    const from = { runId: first.id, nodeRunId: `${first.id}-prep`, mlflowRunId: "m-prep" };
+    await report(s.credential, [ev(`${second.id}-prep`, 1, "succeeded", { cachedFrom: from, mlflowRunId: "m-prep-cached" })]);
+    // count (retries: 1) fails once: its next attempt starts without the first one's key.
+    await ask(s.credential, { nodeRunId: `${second.id}-count`, attempt: 1, key: await keyOf("count") });
+    expect(await storedKey(`${second.id}-count`)).toBe(await keyOf("count"));
+    await report(s.credential, [ev(`${second.id}-count`, 1, "failed", { mlflowRunId: "m-c1" })]);
+    expect(node(await get(s.ws.read, second.id), "count")).toMatchObject({ status: "dispatched", attempt: 2 });
+    expect(await storedKey(`${second.id}-count`)).toBeNull();
+    await report(s.credential, [ev(`${second.id}-count`, 2, "failed", { mlflowRunId: "m-c2" })]);
+    expect((await get(s.ws.read, second.id)).status).toBe("failed");
+
+    const resumed = await call("POST", `/v1/runs/${second.id}/resume`, { token: s.ws.write });
+    expect(resumed.status).toBe(201);
+    expect(statuses(resumed.body)).toEqual({ prep: "reused", count: "dispatched", merge: "pending" });
+    expect(node(resumed.body, "prep").reusedFrom).toEqual(from);
   });
 
   it("refuses a bad key (400 naming it), another cluster's node run (403) and a stale attempt's key is not stored", async () => {

@@ -177,6 +177,8 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
           message = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE COALESCE(json_extract(j.value, '$.message'), message) END,
           final_failure = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE final_failure END,
           image_ref = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE image_ref END,
+          -- A new attempt makes its own key (the branch may have moved): the old one must not stand for its result.
+          cache_key = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE cache_key END,
           building_since = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE building_since END,
           started_at = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE started_at END,
           finished_at = json_extract(j.value, '$.finishedAt'),
