@@ -3,7 +3,8 @@
  * `wrangler dev`, the agent as its own process): a three-step DAG with `cache: true` run twice
  * without change — the second run starts no step process (the steps' trace file says so), every
  * node is `cached` from the first run, and MLflow shows each as a FINISHED child run of the new
- * parent tagged `parallels.cachedFrom`, whose outputs (by reference) the next step read; changing
+ * parent tagged `parallels.cachedFrom`; a change of the last step's parameter runs only that step,
+ * which reads the cached steps' outputs by reference (from the first run's MLflow runs); changing
  * one input file of the first step re-runs all three; a hit older than `maxAge` runs again.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -75,6 +76,8 @@ beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "parallels-e2e-cache-"));
   projects = join(state, "projects");
   cpSync(join(ROOT, "test/fixtures/projects/step"), join(projects, "step"), { recursive: true });
+  // The last step: with its marker there it never fails, and writes every input file's path and content.
+  cpSync(join(ROOT, "test/fixtures/projects/fail-once"), join(projects, "fail-once"), { recursive: true });
   mkdirSync(join(projects, "data"));
   writeFileSync(join(projects, "data", "input.txt"), "version 1\n");
   trace = join(state, "trace.txt");
@@ -102,13 +105,15 @@ afterAll(async () => {
 
 describe("cache, end to end", { timeout: 300_000 }, () => {
   it("a second run with no change runs nothing; a changed input re-runs all three; a hit older than maxAge runs again", async () => {
-    const dag = (cache: unknown) => ({
+    const markers = [join(state, "marker-1"), join(state, "marker-2")];
+    for (const m of markers) writeFileSync(m, "there\n");
+    const dag = (cache: unknown, marker = markers[0]) => ({
       name: "e2e-cache",
       cache,
       nodes: [
         { id: "first", project: { uri: join(projects, "step") }, inputs: { data: { uri: join(projects, "data", "input.txt") } } },
         { id: "second", project: { uri: join(projects, "step") }, inputs: { prev: { node: "first" } }, parameters: { seconds: 0 } },
-        { id: "third", project: { uri: join(projects, "step") }, inputs: { a: { node: "first" }, b: { node: "second" } } },
+        { id: "third", project: { uri: join(projects, "fail-once") }, inputs: { a: { node: "first" }, b: { node: "second" } }, parameters: { marker } },
       ],
     });
     expect((await api("PUT", "/v1/dags/e2e-cache", dag(true))).status).toBeLessThan(300);
@@ -141,18 +146,28 @@ describe("cache, end to end", { timeout: 300_000 }, () => {
       expect(runs[0]!.data.tags).toMatchObject({ "parallels.cachedFrom": `${first.id}/${first.id}-${id}`, "parallels.outputsFrom": node(first, id).mlflowRunId });
     }
 
+    // The last step's parameter changes: only it runs, on the first run's outputs of the cached two (by reference).
+    expect((await api("PUT", "/v1/dags/e2e-cache", dag(true, markers[1]))).status).toBeLessThan(300);
+    const lastChanged = await finished((await api("POST", "/v1/runs", { dag: "e2e-cache" })).body.id);
+    expect(statuses(lastChanged)).toEqual({ first: "cached", second: "cached", third: "succeeded" });
+    expect(processRuns()).toHaveLength(4);
+    const read = await mlflow.downloadArtifactText(node(lastChanged, "third").mlflowRunId, "out.txt");
+    expect(read).toContain(`a/out.txt: run ${node(first, "first").mlflowRunId}`);
+    expect(read).toContain(`b/out.txt: run ${node(first, "second").mlflowRunId}`);
+
     // One input file of the first step changes: all three run (each one's inputs changed in turn).
     writeFileSync(join(projects, "data", "input.txt"), "version 2\n");
     const changed = await finished((await api("POST", "/v1/runs", { dag: "e2e-cache" })).body.id);
     expect(changed.status).toBe("succeeded");
     expect(statuses(changed)).toEqual({ first: "succeeded", second: "succeeded", third: "succeeded" });
-    expect(processRuns()).toHaveLength(6);
+    expect(processRuns()).toHaveLength(7);
     // The third step read the new outputs of the first two.
     const out = await mlflow.downloadArtifactText(node(changed, "third").mlflowRunId, "out.txt");
-    expect(out).toContain("saw ['a/out.txt', 'b/out.txt']");
+    expect(out).toContain(`a/out.txt: run ${node(changed, "first").mlflowRunId}`);
+    expect(out).toContain(`b/out.txt: run ${node(changed, "second").mlflowRunId}`);
 
     // maxAge: a hit older than it runs again. Nothing changed since `changed`, whose results are now older than 2 s.
-    expect((await api("PUT", "/v1/dags/e2e-cache", dag({ maxAge: "2s" }))).status).toBeLessThan(300);
+    expect((await api("PUT", "/v1/dags/e2e-cache", dag({ maxAge: "2s" }, markers[1]))).status).toBeLessThan(300);
     const changedEnd = Date.parse(node(changed, "first").finishedAt);
     await new Promise((r) => setTimeout(r, Math.max(0, changedEnd + 2500 - Date.now())));
     const stale = await finished((await api("POST", "/v1/runs", { dag: "e2e-cache" })).body.id);
