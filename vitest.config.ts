@@ -1,11 +1,12 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Five projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
+// Six projects: `node` for the runtime-free modules (proto/, agent/) and end to end with real
 // servers; `workers`, which runs the control plane inside workerd with a local D1 migrated by the
 // real migrations; `k8s`, against a real Kubernetes control plane (scripts/k8s/harness.ts);
 // `browser`, the web UI in Debian's Chromium against the embedded default;
-// `images`, real image builds (buildah, podman, BuildKit) with a real registry on 127.0.0.1.
+// `images`, real image builds (buildah, podman, BuildKit) with a real registry on 127.0.0.1;
+// `hybrid`, the agent in an on-prem site (a network namespace) whose only way out is a proxy.
 // A project's globalSetup runs only when that project has test files to run: `vitest run
 // --project node` starts no cluster, `--project k8s` installs no Python tools.
 export default defineConfig({
@@ -58,6 +59,19 @@ export default defineConfig({
           // starts ONE registry on 127.0.0.1 for the project (test/images/global-setup.ts).
           globalSetup: ["./test/images/global-setup.ts"],
           testTimeout: 600_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
+        test: {
+          name: "hybrid",
+          include: ["test/hybrid/**/*.test.ts"],
+          environment: "node",
+          // An on-prem site behind a proxy: installs Debian's tinyproxy, socat, iproute2 and openssl
+          // on first use (apt-get, as root, once), the Python tools and the UI bundle, and removes
+          // the network namespaces a killed suite left (test/hybrid/global-setup.ts). Needs root.
+          globalSetup: ["./test/hybrid/global-setup.ts"],
+          testTimeout: 240_000,
           hookTimeout: 600_000,
         },
       },

@@ -59,10 +59,40 @@ describe("agent configuration", () => {
   });
 
   it("rejects a bad NATS URL override", () => {
-    expect(problems(["--nats-url", "http://127.0.0.1:4222"])).toEqual(['--nats-url (PARALLELS_NATS_URL): "http://127.0.0.1:4222": expected nats:// or tls://, got http://']);
+    expect(problems(["--nats-url", "http://127.0.0.1:4222"])).toEqual(['--nats-url (PARALLELS_NATS_URL): "http://127.0.0.1:4222": expected nats://, tls://, ws:// or wss://, got http://']);
+    expect(problems(["--nats-url", "wss://agent:secret@nats.example.test"])[0]).toMatch(/^--nats-url \(PARALLELS_NATS_URL\): .* must not contain a user or password/);
     expect(problems(["--nats-url", "nats://127.0.0.1:4222,nats://:4222/x"])[0]).toMatch(/--nats-url .*"nats:\/\/:4222\/x"/);
     expect(problems(["--nats-url", " , "])).toEqual(["--nats-url (PARALLELS_NATS_URL): expected at least one NATS URL"]);
     expect(load(["--nats-url", "127.0.0.1:4222"]).natsUrl).toEqual(["127.0.0.1:4222"]);
+  });
+
+  it("takes NATS over WebSocket (ws://, wss://, with a path behind an ingress), but not mixed with TCP", () => {
+    expect(load([], { ...base, PARALLELS_NATS_URL: "wss://nats.example.test/ws, wss://nats2.example.test:8443" }).natsUrl).toEqual(["wss://nats.example.test/ws", "wss://nats2.example.test:8443"]);
+    expect(load(["--nats-url", "ws://127.0.0.1:4280"]).natsUrl).toEqual(["ws://127.0.0.1:4280"]);
+    expect(problems(["--nats-url", "nats://127.0.0.1:4222,wss://nats.example.test"])).toEqual([
+      '--nats-url (PARALLELS_NATS_URL): "nats://127.0.0.1:4222,wss://nats.example.test" mixes TCP (nats://, tls://) and WebSocket (ws://, wss://) URLs; use one kind',
+    ]);
+    expect(problems(["--nats-url", "tls://nats.example.test/x"])[0]).toMatch(/"tls:\/\/nats.example.test\/x" must not have a path/);
+  });
+
+  it("reads the proxy from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (lower case first); none: null", () => {
+    expect(load([]).proxy).toBeNull();
+    const c = load([], { ...base, HTTPS_PROXY: "http://proxy.example.test:3128", HTTP_PROXY: "proxy.example.test:3129", NO_PROXY: " localhost, .svc ,10.0.0.0/8" });
+    expect(c.proxy).toEqual({ httpsProxy: "http://proxy.example.test:3128", httpProxy: "http://proxy.example.test:3129", noProxy: "localhost,.svc,10.0.0.0/8" });
+    expect(c.ignoredNoProxy).toEqual(["10.0.0.0/8"]);
+    expect(load([], { ...base, https_proxy: "http://lower.example.test:1", HTTPS_PROXY: "http://upper.example.test:2" }).proxy).toEqual({
+      httpsProxy: "http://lower.example.test:1",
+      httpProxy: null,
+      noProxy: "",
+    });
+    // NO_PROXY alone is no proxy.
+    expect(load([], { ...base, NO_PROXY: "localhost" }).proxy).toBeNull();
+  });
+
+  it("refuses a bad proxy URL, naming the variable and never showing its password", () => {
+    const list = problems([], { ...base, HTTPS_PROXY: "socks5://user:hunter2@proxy.example.test:1080", http_proxy: "http://user:hunter2@" });
+    expect(list).toEqual(["HTTPS_PROXY: expected an http:// or https:// proxy URL, got socks5://", expect.stringMatching(/^http_proxy: /)]);
+    for (const p of list) expect(p).not.toContain("hunter2");
   });
 
   it("needs a bootstrap token only while no credentials are stored", () => {
@@ -108,7 +138,19 @@ describe("agent configuration", () => {
 
   it("--help lists every flag with its variable", () => {
     expect(loadConfig(["--help"], {})).toBe("help");
-    for (const s of ["--control-plane-url", "PARALLELS_CONTROL_PLANE_URL", "--bootstrap-token", "--nats-url", "--health-port", "--max-concurrent-attempts", "MLFLOW_TRACKING_URI"])
+    for (const s of [
+      "--control-plane-url",
+      "PARALLELS_CONTROL_PLANE_URL",
+      "--bootstrap-token",
+      "--nats-url",
+      "--health-port",
+      "--max-concurrent-attempts",
+      "MLFLOW_TRACKING_URI",
+      "HTTPS_PROXY",
+      "NO_PROXY",
+      "NODE_EXTRA_CA_CERTS",
+      "wss://",
+    ])
       expect(HELP).toContain(s);
   });
 });

@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { IMAGE_REF, NodeSelectorSchema, TolerationSchema } from "../../proto/dag";
+import { natsTransportOf, natsUrlProblem } from "./nats-urls";
+import { type ProxySettings, proxyFromEnv } from "./proxy";
 
 export const AGENT_VERSION: string = (() => {
   try {
@@ -42,7 +44,11 @@ export const SETTINGS = {
   bootstrapToken: { flag: "bootstrap-token", env: "PARALLELS_BOOTSTRAP_TOKEN", help: "Single-use token from POST /v1/clusters. Needed only until credentials are stored." },
   stateDir: { flag: "state-dir", env: "PARALLELS_STATE_DIR", help: "Directory for credentials (0600), the event journal and executor state. Default .state/agent." },
   executor: { flag: "executor", env: "PARALLELS_EXECUTOR", help: "How work runs: local (processes on this machine) or kubernetes (Indexed Jobs in this cluster). Default local." },
-  natsUrl: { flag: "nats-url", env: "PARALLELS_NATS_URL", help: "Override the NATS server URL(s) given at registration: comma-separated nats://host:port or tls://host:port." },
+  natsUrl: {
+    flag: "nats-url",
+    env: "PARALLELS_NATS_URL",
+    help: "Override the NATS server URL(s) given at registration: comma-separated nats://host:port or tls://host:port, or ws://host:port or wss://host[:port][/path] (NATS over WebSocket: through HTTPS_PROXY, for a site whose only way out is a proxy). One kind, not both.",
+  },
   healthHost: { flag: "health-host", env: "PARALLELS_HEALTH_HOST", help: "Address of the /healthz and /metrics server. Default 127.0.0.1." },
   healthPort: { flag: "health-port", env: "PARALLELS_HEALTH_PORT", help: "Port of the /healthz and /metrics server (0: any free port). Default 9464." },
   heartbeatSeconds: { flag: "heartbeat-seconds", env: "PARALLELS_HEARTBEAT_SECONDS", help: "Seconds between heartbeats. Default: what the control plane says at registration (15)." },
@@ -164,17 +170,6 @@ const httpUrl = z
   .refine((s) => !URL.canParse(s) || (new URL(s).username === "" && new URL(s).password === ""), { error: "must not contain a user or password" })
   .transform((s) => s.replace(/\/+$/, ""));
 
-/** `nats://host:port`, `tls://host:port` or `host:port`; the port is optional (4222). */
-function natsUrlProblem(raw: string): string | null {
-  const s = raw.includes("://") ? raw : `nats://${raw}`;
-  if (!URL.canParse(s)) return `${JSON.stringify(raw)} is not a URL`;
-  const u = new URL(s);
-  if (!["nats:", "tls:"].includes(u.protocol)) return `${JSON.stringify(raw)}: expected nats:// or tls://, got ${u.protocol}//`;
-  if (!u.hostname) return `${JSON.stringify(raw)} has no host`;
-  if (u.pathname && u.pathname !== "/") return `${JSON.stringify(raw)} must not have a path`;
-  return null;
-}
-
 const natsUrls = z
   .string()
   .transform((s) =>
@@ -185,10 +180,10 @@ const natsUrls = z
   )
   .superRefine((list, ctx) => {
     if (list.length === 0) ctx.addIssue({ code: "custom", message: "expected at least one NATS URL" });
-    for (const u of list) {
-      const problem = natsUrlProblem(u);
-      if (problem) ctx.addIssue({ code: "custom", message: problem });
-    }
+    const problems = list.map(natsUrlProblem).filter((p) => p !== null);
+    for (const message of problems) ctx.addIssue({ code: "custom", message });
+    if (problems.length === 0 && new Set(list.map(natsTransportOf)).size > 1)
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(list.join(","))} mixes TCP (nats://, tls://) and WebSocket (ws://, wss://) URLs; use one kind` });
   });
 
 /** A JSON value in a flag or variable, checked against `schema`. */
@@ -330,13 +325,26 @@ const Schema = z
   })
   .transform((c) => ({ ...c, unhealthyAfterSeconds: c.unhealthyAfterSeconds ?? 3 * c.pullExpiresSeconds, credentialsPath: join(c.stateDir, CREDENTIALS_FILE) }));
 
-export type AgentConfig = z.infer<typeof Schema>;
+export type AgentConfig = z.infer<typeof Schema> & {
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY (proxy.ts), or null: every request goes directly. */
+  proxy: ProxySettings | null;
+  /** NO_PROXY entries the agent cannot honour (CIDR ranges), to warn about. */
+  ignoredNoProxy: string[];
+};
 
 export const HELP = [
   "Usage: parallels-agent [flags]   (every flag also reads the environment variable shown)",
   "",
   ...Object.values(SETTINGS).map((s: Setting) => `  --${s.flag.padEnd(26)} ${s.env}\n      ${s.help}`),
   "  --help",
+  "",
+  "Also read from the environment:",
+  "  HTTPS_PROXY, HTTP_PROXY, NO_PROXY (or lower case)",
+  "      The proxy of every request of the agent (control plane, MLflow, NATS over ws:// or wss://), as CONNECT",
+  "      tunnels: https/wss go to HTTPS_PROXY (else HTTP_PROXY), http/ws to HTTP_PROXY. NO_PROXY: hosts, .domain",
+  "      suffixes, IPs or *, reached directly. Steps and git inherit them. Plain nats:// and tls:// do not use them.",
+  "  NODE_EXTRA_CA_CERTS",
+  "      PEM file of CAs trusted besides Node's own (a TLS-inspecting proxy, a private CA).",
 ].join("\n");
 
 export interface LoadOptions {
@@ -365,16 +373,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, opts: LoadOpt
   // The chart's CA (NODE_EXTRA_CA_CERTS: the agent trusts it) is the builds' extra CA too, unless another is named.
   if (raw.extraCaBundle === undefined && env.NODE_EXTRA_CA_CERTS) raw.extraCaBundle = env.NODE_EXTRA_CA_CERTS;
   const parsed = Schema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => {
+  const proxy = proxyFromEnv(env);
+  if (!parsed.success || proxy.problems.length > 0) {
+    const problems = (parsed.error?.issues ?? []).map((i) => {
       const key = i.path[0] as Key | undefined;
       const where = key && SETTINGS[key] ? `--${SETTINGS[key].flag} (${SETTINGS[key].env})` : "configuration";
       const message = i.code === "invalid_type" && i.input === undefined ? "is required" : i.message;
       return `${where}: ${message}`;
     });
-    throw new ConfigError("invalid configuration", problems);
+    throw new ConfigError("invalid configuration", [...problems, ...proxy.problems]);
   }
-  const config = parsed.data;
+  const config: AgentConfig = { ...parsed.data, proxy: proxy.settings, ignoredNoProxy: proxy.ignoredNoProxy };
   // In a Secret they can only be looked for once the agent runs; registration says it if they are missing.
   const stored = (opts.hasStoredCredentials ?? ((c) => (c.executor === "kubernetes" && c.credentialsSecret !== undefined) || existsSync(c.credentialsPath)))(config);
   if (!config.bootstrapToken && !stored) {

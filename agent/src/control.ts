@@ -27,6 +27,20 @@ export class ControlPlaneError extends Error {
   }
 }
 
+/**
+ * An error's message with its causes': fetch says only "fetch failed", its cause says why
+ * (ECONNREFUSED, a certificate not trusted, "Proxy response (407) !== 200 when HTTP Tunneling").
+ */
+export function withCauses(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    const text = e instanceof Error ? e.message : String(e);
+    parts.push(typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text);
+  }
+  return parts.join(": ");
+}
+
 export interface ControlPlaneClient {
   register(body: AgentRegister): Promise<AgentRegistered>;
   heartbeat(credential: string, body: Heartbeat): Promise<HeartbeatAnswer>;
@@ -53,7 +67,7 @@ export function createControlPlaneClient(opts: { baseUrl: string; fetch?: typeof
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new ControlPlaneError(`POST ${path}: no answer from ${opts.baseUrl}: ${(err as Error).message}`, null, null, [], { cause: err });
+      throw new ControlPlaneError(`POST ${path}: no answer from ${opts.baseUrl}: ${withCauses(err)}`, null, null, [], { cause: err });
     }
     const text = await res.text().catch(() => "");
     let json: unknown;

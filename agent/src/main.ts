@@ -19,6 +19,7 @@ import { localMachine, runHeartbeats } from "./heartbeat";
 import { createLogger, errInfo, type Logger } from "./log";
 import { createMetrics, type Metrics } from "./metrics";
 import { createPuller } from "./nats";
+import { describeProxy, installProxy } from "./proxy";
 import { RunEnds } from "./run-ends";
 import { type CredentialStore, ensureCredentials, FileCredentialStore, type StoredCredentials } from "./register";
 import { createWorkHandler } from "./work";
@@ -102,6 +103,12 @@ export async function closeWithin(executor: Executor, ms: number, log: Logger): 
 
 export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDeps = {}): Promise<void> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  // Before the first request: every fetch and WebSocket of the process goes through the proxy.
+  if (config.proxy) {
+    await installProxy(config.proxy);
+    logger.info({ proxy: describeProxy(config.proxy), extraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? null }, "requests go through the proxy");
+  }
+  if (config.ignoredNoProxy.length) logger.warn({ ignored: config.ignoredNoProxy }, "NO_PROXY entries that are CIDR ranges have no effect on the agent (list hosts, .domain suffixes or IPs)");
   // Credentials, the journal and the attempt records live here: only this user may enter.
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   chmodSync(config.stateDir, 0o700);

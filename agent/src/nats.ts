@@ -1,5 +1,6 @@
 /**
- * The agent's NATS side — the only module that imports `@nats-io/transport-node`.
+ * The agent's NATS side: the connection (opened by nats-connect.ts, over TCP or WebSocket as the
+ * URLs say) and the pull loop.
  *
  * Connects as the cluster's own NATS user (`jwtAuthenticator(jwt, seed)`, `inboxPrefix`),
  * reconnects forever with back-off, and pulls from the durable consumer `agent-<clusterId>`
@@ -9,11 +10,11 @@
  */
 import { jwtAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { Backoff, realSleep, type Clock, type Sleep } from "./backoff";
 import type { HealthState } from "./health";
 import { errInfo, type Logger } from "./log";
 import type { Metrics } from "./metrics";
+import { connectNats } from "./nats-connect";
 import type { StoredCredentials } from "./register";
 import type { WorkHandler } from "./work";
 import { handleWorkMessage } from "./work-message";
@@ -62,6 +63,8 @@ export function createPuller(o: PullerOptions): Puller {
   let connected = false;
   let lastPullAt: number | null = null;
   const pulled = () => (lastPullAt = clock());
+  /** TCP or WebSocket, as the servers' URLs said (for the log). */
+  let openedTransport = "";
 
   async function open(): Promise<NatsConnection> {
     if (servers.length === 0) throw new Error("the control plane gave no NATS URL at registration; pass --nats-url");
@@ -70,7 +73,7 @@ export function createPuller(o: PullerOptions): Puller {
     // 250 ms at first, a quarter of the outage later, at most 10 s.
     let downSince: number | null = null;
     const reconnectDelay = () => Math.min(10_000, Math.max(250, downSince === null ? 0 : (clock() - downSince) / 4));
-    const nc = await connect({
+    const { nc, transport } = await connectNats({
       servers,
       name: `parallels-agent-${creds.clusterId}`,
       inboxPrefix: creds.nats.inboxPrefix,
@@ -83,6 +86,7 @@ export function createPuller(o: PullerOptions): Puller {
       maxPingOut: 2,
     });
     connected = true;
+    openedTransport = transport;
     void (async () => {
       for await (const s of nc.status()) {
         switch (s.type) {
@@ -183,7 +187,7 @@ export function createPuller(o: PullerOptions): Puller {
           if (moved()) {
             log.info({ servers }, "NATS moved while connecting; connecting to the new servers");
           } else {
-            log.info({ servers }, "connected to NATS");
+            log.info({ servers, transport: openedTransport }, "connected to NATS");
             backoff.reset();
             await consume(nc, signal);
             if (!signal.aborted) log.warn("the pull loop ended; connecting again");

@@ -54,7 +54,7 @@ export {
 } from "./graph";
 export type { DagGraph } from "./graph";
 export { paramReferences, substituteParams, resolveNodeParams } from "./params";
-export { resolveWindows, nodeWindows, needsPreviousWindows, durationMs, windowKey } from "./windows";
+export { resolveWindows, nodeWindows, needsPreviousWindows, durationMs, windowKey, windowRefusal } from "./windows";
 export type { ResolvedWindow, RunWindows } from "./windows";
 export { CacheSchema } from "./schema";
 export type { CacheSetting } from "./schema";

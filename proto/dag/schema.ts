@@ -101,8 +101,9 @@ const duration = () => z.string().regex(DURATION, { error: 'expected a positive 
 const instant = () => z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date and time such as "2026-12-01T00:00:00Z"' });
 
 /**
- * Which items of an input a run takes, by when they arrived (docs/architecture.md: a file's
- * modification time; an MLflow run's artifacts, when the run ended): `{since: lastRun}` — those
+ * Which items of an input a run takes, by when they arrived — a file's modification time; only
+ * local folders (the embedded default) have one per item, so a window on MLflow artifacts or an
+ * http(s) URL is refused at validation (windows.ts `windowRefusal`): `{since: lastRun}` — those
  * after the window of the previous successful run of the same schedule (or DAG) ended, so
  * consecutive runs take every item once; `{last: "15m"}` — the 15 minutes before the run's time;
  * `{from, to?}` — absolute (`to` default: the run's time). `skipIfEmpty` (default true): a node
@@ -205,13 +206,26 @@ export const PartitionSchema = z.discriminatedUnion("by", [
     }),
 ]);
 
-/** A cluster name, or a label selector matched against the clusters' labels. */
+/** Kubernetes label keys (`gpu`, `example.com/zone`) and values. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+/**
+ * A cluster name, or a label selector matched against the clusters' labels. The selector's keys
+ * and values are held to the rules of cluster labels (api.ts): one that no label can have would
+ * never match, so it is refused with its field named rather than placed nowhere.
+ */
 export const ClusterSelectorSchema = z.union(
   [
     nonEmpty(),
-    z.record(z.string(), z.string()).refine((labels) => Object.keys(labels).length > 0, {
-      error: "a label selector needs at least one label",
-    }),
+    z
+      .record(
+        z.string().regex(LABEL_KEY, { error: "label keys look like `gpu` or `example.com/zone`" }),
+        z.string().regex(LABEL_VALUE, { error: "label values are at most 63 letters, digits, '-', '_' or '.'" }),
+      )
+      .refine((labels) => Object.keys(labels).length > 0, {
+        error: "a label selector needs at least one label",
+      }),
   ],
   { error: 'expected a cluster name or a label selector such as {gpu: "true"}' },
 );
@@ -235,9 +249,6 @@ export const ResourcesSchema = z.strictObject({
  */
 export const IMAGE_REF =
   /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@[a-z0-9]+(?::[a-z0-9]+)?:[a-fA-F0-9]{32,})?$/;
-/** Kubernetes label keys (`gpu`, `example.com/zone`) and values. */
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 /** Kubernetes node labels a node's pods must land on (e.g. a GPU pool). */
 export const NodeSelectorSchema = z.record(

@@ -16,6 +16,7 @@ import { buildGraph, cycleIndices } from "./graph";
 import { paramReferenceProblems } from "./params";
 import { dagErrorMap, issuesToProblems, type Problem } from "./problems";
 import { DagSchema, MAX_DAG_BYTES, MAX_NODES, type Dag } from "./schema";
+import { windowRefusal } from "./windows";
 
 export type ValidationResult = { ok: true; dag: Dag } | { ok: false; problems: Problem[] };
 
@@ -192,16 +193,21 @@ interface NodeView {
   refs: { id: string; path: string }[];
   /** Input names, or undefined when `inputs` is not an object. */
   inputNames: string[] | undefined;
+  /** Windowed inputs whose source gives no arrival time per item (`windows.ts` windowRefusal). */
+  windowProblems: { path: string; message: string }[];
   partitionInput: string | undefined;
 }
 
 function viewOf(raw: unknown): NodeView {
   const node = isRecord(raw) ? raw : {};
   const refs: NodeView["refs"] = [];
+  const windowProblems: NodeView["windowProblems"] = [];
   const inputs = isRecord(node.inputs) ? node.inputs : undefined;
   if (inputs) {
     for (const [name, ref] of Object.entries(inputs)) {
       if (isRecord(ref) && typeof ref.node === "string") refs.push({ id: ref.node, path: key("inputs", name) });
+      const refused = isRecord(ref) && ref.window !== undefined ? windowRefusal(ref) : undefined;
+      if (refused) windowProblems.push({ path: `${key("inputs", name)}.window`, message: refused });
     }
   }
   if (Array.isArray(node.after)) {
@@ -213,6 +219,7 @@ function viewOf(raw: unknown): NodeView {
   return {
     id: typeof node.id === "string" ? node.id : undefined,
     refs,
+    windowProblems,
     inputNames: inputs ? Object.keys(inputs) : node.inputs === undefined ? [] : undefined,
     partitionInput: typeof partition?.input === "string" ? partition.input : undefined,
   };
@@ -235,6 +242,7 @@ function graphProblems(input: unknown): Problem[] {
   });
 
   views.forEach((v, i) => {
+    for (const w of v.windowProblems) problems.push({ path: `nodes[${i}].${w.path}`, message: w.message });
     for (const ref of v.refs) {
       if (!firstIndex.has(ref.id)) {
         problems.push({ path: `nodes[${i}].${ref.path}`, message: `unknown node ${JSON.stringify(ref.id)}` });

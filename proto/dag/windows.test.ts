@@ -54,3 +54,27 @@ describe("input windows", () => {
     expect(problems({ every: "5m" })).toEqual([expect.stringMatching(/^nodes\[0\]\.inputs\.files\.window/)]);
   });
 });
+
+describe("where a window may be", () => {
+  it("only on local paths: MLflow artifacts and URLs have no per-item arrival time, so validation refuses them", () => {
+    const problems = (inputs: unknown) => {
+      const r = validateDag({
+        name: "d",
+        nodes: [
+          { id: "up", project: { uri: "x" } },
+          { id: "a", project: { uri: "x" }, inputs },
+        ],
+      });
+      return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+    };
+    const w = { since: "lastRun" };
+    expect(problems({ f: { uri: "incoming/", window: w }, g: { uri: "file:///data/in", window: w }, h: { uri: "/abs/in", window: w } })).toEqual([]);
+    expect(problems({ f: { node: "up", window: w } })).toEqual([
+      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{node\} input: MLflow artifacts carry no per-file time/),
+    ]);
+    expect(problems({ f: { run: "r1", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{run\} input/)]);
+    expect(problems({ f: { uri: "runs:/r1/x", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a runs:\/ input/)]);
+    expect(problems({ f: { uri: "https://e.com/a", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on an http\(s\) input/)]);
+    expect(problems({ f: { node: "up" } })).toEqual([]);
+  });
+});

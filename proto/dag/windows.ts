@@ -56,3 +56,20 @@ export function nodeWindows(windows: RunWindows | null, nodeId: string): Record<
   const own = Object.entries(windows).filter(([k]) => k.startsWith(prefix));
   return own.length > 0 ? Object.fromEntries(own.map(([k, w]) => [k.slice(prefix.length), w])) : undefined;
 }
+
+/**
+ * Why an input cannot carry a window; undefined when it can. A window keeps the items that
+ * arrived in it, so it needs a per-item arrival time: a local folder has one (each file's
+ * modification time). MLflow run artifacts (`{node}`, `{run}`, `runs:/`) have none — MLflow
+ * records no time per artifact — and an `http(s)://` URL is one file, so a window there could
+ * only be all or nothing; refusing them at registration is more honest than a window that
+ * silently takes everything or nothing.
+ */
+export function windowRefusal(ref: { node?: unknown; run?: unknown; uri?: unknown }): string | undefined {
+  const why = "a window keeps the items that arrived in it, and only local folders (on the embedded default) give each item an arrival time (its file's modification time)";
+  if (ref.node !== undefined) return `a window is not supported on a {node} input: MLflow artifacts carry no per-file time; ${why}`;
+  if (ref.run !== undefined) return `a window is not supported on a {run} input: MLflow artifacts carry no per-file time; ${why}`;
+  if (typeof ref.uri === "string" && /^runs:\//i.test(ref.uri)) return `a window is not supported on a runs:/ input: MLflow artifacts carry no per-file time; ${why}`;
+  if (typeof ref.uri === "string" && /^https?:\/\//i.test(ref.uri)) return `a window is not supported on an http(s) input (one file, no listing); ${why}`;
+  return undefined;
+}

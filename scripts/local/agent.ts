@@ -28,6 +28,8 @@ export interface AgentOptions {
   env?: Record<string, string>;
   /** Run the bundle of `npm run agent:build` (what an image ships) instead of the sources. */
   bundle?: boolean;
+  /** Runs before the agent's command and must exec it (the PID stays the agent's), e.g. `["ip", "netns", "exec", "<site>"]`. */
+  prefix?: string[];
 }
 
 /**
@@ -58,7 +60,8 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   const [command, commandArgs] = opts.bundle
     ? [join(ROOT, "node_modules/.bin/node"), [...AGENT_NODE_FLAGS, join(ROOT, "agent/dist/parallels-agent.mjs"), ...args]]
     : [join(ROOT, "agent/bin/parallels-agent"), args];
-  const child = spawn(command, commandArgs, {
+  const [program, ...programArgs] = [...(opts.prefix ?? []), command, ...commandArgs];
+  const child = spawn(program!, programArgs, {
     cwd: ROOT,
     stdio: ["ignore", fd, fd],
     env: { ...process.env, ...OFFLINE_ENV, ...opts.env, ...(opts.bootstrapToken ? { PARALLELS_BOOTSTRAP_TOKEN: opts.bootstrapToken } : {}) },

@@ -43,6 +43,11 @@ export interface EmbeddedOptions {
   echo?: boolean;
   /** More Worker vars for the control plane (e.g. `CORS_ORIGINS` for a page in a browser). */
   vars?: Record<string, string>;
+  /**
+   * Fire wrangler.toml's Cron Trigger at each minute boundary (default true). A test that fires
+   * it itself, at chosen times, turns it off so no real minute makes a run it did not ask for.
+   */
+  cronTriggers?: boolean;
 }
 
 export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
@@ -80,7 +85,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       ...natsSetup.secrets,
       ...opts.vars,
     };
-    const control = await startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: true });
+    const control = await startControlPlane({ stateDir: join(opts.stateDir, "control"), port: ports?.control, echo: opts.echo, vars: controlVars, cronTriggers: opts.cronTriggers ?? true });
     const embedded: Embedded = {
       control,
       controlVars,

@@ -155,6 +155,8 @@ async function launch(binDir: string, dir: string, port: number, opts: StartMlfl
     env: {
       ...process.env,
       MLFLOW_SERVER_ENABLE_JOB_EXECUTION: "false",
+      // MLflow 3 sends usage telemetry to config.mlflow-telemetry.io otherwise: nothing of a test leaves the machine.
+      MLFLOW_DISABLE_TELEMETRY: "true",
       PYTHONUNBUFFERED: "1",
       ...opts.env,
     },

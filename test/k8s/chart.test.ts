@@ -84,6 +84,30 @@ describe("helm template | kubectl apply --dry-run=server", () => {
   });
 });
 
+describe("values profiles: helm template | kubectl apply --dry-run=server", () => {
+  // As users install a profile: the install line's values (ci/default-values.yaml), then the profile.
+  it.each(["values-eks.yaml", "values-ezmeral.yaml"])("%s: the API server accepts every object, the work ServiceAccount's annotations kept", async (profile) => {
+    const manifest = await c.helm(["template", RELEASE, CHART, "-n", ns, "-f", ci("default-values.yaml"), "-f", join(CHART, profile)]);
+    const out = await c.kubectl(["apply", "--dry-run=server", "-o", "json", "-f", "-"], { input: manifest });
+    // kubectl prints a List of what the server answered: the objects as it would store them.
+    const answered = JSON.parse(out) as { items: { kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: { storageClassName?: string } }[] };
+    const rendered = manifest.split(/^---$/m).filter((doc) => /^kind: /m.test(doc)).length;
+    expect(answered.items).toHaveLength(rendered);
+    expect(answered.items.map((o) => o.kind)).toContain("Deployment");
+    const workSa = answered.items.find((o) => o.kind === "ServiceAccount" && o.metadata.name === `${RELEASE}-work`)!;
+    // Client-side apply adds its own record of the object; the rest is what the chart set.
+    const { "kubectl.kubernetes.io/last-applied-configuration": _applied, ...annotations } = workSa.metadata.annotations ?? {};
+    const pvc = answered.items.find((o) => o.kind === "PersistentVolumeClaim")!;
+    if (profile === "values-eks.yaml") {
+      expect(annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/parallels-steps" });
+      expect(pvc.spec?.storageClassName).toBe("gp3");
+    } else {
+      expect(annotations).toEqual({});
+      expect(pvc.spec?.storageClassName).toBe("hpe-standard");
+    }
+  });
+});
+
 describe("helm install, RBAC, upgrade, uninstall", () => {
   it("installs with --wait: the Deployment is Available, its pod Running and Ready on a kwok node, hardened as rendered; NOTES say how to check", async () => {
     // No storage provisioner in the harness: the state dir on an emptyDir (the PVC passed the dry run above).

@@ -590,6 +590,77 @@ describe("values.schema.json and _validations.tpl refuse bad values with a clear
   });
 });
 
+/** A profile (values-<name>.yaml) rendered as its users install it: the install line's values, then `-f` the profile. */
+const profile = (name: string, args: string[] = []) => template(["-f", join(CHART, `values-${name}.yaml`), ...args]);
+interface Pvc extends Obj {
+  spec: { storageClassName?: string };
+}
+
+describe("values profiles (values-eks.yaml, values-ezmeral.yaml)", () => {
+  it("are the two profiles, and each lints clean (--strict) with the install line's values", async () => {
+    expect(
+      readdirSync(CHART)
+        .filter((f) => /^values-.+\.yaml$/.test(f))
+        .sort(),
+    ).toEqual(["values-eks.yaml", "values-ezmeral.yaml"]);
+    for (const name of ["eks", "ezmeral"]) {
+      const r = await helm(["lint", "--strict", CHART, ...REQUIRED, "--set", `bootstrap.token=${TOKEN}`, "-f", join(CHART, `values-${name}.yaml`)]);
+      expect(r.code, `${name}\n${r.stdout}${r.stderr}`).toBe(0);
+      expect(r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  it("eks: ECR images pulled with the node role, IRSA on the work ServiceAccount only, gp3, the GPU pool's tolerations, no proxy", async () => {
+    const r = await profile("eks");
+    const ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    expect(r.agent.image).toBe(`${ecr}/mlflow-parallels/parallels-agent:0.1.0`);
+    expect(r.deployment.spec.template.spec.imagePullSecrets).toBeUndefined(); // the node role pulls from ECR
+    expect(r.env).toMatchObject({ PARALLELS_IMAGE_REGISTRY: ecr, PARALLELS_IMAGE_BUILDER: "buildkit", PARALLELS_IMAGE_REGISTRY_SECRET: "ecr-push" });
+    expect(r.env).not.toHaveProperty("PARALLELS_WORK_IMAGE_PULL_SECRETS");
+    expect(r.get<ServiceAccount>("ServiceAccount", "parallels-agent-work").metadata.annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/parallels-steps" });
+    // IRSA does not bring back a Kubernetes API token, and the agent's own identity stays as it was.
+    expect(r.get<ServiceAccount>("ServiceAccount", "parallels-agent-work").automountServiceAccountToken).toBe(false);
+    expect(r.get<ServiceAccount>("ServiceAccount", "parallels-agent").metadata.annotations).toBeUndefined();
+    expect(r.get<Pvc>("PersistentVolumeClaim", "parallels-agent-state").spec.storageClassName).toBe("gp3");
+    expect(JSON.parse(r.env.PARALLELS_GPU_TOLERATIONS as string)).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
+    expect(r.env.PARALLELS_WORK_TOLERATIONS).toBe("[]");
+    for (const name of ["HTTPS_PROXY", "NODE_EXTRA_CA_CERTS", "PARALLELS_NATS_URL"]) expect(r.env, name).not.toHaveProperty(name);
+    // The agent's ServiceAccount takes annotations too (an agent that needs AWS itself).
+    const agentRole = await profile("eks", ["--set-string", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/agent"]);
+    expect(agentRole.get<ServiceAccount>("ServiceAccount", "parallels-agent").metadata.annotations).toEqual({ "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent" });
+  });
+
+  it("ezmeral: the proxy for HTTPS (the API server direct), NATS over wss://…:443, the CA from a ConfigMap, the private registry and Kaniko, no GPU tolerations", async () => {
+    const r = await profile("ezmeral");
+    expect(r.env).toMatchObject({
+      NODE_USE_ENV_PROXY: "1",
+      HTTPS_PROXY: "http://proxy.corp.example:3128",
+      NO_PROXY: "localhost,127.0.0.1,.svc,.cluster.local,.corp.example,$(KUBERNETES_SERVICE_HOST)",
+      PARALLELS_NATS_URL: "wss://nats.parallels.example.com:443",
+      NODE_EXTRA_CA_CERTS: "/etc/parallels-agent/ca/ca-bundle.pem",
+      PARALLELS_IMAGE_REGISTRY: "registry.corp.example:5000",
+      PARALLELS_IMAGE_BUILDER: "kaniko",
+      PARALLELS_IMAGE_REGISTRY_SECRET: "corp-registry-push",
+      PARALLELS_WORK_IMAGE_PULL_SECRETS: "corp-registry",
+      PARALLELS_GPU_TOLERATIONS: "[]",
+    });
+    expect(JSON.parse(r.env.PARALLELS_BASE_IMAGES as string)).toEqual({ registry: "registry.corp.example:5000/mirror" });
+    expect(r.volume("ca-bundle").configMap).toEqual({ name: "corp-ca-bundle", items: [{ key: "ca.crt", path: "ca-bundle.pem" }] });
+    expect(r.has("ConfigMap")).toBe(false); // the site's ConfigMap, not one of the chart's
+    expect(r.agent.image).toBe("registry.corp.example:5000/mlflow-parallels/parallels-agent:0.1.0");
+    expect(r.deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: "corp-registry" }]);
+    expect(r.get<Pvc>("PersistentVolumeClaim", "parallels-agent-state").spec.storageClassName).toBe("hpe-standard");
+    for (const sa of r.all<ServiceAccount>("ServiceAccount")) expect(sa.metadata.annotations, sa.metadata.name).toBeUndefined();
+  });
+
+  it("refuses what the new values cannot take: a NATS URL of another scheme, an annotation key that is no Kubernetes name", async () => {
+    const base = [...REQUIRED, "--set", `bootstrap.token=${TOKEN}`];
+    expect(await refused([...base, "--set-string", "nats.url=https://nats.example.com:443"])).toContain("at '/nats/url': 'https://nats.example.com:443' does not match pattern");
+    expect(await refused([...base, "--set-json", 'work.serviceAccountAnnotations={"bad key":"x"}'])).toContain("invalid propertyName 'bad key'");
+    expect(await refused([...base, "--set-json", 'serviceAccount.annotations={"a":1}'])).toContain("at '/serviceAccount/annotations/a'");
+  });
+});
+
 describe("docs", () => {
   const valuesDoc = parseDocument(readFileSync(join(CHART, "values.yaml"), "utf8"));
   const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8")) as SchemaNode;

@@ -250,6 +250,21 @@ describe("parameter warnings", () => {
     await clean.waitFor("succeeded");
     expect(clean.events.find((e) => e.type === "running")!.message).toBeUndefined();
   });
+
+  it("says in the running message when the agent's process slots cap a node's parallelism", async () => {
+    const ex = executor({ maxProcesses: 2 });
+    const corpus = project(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`f${i}.txt`, `${i}`])));
+    const dir = project({ MLproject: 'entry_points:\n  main:\n    command: "true"\n' });
+    const node = { id: "wide", project: { uri: dir }, inputs: { d: { uri: corpus } }, partition: { by: "object" as const, input: "d" } };
+    const capped = recorder();
+    await ex.start(workFor({ ...node, parallelism: 4 }), capped);
+    await capped.waitFor("succeeded");
+    expect(capped.events.find((e) => e.type === "running")!.message).toBe("parallelism 4 capped to 2: this agent runs at most 2 step processes at once (--max-processes)");
+    const fits = recorder();
+    await ex.start(workFor({ ...node, id: "narrow", parallelism: 2 }), fits);
+    await fits.waitFor("succeeded");
+    expect(fits.events.find((e) => e.type === "running")!.message).toBeUndefined();
+  });
 });
 
 describe("logs", () => {

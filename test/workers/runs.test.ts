@@ -84,6 +84,8 @@ describe("runs: submit", () => {
     const ws = await workspace();
     const a = await call("POST", "/v1/clusters", { token: ws.admin, body: { name: "cloud", kind: "eks" } });
     const b = await call("POST", "/v1/clusters", { token: ws.admin, body: { name: "onprem", kind: "ezmeral", labels: { gpu: "true" } } });
+    // A selector picks among online clusters (test/workers/placement.test.ts): onprem's agent registered and beat just now.
+    await env.DB.prepare("UPDATE clusters SET registered_at = ?, last_heartbeat_at = ? WHERE id = ?").bind(Date.now(), Date.now(), b.body.cluster.id).run();
     const name = unique("hybrid");
     await call("POST", "/v1/dags", {
       token: ws.write,

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { mlflowClient } from "../mlflow";
+import { installProxy, proxyFromEnv } from "../proxy";
 import { PodAttemptSchema, type PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { POD_ATTEMPT_ENV, POD_DIR, POD_DIR_ENV, podPaths } from "../executor/kubernetes/pod-layout";
 import { buildContextOf, fetchBuildContext } from "./build-context";
@@ -32,6 +33,10 @@ function runIdOf(root: string): string {
 export async function podMain(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [what] = args;
   try {
+    // A pod whose way to MLflow is a proxy (variables injected by the site) follows it, as the agent does.
+    const proxy = proxyFromEnv(env);
+    if (proxy.problems.length) throw new Error(proxy.problems.join("; "));
+    if (proxy.settings) await installProxy(proxy.settings);
     if (what === "build-context") {
       const c = buildContextOf(env);
       const n = await fetchBuildContext(mlflowClient(c.trackingUri, env), c);

@@ -77,6 +77,8 @@ export interface AttemptRecord {
   outcome?: AttemptOutcome;
   /** First failure: what the `failed` event says. */
   message?: string;
+  /** The node succeeds without running (its input windows held nothing): what the `running` and `succeeded` events say. */
+  skipped?: string;
   /** The failure is final: no further attempt can help (a no-retry exit code). */
   finalFailure?: boolean;
   /**

@@ -11,20 +11,23 @@
  *   only below the projects root (`paths.ts`); `runs:/<run_id>/<path>` (MLflow's run URI) is
  *   `{run, path}`; an `http(s)://` URL is one file, downloaded (streamed) under its own name;
  *   other schemes (`s3:`, `gs:` …) are refused with a clear message for now.
+ *
+ * A window on an input (`WorkStart.windows`) applies to local paths only: see windows.ts.
  */
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
-import { createWriteStream, openAsBlob, type Dirent } from "node:fs";
+import { createWriteStream, openAsBlob, type Dirent, type Stats } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMlflowApiError, type MlflowClient, type Run } from "../../../../proto/mlflow";
-import type { InputRef } from "../../../../proto/dag";
+import { windowRefusal, type InputRef } from "../../../../proto/dag";
 import { AttemptFailure } from "./errors";
 import { PARALLELS_TAGS } from "./mlflow-runs";
 import { PARTITION_TAGS } from "./partitions";
 import { copyUnderRoot, resolveUnderRoot } from "./paths";
 import { REUSED_TAGS } from "./reused-runs";
+import { inWindow, type InputWindow } from "./windows";
 
 /** Artifacts of the executor itself (logs, manifest), below each run's artifact root. */
 export const OWN_ARTIFACTS = "parallels";
@@ -141,12 +144,29 @@ export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string |
   return files.size;
 }
 
-/** Fill `inputsDir/<name>/` for every input of the node. */
-export async function downloadInputs(ctx: InputContext, inputs: Record<string, InputRef> | undefined, inputsDir: string): Promise<void> {
+/**
+ * Fill `inputsDir/<name>/` for every input of the node. An input with a window (`windows`, by
+ * input name: the start message's) gets only the files that arrived in it (windows.ts); the
+ * answer is how many files each windowed input kept.
+ */
+export async function downloadInputs(
+  ctx: InputContext,
+  inputs: Record<string, InputRef> | undefined,
+  inputsDir: string,
+  windows?: Readonly<Record<string, InputWindow>>,
+): Promise<Record<string, number>> {
   await mkdir(inputsDir, { recursive: true });
+  const kept: Record<string, number> = {};
   for (const [name, ref] of Object.entries(inputs ?? {})) {
     const dest = join(inputsDir, name);
-    if ("node" in ref) {
+    const window = windows?.[name];
+    if (window) {
+      // Registered DAGs are checked already; this guards DAGs registered before the check.
+      const refused = windowRefusal(ref);
+      if (refused) throw new AttemptFailure(`input '${name}': ${refused}`);
+      await copyUri(name, (ref as { uri: string }).uri, ctx.projectsRoot, dest, window);
+      kept[name] = (await listFiles(dest)).length;
+    } else if ("node" in ref) {
       const runIds = await upstreamRunIds(ctx, ref.node);
       await downloadRunArtifacts(ctx.mlflow, runIds, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
         throw inputError(name, `artifacts of node '${ref.node}' (run ${runIds.join(", ")})`, e);
@@ -166,6 +186,7 @@ export async function downloadInputs(ctx: InputContext, inputs: Record<string, I
       await copyUri(name, ref.uri, ctx.projectsRoot, dest);
     }
   }
+  return kept;
 }
 
 function inputError(name: string, what: string, e: unknown): unknown {
@@ -213,7 +234,8 @@ async function downloadUrl(name: string, uri: string, dest: string): Promise<voi
   await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), createWriteStream(join(dest, urlFileName(url))));
 }
 
-async function copyUri(name: string, uri: string, projectsRoot: string, dest: string): Promise<void> {
+/** A local path input copied into `dest`; with `window`, only the files whose mtime is in it. */
+async function copyUri(name: string, uri: string, projectsRoot: string, dest: string, window?: InputWindow): Promise<void> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme && scheme !== "file") {
     throw new AttemptFailure(`input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, http(s)://, runs:/, {node} or {run}): ${uri}`);
@@ -227,7 +249,8 @@ async function copyUri(name: string, uri: string, projectsRoot: string, dest: st
   const real = await resolveUnderRoot(projectsRoot, path, `input '${name}'`, "file-or-dir");
   await mkdir(dest, { recursive: true });
   const s = await stat(real);
-  await copyUnderRoot(projectsRoot, real, s.isDirectory() ? dest : join(dest, basename(path)), `input '${name}'`);
+  const keep = window ? (f: Stats) => inWindow(f.mtimeMs, window) : undefined;
+  await copyUnderRoot(projectsRoot, real, s.isDirectory() ? dest : join(dest, basename(path)), `input '${name}'`, keep);
 }
 
 /** Every file below `dir`, as `/`-separated paths relative to it, sorted. */

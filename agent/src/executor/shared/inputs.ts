@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { z } from "zod";
-import type { InputRef } from "../../../../proto/dag";
+import { windowRefusal, type InputRef } from "../../../../proto/dag";
 import type { MlflowClient } from "../../../../proto/mlflow";
 import { mapLimit, OWN_ARTIFACTS, parseRunsUri, type InputContext, upstreamRunIds, urlFileName, listRunsUnion } from "./artifacts";
 import { AttemptFailure } from "./errors";
@@ -29,6 +29,9 @@ export async function resolveInputSources(
 ): Promise<Record<string, InputSource>> {
   const out: Record<string, InputSource> = {};
   for (const [name, ref] of Object.entries(inputs ?? {})) {
+    // A window needs a per-item arrival time, which none of the sources here has (MLflow keeps
+    // none per artifact; local folders, which do, exist only for the local executor).
+    if (ref.window) throw new AttemptFailure(`input '${name}': ${windowRefusal(ref) ?? `a window applies to local folders only, which the ${executor} executor cannot read`}`);
     if ("node" in ref) {
       const [runId, ...from] = await upstreamRunIds(ctx, ref.node);
       out[name] = { runId: runId!, ...(ref.path ? { path: ref.path } : {}), ...(from.length > 0 ? { from } : {}) };

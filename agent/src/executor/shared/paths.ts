@@ -5,6 +5,7 @@
  * it and be a regular file or a folder. Anything else fails the attempt with a clear message.
  */
 import { realpathSync } from "node:fs";
+import type { Stats } from "node:fs";
 import { cp, lstat, realpath, stat } from "node:fs/promises";
 import { isAbsolute, resolve, sep } from "node:path";
 import { AttemptFailure } from "./errors";
@@ -49,9 +50,11 @@ export async function resolveUnderRoot(root: string, path: string, what: string,
 /**
  * Copies `src` (already checked by {@link resolveUnderRoot}) to `dest`. Symlinks inside a folder
  * are followed only when they stay below `root` and name a regular file or folder; anything
- * else (a link out of the root, a device, a FIFO, a socket) fails the attempt.
+ * else (a link out of the root, a device, a FIFO, a socket) fails the attempt. `keep`, when
+ * given, chooses the files to copy by their stats (a linked file's: its target's) — an input
+ * window, decided while walking so files outside it are never copied.
  */
-export async function copyUnderRoot(root: string, src: string, dest: string, what: string): Promise<void> {
+export async function copyUnderRoot(root: string, src: string, dest: string, what: string, keep?: (s: Stats) => boolean): Promise<void> {
   const rootReal = realRoot(root);
   await cp(src, dest, {
     recursive: true,
@@ -68,10 +71,10 @@ export async function copyUnderRoot(root: string, src: string, dest: string, wha
         if (!isUnder(rootReal, real)) throw new AttemptFailure(`${what}: ${from} links to ${real}, outside the projects root ${root}`);
         const s = await stat(real);
         if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`${what}: ${from} is not a regular file or folder`);
-        return true;
+        return s.isDirectory() || !keep || keep(s);
       }
       if (!l.isFile() && !l.isDirectory()) throw new AttemptFailure(`${what}: ${from} is not a regular file or folder`);
-      return true;
+      return l.isDirectory() || !keep || keep(l);
     },
   });
 }

@@ -47,6 +47,7 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   const event: AttemptReport = { type: outcome };
   if (rec.partitions) event.counts = partitionCounts(rec);
   if (outcome === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
+  if (outcome === "succeeded" && rec.skipped) event.message = rec.skipped.slice(0, 4000);
   if (outcome === "failed") Object.assign(event, failureFields(rec));
   if (outcome === "cancelled") event.message = "cancelled";
   if (outcome === "succeeded" && rec.cachedFrom) {

@@ -25,6 +25,7 @@ import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
 import { type FetchedProject, fetchProject, isGitUri, loadEntryPoint } from "../../shared/project";
+import { emptyWindowSkip, windowTags } from "../../shared/windows";
 import { partitionCounts, type AttemptRecord } from "../state";
 import type { AttemptScope } from "./scope";
 
@@ -87,9 +88,16 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   const inputsDir = join(rec.dir, "inputs");
   const outputsDir = join(rec.dir, "outputs");
   await rm(inputsDir, { recursive: true, force: true });
-  await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot, upstreamRuns: work.upstreamRuns }, node.inputs, inputsDir);
+  const kept = await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot, upstreamRuns: work.upstreamRuns }, node.inputs, inputsDir, work.windows);
+  // What each windowed input covered, on the node's run (the run view has it too, as `windows`).
+  if (work.windows) await ctx.mlflow.setTags(nodeRunId, windowTags(work.windows));
+  // Nothing arrived in the windows: the node succeeds at once, with no partition (and no output,
+  // so a downstream `{node}` input is an empty folder). Decided afresh on each attempt.
+  const skipped = emptyWindowSkip(work.windows, kept);
+  if (skipped) rec.skipped = skipped;
+  else delete rec.skipped;
   // A caching node: with its inputs here, its key is known; a hit ends the attempt now.
-  if (await cacheHit(a, fetched, inputsDir, nodeRunId)) return "cached";
+  if (!skipped && (await cacheHit(a, fetched, inputsDir, nodeRunId))) return "cached";
   await mkdir(outputsDir, { recursive: true });
   // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
   if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
@@ -125,10 +133,11 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   // (`work.retry`) takes the manifest of the attempt before, so an index names the same files,
   // and runs only the partitions it names; the others' outputs stay on the runs before
   // (`parallels.outputsFrom`, see shared/partitions.ts).
-  const plan = retryPlan(work);
+  const plan = skipped ? undefined : retryPlan(work);
   const previous = plan && node.partition ? await previousManifest(ctx.mlflow, plan) : undefined;
   let manifest: Manifest;
-  if (plan && previous) manifest = previous;
+  if (skipped) manifest = { ...computeManifest(node.partition, node.parallelism, []), count: 0, partitions: [] };
+  else if (plan && previous) manifest = previous;
   else {
     if (work.retry) ctx.log.warn(a.logCtx({ retry: work.retry }), "a retry of some partitions, but the manifest of the attempt before is not there: running every partition");
     const partitionInput = node.partition?.input;
@@ -156,10 +165,11 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   checkStop(rec);
   rec.phase = "running";
   await a.save();
-  a.report({ type: "running", counts: partitionCounts(rec), ...(paramWarnings ? { message: paramWarnings } : {}) });
+  const runningMessage = skipped ?? ([paramWarnings, parallelismCap(node.parallelism, rec.partitions.length, ctx.slots.max)].filter(Boolean).join("; ") || undefined);
+  a.report({ type: "running", counts: partitionCounts(rec), ...(runningMessage ? { message: runningMessage } : {}) });
   rec.runningReported = true;
   await a.save();
-  ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count, ...(rec.retry ? { retrying: rec.partitions.length } : {}) }), "attempt started");
+  ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count, ...(rec.retry ? { retrying: rec.partitions.length } : {}), ...(skipped ? { skipped } : {}) }), "attempt started");
   return undefined;
 }
 
@@ -238,4 +248,15 @@ async function localPathParamExists(abs: string, projectsRoot: string, attemptDi
   const s = await stat(real);
   if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`path parameter ${abs} is not a regular file or folder`);
   return true;
+}
+
+/**
+ * Said in the `running` message when the agent's process slots (`--max-processes`, shared by
+ * every attempt) hold fewer processes than the node may run at once, so a user who set
+ * `parallelism: 10` knows why five run. Nothing when the node has no more partitions than slots.
+ */
+export function parallelismCap(parallelism: number, partitions: number, slots: number): string | undefined {
+  const wanted = Math.min(parallelism, partitions);
+  if (wanted <= slots) return undefined;
+  return `parallelism ${parallelism} capped to ${slots}: this agent runs at most ${slots} step processes at once (--max-processes)`;
 }
