@@ -56,7 +56,7 @@ class Redrawn implements ProgressView {
 
 function bar(n: NodeRunView): string {
   const { total, done, failed } = n.partitions;
-  const full = n.status === "succeeded" || n.status === "reused" ? BAR : total > 0 ? Math.floor((done / total) * BAR) : 0;
+  const full = n.status === "succeeded" || n.status === "reused" || n.status === "cached" ? BAR : total > 0 ? Math.floor((done / total) * BAR) : 0;
   const bad = total > 0 ? Math.min(BAR - full, Math.ceil((failed / total) * BAR)) : 0;
   return `${"█".repeat(full)}${"▓".repeat(bad)}${"░".repeat(BAR - full - bad)}`;
 }

@@ -169,6 +169,10 @@ export const nodeRuns = sqliteTable(
     mlflowRunId: text("mlflow_run_id"),
     /** A `reused` node: the node run of an earlier run whose result it is, and that node run's MLflow run. */
     reusedFrom: text("reused_from", { mode: "json" }).$type<import("../proto/api").ReusedFrom>(),
+    /** A caching node's key (`proto/dag/cache.ts`), as its agent computed it: once the node run succeeds, later runs' nodes with this key are `cached` from it. */
+    cacheKey: text("cache_key"),
+    /** A `cached` node: the succeeded node run (of any run of the workspace) with the same key whose result it is. */
+    cachedFrom: text("cached_from", { mode: "json" }).$type<import("../proto/api").ReusedFrom>(),
     message: text("message"),
     /** The attempt failed for good: the agent said retrying cannot help (its retries were spent within the attempt). */
     finalFailure: integer("final_failure", { mode: "boolean" }).notNull().default(false),
@@ -184,7 +188,12 @@ export const nodeRuns = sqliteTable(
     finishedAt: integer("finished_at"),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [uniqueIndex("node_runs_run_node").on(t.runId, t.nodeId), index("node_runs_cluster").on(t.clusterId, t.status)],
+  (t) => [
+    uniqueIndex("node_runs_run_node").on(t.runId, t.nodeId),
+    index("node_runs_cluster").on(t.clusterId, t.status),
+    // Cache lookups: the newest succeeded node run with a key (then filtered to the workspace).
+    index("node_runs_cache").on(t.cacheKey, t.status, t.finishedAt),
+  ],
 );
 
 export const schedules = sqliteTable(

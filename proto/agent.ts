@@ -100,6 +100,11 @@ export const AgentEvent = z.strictObject({
   failedPartitions: IndexListSchema.optional(),
   /** On `failed`: why partitions failed (the first 50): exit code, reason, the end of stderr. */
   partitionFailures: z.array(PartitionFailure).max(MAX_PARTITION_FAILURES).optional(),
+  /**
+   * On `succeeded`: the agent ran no step, the node's cache key matched this succeeded node run
+   * (`POST /v1/agent/cache`): the node becomes `cached`, its outputs are that run's.
+   */
+  cachedFrom: z.strictObject({ runId: z.string().min(1).max(200), nodeRunId: z.string().min(1).max(200), mlflowRunId: z.string().min(1).max(100) }).optional(),
   /** The DAG run's MLflow parent run, sent with an attempt's first events: the control plane keeps the first it hears of. */
   mlflowParentRunId: z.string().max(100).optional(),
   message: z.string().max(4000).optional(),
@@ -121,3 +126,24 @@ export const EventBatchResult = z.object({
   endedRuns: z.array(z.object({ runId: z.string(), status: z.enum(TERMINAL_RUN_STATUSES) })).default([]),
 });
 export type EventBatchResult = z.infer<typeof EventBatchResult>;
+
+/** A cache key as `proto/dag/cache.ts` makes it. */
+export const CACHE_KEY = /^v[0-9]+:[0-9a-f]{64}$/;
+
+/**
+ * `POST /v1/agent/cache`: a caching node's attempt, prepared (inputs downloaded), asks whether an
+ * identical node run succeeded in its workspace. The key is kept on the node run either way, so
+ * once it succeeds later runs find it.
+ */
+export const CacheLookup = z.strictObject({
+  nodeRunId: z.string().min(1).max(200),
+  attempt: z.number().int().min(1),
+  key: z.string().regex(CACHE_KEY, { error: "expected a cache key (v1:<64 hex digits>)" }),
+});
+export type CacheLookup = z.infer<typeof CacheLookup>;
+
+export const CacheLookupAnswer = z.object({
+  /** The node run whose result stands for this one (and its MLflow run, holding the outputs); null: run the step. */
+  hit: z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string(), finishedAt: z.string() }).nullable(),
+});
+export type CacheLookupAnswer = z.infer<typeof CacheLookupAnswer>;

@@ -146,6 +146,8 @@ export const NodeRunView = z.object({
   finishedAt: z.string().nullable(),
   /** A `reused` node: the node run (of an earlier run) whose result it is; `mlflowRunId` is then that run's MLflow run. */
   reusedFrom: ReusedFrom.nullable(),
+  /** A `cached` node: the succeeded node run (of this or another run of the workspace) with the same cache key, and its MLflow run (the outputs); the node's own `mlflowRunId` is its child run under this run's parent, tagged `parallels.cachedFrom`. */
+  cachedFrom: ReusedFrom.nullable(),
 });
 /** `GET /v1/runs/{id}/nodes/{node}`: a node run with the partitions its latest attempt lost. */
 export const NodeRunDetail = NodeRunView.extend({

@@ -9,6 +9,8 @@
  * (`skipped`: can never run, because an upstream node failed for good or the run failed fast.)
  * A resumed run's node that succeeded in the run it resumes is `reused` from its creation: never
  * dispatched, its outputs are the earlier node run's, and it counts as `succeeded` for its dependants.
+ * A caching node whose key matched a succeeded node run (`proto/dag/cache.ts`) is `cached`: its
+ * agent ran no step, its outputs are that node run's, and it counts as `succeeded` the same way.
  */
 
 export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelling", "cancelled"] as const;
@@ -18,7 +20,7 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_RUN_STATUSES = ["succeeded", "failed", "cancelled"] as const satisfies readonly RunStatus[];
 export type TerminalRunStatus = (typeof TERMINAL_RUN_STATUSES)[number];
 
-export const NODE_STATUSES = ["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped", "reused"] as const;
+export const NODE_STATUSES = ["pending", "dispatched", "building", "running", "succeeded", "failed", "cancelled", "skipped", "reused", "cached"] as const;
 export type NodeStatus = (typeof NODE_STATUSES)[number];
 
 /** Sent to an agent and not ended yet: a process may be running or about to (it gets `cancel`). */
@@ -29,14 +31,14 @@ export type ActiveNodeStatus = (typeof ACTIVE_NODE_STATUSES)[number];
  * The node run's current attempt is over: agent events no longer move it. (The node itself may
  * go on: the scheduler dispatches a `failed` one again while it has retries left.)
  */
-export const TERMINAL_NODE_STATUSES = ["succeeded", "failed", "cancelled", "skipped", "reused"] as const satisfies readonly NodeStatus[];
+export const TERMINAL_NODE_STATUSES = ["succeeded", "failed", "cancelled", "skipped", "reused", "cached"] as const satisfies readonly NodeStatus[];
 export type TerminalNodeStatus = (typeof TERMINAL_NODE_STATUSES)[number];
 
 /**
  * The node's outputs are there for its dependants: it succeeded in this run, or (`reused`) in the
- * run this one resumes.
+ * run this one resumes, or (`cached`) in a node run with the same cache key.
  */
-export const DONE_NODE_STATUSES = ["succeeded", "reused"] as const satisfies readonly NodeStatus[];
+export const DONE_NODE_STATUSES = ["succeeded", "reused", "cached"] as const satisfies readonly NodeStatus[];
 export type DoneNodeStatus = (typeof DONE_NODE_STATUSES)[number];
 
 /** The run statuses a resume starts from (`POST /v1/runs/{id}/resume`). */
@@ -53,13 +55,13 @@ const member =
 
 /** Whether a run is over (`succeeded`, `failed`, `cancelled`). Takes any string: API answers are read as such. */
 export const isTerminalRun: (status: string) => status is TerminalRunStatus = member(TERMINAL_RUN_STATUSES);
-/** Whether a node run's current attempt is over (`succeeded`, `failed`, `cancelled`, `skipped`, `reused`). */
+/** Whether a node run's current attempt is over (`succeeded`, `failed`, `cancelled`, `skipped`, `reused`, `cached`). */
 export const isTerminalNode: (status: string) => status is TerminalNodeStatus = member(TERMINAL_NODE_STATUSES);
 /** Whether a node run is with an agent and not ended (`dispatched`, `building`, `running`). */
 export const isActiveNode: (status: string) => status is ActiveNodeStatus = member(ACTIVE_NODE_STATUSES);
 /** Whether an agent event (or an executor's state) ends its attempt (`succeeded`, `failed`, `cancelled`). */
 export const isAttemptOutcome: (type: string) => type is AttemptOutcome = member(ATTEMPT_OUTCOMES);
-/** Whether a node's outputs are there for its dependants (`succeeded`, `reused`). */
+/** Whether a node's outputs are there for its dependants (`succeeded`, `reused`, `cached`). */
 export const isDoneNode: (status: string) => status is DoneNodeStatus = member(DONE_NODE_STATUSES);
 /** Whether a run can be resumed (`failed`, `cancelled`). */
 export const isResumableRun: (status: string) => status is (typeof RESUMABLE_RUN_STATUSES)[number] = member(RESUMABLE_RUN_STATUSES);

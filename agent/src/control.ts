@@ -1,10 +1,11 @@
 /**
- * The agent's HTTP client for the control plane (ARCHITECTURE §5): register, heartbeat, events.
+ * The agent's HTTP client for the control plane (ARCHITECTURE §5): register, heartbeat, events,
+ * cache lookups.
  * Answers are parsed with the proto/ schemas; failures become {@link ControlPlaneError}, which
  * says whether retrying can help.
  */
 import type { z } from "zod";
-import { AgentRegistered, EventBatchResult, HeartbeatAnswer, type AgentRegister, type EventBatch, type Heartbeat } from "../../proto/agent";
+import { AgentRegistered, CacheLookupAnswer, EventBatchResult, HeartbeatAnswer, type AgentRegister, type CacheLookup, type EventBatch, type Heartbeat } from "../../proto/agent";
 import { ErrorBodySchema, type ProblemDetail } from "../../proto/errors";
 
 export class ControlPlaneError extends Error {
@@ -44,6 +45,7 @@ export interface ControlPlaneClient {
   register(body: AgentRegister): Promise<AgentRegistered>;
   heartbeat(credential: string, body: Heartbeat): Promise<HeartbeatAnswer>;
   events(credential: string, batch: EventBatch): Promise<EventBatchResult>;
+  cache(credential: string, ask: CacheLookup): Promise<CacheLookupAnswer>;
 }
 
 export function createControlPlaneClient(opts: { baseUrl: string; fetch?: typeof fetch; timeoutMs?: number; userAgent?: string }): ControlPlaneClient {
@@ -88,5 +90,6 @@ export function createControlPlaneClient(opts: { baseUrl: string; fetch?: typeof
     register: (body) => post("/v1/agent/register", body, AgentRegistered),
     heartbeat: (credential, body) => post("/v1/agent/heartbeat", body, HeartbeatAnswer, credential),
     events: (credential, batch) => post("/v1/agent/events", batch, EventBatchResult, credential),
+    cache: (credential, ask) => post("/v1/agent/cache", ask, CacheLookupAnswer, credential),
   };
 }

@@ -13,7 +13,7 @@ import { AGENT_VERSION, ConfigError, HELP, loadConfig, type AgentConfig } from "
 import { createControlPlaneClient } from "./control";
 import { EventReporter } from "./events";
 import { createLocalExecutor } from "./executor/local";
-import type { Executor } from "./executor/types";
+import type { CacheLookupFn, Executor } from "./executor/types";
 import { serveHealth } from "./health";
 import { localMachine, runHeartbeats } from "./heartbeat";
 import { createLogger, errInfo, type Logger } from "./log";
@@ -29,6 +29,8 @@ export interface ExecutorContext {
   credentials: StoredCredentials;
   logger: Logger;
   metrics?: Metrics;
+  /** Asks the control plane for a cache hit (`POST /v1/agent/cache`), with the agent's current credential. */
+  cacheLookup?: CacheLookupFn;
 }
 
 export interface RunDeps {
@@ -41,7 +43,7 @@ export interface RunDeps {
 }
 
 /** The one place that knows the executors. */
-async function createExecutor({ config, credentials, logger, metrics }: ExecutorContext): Promise<Executor> {
+async function createExecutor({ config, credentials, logger, metrics, cacheLookup }: ExecutorContext): Promise<Executor> {
   switch (config.executor) {
     case "kubernetes": {
       // Loaded only here: the local agent never pays for it.
@@ -58,6 +60,7 @@ async function createExecutor({ config, credentials, logger, metrics }: Executor
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
         stepsMlflowCredentials: config.stepsMlflowCredentials,
         logUploadMs: config.logsEverySeconds * 1000,
+        ...(cacheLookup ? { cacheLookup } : {}),
         ...(config.containers ? { containers: await (await import("./images/setup")).localContainersFor(config) } : {}),
         logger,
       });
@@ -131,7 +134,9 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
       runEnds.add(runs);
     },
   });
-  const ex = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }), metrics });
+  // `credentials` may be replaced (a re-registration): the lookup reads the current one.
+  const cacheLookup: CacheLookupFn = async (ask) => (await client.cache(credentials.credential, ask)).hit;
+  const ex = await (deps.createExecutor ?? createExecutor)({ config, credentials, logger: log.child({ component: "executor" }), metrics, cacheLookup });
 
   // Level-triggered restart: re-attach reporters to what the executor knows, and re-report it.
   // This is the one place a restart re-reports (the executor's reconcile reports nothing itself).
@@ -143,6 +148,7 @@ export async function run(config: AgentConfig, signal: AbortSignal, deps: RunDep
       ...(a.mlflowRunId ? { mlflowRunId: a.mlflowRunId } : {}),
       ...(a.counts ? { counts: a.counts } : {}),
       ...(a.state === "failed" ? a.failure : {}),
+      ...(a.state === "succeeded" && a.cachedFrom ? { cachedFrom: a.cachedFrom } : {}),
     });
   }
   if (recovered.length > 0) log.info({ attempts: recovered.length }, "reconciled attempts from before the restart");

@@ -222,7 +222,7 @@ function runTable(r: RunView, order: readonly string[] = []): string {
         n.attempt,
         `${n.partitions.done}/${n.partitions.total} done, ${n.partitions.failed} failed`,
         n.mlflowRunId,
-        n.reusedFrom ? `reused from run ${n.reusedFrom.runId}` : n.message,
+        n.reusedFrom ? `reused from run ${n.reusedFrom.runId}` : n.cachedFrom ? `cached from run ${n.cachedFrom.runId}` : n.message,
       ]),
   );
   return `${head}\n\n${nodes}`;

@@ -56,3 +56,7 @@ export type { DagGraph } from "./graph";
 export { paramReferences, substituteParams, resolveNodeParams } from "./params";
 export { resolveWindows, nodeWindows, needsPreviousWindows, durationMs, windowKey, windowRefusal } from "./windows";
 export type { ResolvedWindow, RunWindows } from "./windows";
+export { CacheSchema } from "./schema";
+export type { CacheSetting } from "./schema";
+export { effectiveCache, cachePolicy, acceptHit, cacheKey, canonicalJson, sha256Hex, isCommitId, unpinnedCacheWarning } from "./cache";
+export type { CachePolicy, CacheCandidate, CacheKeyParts, InputDigest } from "./cache";

@@ -119,6 +119,16 @@ export const WindowSchema = z.union(
 );
 const window = () => WindowSchema.optional();
 
+/**
+ * Execution caching: `true`, or `{maxAge: "7d"}` (a hit older than that runs again). A node whose
+ * cache key (project, entry point, parameters, environment, input contents: `cache.ts`) matches a
+ * succeeded node run of the workspace is `cached`, not run. On the DAG it applies to every node
+ * that does not say otherwise (`cache: false` opts a node out).
+ */
+export const CacheSchema = z.union([z.boolean(), z.strictObject({ maxAge: duration() })], {
+  error: 'expected true, false or {maxAge: "7d"}',
+});
+
 /** `{node, path?}`: artifacts of an upstream node's run (optionally a sub-path). */
 export const NodeInputSchema = z.strictObject({ node: nonEmpty(), path: z.string().optional(), window: window() });
 /** `{run, path?}`: artifacts of any MLflow run, by run id. */
@@ -304,6 +314,8 @@ export const DagNodeSchema = z.strictObject({
       z.string(),
     )
     .optional(),
+  /** Skip the step when an identical one (same key) succeeded before: see {@link CacheSchema}. */
+  cache: CacheSchema.optional(),
 });
 
 export const DagSchema = z.strictObject({
@@ -315,6 +327,8 @@ export const DagSchema = z.strictObject({
   failurePolicy: z.enum(["failFast", "continue"]).default("failFast"),
   /** MLflow experiment of the runs; `validateDag` fills in the DAG name when it is absent. */
   experiment: nonEmpty().optional(),
+  /** Caching for every node that does not set its own `cache`. */
+  cache: CacheSchema.optional(),
   nodes: z
     .array(DagNodeSchema)
     .min(1, { error: "a DAG needs at least one node" })
@@ -332,4 +346,5 @@ export type ClusterSelector = z.output<typeof ClusterSelectorSchema>;
 export type Resources = z.output<typeof ResourcesSchema>;
 export type Toleration = z.output<typeof TolerationSchema>;
 export type Window = z.output<typeof WindowSchema>;
+export type CacheSetting = z.output<typeof CacheSchema>;
 export type FailurePolicy = Dag["failurePolicy"];

@@ -3,9 +3,17 @@
  * the local executor (processes on this machine) now, the Kubernetes executor (Indexed Jobs)
  * later. The core never knows how work runs; an executor never talks to NATS or the control plane.
  */
-import type { AgentEvent, Heartbeat } from "../../../proto/agent";
+import type { AgentEvent, CacheLookup, CacheLookupAnswer, Heartbeat } from "../../../proto/agent";
 import type { WorkCancel, WorkStart } from "../../../proto/messages";
 import type { AttemptOutcome, TerminalRunStatus } from "../../../proto/status";
+
+/**
+ * Asks the control plane whether a node run with this cache key succeeded in the workspace (the
+ * one call an executor makes to it: the key needs the prepared inputs, and the answer decides
+ * whether anything runs). Rejects when the control plane cannot be asked; the executor then runs
+ * the step (a miss costs time, never a wrong result).
+ */
+export type CacheLookupFn = (ask: CacheLookup) => Promise<CacheLookupAnswer["hit"]>;
 
 /** What an executor reports about one attempt; the core adds nodeRunId, attempt, seq and time. */
 export type AttemptReport = Omit<AgentEvent, "nodeRunId" | "attempt" | "seq" | "at">;
@@ -29,6 +37,8 @@ export interface RecoveredAttempt extends AttemptRef {
   message?: string;
   mlflowRunId?: string;
   counts?: AttemptReport["counts"];
+  /** A cache hit (no step ran): the node run whose result it is. */
+  cachedFrom?: AttemptReport["cachedFrom"];
   /** A failed attempt's partitions that failed (while others succeeded), why, and whether a retry can help. */
   failure?: Pick<AttemptReport, "failedPartitions" | "partitionFailures" | "final">;
 }

@@ -4,7 +4,7 @@
  */
 import { and, eq, gt, sql } from "drizzle-orm";
 import { clusters } from "../../../db/schema";
-import { AgentRegister, AgentRegistered, EventBatch, EventBatchResult, Heartbeat, HeartbeatAnswer } from "../../../proto/agent";
+import { AgentRegister, AgentRegistered, CacheLookup, CacheLookupAnswer, EventBatch, EventBatchResult, Heartbeat, HeartbeatAnswer } from "../../../proto/agent";
 import { writeBatch } from "../db";
 import { newSecret, sha256Hex } from "../crypto";
 import type { Env } from "../env";
@@ -12,6 +12,7 @@ import { ApiError, conflictOnUnique } from "../errors";
 import { agentConsumerName, agentInboxPrefix, WORK_STREAM } from "../../../proto/nats";
 import { isPublicKey } from "../nats";
 import { natsMinter, publisherFor } from "../publisher";
+import { lookupCache } from "../runs/cache";
 import { applyAgentEvents } from "../runs/events";
 import { route } from "./define";
 
@@ -111,4 +112,14 @@ export const agentRoutes = [
     // A batch that reports on work this cluster was not given.
     errors: ["forbidden"],
   }).handle(async (c, { body }) => ({ status: 200, body: await applyAgentEvents(c.var.db, c.var.cluster!.id, body.events) })),
+
+  route({
+    method: "post",
+    path: "/v1/agent/cache",
+    summary: "A caching node's attempt asks for a succeeded node run with its cache key (the key is kept on the node run)",
+    auth: "agent",
+    body: { schema: CacheLookup },
+    ok: { 200: { description: "the node run whose result stands for this one, or null: run the step", schema: CacheLookupAnswer } },
+    errors: ["forbidden"],
+  }).handle(async (c, { body }) => ({ status: 200, body: await lookupCache(c.var.db, c.var.cluster!.id, body) })),
 ];

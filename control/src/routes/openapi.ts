@@ -27,6 +27,7 @@ const REQUEST_SCHEMAS: [z.ZodType, string][] = [
   [agent.AgentRegister, "AgentRegister"],
   [agent.Heartbeat, "Heartbeat"],
   [agent.EventBatch, "EventBatch"],
+  [agent.CacheLookup, "CacheLookup"],
 ];
 
 const OpenApiDocument = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
@@ -61,6 +62,7 @@ const RESPONSE_SCHEMAS: [z.ZodType, string][] = [
   [agent.AgentRegistered, "AgentRegistered"],
   [agent.HeartbeatAnswer, "HeartbeatAnswer"],
   [agent.EventBatchResult, "EventBatchResult"],
+  [agent.CacheLookupAnswer, "CacheLookupAnswer"],
   [OpenApiDocument, "OpenApiDocument"],
 ];
 

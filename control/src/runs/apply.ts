@@ -11,8 +11,8 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { ReusedFrom } from "../../../proto/api";
-import type { Dag } from "../../../proto/dag";
-import { nodeWindows, resolveNodeParams, upstreamOf, type RunWindows } from "../../../proto/dag";
+import type { Dag, DagNode } from "../../../proto/dag";
+import { effectiveCache, nodeWindows, resolveNodeParams, upstreamOf, type RunWindows } from "../../../proto/dag";
 import { parseIndexes } from "../../../proto/indexes";
 import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../../proto/messages";
 import { isTerminalRun, TERMINAL_RUN_STATUSES, type NodeStatus, type RunStatus } from "../../../proto/status";
@@ -86,7 +86,8 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       attempt,
       dag: { name: ctx.dag.name, version: ctx.dagVersion },
       experiment: ctx.dag.experiment ?? ctx.dag.name,
-      node: resolveNodeParams(specs.get(nodeId)!, ctx.params),
+      // The DAG-wide `cache` is resolved here: the agent reads the node only.
+      node: withCache(ctx.dag, resolveNodeParams(specs.get(nodeId)!, ctx.params)),
       params: ctx.params,
       upstream: upstream!.get(nodeId) ?? [],
       mlflowParentRunId: ctx.mlflowRunId,
@@ -176,6 +177,8 @@ export function statementsFor(db: Db, ctx: RunContext, decision: SchedulerDecisi
           message = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE COALESCE(json_extract(j.value, '$.message'), message) END,
           final_failure = CASE WHEN json_extract(j.value, '$.reset') THEN 0 ELSE final_failure END,
           image_ref = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE image_ref END,
+          -- A new attempt makes its own key (the branch may have moved): the old one must not stand for its result.
+          cache_key = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE cache_key END,
           building_since = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE building_since END,
           started_at = CASE WHEN json_extract(j.value, '$.reset') THEN NULL ELSE started_at END,
           finished_at = json_extract(j.value, '$.finishedAt'),
@@ -245,4 +248,10 @@ export function outboxInserts(db: Db, messages: OutboxMessage[], now: number, gu
       FROM json_each(${part}) WHERE ${guard}
       ON CONFLICT(msg_id) DO NOTHING`),
   );
+}
+
+/** The node with the `cache` that applies to it (its own, else the DAG's), for the agent. */
+function withCache(dag: Dag, node: DagNode): DagNode {
+  const cache = effectiveCache(dag, node);
+  return cache === undefined || cache === node.cache ? node : { ...node, cache };
 }

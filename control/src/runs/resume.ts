@@ -52,6 +52,7 @@ export async function resumeRun(
 /** Where a node run's result is: the node run itself when it succeeded, the one it reused when it was reused (so chains of resumes point at the run that made it). */
 function resultOf(runId: string, n: typeof nodeRuns.$inferSelect): ReusedFrom | null {
   if (n.status === "reused") return n.reusedFrom ?? null;
+  if (n.status === "cached") return n.cachedFrom ?? null;
   if (n.status === "succeeded" && n.mlflowRunId) return { runId, nodeRunId: n.id, mlflowRunId: n.mlflowRunId };
   return null;
 }

@@ -77,6 +77,7 @@ export function nodeRunViewOf(n: NodeRow): NonNullable<RunView["nodes"]>[number]
     startedAt: iso(n.startedAt),
     finishedAt: iso(n.finishedAt),
     reusedFrom: n.reusedFrom ?? null,
+    cachedFrom: n.cachedFrom ?? null,
   };
 }
 

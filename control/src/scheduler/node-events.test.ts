@@ -15,6 +15,7 @@ const dispatched: NodeProgress = {
   failedPartitions: null,
   partitionFailures: null,
   imageRef: null,
+  cachedFrom: null,
   buildingSince: null,
   startedAt: null,
   finishedAt: null,
@@ -98,6 +99,20 @@ describe("applyEvents", () => {
   });
 });
 
+describe("applyEvent: a cache hit", () => {
+  it("a succeeded event naming cachedFrom makes the node cached, once", () => {
+    const from = { runId: "r0", nodeRunId: "n0", mlflowRunId: "m0" };
+    const running = applyEvent(dispatched, ev(1, "accepted"));
+    const cached = applyEvent(running, ev(2, "succeeded", { cachedFrom: from, mlflowRunId: "child" }));
+    expect(cached).toMatchObject({ status: "cached", cachedFrom: from, mlflowRunId: "child", finishedAt: 1002 });
+    // A replay of the same report, or a late one, changes nothing.
+    expect(applyEvent(cached, ev(2, "succeeded", { cachedFrom: from }))).toBe(cached);
+    expect(applyEvent(cached, ev(3, "failed"))).toBe(cached);
+    // cachedFrom on any other event type is not a hit.
+    expect(applyEvent(running, ev(2, "running", { cachedFrom: from })).status).toBe("running");
+  });
+});
+
 // ── Properties ──────────────────────────────────────────────────────────────────────────────────
 const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 const countsArb = fc.record({ total: fc.nat(9), done: fc.nat(9), failed: fc.nat(9), running: fc.nat(9) });
@@ -112,6 +127,7 @@ const nodeArb: fc.Arbitrary<NodeProgress> = fc.record({
   failedPartitions: fc.constant(null),
   partitionFailures: fc.constant(null),
   imageRef: fc.option(fc.string({ maxLength: 3 })),
+  cachedFrom: fc.constant(null),
   buildingSince: fc.option(fc.nat()),
   startedAt: fc.option(fc.nat()),
   finishedAt: fc.option(fc.nat()),
@@ -126,6 +142,7 @@ const eventArb = (seq: number): fc.Arbitrary<NodeEvent> =>
       counts: maybe(countsArb),
       mlflowRunId: maybe(fc.string({ maxLength: 3 })),
       message: maybe(fc.string({ maxLength: 3 })),
+      cachedFrom: maybe(fc.constant({ runId: "r0", nodeRunId: "n0", mlflowRunId: "m0" })),
     },
     { requiredKeys: ["attempt", "seq", "type", "at"] },
   );

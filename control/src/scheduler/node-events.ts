@@ -17,7 +17,8 @@
  *    a `failed` event that says `final` makes the failure final (no further attempt), and one that
  *    names `failedPartitions` (the others succeeded) makes the next attempt run only those; an image
  *    reference replaces the one before, and the first `building` says since when the node waits
- *    for its image.
+ *    for its image. A `succeeded` event that names `cachedFrom` (the agent's cache lookup hit:
+ *    no step ran) makes the node `cached` from that node run instead.
  * The agent numbers an attempt's events in the order they happen, so `seq` order is their order:
  * a status is not compared with the one before, only rule 3 holds a node where it is.
  */
@@ -42,6 +43,8 @@ export interface NodeProgress {
   partitionFailures: PartitionFailure[] | null;
   /** The image the attempt runs in or waits for (the latest event naming one). */
   imageRef: string | null;
+  /** A `cached` node: the succeeded node run whose result it is. */
+  cachedFrom: { runId: string; nodeRunId: string; mlflowRunId: string } | null;
   /** When the attempt started waiting for an image (its first `building` event). */
   buildingSince: number | null;
   startedAt: number | null;
@@ -49,7 +52,7 @@ export interface NodeProgress {
 }
 
 /** The part of an agent event that moves its node run. */
-export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "failedPartitions" | "partitionFailures" | "imageRef">;
+export type NodeEvent = Pick<AgentEvent, "attempt" | "seq" | "type" | "at" | "counts" | "mlflowRunId" | "message" | "final" | "failedPartitions" | "partitionFailures" | "imageRef" | "cachedFrom">;
 
 /** The status an event puts its node in; null: it leaves the status as it is. */
 const STATUS_OF = {
@@ -69,7 +72,8 @@ export const inSeqOrder = (a: Pick<NodeEvent, "attempt" | "seq">, b: Pick<NodeEv
 /** The node after `event`; `node` itself (the same object) when the event changes nothing. */
 export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
   if (event.attempt !== node.attempt || event.seq <= node.lastSeq || isTerminalNode(node.status)) return node;
-  const next = STATUS_OF[event.type];
+  const cachedFrom = event.type === "succeeded" && event.cachedFrom ? event.cachedFrom : null;
+  const next = cachedFrom ? "cached" : STATUS_OF[event.type];
   return {
     status: next ?? node.status,
     attempt: node.attempt,
@@ -81,6 +85,7 @@ export function applyEvent(node: NodeProgress, event: NodeEvent): NodeProgress {
     failedPartitions: next === "failed" ? event.failedPartitions || null : node.failedPartitions,
     partitionFailures: next === "failed" ? (event.partitionFailures ?? null) : node.partitionFailures,
     imageRef: event.imageRef || node.imageRef,
+    cachedFrom: cachedFrom ?? node.cachedFrom,
     buildingSince: event.type === "building" && node.buildingSince === null ? event.at : node.buildingSince,
     startedAt: next === "running" && node.startedAt === null ? event.at : node.startedAt,
     finishedAt: next !== null && isTerminalNode(next) ? event.at : node.finishedAt,

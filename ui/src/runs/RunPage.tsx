@@ -131,6 +131,11 @@ function StepTable({ run, order, onSelect }: { run: Run; order: string[] | undef
                     from <a href={href("runs", n.reusedFrom.runId)}>run {n.reusedFrom.runId}</a>
                   </div>
                 )}
+                {n.cachedFrom && (
+                  <div className="muted small">
+                    cached from <a href={href("runs", n.cachedFrom.runId)}>run {n.cachedFrom.runId}</a>
+                  </div>
+                )}
                 {n.message && <div className="muted small">{n.message}</div>}
               </td>
               <td className="small">{partitionText(n)}</td>

@@ -416,6 +416,7 @@ function finalEvent(rec: AttemptRecord): Parameters<AttemptReporter["report"]>[0
   if (rec.mlflow?.nodeRunId) event.mlflowRunId = rec.mlflow.nodeRunId;
   if (rec.phase === "failed" && rec.message) event.message = rec.message.slice(0, 4000);
   if (rec.phase === "failed") Object.assign(event, failureFields(rec));
+  if (rec.phase === "succeeded" && rec.cachedFrom) event.cachedFrom = rec.cachedFrom;
   return event;
 }
 
@@ -426,6 +427,7 @@ function recovered(rec: AttemptRecord): RecoveredAttempt {
   if (e.mlflowRunId) out.mlflowRunId = e.mlflowRunId;
   if (e.message) out.message = e.message;
   if (e.counts) out.counts = e.counts;
+  if (e.cachedFrom) out.cachedFrom = e.cachedFrom;
   if (rec.phase === "failed") {
     const { counts: _, ...failure } = failureFields(rec);
     if (Object.keys(failure).length > 0) out.failure = failure;

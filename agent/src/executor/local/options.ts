@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import type { MlflowClient } from "../../../../proto/mlflow";
 import { mlflowClient } from "../../mlflow";
 import type { LocalContainers } from "./containers";
+import type { CacheLookupFn } from "../types";
 
 /** The subset of a pino logger the executor uses. */
 export interface ExecutorLogger {
@@ -69,6 +70,8 @@ export interface LocalExecutorOptions {
    */
   containers?: LocalContainers;
   logger?: ExecutorLogger;
+  /** The control plane's cache lookup (the core's): without it, caching nodes always run. */
+  cacheLookup?: CacheLookupFn;
   /** Injected clock (ms since epoch) and delay, for tests. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -122,6 +125,7 @@ export interface ExecutorContext {
   containers?: LocalContainers;
   slots: Slots;
   log: ExecutorLogger;
+  cacheLookup?: CacheLookupFn;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -168,6 +172,7 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     ...(o.containers ? { containers: o.containers } : {}),
     slots: new Slots(max),
     log: o.logger ?? silent,
+    ...(o.cacheLookup ? { cacheLookup: o.cacheLookup } : {}),
     now: o.now ?? Date.now,
     sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
   };

@@ -89,6 +89,10 @@ export interface AttemptRecord {
   /** On a failure of some partitions while others succeeded: which failed (`"3,7"`), and why (first 50). */
   failedPartitions?: string;
   partitionFailures?: PartitionFailure[];
+  /** A cache hit (`shared/cache.ts`): the node run whose result this attempt's is; it ran no step and ends `succeeded`. */
+  cachedFrom?: { runId: string; nodeRunId: string; mlflowRunId: string };
+  /** Why the cache key may surprise (a git branch's commit at dispatch): said in the node's message. */
+  cacheWarning?: string;
   /** Whether the `running` event went out (the first one carries the MLflow run id). */
   runningReported?: boolean;
   /** Whether the terminal event went out. */

@@ -50,6 +50,10 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   if (outcome === "succeeded" && rec.skipped) event.message = rec.skipped.slice(0, 4000);
   if (outcome === "failed") Object.assign(event, failureFields(rec));
   if (outcome === "cancelled") event.message = "cancelled";
+  if (outcome === "succeeded" && rec.cachedFrom) {
+    event.cachedFrom = rec.cachedFrom;
+    if (rec.cacheWarning) event.message = rec.cacheWarning;
+  }
   a.report(event);
   rec.runningReported = true;
   rec.finalReported = true;

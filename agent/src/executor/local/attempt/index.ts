@@ -90,8 +90,9 @@ export class Attempt implements AttemptScope {
   preparing: Promise<void> | undefined;
 
   private async prepareThenRun(): Promise<void> {
+    let cached = false;
     try {
-      await prepareAttempt(this);
+      cached = (await prepareAttempt(this)) === "cached";
     } catch (e) {
       const end = endOfFailedPreparation(this.rec, e);
       if (end) {
@@ -104,6 +105,14 @@ export class Attempt implements AttemptScope {
       }
       this.ctx.log.warn(this.logCtx({ err: e }), "attempt preparation failed; it will be retried");
       throw new RetryableStartError(`could not start ${this.rec.ref.nodeId} attempt ${this.rec.ref.attempt}: ${errMessage(e)}`, { cause: e });
+    }
+    // A cache hit: nothing runs, the attempt ends succeeded (finishAttempt says where from); an
+    // end that fails (MLflow down) is carried on by the loop, as above.
+    if (cached) {
+      return this.finish("succeeded").catch((err: unknown) => {
+        this.ctx.log.warn(this.logCtx({ err }), "could not end the attempt yet; retrying");
+        this.run();
+      });
     }
     this.run();
   }

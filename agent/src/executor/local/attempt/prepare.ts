@@ -13,6 +13,8 @@ import { fileURLToPath } from "node:url";
 import { IMAGE_UID } from "../../../../../proto/images";
 import { MLFLOW_TAGS } from "../../../../../proto/mlflow";
 import { checkParameters, isMLprojectError, resolveCommand } from "../../../../../proto/mlproject";
+import { cachePolicy, unpinnedCacheWarning } from "../../../../../proto/dag";
+import { nodeCacheKey, recordCacheHit } from "../../shared/cache";
 import { ensureStepImage, gitSourceOf, planStepImage } from "../../shared/images";
 import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles } from "../../shared/artifacts";
@@ -22,7 +24,7 @@ import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "
 import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
-import { fetchProject, loadEntryPoint } from "../../shared/project";
+import { type FetchedProject, fetchProject, isGitUri, loadEntryPoint } from "../../shared/project";
 import { emptyWindowSkip, windowTags } from "../../shared/windows";
 import { partitionCounts, type AttemptRecord } from "../state";
 import type { AttemptScope } from "./scope";
@@ -32,9 +34,11 @@ class Cancelled extends Error {}
 
 /**
  * Prepares the attempt and marks it `running` (reported with its counters and any parameter
- * warnings). Rejects when it cannot go on: see {@link endOfFailedPreparation} for what then.
+ * warnings) — or, for a caching node whose key the control plane knows, resolves `"cached"`
+ * without running anything (the caller ends it `succeeded`). Rejects when it cannot go on: see
+ * {@link endOfFailedPreparation} for what then.
  */
-export async function prepareAttempt(a: AttemptScope): Promise<void> {
+export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefined> {
   const { ctx, rec } = a;
   const work = rec.work!;
   const node = work.node;
@@ -92,6 +96,8 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   const skipped = emptyWindowSkip(work.windows, kept);
   if (skipped) rec.skipped = skipped;
   else delete rec.skipped;
+  // A caching node: with its inputs here, its key is known; a hit ends the attempt now.
+  if (!skipped && (await cacheHit(a, fetched, inputsDir, nodeRunId))) return "cached";
   await mkdir(outputsDir, { recursive: true });
   // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
   if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
@@ -121,6 +127,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
     await ctx.mlflow.setTag(nodeRunId, "parallels.warnings", paramWarnings);
     ctx.log.warn(a.logCtx({ warnings }), "the node's parameters do not match the entry point's declared types");
   }
+  if (rec.cacheWarning) paramWarnings = [rec.cacheWarning, paramWarnings].filter(Boolean).join("; ").slice(0, 4000);
 
   // The manifest: once per attempt, stored as an artifact of the node's run. A partition retry
   // (`work.retry`) takes the manifest of the attempt before, so an index names the same files,
@@ -163,6 +170,38 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   rec.runningReported = true;
   await a.save();
   ctx.log.info(a.logCtx({ mlflowRunId: nodeRunId, partitions: manifest.count, ...(rec.retry ? { retrying: rec.partitions.length } : {}), ...(skipped ? { skipped } : {}) }), "attempt started");
+  return undefined;
+}
+
+/**
+ * For a caching node: computes its key, asks the control plane (which keeps the key with the node
+ * run, so a success now is a hit later) and, on a hit, tags the node's MLflow run with where its
+ * result is. A retried preparation asks again (the same key, the same answer). A lookup that
+ * fails (control plane unreachable) is a miss: the step runs — slower, never wrong.
+ */
+async function cacheHit(a: AttemptScope, fetched: FetchedProject, inputsDir: string, mlflowRunId: string): Promise<boolean> {
+  const { ctx, rec } = a;
+  const work = rec.work!;
+  if (rec.cachedFrom) return true;
+  if (!cachePolicy(work.node.cache) || !ctx.cacheLookup) return false;
+  rec.cacheWarning = unpinnedCacheWarning(work.node.project, fetched.git !== undefined || isGitUri(work.node.project.uri) || work.node.project.version !== undefined, fetched.gitCommit);
+  const key = await nodeCacheKey({ work, fetched, image: rec.image ?? rec.project?.image ?? null, inputsDir });
+  let hit: Awaited<ReturnType<NonNullable<typeof ctx.cacheLookup>>>;
+  try {
+    hit = await ctx.cacheLookup({ nodeRunId: work.nodeRunId, attempt: work.attempt, key });
+  } catch (e) {
+    ctx.log.warn(a.logCtx({ err: e }), "the cache lookup failed: running the step");
+    return false;
+  }
+  await ctx.mlflow.setTag(mlflowRunId, "parallels.cacheKey", key);
+  if (!hit) return false;
+  const from = { runId: hit.runId, nodeRunId: hit.nodeRunId, mlflowRunId: hit.mlflowRunId };
+  await recordCacheHit(ctx.mlflow, mlflowRunId, from, key);
+  if (rec.cacheWarning) await ctx.mlflow.setTag(mlflowRunId, "parallels.warnings", rec.cacheWarning);
+  rec.cachedFrom = from;
+  await a.save();
+  ctx.log.info(a.logCtx({ cachedFrom: from }), "cache hit: no step runs");
+  return true;
 }
 
 /**
