@@ -656,6 +656,10 @@ describe("values profiles (values-eks.yaml, values-ezmeral.yaml)", () => {
   it("refuses what the new values cannot take: a NATS URL of another scheme, an annotation key that is no Kubernetes name", async () => {
     const base = [...REQUIRED, "--set", `bootstrap.token=${TOKEN}`];
     expect(await refused([...base, "--set-string", "nats.url=https://nats.example.com:443"])).toContain("at '/nats/url': 'https://nats.example.com:443' does not match pattern");
+    // A WebSocket URL may have a path (an ingress publishing nats-server's listener under one); a TCP one may not.
+    expect(await refused([...base, "--set-string", "nats.url=tls://nats.example.com:4222/x"])).toContain("at '/nats/url'");
+    const ws = await template(["--set-string", "nats.url=wss://edge.example.com:443/nats\\,wss://edge-2.example.com/nats"]);
+    expect(ws.text).toContain("wss://edge.example.com:443/nats,wss://edge-2.example.com/nats");
     expect(await refused([...base, "--set-json", 'work.serviceAccountAnnotations={"bad key":"x"}'])).toContain("invalid propertyName 'bad key'");
     expect(await refused([...base, "--set-json", 'serviceAccount.annotations={"a":1}'])).toContain("at '/serviceAccount/annotations/a'");
   });
