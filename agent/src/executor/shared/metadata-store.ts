@@ -1,0 +1,81 @@
+/**
+ * @module
+ * Output metadata (metadata.ts) moved through MLflow: the sidecars of an attempt's outputs
+ * folder checked and stored under `parallels/metadata/` of the node's run, and read back for a
+ * downstream input.
+ *
+ * One stored file per sidecar (`step.jsonl`, `<partition index>.jsonl`), not one merged file per
+ * attempt: a partition retry's run holds only the retried partitions' sidecars, and readers take
+ * the union along `parallels.outputsFrom` (partitions.ts) exactly as for the outputs — the
+ * newer run's `3.jsonl` replaces the failed attempt's, the succeeded partitions' stay where they
+ * were. Storing is idempotent (same names, same content) under a redelivered or resumed end.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { MlflowClient } from "../../../../proto/mlflow";
+import { listFiles, listRunsUnion, mapLimit, OWN_ARTIFACTS } from "./artifacts";
+import { formatSidecar, isSidecar, type Metadata, parseSidecar, readStoredSidecar, storedSidecarName, underInputRoot } from "./metadata";
+
+/** Where a node run's checked sidecars are. */
+export const METADATA_ARTIFACTS = `${OWN_ARTIFACTS}/metadata`;
+
+export interface CheckedMetadata {
+  /** Sidecars that passed, as stored: name in `parallels/metadata/` → text. */
+  stored: Map<string, string>;
+  /** One line per sidecar that did not (names the sidecar, the line and the field). */
+  problems: string[];
+}
+
+/** Checks every sidecar in `outputsDir` against the files there (the step's outputs). */
+export async function checkOutputsMetadata(outputsDir: string): Promise<CheckedMetadata> {
+  const all = await listFiles(outputsDir);
+  const outputs = new Set(all.filter((f) => !isSidecar(f)));
+  const out: CheckedMetadata = { stored: new Map(), problems: [] };
+  for (const rel of all.filter(isSidecar)) {
+    const name = storedSidecarName(rel);
+    if (!name) {
+      out.problems.push(`${rel}: not a metadata sidecar (expected .metadata.jsonl or .metadata/<partition index>.jsonl)`);
+      continue;
+    }
+    const r = parseSidecar(rel, await readFile(join(outputsDir, ...rel.split("/")), "utf8"), outputs);
+    if (r.ok) out.stored.set(name, formatSidecar(r.entries));
+    else out.problems.push(r.problem);
+  }
+  return out;
+}
+
+/** Stores checked sidecars on the node's run. */
+export async function uploadMetadata(mlflow: MlflowClient, runId: string, stored: ReadonlyMap<string, string>): Promise<void> {
+  await mapLimit([...stored], 8, async ([name, text]) => {
+    await mlflow.uploadArtifact(runId, `${METADATA_ARTIFACTS}/${name}`, text, "application/x-ndjson");
+  });
+}
+
+/**
+ * The metadata of an input's `files` (paths relative to the input's folder) read from the runs
+ * holding it (`runIds` newest first; a newer run's sidecar replaces an older one of the same
+ * name, and among entries for one path the newer run wins). `path`: the input's `path` below
+ * the runs' artifacts. Runs that stored none (any run not made by a step that wrote metadata)
+ * give an empty map.
+ */
+export async function readInputMetadata(mlflow: MlflowClient, runIds: readonly string[], path: string | undefined, files: readonly string[]): Promise<Map<string, Metadata>> {
+  const root = (path ?? "").replace(/^\/+|\/+$/g, "");
+  const sidecars = await listRunsUnion(mlflow, runIds, METADATA_ARTIFACTS);
+  if (sidecars.size === 0) return new Map();
+  const age = (runId: string) => runIds.length - runIds.indexOf(runId); // larger: older
+  const ordered = [...sidecars].sort(([a, ra], [b, rb]) => age(rb) - age(ra) || (a < b ? -1 : a > b ? 1 : 0)); // oldest first
+  const texts = new Array<string>(ordered.length);
+  await mapLimit([...ordered.keys()], 8, async (i) => {
+    const [name, runId] = ordered[i]!;
+    texts[i] = await mlflow.downloadArtifactText(runId, `${METADATA_ARTIFACTS}/${name}`);
+  });
+  const wanted = new Set(files);
+  const out = new Map<string, Metadata>();
+  for (const text of texts) {
+    for (const [outputPath, metadata] of readStoredSidecar(text)) {
+      const rel = underInputRoot(outputPath, root);
+      if (rel !== undefined && wanted.has(rel)) out.set(rel, metadata);
+    }
+  }
+  return out;
+}
