@@ -11,7 +11,8 @@ import { z } from "zod";
 import type { MlflowClient } from "../../../proto/mlflow";
 import { checkoutGit } from "../executor/shared/git";
 import { downloadSourceFiles, listSource } from "../executor/shared/inputs";
-import { sliceFiles, type Manifest } from "../executor/shared/manifest";
+import { sliceFiles, sliceMetadata, type Manifest } from "../executor/shared/manifest";
+import { METADATA_DIR, sidecarPath } from "../executor/shared/metadata";
 import { NODE_ARTIFACTS, type PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { podPaths } from "../executor/kubernetes/pod-layout";
 
@@ -37,7 +38,7 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
   const paths = podPaths(root);
   if (index < 0 || index >= a.partitions) throw new Error(`partition index ${index} is outside 0…${a.partitions - 1}`);
   await rm(paths.inputs, { recursive: true, force: true });
-  for (const dir of [paths.inputs, paths.outputs, join(root, "run"), join(root, "logs")]) await mkdir(dir, { recursive: true });
+  for (const dir of [paths.inputs, join(paths.outputs, METADATA_DIR), join(root, "run"), join(root, "logs")]) await mkdir(dir, { recursive: true });
 
   const manifest = a.partitionInput !== undefined ? (JSON.parse(await mlflow.downloadArtifactText(a.nodeRunId, NODE_ARTIFACTS.manifest)) as Manifest) : null;
   const own = manifest ? (manifest.partitions[index]?.files ?? []) : null;
@@ -60,10 +61,18 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
     PARALLELS_INPUTS_DIR: paths.inputs,
     PARALLELS_OUTPUTS_DIR: paths.outputs,
     PARALLELS_PROJECT_DIR: projectDir,
+    // The step's metadata sidecar (shared/metadata.ts): the upload sidecar stores it checked.
+    PARALLELS_METADATA_FILE: `${paths.outputs}/${sidecarPath(manifest?.nested ? index : undefined)}`,
   };
   if (manifest?.nested) {
     await writeFile(paths.manifest, `${JSON.stringify(sliceFiles(manifest, index))}\n`);
-    Object.assign(vars, { PARALLELS_PARTITION_INDEX: String(index), PARALLELS_PARTITION_COUNT: String(manifest.count), PARALLELS_PARTITION_MANIFEST: paths.manifest });
+    await writeFile(paths.metadata, `${JSON.stringify(sliceMetadata(manifest, index))}\n`);
+    Object.assign(vars, {
+      PARALLELS_PARTITION_INDEX: String(index),
+      PARALLELS_PARTITION_COUNT: String(manifest.count),
+      PARALLELS_PARTITION_MANIFEST: paths.manifest,
+      PARALLELS_PARTITION_METADATA: paths.metadata,
+    });
   }
   // Written last and whole: the wrapper and the sidecar start only after this container ended.
   await writeFile(`${paths.env}.tmp`, envFile(vars));

@@ -12,8 +12,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { InputRef } from "../../../../proto/dag";
 import type { MlflowClient } from "../../../../proto/mlflow";
-import { listFiles, listRunsUnion, mapLimit, OWN_ARTIFACTS } from "./artifacts";
+import { type InputContext, listFiles, listRunsUnion, mapLimit, OWN_ARTIFACTS, parseRunsUri, upstreamRunIds } from "./artifacts";
+import type { InputSource } from "./inputs";
 import { formatSidecar, isSidecar, type Metadata, parseSidecar, readStoredSidecar, storedSidecarName, underInputRoot } from "./metadata";
 
 /** Where a node run's checked sidecars are. */
@@ -78,4 +80,31 @@ export async function readInputMetadata(mlflow: MlflowClient, runIds: readonly s
     }
   }
   return out;
+}
+
+/**
+ * The metadata of the partitioned input's `files` on the local executor: from the runs the input
+ * was downloaded from (`{node}` — along its retry chain —, `{run}`, `runs:/`); other sources
+ * (local folders, URLs) carry none.
+ */
+export async function partitionInputMetadata(
+  mlflow: MlflowClient,
+  ctx: Pick<InputContext, "experimentId" | "parentRunId" | "upstreamRuns">,
+  ref: InputRef | undefined,
+  files: readonly string[],
+): Promise<Map<string, Metadata>> {
+  if (!ref || files.length === 0) return new Map();
+  if ("node" in ref) return readInputMetadata(mlflow, await upstreamRunIds({ mlflow, ...ctx }, ref.node), ref.path, files);
+  if ("run" in ref) return readInputMetadata(mlflow, [ref.run], ref.path, files);
+  if (/^runs:\//i.test(ref.uri)) {
+    const { runId, path } = parseRunsUri("input", ref.uri);
+    return readInputMetadata(mlflow, [runId], path, files);
+  }
+  return new Map();
+}
+
+/** The same for an input source listed once (the Kubernetes executor). */
+export async function sourceMetadata(mlflow: MlflowClient, src: InputSource, files: readonly string[]): Promise<Map<string, Metadata>> {
+  if ("url" in src || files.length === 0) return new Map();
+  return readInputMetadata(mlflow, [src.runId, ...(src.from ?? [])], src.path, files);
 }

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
+import { isSidecar } from "../../shared/metadata";
+import { checkOutputsMetadata, uploadMetadata } from "../../shared/metadata-store";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
 import { failureFields, partitionCounts } from "../state";
@@ -24,15 +26,28 @@ import type { AttemptScope } from "./scope";
 export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, reported: () => void): Promise<void> {
   const { ctx, rec } = a;
   const nodeRunId = rec.mlflow?.nodeRunId;
+  const outputs = join(rec.dir, "outputs");
+  // The steps' metadata sidecars, checked against the outputs (the same answer on a resumed end).
+  const metadata = outcome !== "cancelled" && nodeRunId && existsSync(outputs) ? await checkOutputsMetadata(outputs) : undefined;
+  if (rec.phase !== "finishing") {
+    // A sidecar that does not hold fails a node that otherwise succeeded: its dependants would
+    // partition on metadata that is not there. Decided once: the saved outcome is kept after.
+    if (outcome === "succeeded" && metadata?.problems.length) {
+      outcome = "failed";
+      rec.message = `output metadata refused: ${metadata.problems.join("; ")}`.slice(0, 4000);
+    }
+  } else if (rec.outcome) outcome = rec.outcome;
   if (rec.phase !== "finishing" || rec.outcome !== outcome) {
     rec.phase = "finishing";
     rec.outcome = outcome;
     await a.save();
   }
   if (nodeRunId) {
-    if (outcome !== "cancelled") {
-      const outputs = join(rec.dir, "outputs");
-      if (existsSync(outputs)) await uploadDir(ctx.mlflow, nodeRunId, outputs, "");
+    if (outcome !== "cancelled" && existsSync(outputs)) {
+      // Sidecars are not outputs: stored checked, under parallels/metadata/, one per sidecar.
+      await uploadDir(ctx.mlflow, nodeRunId, outputs, "", 8, (rel) => !isSidecar(rel));
+      if (metadata?.problems.length) ctx.log.warn(a.logCtx({ problems: metadata.problems }), "output metadata refused; the sidecars that hold are stored");
+      if (metadata?.stored.size) await uploadMetadata(ctx.mlflow, nodeRunId, metadata.stored);
     }
     // Which partitions failed while others succeeded: readers of the node's outputs accept such a
     // FAILED run as the node's (the control plane may accept it under `minSuccessRatio`).

@@ -18,6 +18,8 @@ import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest, type Manifest } from "../../shared/manifest";
+import { METADATA_DIR } from "../../shared/metadata";
+import { partitionInputMetadata } from "../../shared/metadata-store";
 import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "../../shared/partitions";
 import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
@@ -92,9 +94,12 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   const skipped = emptyWindowSkip(work.windows, kept);
   if (skipped) rec.skipped = skipped;
   else delete rec.skipped;
-  await mkdir(outputsDir, { recursive: true });
+  await mkdir(join(outputsDir, METADATA_DIR), { recursive: true }); // where partitions write their metadata sidecars
   // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
-  if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
+  if (ctx.containers && process.getuid?.() === 0) {
+    await chown(outputsDir, IMAGE_UID, IMAGE_UID);
+    await chown(join(outputsDir, METADATA_DIR), IMAGE_UID, IMAGE_UID);
+  }
 
   // The command, with `path` parameters resolved against the attempt folder (so a relative
   // path such as `inputs/corpus` names the downloaded input).
@@ -135,7 +140,10 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
     if (work.retry) ctx.log.warn(a.logCtx({ retry: work.retry }), "a retry of some partitions, but the manifest of the attempt before is not there: running every partition");
     const partitionInput = node.partition?.input;
     const files = partitionInput === undefined ? [] : await listFiles(join(inputsDir, partitionInput));
-    manifest = computeManifest(node.partition, node.parallelism, files);
+    // The items' metadata, from the sidecars stored with the runs the input came from.
+    const metadata =
+      partitionInput === undefined ? undefined : await partitionInputMetadata(ctx.mlflow, { experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs?.[partitionInput], files);
+    manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   }
   rec.manifest = manifest;
   if (node.partition) {
