@@ -1,8 +1,8 @@
 /**
  * Metadata on outputs end to end on the embedded default (issue 12), every component real:
  * nats-server, `mlflow server`, the control plane under `wrangler dev`, the agent as its own
- * process. Step one (one partition per file; partition 1 fails once, so its outputs and
- * metadata come from the retry) labels each output through its metadata sidecar; two dependants
+ * process. Step one (one partition per file; partition 1 fails once, leaving half a sidecar line
+ * that does not fail the node, so its outputs and metadata come from a partition retry) labels each output through its metadata sidecar; two dependants
  * partition on the `label` field — by regex and by hash — and every partition holds exactly the
  * items of its key (read from their outputs in MLflow). A sidecar line that is not JSON fails
  * the node with a message naming the sidecar and the line.
@@ -95,6 +95,7 @@ beforeAll(async () => {
       "    marker = pathlib.Path(markers, i)",
       "    if not marker.exists():",
       "        marker.write_text('failed once')",
+      "        open(os.environ['PARALLELS_METADATA_FILE'], 'w').write('{\"path\": \"out-')  # stops mid-line",
       "        sys.exit(5)",
       `labels = ${JSON.stringify(LABELS)}`,
       "out = pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'])",

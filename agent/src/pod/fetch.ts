@@ -38,7 +38,7 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
   const paths = podPaths(root);
   if (index < 0 || index >= a.partitions) throw new Error(`partition index ${index} is outside 0…${a.partitions - 1}`);
   await rm(paths.inputs, { recursive: true, force: true });
-  for (const dir of [paths.inputs, join(paths.outputs, METADATA_DIR), join(root, "run"), join(root, "logs")]) await mkdir(dir, { recursive: true });
+  for (const dir of [paths.inputs, paths.outputs, join(root, "run"), join(root, "logs")]) await mkdir(dir, { recursive: true });
 
   const manifest = a.partitionInput !== undefined ? (JSON.parse(await mlflow.downloadArtifactText(a.nodeRunId, NODE_ARTIFACTS.manifest)) as Manifest) : null;
   const own = manifest ? (manifest.partitions[index]?.files ?? []) : null;
@@ -67,6 +67,7 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
   if (manifest?.nested) {
     await writeFile(paths.manifest, `${JSON.stringify(sliceFiles(manifest, index))}\n`);
     await writeFile(paths.metadata, `${JSON.stringify(sliceMetadata(manifest, index))}\n`);
+    await mkdir(join(paths.outputs, METADATA_DIR), { recursive: true }); // where PARALLELS_METADATA_FILE goes
     Object.assign(vars, {
       PARALLELS_PARTITION_INDEX: String(index),
       PARALLELS_PARTITION_COUNT: String(manifest.count),

@@ -28,12 +28,15 @@ export interface CheckedMetadata {
   problems: string[];
 }
 
-/** Checks every sidecar in `outputsDir` against the files there (the step's outputs). */
-export async function checkOutputsMetadata(outputsDir: string): Promise<CheckedMetadata> {
+/**
+ * Checks every sidecar in `outputsDir` (those `keep` keeps, by outputs-relative path) against the
+ * files there (the step's outputs).
+ */
+export async function checkOutputsMetadata(outputsDir: string, keep: (sidecar: string) => boolean = () => true): Promise<CheckedMetadata> {
   const all = await listFiles(outputsDir);
   const outputs = new Set(all.filter((f) => !isSidecar(f)));
   const out: CheckedMetadata = { stored: new Map(), problems: [] };
-  for (const rel of all.filter(isSidecar)) {
+  for (const rel of all.filter((f) => isSidecar(f) && keep(f))) {
     const name = storedSidecarName(rel);
     if (!name) {
       out.problems.push(`${rel}: not a metadata sidecar (expected .metadata.jsonl or .metadata/<partition index>.jsonl)`);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
-import { isSidecar } from "../../shared/metadata";
+import { isSidecar, sidecarPath } from "../../shared/metadata";
 import { checkOutputsMetadata, uploadMetadata } from "../../shared/metadata-store";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
@@ -28,15 +28,19 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   const nodeRunId = rec.mlflow?.nodeRunId;
   const outputs = join(rec.dir, "outputs");
   // The steps' metadata sidecars, checked against the outputs (the same answer on a resumed end).
-  const metadata = outcome !== "cancelled" && nodeRunId && existsSync(outputs) ? await checkOutputsMetadata(outputs) : undefined;
-  if (rec.phase !== "finishing") {
-    // A sidecar that does not hold fails a node that otherwise succeeded: its dependants would
-    // partition on metadata that is not there. Decided once: the saved outcome is kept after.
-    if (outcome === "succeeded" && metadata?.problems.length) {
-      outcome = "failed";
-      rec.message = `output metadata refused: ${metadata.problems.join("; ")}`.slice(0, 4000);
-    }
-  } else if (rec.outcome) outcome = rec.outcome;
+  // A failed partition's sidecar is neither checked nor stored: it may have stopped mid-line,
+  // and its retry writes it again.
+  const failed = new Set((rec.partitions ?? []).filter((p) => p.state === "exited" && p.exitCode !== 0).map((p) => sidecarPath(p.index)));
+  const metadata = outcome !== "cancelled" && nodeRunId && existsSync(outputs) ? await checkOutputsMetadata(outputs, (rel) => !failed.has(rel)) : undefined;
+  if (rec.phase !== "finishing" && outcome !== "cancelled" && metadata?.problems.length) {
+    // A sidecar that does not hold fails the node: its dependants would partition on metadata
+    // that is not there. The whole node runs again (a partition retry would keep the outputs of
+    // the partition whose sidecar was refused). Decided once: a resumed end keeps the saved outcome.
+    rec.message = [`output metadata refused: ${metadata.problems.join("; ")}`, outcome === "failed" ? rec.message : undefined].filter(Boolean).join("; ").slice(0, 4000);
+    outcome = "failed";
+    delete rec.failedPartitions;
+    delete rec.partitionFailures;
+  }
   if (rec.phase !== "finishing" || rec.outcome !== outcome) {
     rec.phase = "finishing";
     rec.outcome = outcome;

@@ -94,12 +94,9 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
   const skipped = emptyWindowSkip(work.windows, kept);
   if (skipped) rec.skipped = skipped;
   else delete rec.skipped;
-  await mkdir(join(outputsDir, METADATA_DIR), { recursive: true }); // where partitions write their metadata sidecars
+  await mkdir(outputsDir, { recursive: true });
   // The image's user writes the outputs (podman as root keeps the image's user; rootless maps ours).
-  if (ctx.containers && process.getuid?.() === 0) {
-    await chown(outputsDir, IMAGE_UID, IMAGE_UID);
-    await chown(join(outputsDir, METADATA_DIR), IMAGE_UID, IMAGE_UID);
-  }
+  if (ctx.containers && process.getuid?.() === 0) await chown(outputsDir, IMAGE_UID, IMAGE_UID);
 
   // The command, with `path` parameters resolved against the attempt folder (so a relative
   // path such as `inputs/corpus` names the downloaded input).
@@ -146,6 +143,11 @@ export async function prepareAttempt(a: AttemptScope): Promise<void> {
     manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   }
   rec.manifest = manifest;
+  if (manifest.nested) {
+    // Where the partitions write their metadata sidecars (PARALLELS_METADATA_FILE), one each.
+    await mkdir(join(outputsDir, METADATA_DIR), { recursive: true });
+    if (ctx.containers && process.getuid?.() === 0) await chown(join(outputsDir, METADATA_DIR), IMAGE_UID, IMAGE_UID);
+  }
   if (node.partition) {
     await ctx.mlflow.uploadArtifact(nodeRunId, MANIFEST_ARTIFACT, JSON.stringify(manifest, null, 1), "application/json");
   }
