@@ -168,13 +168,15 @@ describe("metadata on outputs, end to end", { timeout: 180_000 }, () => {
     expect(run.nodes.find((n: any) => n.nodeId === "label")).toMatchObject({ status: "succeeded", attempt: 2 });
     const byNode = await nodeRuns(id, "e2e-output-metadata");
 
-    // Step one: the sidecars are stored checked, one per partition (the retried one on the retry's
-    // run), and are not outputs.
+    // Step one: the sidecars are stored checked, merged into one file per attempt (the retried
+    // partition's on the retry's run; the failed partition's half line nowhere), and are not outputs.
     const [a1, a2] = byNode.get("label")!;
     const files = async (r: Run) => (await mlflow.listArtifactsRecursive(r.info.runId, "")).map((f) => f.path).filter((p) => !p.startsWith("parallels/logs") && p !== "parallels/manifest.json");
-    expect((await files(a1!)).sort()).toEqual(["out-0.txt", "out-2.txt", "out-3.txt", "out-4.txt", "out-5.txt", ...[0, 2, 3, 4, 5].map((i) => `parallels/metadata/${i}.jsonl`)].sort());
-    expect(await files(a2!)).toEqual(["out-1.txt", "parallels/metadata/1.jsonl"].sort());
-    expect(await mlflow.downloadArtifactText(a2!.info.runId, "parallels/metadata/1.jsonl")).toBe('{"path":"out-1.txt","metadata":{"label":"dog","n":1}}\n');
+    expect((await files(a1!)).sort()).toEqual(["out-0.txt", "out-2.txt", "out-3.txt", "out-4.txt", "out-5.txt", "parallels/metadata/outputs.jsonl"].sort());
+    expect(await files(a2!)).toEqual(["out-1.txt", "parallels/metadata/outputs.jsonl"].sort());
+    const line = (n: number) => `${JSON.stringify({ path: `out-${n}.txt`, metadata: { label: labelOf(n), n } })}\n`;
+    expect(await mlflow.downloadArtifactText(a1!.info.runId, "parallels/metadata/outputs.jsonl")).toBe([0, 2, 3, 4, 5].map(line).join(""));
+    expect(await mlflow.downloadArtifactText(a2!.info.runId, "parallels/metadata/outputs.jsonl")).toBe(line(1));
 
     // Regex on the label: one partition per matching label, holding exactly its items; owls in none.
     const regex = await received(byNode.get("by-regex")![0]!);

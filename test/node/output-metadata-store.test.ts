@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkOutputsMetadata, readInputMetadata, sourceMetadata, uploadMetadata } from "../../agent/src/executor/shared/metadata-store";
+import { checkOutputsMetadata, mergedSidecars, readInputMetadata, sourceMetadata, uploadMetadata } from "../../agent/src/executor/shared/metadata-store";
 import { MlflowClient } from "../../proto/mlflow";
 import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
 
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 /** An outputs folder with `files` and the partitions' sidecars `sidecars` (index → lines), stored on a new run. */
-async function attemptRun(experimentId: string, name: string, files: string[], sidecars: Record<number, object[]>): Promise<string> {
+async function attemptRun(experimentId: string, name: string, files: string[], sidecars: Record<number, object[]>, merged = false): Promise<string> {
   const out = join(dir, name);
   mkdirSync(join(out, ".metadata"), { recursive: true });
   for (const f of files) {
@@ -38,8 +38,10 @@ async function attemptRun(experimentId: string, name: string, files: string[], s
   const checked = await checkOutputsMetadata(out);
   expect(checked.problems).toEqual([]);
   const run = await mlflow.createRun({ experimentId, runName: name });
-  await uploadMetadata(mlflow, run.info.runId, checked.stored);
-  await uploadMetadata(mlflow, run.info.runId, checked.stored); // a resumed end stores the same again
+  // A pod stores its own sidecar; the local executor the attempt's, merged into one file.
+  const stored = merged ? mergedSidecars(checked.stored) : checked.stored;
+  await uploadMetadata(mlflow, run.info.runId, stored);
+  await uploadMetadata(mlflow, run.info.runId, stored); // a resumed end stores the same again
   return run.info.runId;
 }
 
@@ -65,6 +67,23 @@ describe("output metadata in MLflow", () => {
       "b.png": { label: "dog", ok: true },
     });
     expect(Object.fromEntries(await sourceMetadata(mlflow, { runId: first, path: "img" }, ["b.png"]))).toEqual({ "b.png": { label: "stale" } });
+    // The same chain stored the local executor's way (one merged file per attempt) reads the same.
+    const firstMerged = await attemptRun(
+      experimentId,
+      "attempt-1m",
+      ["img/a.png", "img/b.png", "top.txt"],
+      {
+        0: [
+          { path: "img/a.png", metadata: { label: "cat" } },
+          { path: "top.txt", metadata: { k: 1 } },
+        ],
+        1: [{ path: "img/b.png", metadata: { label: "stale" } }],
+      },
+      true,
+    );
+    const retryMerged = await attemptRun(experimentId, "attempt-2m", ["img/b.png"], { 1: [{ path: "img/b.png", metadata: { label: "dog", ok: true } }] }, true);
+    expect((await mlflow.listArtifactsRecursive(firstMerged, "parallels/metadata")).map((f) => f.path)).toEqual(["parallels/metadata/outputs.jsonl"]);
+    expect(await readInputMetadata(mlflow, [retryMerged, firstMerged], undefined, ["img/a.png", "img/b.png", "top.txt", "img/c.png"])).toEqual(all);
     // A run no step stored metadata on: nothing, and no error.
     const plain = await mlflow.createRun({ experimentId, runName: "plain" });
     await mlflow.uploadArtifact(plain.info.runId, "x.txt", "x", "text/plain");

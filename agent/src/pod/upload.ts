@@ -86,9 +86,12 @@ export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutco
   // is left out and said in this container's log.
   if (existsSync(paths.outputs)) {
     await uploadDir(o.mlflow, o.attempt.nodeRunId, paths.outputs, "", 8, (rel) => !isSidecar(rel));
-    const metadata = await checkOutputsMetadata(paths.outputs);
-    for (const problem of metadata.problems) o.log?.(`output metadata refused: ${problem}`);
-    await uploadMetadata(o.mlflow, o.attempt.nodeRunId, metadata.stored);
+    // A failed step's sidecar is not stored (it may stop mid-line), as on the local executor.
+    if (stepExitCode === 0) {
+      const metadata = await checkOutputsMetadata(paths.outputs);
+      for (const problem of metadata.problems) o.log?.(`output metadata refused: ${problem}`);
+      await uploadMetadata(o.mlflow, o.attempt.nodeRunId, metadata.stored);
+    }
   }
   return { stepExitCode };
 }

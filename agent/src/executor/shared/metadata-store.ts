@@ -4,17 +4,19 @@
  * folder checked and stored under `parallels/metadata/` of the node's run, and read back for a
  * downstream input.
  *
- * One stored file per sidecar (`step.jsonl`, `<partition index>.jsonl`), not one merged file per
- * attempt: a partition retry's run holds only the retried partitions' sidecars, and readers take
- * the union along `parallels.outputsFrom` (partitions.ts) exactly as for the outputs — the
- * newer run's `3.jsonl` replaces the failed attempt's, the succeeded partitions' stay where they
- * were. Storing is idempotent (same names, same content) under a redelivered or resumed end.
+ * The local executor stores an attempt's sidecars merged into one file (`outputs.jsonl`: one
+ * upload per attempt, however many partitions); a Kubernetes pod stores its own
+ * (`<index>.jsonl`), as pods end independently. Readers take every stored file of each run along
+ * `parallels.outputsFrom` (partitions.ts), oldest run first, and a newer entry for a path replaces
+ * an older one — so a partition retry's run, holding only the retried partitions' metadata, adds
+ * to what the succeeded partitions stored before (a failed partition's sidecar is never stored).
+ * Storing is idempotent (same names, same content) under a redelivered or resumed end.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { InputRef } from "../../../../proto/dag";
 import type { MlflowClient } from "../../../../proto/mlflow";
-import { type InputContext, listFiles, listRunsUnion, mapLimit, OWN_ARTIFACTS, parseRunsUri, upstreamRunIds } from "./artifacts";
+import { type InputContext, listFiles, mapLimit, OWN_ARTIFACTS, parseRunsUri, upstreamRunIds } from "./artifacts";
 import type { InputSource } from "./inputs";
 import { formatSidecar, isSidecar, type Metadata, parseSidecar, readStoredSidecar, storedSidecarName, underInputRoot } from "./metadata";
 
@@ -65,14 +67,15 @@ export async function uploadMetadata(mlflow: MlflowClient, runId: string, stored
  */
 export async function readInputMetadata(mlflow: MlflowClient, runIds: readonly string[], path: string | undefined, files: readonly string[]): Promise<Map<string, Metadata>> {
   const root = (path ?? "").replace(/^\/+|\/+$/g, "");
-  const sidecars = await listRunsUnion(mlflow, runIds, METADATA_ARTIFACTS);
-  if (sidecars.size === 0) return new Map();
-  const age = (runId: string) => runIds.length - runIds.indexOf(runId); // larger: older
-  const ordered = [...sidecars].sort(([a, ra], [b, rb]) => age(rb) - age(ra) || (a < b ? -1 : a > b ? 1 : 0)); // oldest first
-  const texts = new Array<string>(ordered.length);
-  await mapLimit([...ordered.keys()], 8, async (i) => {
-    const [name, runId] = ordered[i]!;
-    texts[i] = await mlflow.downloadArtifactText(runId, `${METADATA_ARTIFACTS}/${name}`);
+  // Oldest run first, each run's files in name order: later entries replace earlier ones.
+  const stored: [string, string][] = [];
+  for (const runId of [...runIds].reverse()) {
+    for (const f of await mlflow.listArtifactsRecursive(runId, METADATA_ARTIFACTS)) stored.push([runId, f.path]);
+  }
+  const texts = new Array<string>(stored.length);
+  await mapLimit([...stored.keys()], 8, async (i) => {
+    const [runId, artifact] = stored[i]!;
+    texts[i] = await mlflow.downloadArtifactText(runId, artifact);
   });
   const wanted = new Set(files);
   const out = new Map<string, Metadata>();
@@ -83,6 +86,15 @@ export async function readInputMetadata(mlflow: MlflowClient, runIds: readonly s
     }
   }
   return out;
+}
+
+/** An attempt's checked sidecars as the one file the local executor stores (name order: later entries win on reading). */
+export function mergedSidecars(stored: ReadonlyMap<string, string>): Map<string, string> {
+  const text = [...stored]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, t]) => t)
+    .join("");
+  return text ? new Map([["outputs.jsonl", text]]) : new Map();
 }
 
 /**

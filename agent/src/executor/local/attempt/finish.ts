@@ -12,7 +12,7 @@ import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
 import { isSidecar, sidecarPath } from "../../shared/metadata";
-import { checkOutputsMetadata, uploadMetadata } from "../../shared/metadata-store";
+import { checkOutputsMetadata, mergedSidecars, uploadMetadata } from "../../shared/metadata-store";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
 import { failureFields, partitionCounts } from "../state";
@@ -48,10 +48,10 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
   }
   if (nodeRunId) {
     if (outcome !== "cancelled" && existsSync(outputs)) {
-      // Sidecars are not outputs: stored checked, under parallels/metadata/, one per sidecar.
+      // Sidecars are not outputs: stored checked, merged into parallels/metadata/outputs.jsonl.
       await uploadDir(ctx.mlflow, nodeRunId, outputs, "", 8, (rel) => !isSidecar(rel));
       if (metadata?.problems.length) ctx.log.warn(a.logCtx({ problems: metadata.problems }), "output metadata refused; the sidecars that hold are stored");
-      if (metadata?.stored.size) await uploadMetadata(ctx.mlflow, nodeRunId, metadata.stored);
+      if (metadata?.stored.size) await uploadMetadata(ctx.mlflow, nodeRunId, mergedSidecars(metadata.stored));
     }
     // Which partitions failed while others succeeded: readers of the node's outputs accept such a
     // FAILED run as the node's (the control plane may accept it under `minSuccessRatio`).
