@@ -144,10 +144,15 @@ const inputName = z.string().regex(INPUT_NAME, {
   error: 'input names start with a letter or "_" and contain only letters, digits, "_" and "-"',
 });
 
+/** A field of the key–value metadata an upstream step attached to its outputs (`.metadata.jsonl`). */
+const metadataField = () => nonEmpty().max(200, { error: "a metadata field name has at most 200 characters" });
+
 /**
  * How a hash partition derives the key of each object (its path relative to the input):
  * `path` (whole relative path, the default), `basename`, `stem` (basename without the last
- * extension), or `{regex}` whose single capture group is the key. Declarative: never user code.
+ * extension), `{regex}` whose single capture group is the key, or `{metadata: "<field>"}`: the
+ * value of that field of the object's metadata (an object without it is in no bucket).
+ * Declarative: never user code.
  */
 export const HashKeySchema = z.union(
   [
@@ -161,8 +166,9 @@ export const HashKeySchema = z.union(
         }
       }),
     }),
+    z.strictObject({ metadata: metadataField() }),
   ],
-  { error: 'expected "path", "basename", "stem" or {regex: "<pattern with one capture group>"}' },
+  { error: 'expected "path", "basename", "stem", {regex: "<pattern with one capture group>"} or {metadata: "<field>"}' },
 );
 
 /**
@@ -172,7 +178,9 @@ export const HashKeySchema = z.union(
  * - `broadcast`: every partition gets all of `input`.
  * - `hash`: objects spread over `partitions` buckets by a hash of their key.
  * - `regex`: objects whose relative path matches `pattern` are grouped by the value of capture
- *   `group` (number or name; default 1 if the pattern has a group, else the whole match).
+ *   `group` (number or name; default 1 if the pattern has a group, else the whole match). With
+ *   `metadata: "<field>"` the pattern is matched against that metadata field's value instead of
+ *   the path (an object without the field is in no partition, like one that does not match).
  */
 export const PartitionSchema = z.discriminatedUnion("by", [
   z.strictObject({ by: z.literal("none"), input: z.string().optional() }),
@@ -190,6 +198,7 @@ export const PartitionSchema = z.discriminatedUnion("by", [
       by: z.literal("regex"),
       input: z.string(),
       pattern: compilingRegex(),
+      metadata: metadataField().optional(),
       group: z.union([intRange(0, 99), nonEmpty()], { error: "expected a group number or name" }).optional(),
     })
     .superRefine((p, ctx) => {

@@ -168,6 +168,20 @@ describe("validateDag: structural problems", () => {
     ]);
   });
 
+  it("partitions keyed on output metadata: accepted, and refused naming the field when malformed", () => {
+    const node = (partition: unknown) => ({ name: "d", nodes: [{ id: "a", project: { uri: "." }, inputs: { x: { uri: "u" } }, partition }] });
+    expect(validateDag(node({ by: "hash", input: "x", key: { metadata: "label" }, partitions: 4 })).ok).toBe(true);
+    expect(validateDag(node({ by: "regex", input: "x", metadata: "label", pattern: "^(cat|dog)$" })).ok).toBe(true);
+    expect(problemsOf(node({ by: "hash", input: "x", key: { metadata: "" }, partitions: 4 }))).toEqual(["nodes[0].partition.key.metadata: must not be empty"]);
+    expect(problemsOf(node({ by: "hash", input: "x", key: { metadata: 3 }, partitions: 4 }))).toEqual([
+      'nodes[0].partition.key: expected "path", "basename", "stem", {regex: "<pattern with one capture group>"} or {metadata: "<field>"}',
+    ]);
+    expect(problemsOf(node({ by: "hash", input: "x", key: { metadata: "a", regex: "(a)" }, partitions: 4 }))).toEqual([
+      'nodes[0].partition.key: expected "path", "basename", "stem", {regex: "<pattern with one capture group>"} or {metadata: "<field>"}',
+    ]);
+    expect(problemsOf(node({ by: "regex", input: "x", metadata: "", pattern: "a" }))).toEqual(["nodes[0].partition.metadata: must not be empty"]);
+  });
+
   it("reports missing fields, empty documents and node limits", () => {
     expect(problemsOf(null)).toEqual([": expected an object, got null"]);
     expect(problemsOf({})).toEqual(["name: missing required field", "nodes: missing required field"]);

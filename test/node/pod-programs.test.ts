@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "../../agent/src/executor/kubernetes/pod-attempt";
 import { POD_ATTEMPT_ENV, POD_DIR_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "../../agent/src/executor/kubernetes/pod-layout";
 import { computeManifest } from "../../agent/src/executor/shared/manifest";
+import { sourceMetadata } from "../../agent/src/executor/shared/metadata-store";
 import { MlflowClient } from "../../proto/mlflow";
 import { ROOT } from "../../scripts/local/control-plane";
 import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
@@ -50,7 +51,10 @@ function gitProject(): { url: string; commit: string } {
       "seen = sorted(os.path.relpath(os.path.join(d, f), inputs) for d, _, fs in os.walk(inputs) for f in fs)",
       "print('partition', os.environ['PARALLELS_PARTITION_INDEX'], 'of', os.environ['PARALLELS_PARTITION_COUNT'], 'run', os.environ['MLFLOW_RUN_ID'])",
       "print('a warning', file=sys.stderr)",
-      "json.dump({'mine': mine, 'seen': seen, 'cwd_has_project': os.path.exists('count.py')}, open(os.path.join(outputs, 'p' + os.environ['PARALLELS_PARTITION_INDEX'] + '.json'), 'w'))",
+      "meta = json.load(open(os.environ['PARALLELS_PARTITION_METADATA']))",
+      "name = 'p' + os.environ['PARALLELS_PARTITION_INDEX'] + '.json'",
+      "json.dump({'mine': mine, 'seen': seen, 'meta': meta, 'cwd_has_project': os.path.exists('count.py')}, open(os.path.join(outputs, name), 'w'))",
+      "open(os.environ['PARALLELS_METADATA_FILE'], 'w').write(json.dumps({'path': name, 'metadata': {'seen': len(seen)}}) + '\\n')",
     ].join("\n"),
   );
   git("init", "-q");
@@ -66,8 +70,11 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     const upstream = await mlflow.createRun({ experimentId, runName: "upstream" });
     for (const f of ["a.txt", "b.txt", "c.txt", "d.txt"]) await mlflow.uploadArtifact(upstream.info.runId, `parts/${f}`, `text of ${f}`, "text/plain");
     await mlflow.uploadArtifact(upstream.info.runId, "extra/config.json", "{}", "application/json");
+    // The upstream step labelled b.txt (a stored sidecar): the agent's manifest carries it to partition 1.
+    await mlflow.uploadArtifact(upstream.info.runId, "parallels/metadata/0.jsonl", '{"path":"parts/b.txt","metadata":{"label":"bee"}}\n', "application/x-ndjson");
     const nodeRun = await mlflow.createRun({ experimentId, runName: "count" });
-    const manifest = computeManifest({ by: "object", input: "parts" }, 4, ["a.txt", "b.txt", "c.txt", "d.txt"]);
+    const parts = ["a.txt", "b.txt", "c.txt", "d.txt"];
+    const manifest = computeManifest({ by: "object", input: "parts" }, 4, parts, await sourceMetadata(mlflow, { runId: upstream.info.runId, path: "parts" }, parts));
     await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest), "application/json");
     const partitionRuns = [];
     for (let i = 0; i < 4; i++) partitionRuns.push((await mlflow.createRun({ experimentId, runName: `count-p${i}` })).info.runId);
@@ -105,8 +112,12 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     expect(uploadLog).toContain("the step exited with 0; logs and outputs uploaded");
 
     // The output is on the node's run (where dependants read it), and says what the step saw.
-    const out = JSON.parse(await mlflow.downloadArtifactText(nodeRun.info.runId, "p1.json")) as { mine: string[]; seen: string[]; cwd_has_project: boolean };
+    const out = JSON.parse(await mlflow.downloadArtifactText(nodeRun.info.runId, "p1.json")) as { mine: string[]; seen: string[]; meta: unknown; cwd_has_project: boolean };
     expect(out.mine).toEqual(["parts/b.txt"]);
+    expect(out.meta).toEqual({ "parts/b.txt": { label: "bee" } });
+    // Its metadata sidecar is stored checked with the node's run, not uploaded as an output.
+    expect(await mlflow.downloadArtifactText(nodeRun.info.runId, "parallels/metadata/1.jsonl")).toBe('{"path":"p1.json","metadata":{"seen":2}}\n');
+    expect((await mlflow.listArtifactsRecursive(nodeRun.info.runId, "")).map((f) => f.path).filter((p) => p.includes(".metadata"))).toEqual([]);
     expect(out.seen).toEqual(["extra/config.json", "parts/b.txt"]); // only its own slice of `parts`, all of `extra`
     expect(out.cwd_has_project).toBe(true);
     // Logs on the partition's own run, readable after the "pod" is gone.

@@ -11,7 +11,8 @@ import { z } from "zod";
 import type { MlflowClient } from "../../../proto/mlflow";
 import { checkoutGit } from "../executor/shared/git";
 import { downloadSourceFiles, listSource } from "../executor/shared/inputs";
-import { sliceFiles, type Manifest } from "../executor/shared/manifest";
+import { sliceFiles, sliceMetadata, type Manifest } from "../executor/shared/manifest";
+import { METADATA_DIR, sidecarPath } from "../executor/shared/metadata";
 import { NODE_ARTIFACTS, type PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { podPaths } from "../executor/kubernetes/pod-layout";
 
@@ -60,10 +61,19 @@ export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: 
     PARALLELS_INPUTS_DIR: paths.inputs,
     PARALLELS_OUTPUTS_DIR: paths.outputs,
     PARALLELS_PROJECT_DIR: projectDir,
+    // The step's metadata sidecar (shared/metadata.ts): the upload sidecar stores it checked.
+    PARALLELS_METADATA_FILE: `${paths.outputs}/${sidecarPath(manifest?.nested ? index : undefined)}`,
   };
   if (manifest?.nested) {
     await writeFile(paths.manifest, `${JSON.stringify(sliceFiles(manifest, index))}\n`);
-    Object.assign(vars, { PARALLELS_PARTITION_INDEX: String(index), PARALLELS_PARTITION_COUNT: String(manifest.count), PARALLELS_PARTITION_MANIFEST: paths.manifest });
+    await writeFile(paths.metadata, `${JSON.stringify(sliceMetadata(manifest, index))}\n`);
+    await mkdir(join(paths.outputs, METADATA_DIR), { recursive: true }); // where PARALLELS_METADATA_FILE goes
+    Object.assign(vars, {
+      PARALLELS_PARTITION_INDEX: String(index),
+      PARALLELS_PARTITION_COUNT: String(manifest.count),
+      PARALLELS_PARTITION_MANIFEST: paths.manifest,
+      PARALLELS_PARTITION_METADATA: paths.metadata,
+    });
   }
   // Written last and whole: the wrapper and the sidecar start only after this container ended.
   await writeFile(`${paths.env}.tmp`, envFile(vars));

@@ -10,6 +10,8 @@ import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { MlflowClient } from "../../../proto/mlflow";
 import { OWN_ARTIFACTS, uploadDir } from "../executor/shared/artifacts";
+import { isSidecar } from "../executor/shared/metadata";
+import { checkOutputsMetadata, uploadMetadata } from "../executor/shared/metadata-store";
 import type { PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { podPaths } from "../executor/kubernetes/pod-layout";
 
@@ -78,7 +80,18 @@ export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutco
   }
   const stepExitCode = Number((await readFile(paths.exitCode, "utf8")).trim());
   await uploadLogs();
-  // Outputs of every index go to the node's run, where the dependants read them (as on the local executor).
-  if (existsSync(paths.outputs)) await uploadDir(o.mlflow, o.attempt.nodeRunId, paths.outputs, "");
+  // Outputs of every index go to the node's run, where the dependants read them (as on the local
+  // executor); its metadata sidecar is stored checked, under parallels/metadata/<index>.jsonl.
+  // Here a sidecar that does not hold cannot fail the index (the step's exit code decides), so it
+  // is left out and said in this container's log.
+  if (existsSync(paths.outputs)) {
+    await uploadDir(o.mlflow, o.attempt.nodeRunId, paths.outputs, "", 8, (rel) => !isSidecar(rel));
+    // A failed step's sidecar is not stored (it may stop mid-line), as on the local executor.
+    if (stepExitCode === 0) {
+      const metadata = await checkOutputsMetadata(paths.outputs);
+      for (const problem of metadata.problems) o.log?.(`output metadata refused: ${problem}`);
+      await uploadMetadata(o.mlflow, o.attempt.nodeRunId, metadata.stored);
+    }
+  }
   return { stepExitCode };
 }

@@ -10,6 +10,7 @@
  * | `project/` | fetch | the project at its commit (unless the image holds it) |
  * | `run/env` | fetch | `MLFLOW_RUN_ID`, `PARALLELS_PARTITION_*`: what differs per index |
  * | `run/manifest.json` | fetch | the partition's own files (`PARALLELS_PARTITION_MANIFEST`) |
+ * | `run/metadata.json` | fetch | their metadata from the upstream steps (`PARALLELS_PARTITION_METADATA`) |
  * | `logs/stdout.log`, `logs/stderr.log` | the step | uploaded while it runs and at its end |
  * | `logs/exit-code` | the step's wrapper | written last: the sidecar's cue that the step ended |
  */
@@ -24,6 +25,7 @@ export const podPaths = (root = POD_DIR) => ({
   project: `${root}/project`,
   env: `${root}/run/env`,
   manifest: `${root}/run/manifest.json`,
+  metadata: `${root}/run/metadata.json`,
   stdout: `${root}/logs/stdout.log`,
   stderr: `${root}/logs/stderr.log`,
   exitCode: `${root}/logs/exit-code`,

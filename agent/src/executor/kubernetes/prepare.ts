@@ -14,6 +14,7 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { computeManifest, type Manifest } from "../shared/manifest";
+import { sourceMetadata } from "../shared/metadata-store";
 import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
 import { ensureStepImage, gitSourceOf, planStepImage } from "../shared/images";
@@ -123,7 +124,9 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes");
   const partitionInput = node.partition?.input;
   const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
-  const manifest: Manifest = computeManifest(node.partition, node.parallelism, files);
+  // The items' metadata (sidecars stored with the upstream runs), carried on the manifest's slices.
+  const metadata = partitionInput === undefined ? undefined : await sourceMetadata(o.mlflow, sources[partitionInput]!, files);
+  const manifest: Manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   if (node.partition) await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest, null, 1), "application/json");
 
   // Nested runs of the partitions, made here (their pods find theirs in one artifact), up to a

@@ -273,9 +273,9 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Upload every file below `dir` to `prefix` (may be "") of the run's artifacts. */
-export async function uploadDir(mlflow: MlflowClient, runId: string, dir: string, prefix: string, concurrency = 8): Promise<number> {
-  const files = await listFiles(dir);
+/** Upload every file below `dir` (those `keep` keeps) to `prefix` (may be "") of the run's artifacts. */
+export async function uploadDir(mlflow: MlflowClient, runId: string, dir: string, prefix: string, concurrency = 8, keep?: (rel: string) => boolean): Promise<number> {
+  const files = (await listFiles(dir)).filter((f) => keep?.(f) ?? true);
   await mapLimit(files, concurrency, async (rel) => {
     const blob = await openAsBlob(join(dir, ...rel.split("/")));
     await mlflow.uploadArtifact(runId, prefix ? `${prefix}/${rel}` : rel, blob);

@@ -12,6 +12,12 @@
  * - `hash`: `partitions` buckets, a file goes to `fnv1a32(key) % partitions`;
  * - `regex`: files whose path matches `pattern` grouped by the value of `group`, in key order.
  *
+ * Items may carry the key–value metadata their upstream step attached (metadata.ts): each slice
+ * holds its files' metadata, and `hash` (`key: {metadata}`) and `regex` (`metadata`) can key on a
+ * field of it instead of the path. A file without that field is in no partition (as a file a
+ * regex does not match): there is no key to place it by, and a catch-all partition would mix
+ * unrelated items. A field's value keys as its string form (`7`, `true`, `cat`).
+ *
  * @example
  * ```ts
  * const m = computeManifest({ by: "object", input: "parts" }, 1, ["b.txt", "a.txt"]);
@@ -19,6 +25,7 @@
  * ```
  */
 import type { Partition } from "../../../../proto/dag";
+import { metadataKey, type Metadata } from "./metadata";
 
 export const MANIFEST_VERSION = 1;
 
@@ -28,6 +35,11 @@ export interface PartitionSlice {
   key: string;
   /** Paths relative to `PARALLELS_INPUTS_DIR/<input>/`, sorted. */
   files: string[];
+  /**
+   * The metadata of those files that have any (path as in `files` → fields). Absent when none
+   * has: manifests stored before metadata existed read the same.
+   */
+  metadata?: Record<string, Metadata>;
 }
 
 export interface Manifest {
@@ -53,7 +65,8 @@ export function fnv1a32(s: string): number {
   return h >>> 0;
 }
 
-function hashKey(path: string, key: Extract<Partition, { by: "hash" }>["key"]): string | undefined {
+function hashKey(path: string, key: Extract<Partition, { by: "hash" }>["key"], meta: Metadata | undefined): string | undefined {
+  if (typeof key === "object" && "metadata" in key) return metadataKey(meta?.[key.metadata]);
   const base = path.split("/").pop() ?? path;
   if (key === "path") return path;
   if (key === "basename") return base;
@@ -67,17 +80,24 @@ function hashKey(path: string, key: Extract<Partition, { by: "hash" }>["key"]): 
 
 /**
  * The manifest for `partition` over `files` (relative paths). `parallelism` only matters for
- * `broadcast` (how many partitions get everything).
+ * `broadcast` (how many partitions get everything). `metadata`: the files' metadata (path →
+ * fields), carried on each slice and keyed on by `hash`/`regex` with a metadata field.
  */
-export function computeManifest(partition: Partition | undefined, parallelism: number, files: readonly string[]): Manifest {
+export function computeManifest(partition: Partition | undefined, parallelism: number, files: readonly string[], metadata?: ReadonlyMap<string, Metadata>): Manifest {
   const sorted = [...new Set(files)].sort(byPath);
+  const withMetadata = (index: number, key: string, fs: string[]): PartitionSlice => {
+    const slice: PartitionSlice = { index, key, files: fs };
+    const own = metadata?.size ? fs.filter((f) => metadata.has(f)) : [];
+    if (own.length > 0) slice.metadata = Object.fromEntries(own.map((f) => [f, metadata!.get(f)!]));
+    return slice;
+  };
   const make = (by: Manifest["by"], slices: { key: string; files: string[] }[], nested: boolean): Manifest => {
     const m: Manifest = {
       version: MANIFEST_VERSION,
       by,
       count: slices.length,
       nested,
-      partitions: slices.map((s, index) => ({ index, key: s.key, files: s.files })),
+      partitions: slices.map((s, index) => withMetadata(index, s.key, s.files)),
     };
     if (partition?.input !== undefined) m.input = partition.input;
     return m;
@@ -115,8 +135,8 @@ export function computeManifest(partition: Partition | undefined, parallelism: n
     case "hash": {
       const buckets = Array.from({ length: partition.partitions }, (_, i) => ({ key: String(i), files: [] as string[] }));
       for (const f of sorted) {
-        const k = hashKey(f, partition.key);
-        if (k === undefined) continue; // a {regex} key that does not match: not in any bucket
+        const k = hashKey(f, partition.key, metadata?.get(f));
+        if (k === undefined) continue; // a {regex} key that does not match, no such metadata field: not in any bucket
         buckets[fnv1a32(k) % partition.partitions]!.files.push(f);
       }
       return make("hash", buckets, true);
@@ -127,7 +147,9 @@ export function computeManifest(partition: Partition | undefined, parallelism: n
       const group = partition.group ?? (groupCount > 0 ? 1 : 0);
       const groups = new Map<string, string[]>();
       for (const f of sorted) {
-        const m = re.exec(f);
+        // The path, or the value of a metadata field (a file without it is left out, as a non-match).
+        const subject = partition.metadata === undefined ? f : metadataKey(metadata?.get(f)?.[partition.metadata]);
+        const m = subject === undefined ? null : re.exec(subject);
         if (!m) continue;
         const v = typeof group === "number" ? m[group] : m.groups?.[group];
         if (v === undefined) continue; // an optional group that did not take part
@@ -151,4 +173,15 @@ export function sliceFiles(m: Manifest, index: number): string[] {
   const p = m.partitions[index];
   if (!p) throw new RangeError(`partition ${index} is not in a manifest of ${m.count}`);
   return p.files.map((f) => (m.input === undefined ? f : `${m.input}/${f}`));
+}
+
+/**
+ * What partition `index` finds in `PARALLELS_PARTITION_METADATA`: its files' metadata, keyed by
+ * the paths of {@link sliceFiles} (`{"parts/img-001.png": {"label": "cat"}}`); files without
+ * metadata are not in it.
+ */
+export function sliceMetadata(m: Manifest, index: number): Record<string, Metadata> {
+  const p = m.partitions[index];
+  if (!p) throw new RangeError(`partition ${index} is not in a manifest of ${m.count}`);
+  return Object.fromEntries(Object.entries(p.metadata ?? {}).map(([f, v]) => [m.input === undefined ? f : `${m.input}/${f}`, v]));
 }

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
+import { isSidecar, sidecarPath } from "../../shared/metadata";
+import { checkOutputsMetadata, mergedSidecars, uploadMetadata } from "../../shared/metadata-store";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
 import { failureFields, partitionCounts } from "../state";
@@ -24,15 +26,32 @@ import type { AttemptScope } from "./scope";
 export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, reported: () => void): Promise<void> {
   const { ctx, rec } = a;
   const nodeRunId = rec.mlflow?.nodeRunId;
+  const outputs = join(rec.dir, "outputs");
+  // The steps' metadata sidecars, checked against the outputs (the same answer on a resumed end).
+  // A failed partition's sidecar is neither checked nor stored: it may have stopped mid-line,
+  // and its retry writes it again.
+  const failed = new Set((rec.partitions ?? []).filter((p) => p.state === "exited" && p.exitCode !== 0).map((p) => sidecarPath(p.index)));
+  const metadata = outcome !== "cancelled" && nodeRunId && existsSync(outputs) ? await checkOutputsMetadata(outputs, (rel) => !failed.has(rel)) : undefined;
+  if (rec.phase !== "finishing" && outcome !== "cancelled" && metadata?.problems.length) {
+    // A sidecar that does not hold fails the node: its dependants would partition on metadata
+    // that is not there. The whole node runs again (a partition retry would keep the outputs of
+    // the partition whose sidecar was refused). Decided once: a resumed end keeps the saved outcome.
+    rec.message = [`output metadata refused: ${metadata.problems.join("; ")}`, outcome === "failed" ? rec.message : undefined].filter(Boolean).join("; ").slice(0, 4000);
+    outcome = "failed";
+    delete rec.failedPartitions;
+    delete rec.partitionFailures;
+  }
   if (rec.phase !== "finishing" || rec.outcome !== outcome) {
     rec.phase = "finishing";
     rec.outcome = outcome;
     await a.save();
   }
   if (nodeRunId) {
-    if (outcome !== "cancelled") {
-      const outputs = join(rec.dir, "outputs");
-      if (existsSync(outputs)) await uploadDir(ctx.mlflow, nodeRunId, outputs, "");
+    if (outcome !== "cancelled" && existsSync(outputs)) {
+      // Sidecars are not outputs: stored checked, merged into parallels/metadata/outputs.jsonl.
+      await uploadDir(ctx.mlflow, nodeRunId, outputs, "", 8, (rel) => !isSidecar(rel));
+      if (metadata?.problems.length) ctx.log.warn(a.logCtx({ problems: metadata.problems }), "output metadata refused; the sidecars that hold are stored");
+      if (metadata?.stored.size) await uploadMetadata(ctx.mlflow, nodeRunId, mergedSidecars(metadata.stored));
     }
     // Which partitions failed while others succeeded: readers of the node's outputs accept such a
     // FAILED run as the node's (the control plane may accept it under `minSuccessRatio`).

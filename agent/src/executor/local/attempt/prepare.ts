@@ -20,6 +20,8 @@ import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest, type Manifest } from "../../shared/manifest";
+import { METADATA_DIR } from "../../shared/metadata";
+import { partitionInputMetadata } from "../../shared/metadata-store";
 import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "../../shared/partitions";
 import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
@@ -142,9 +144,17 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
     if (work.retry) ctx.log.warn(a.logCtx({ retry: work.retry }), "a retry of some partitions, but the manifest of the attempt before is not there: running every partition");
     const partitionInput = node.partition?.input;
     const files = partitionInput === undefined ? [] : await listFiles(join(inputsDir, partitionInput));
-    manifest = computeManifest(node.partition, node.parallelism, files);
+    // The items' metadata, from the sidecars stored with the runs the input came from.
+    const metadata =
+      partitionInput === undefined ? undefined : await partitionInputMetadata(ctx.mlflow, { experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs?.[partitionInput], files);
+    manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   }
   rec.manifest = manifest;
+  if (manifest.nested) {
+    // Where the partitions write their metadata sidecars (PARALLELS_METADATA_FILE), one each.
+    await mkdir(join(outputsDir, METADATA_DIR), { recursive: true });
+    if (ctx.containers && process.getuid?.() === 0) await chown(join(outputsDir, METADATA_DIR), IMAGE_UID, IMAGE_UID);
+  }
   if (node.partition) {
     await ctx.mlflow.uploadArtifact(nodeRunId, MANIFEST_ARTIFACT, JSON.stringify(manifest, null, 1), "application/json");
   }

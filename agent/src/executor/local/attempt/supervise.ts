@@ -13,7 +13,8 @@ import type { RunStatus } from "../../../../../proto/mlflow";
 import type { AttemptOutcome } from "../../../../../proto/status";
 import { OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
-import { sliceFiles } from "../../shared/manifest";
+import { sliceFiles, sliceMetadata } from "../../shared/manifest";
+import { sidecarPath } from "../../shared/metadata";
 import { partialFailure } from "../../shared/partitions";
 import { endRun, findOrCreatePartitionRun } from "../../shared/mlflow-runs";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile, type Spawned } from "../process";
@@ -23,7 +24,7 @@ import { containerName, podmanCommand } from "../containers";
 import { attemptKey, partitionCounts, type AttemptRecord, type PartitionRecord } from "../state";
 
 /** Variables a step gets besides the node's `env`: MLflow's run and the partition's. */
-const STEP_VARIABLES = new Set(["MLFLOW_RUN_ID", "PARALLELS_PARTITION_INDEX", "PARALLELS_PARTITION_COUNT", "PARALLELS_PARTITION_MANIFEST"]);
+const STEP_VARIABLES = new Set(["MLFLOW_RUN_ID", "PARALLELS_PARTITION_INDEX", "PARALLELS_PARTITION_COUNT", "PARALLELS_PARTITION_MANIFEST", "PARALLELS_PARTITION_METADATA", "PARALLELS_METADATA_FILE"]);
 import type { AttemptScope } from "./scope";
 
 export class Supervisor {
@@ -268,12 +269,19 @@ export class Supervisor {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const env: NodeJS.ProcessEnv = { ...ctx.baseEnv, ...rec.env, MLFLOW_RUN_ID: p.mlflowRunId ?? mlflowIds.nodeRunId };
+    // Its own metadata sidecar: partitions share the outputs folder, so one file each (metadata.ts).
+    const outputsDir = rec.env?.PARALLELS_OUTPUTS_DIR;
+    if (outputsDir) env.PARALLELS_METADATA_FILE = join(outputsDir, ...sidecarPath(manifest.nested ? p.index : undefined).split("/"));
     if (manifest.nested) {
       const manifestPath = join(dir, "manifest.json");
       await writeFile(manifestPath, `${JSON.stringify(sliceFiles(manifest, p.index))}\n`);
+      // Its items' metadata (from the upstream steps' sidecars), keyed like the manifest's paths.
+      const metadataPath = join(dir, "metadata.json");
+      await writeFile(metadataPath, `${JSON.stringify(sliceMetadata(manifest, p.index))}\n`);
       env.PARALLELS_PARTITION_INDEX = String(p.index);
       env.PARALLELS_PARTITION_COUNT = String(manifest.count);
       env.PARALLELS_PARTITION_MANIFEST = manifestPath;
+      env.PARALLELS_PARTITION_METADATA = metadataPath;
     }
     // Intent first: a crash between spawn and the next save is found again by the pid file.
     p.state = "running";
