@@ -24,10 +24,10 @@ import { DEFAULT_NODES, GPU_RESOURCE } from "../../scripts/k8s/nodes";
 import { type AgentProcess, startAgent } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
 import { type Embedded, startEmbedded } from "../../scripts/local/embedded";
+import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
 
 const TOKEN = "hybrid-admin-token";
 const NS = "parallels";
-const TERMINAL = ["succeeded", "failed", "cancelled"];
 
 interface Site {
   name: "eks" | "ezmeral";
@@ -44,27 +44,12 @@ let commit: string;
 let inputRun: string;
 const sites: Partial<Record<Site["name"], Site>> = {};
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (agent logs: ${Object.values(sites).map((s) => s?.agent.logFile)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const runOf = async (id: string) => (await api("GET", `/v1/runs/${id}`)).body;
-const finished = (id: string, timeoutMs = 180_000) => waitFor(`run ${id} to finish`, async () => ((r) => (TERMINAL.includes(r.status) ? r : undefined))(await runOf(id)), timeoutMs);
+const explain = () => `agent logs: ${Object.values(sites).map((s) => s?.agent.logFile)}`;
+const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain });
+const api = e2e.call;
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000) => waitUntil(what, fn, { timeoutMs, explain });
+const runOf = e2e.runOf;
+const finished = (id: string, timeoutMs = 180_000) => e2e.finished(id, timeoutMs);
 const site = (name: Site["name"]) => sites[name]!;
 const jobsOfRun = async (name: Site["name"], runId: string) =>
   (JSON.parse(await site(name).k8s.kubectl(["-n", NS, "get", "jobs", "-l", `parallels.io/run=${runId}`, "-o", "json"])) as { items: any[] }).items;
@@ -79,13 +64,7 @@ const step = (id: string, cluster: string | Record<string, string>, delay: strin
   ...extra,
 });
 
-async function submit(name: string, nodes: unknown[]) {
-  const put = await api("PUT", `/v1/dags/${name}`, { name, nodes });
-  expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
-  const run = await api("POST", "/v1/runs", { dag: name });
-  expect(run.status, JSON.stringify(run.body)).toBe(201);
-  return run.body.id as string;
-}
+const submit = e2e.submit;
 
 /**
  * A cluster as its users would set it up: registered with the API, the chart installed with the

@@ -12,10 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient, type Run } from "../../proto/mlflow";
-import { isTerminalRun } from "../../proto/status";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
+import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
 
 const TOKEN = "e2e-admin-token";
 let env: Embedded;
@@ -25,30 +25,12 @@ let mlflow: MlflowClient;
 let projects: string;
 let trace: string;
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
+const api = e2e.call;
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 90_000) =>
+  waitUntil(what, fn, { timeoutMs, pollMs: 100, explain: () => `agent log: ${agent?.logFile}` });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (agent log: ${agent?.logFile})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const finished = (id: string) =>
-  waitFor(`run ${id} to finish`, async () => {
-    const r = (await api("GET", `/v1/runs/${id}`)).body;
-    return isTerminalRun(r.status) ? r : undefined;
-  });
+const finished = (id: string) => e2e.finished(id, 90_000);
 const statuses = (run: any) => Object.fromEntries(run.nodes.map((n: any) => [n.nodeId, n.status]));
 const node = (run: any, id: string) => run.nodes.find((n: any) => n.nodeId === id);
 

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fnv1a32 } from "../../agent/src/executor/shared/manifest";
 import { MlflowClient, type Run } from "../../proto/mlflow";
-import { isTerminalRun } from "../../proto/status";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
+import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
 
 const TOKEN = "e2e-admin-token";
 let env: Embedded;
@@ -26,34 +26,14 @@ let LABEL: string;
 let GROUP: string;
 let DATA: string;
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
+const api = e2e.call;
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000) =>
+  waitUntil(what, fn, { timeoutMs, pollMs: 250, explain: () => `agent log: ${agent?.logFile}` });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (agent log: ${agent?.logFile})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const finished = (id: string) => e2e.finished(id, 120_000);
 
-const runOf = async (id: string) => (await api("GET", `/v1/runs/${id}`)).body;
-const finished = (id: string) => waitFor(`run ${id} to finish`, async () => ((r) => (isTerminalRun(r.status) ? r : undefined))(await runOf(id)), 120_000);
-
-async function submit(name: string, nodes: unknown[]) {
-  expect((await api("PUT", `/v1/dags/${name}`, { name, nodes })).status).toBeLessThan(300);
-  const run = await api("POST", "/v1/runs", { dag: name });
-  expect(run.status).toBe(201);
-  return run.body.id as string;
-}
+const submit = e2e.submit;
 
 /** The node runs Parallels made in MLflow for a DAG run, by node id, oldest attempt first. */
 async function nodeRuns(runId: string, dag: string): Promise<Map<string, Run[]>> {

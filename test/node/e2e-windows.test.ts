@@ -15,9 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient } from "../../proto/mlflow";
-import { isTerminalRun } from "../../proto/status";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
+import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
 
 const TOKEN = "e2e-admin-token";
 const DAG = "e2e-windows";
@@ -28,30 +28,13 @@ let mlflow: MlflowClient;
 let INCOMING: string;
 let CONTROL: string;
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
+const api = e2e.call;
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000) =>
+  waitUntil(what, fn, { timeoutMs, pollMs: 250, explain: () => `agent log: ${agent?.logFile}` });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (agent log: ${agent?.logFile})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const runOf = async (id: string) => (await api("GET", `/v1/runs/${id}`)).body;
-const finished = (id: string) =>
-  waitFor(`run ${id} to finish`, async () => ((r) => (isTerminalRun(r.status) ? r : undefined))(await runOf(id)), 90_000).catch(async (e: Error) => {
-    throw new Error(`${e.message}; the run: ${JSON.stringify(await runOf(id))}`);
-  });
+const runOf = e2e.runOf;
+const finished = (id: string) => e2e.finished(id, 90_000);
 const runs = async () => (await api("GET", `/v1/runs?dag=${DAG}`)).body.items as { id: string; status: string }[];
 
 /** Fires the Cron Trigger as Cloudflare would at `at` (wrangler runs the Worker's `scheduled`). */
