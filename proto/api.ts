@@ -128,6 +128,10 @@ export type RunResume = z.infer<typeof RunResume>;
 export const ReusedFrom = z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string() });
 export type ReusedFrom = z.infer<typeof ReusedFrom>;
 
+/** An attempt given up with its cluster (`onClusterLost`): the cluster, its last heartbeat (`since`) and when it was given up (`at`). */
+export const LostAttempt = z.object({ attempt: z.number().int(), clusterId: z.string(), since: z.number().nullable(), at: z.number() });
+export type LostAttempt = z.infer<typeof LostAttempt>;
+
 export const NodeRunView = z.object({
   nodeId: z.string(),
   status: NodeStatus,

@@ -1,0 +1,115 @@
+/**
+ * @module
+ * Lost clusters: what becomes of a node whose attempt runs on a cluster that stopped heartbeating.
+ * Pure, like `decide`; `runs/lost.ts` reads the rows, calls `decideLost` on the Cron Trigger's
+ * tick and writes the outcome together with the scheduler's next decision.
+ *
+ * Rules, for each node of a run whose status is active (`dispatched`, `building`, `running`):
+ * 1. Its cluster is *silent* since the later of its last heartbeat (or, never heartbeating, its
+ *    registration) and the node's last change (its dispatch or latest event): an attempt sent
+ *    to a cluster that was already quiet gets the whole grace too.
+ * 2. The attempt is *lost* once the silence lasts `grace` (the DAG's `onClusterLost.grace`, 10 min
+ *    by default) — and never before the cluster counts as offline (`offlineAfterMs`), whatever a
+ *    shorter grace says. A node on a cluster heard from within that time is never touched.
+ * 3. `wait`: nothing happens, ever (a forced cancel ends such a run).
+ * 4. `fail`: the attempt is marked lost and the node fails for good, its message naming the
+ *    cluster and since when it is silent; the run then fails as for any node failed for good.
+ * 5. `retryElsewhere`: the attempt is marked lost and the next attempt goes to another cluster
+ *    matching the node's label selector whose agent is online now (not the lost one) — the first
+ *    by name, as at submit. A lost attempt does not count against `retries` (losing a cluster is
+ *    not the step's fault). A node that names its cluster, or has none (the workspace's only
+ *    cluster), or whose selector matches no other online cluster, fails as in 4, saying so.
+ *    While the run is being cancelled or is over nothing is retried: the attempt fails as in 4.
+ * In every case the lost cluster's agent is sent `cancel` for the attempt (by the caller), so if it
+ * comes back it stops it; its late events are answered and ignored (another attempt or an ended one).
+ *
+ * Applying the outcome (the node `failed`, or `dispatched` on an online cluster with a fresh
+ * `updatedAt`) leaves nothing for `decideLost` to do: it is idempotent.
+ */
+import { clusterLostPolicy, type Dag } from "../../../proto/dag";
+import { isActiveNode, type NodeStatus, type RunStatus } from "../../../proto/status";
+
+export interface LostCluster {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  lastHeartbeatAt: number | null;
+  registeredAt: number | null;
+}
+
+export interface LostNode {
+  nodeId: string;
+  status: NodeStatus;
+  attempt: number;
+  clusterId: string | null;
+  /** When the node last changed (dispatched, or moved by its agent's event). */
+  updatedAt: number;
+}
+
+export interface LostInput {
+  dag: Pick<Dag, "nodes" | "onClusterLost">;
+  runStatus: RunStatus;
+  nodes: LostNode[];
+  /** The workspace's clusters. */
+  clusters: LostCluster[];
+  now: number;
+  /** A cluster with no heartbeat for longer is offline (`OFFLINE_AFTER_MS`). */
+  offlineAfterMs: number;
+}
+
+export interface LostOutcome {
+  nodeId: string;
+  /** The lost attempt and the cluster it ran on. */
+  attempt: number;
+  clusterId: string;
+  /** The cluster's last heartbeat (null: it never sent one). */
+  since: number | null;
+  /** `retry`: the next attempt goes to `to`; `fail`: the node fails for good. */
+  action: { kind: "retry"; to: string; toName: string } | { kind: "fail" };
+  /** Says what happened, for the node's message. */
+  message: string;
+}
+
+export function decideLost(input: LostInput): LostOutcome[] {
+  const { dag, now, offlineAfterMs } = input;
+  const policy = clusterLostPolicy(dag);
+  if (policy.policy === "wait") return [];
+  const graceMs = Math.max(policy.graceMs, offlineAfterMs);
+  const clusters = new Map(input.clusters.map((c) => [c.id, c]));
+  const specs = new Map(dag.nodes.map((n) => [n.id, n]));
+  const online = (c: LostCluster) => c.lastHeartbeatAt !== null && now - c.lastHeartbeatAt <= offlineAfterMs;
+  const out: LostOutcome[] = [];
+  for (const node of input.nodes) {
+    if (!isActiveNode(node.status) || node.clusterId === null) continue;
+    const cluster = clusters.get(node.clusterId);
+    const heard = cluster?.lastHeartbeatAt ?? cluster?.registeredAt ?? null;
+    if (now - Math.max(heard ?? 0, node.updatedAt) < graceMs) continue;
+    if (cluster && online(cluster)) continue;
+    const name = cluster?.name ?? node.clusterId;
+    const since = cluster?.lastHeartbeatAt ?? null;
+    const silent = since === null ? "it never sent a heartbeat" : `no heartbeat since ${new Date(since).toISOString()}`;
+    const lost = `cluster "${name}" lost (${silent}; onClusterLost ${policy.policy} after ${policy.grace}): attempt ${node.attempt} abandoned`;
+    const base = { nodeId: node.nodeId, attempt: node.attempt, clusterId: node.clusterId, since };
+    if (policy.policy === "fail") {
+      out.push({ ...base, action: { kind: "fail" }, message: lost });
+      continue;
+    }
+    if (input.runStatus !== "running") {
+      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; not retried: the run is ${input.runStatus}` });
+      continue;
+    }
+    const selector = specs.get(node.nodeId)?.cluster;
+    if (selector === undefined || typeof selector === "string") {
+      const why = selector === undefined ? "the node names no cluster (the workspace's only one)" : `the node names cluster "${selector}"`;
+      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; nowhere else to retry: ${why}` });
+      continue;
+    }
+    const target = input.clusters.filter((c) => c.id !== node.clusterId && online(c) && Object.entries(selector).every(([k, v]) => c.labels[k] === v)).sort((a, b) => a.name.localeCompare(b.name))[0];
+    if (!target) {
+      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; no other online cluster has the labels ${JSON.stringify(selector)}` });
+      continue;
+    }
+    out.push({ ...base, action: { kind: "retry", to: target.id, toName: target.name }, message: `${lost}; retried on cluster "${target.name}" as attempt ${node.attempt + 1}` });
+  }
+  return out;
+}
