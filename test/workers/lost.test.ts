@@ -96,6 +96,8 @@ describe("lost clusters (onClusterLost)", () => {
     expect(JSON.parse(rows[1]!.payload)).toMatchObject({ type: "start", nodeId: "train", attempt: 2 });
     expect(JSON.parse(rows[2]!.payload)).toEqual({ type: "cancel", runId: run.id, nodeRunId: train, nodeId: "train", attempt: 1 });
     expect((await view(ws.read, run.id)).status).toBe("running");
+    // The pending dependant, placed on a at submit by the same selector, now waits for b.
+    expect(await nodeOf(ws.read, run.id, "report")).toMatchObject({ status: "pending", clusterId: b.id });
     const detail = await env.DB.prepare("SELECT lost_attempts FROM node_runs WHERE id = ?").bind(train).first<{ lost_attempts: string }>();
     expect(JSON.parse(detail!.lost_attempts)).toEqual([{ attempt: 1, clusterId: a.id, since: expect.any(Number), at: expect.any(Number) }]);
 
@@ -105,9 +107,11 @@ describe("lost clusters (onClusterLost)", () => {
     expect(await view(ws.read, run.id)).toEqual(after);
     expect(await outboxRows(run.id)).toHaveLength(3);
 
-    // b runs attempt 2 to success: report is dispatched (to b, by its selector's placement).
+    // b runs attempt 2 to success: report is dispatched to b.
     expect((await events(b.credential, [ev(train, 2, 1, "running", { mlflowRunId: "m-b-2" }), ev(train, 2, 2, "succeeded")])).body).toMatchObject({ applied: 2, ignored: 0 });
     expect(await nodeOf(ws.read, run.id, "train")).toMatchObject({ status: "succeeded", attempt: 2, mlflowRunId: "m-b-2" });
+    expect(await nodeOf(ws.read, run.id, "report")).toMatchObject({ status: "dispatched", attempt: 1, clusterId: b.id });
+    expect((await outboxRows(run.id)).at(-1)).toMatchObject({ msg_id: `${run.id}-report.1.start`, subject: `work.${b.id}.start` });
     // a comes back: its stale attempt's late success or failure is answered, ignored, and changes nothing.
     const settled = await view(ws.read, run.id);
     const late = await events(a.credential, [ev(train, 1, 3, "failed", { message: "killed" }), ev(train, 1, 4, "succeeded")]);

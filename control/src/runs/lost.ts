@@ -65,7 +65,7 @@ export async function handleLostClusters(db: Db, now: number): Promise<LostRepor
         lostClaims.push(state.run.id);
         continue;
       }
-      report.lost += plan.outcomes.length;
+      report.lost += plan.outcomes.filter((o) => o.action.kind !== "move").length;
       report.retried += plan.outcomes.filter((o) => o.action.kind === "retry").length;
     }
     // Another decision on these runs came first (an agent's event, another tick): look again.
@@ -123,7 +123,9 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
   const guarded = plan.guarded!;
   const claimed = sql`(SELECT state_token FROM dag_runs WHERE id = ${run.id}) = ${token}`;
   const byNode = new Map(nodes.map((n) => [n.nodeId, n]));
-  const changes = outcomes.map((o) => ({
+  const moves = JSON.stringify(outcomes.flatMap((o) => (o.action.kind === "move" ? [{ id: byNode.get(o.nodeId)!.id, clusterId: o.action.to }] : [])));
+  const lostOnes = outcomes.filter((o) => o.action.kind !== "move");
+  const changes = lostOnes.map((o) => ({
     id: byNode.get(o.nodeId)!.id,
     attempt: o.attempt,
     final: o.action.kind === "fail",
@@ -131,7 +133,7 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
     lost: JSON.stringify({ attempt: o.attempt, clusterId: o.clusterId, since: o.since, at: now } satisfies LostAttempt),
     message: o.message,
   }));
-  const cancels = outcomes.map((o) => {
+  const cancels = lostOnes.map((o) => {
     const row = byNode.get(o.nodeId)!;
     const message: WorkCancel = { type: "cancel", runId: run.id, nodeRunId: row.id, nodeId: o.nodeId, attempt: o.attempt };
     return { msgId: workMsgId(row.id, o.attempt, "cancel"), subject: workSubject(o.clusterId, "cancel"), payload: JSON.stringify(message) };
@@ -154,6 +156,11 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
           updated_at = ${now}
         FROM json_each(${json}) AS j
         WHERE node_runs.id = json_extract(j.value, '$.id') AND node_runs.attempt = json_extract(j.value, '$.attempt') AND ${claimed}`),
+      // Pending nodes follow to the cluster a retry takes (before the decision: it may dispatch them).
+      db.run(sql`
+        UPDATE node_runs SET cluster_id = json_extract(j.value, '$.clusterId'), updated_at = ${now}
+        FROM json_each(${moves}) AS j
+        WHERE node_runs.id = json_extract(j.value, '$.id') AND node_runs.status = 'pending' AND ${claimed}`),
       ...guarded.writes,
       // A new attempt starts with no message; this one says why it runs where it does.
       db.run(sql`
@@ -164,7 +171,7 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
       db.run(sql`
         INSERT INTO events (workspace_id, run_id, node_id, type, data, at)
         SELECT ${run.workspaceId}, ${run.id}, json_extract(value, '$.id'), 'node.lost', value, ${now}
-        FROM json_each(${json}) WHERE ${claimed}`),
+        FROM json_each(${JSON.stringify([...changes, ...JSON.parse(moves)])}) WHERE ${claimed}`),
     ],
   };
 }
@@ -175,6 +182,7 @@ function after(nodes: NodeRow[], outcomes: LostOutcome[], now: number): NodeRow[
   return nodes.map((n) => {
     const o = of.get(n.nodeId);
     if (!o) return n;
+    if (o.action.kind === "move") return { ...n, clusterId: o.action.to };
     const lost: LostAttempt = { attempt: o.attempt, clusterId: o.clusterId, since: o.since, at: now };
     return {
       ...n,

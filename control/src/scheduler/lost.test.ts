@@ -60,6 +60,23 @@ describe("decideLost", () => {
     expect(decideLost(input({ dag: dagOf(undefined), clusters: [cluster("a", T0 - 9 * MIN)] }))).toEqual([]);
   });
 
+  it("retryElsewhere moves a pending node placed on the lost cluster by its selector; nothing else moves one", () => {
+    const pending = { ...running("a"), status: "pending" as const, attempt: 0 };
+    expect(decideLost(input({ nodes: [pending] }))).toEqual([
+      {
+        nodeId: "train",
+        attempt: 0,
+        clusterId: "a",
+        since: T0 - 20 * MIN,
+        action: { kind: "move", to: "b", toName: "b" },
+        message: `cluster "a" lost (no heartbeat since ${new Date(T0 - 20 * MIN).toISOString()}): placed on cluster "b"`,
+      },
+    ]);
+    expect(decideLost(input({ nodes: [pending], dag: dagOf({ policy: "fail" }) }))).toEqual([]);
+    expect(decideLost(input({ nodes: [pending], dag: dagOf({ policy: "retryElsewhere" }, "a") }))).toEqual([]);
+    expect(decideLost(input({ nodes: [pending], clusters: [cluster("a", T0 - 20 * MIN)] }))).toEqual([]);
+  });
+
   it("wait: never does anything", () => {
     expect(decideLost(input({ dag: dagOf({ policy: "wait", grace: "1m" }), clusters: [cluster("a", null), cluster("b", T0)], now: T0 + 1000 * MIN }))).toEqual([]);
   });
@@ -77,7 +94,7 @@ describe("decideLost", () => {
   });
 
   it("leaves nodes that are not active, or on a cluster heard from, alone", () => {
-    for (const status of NODE_STATUSES.filter((s) => !(ACTIVE_NODE_STATUSES as readonly string[]).includes(s))) {
+    for (const status of NODE_STATUSES.filter((s) => !(ACTIVE_NODE_STATUSES as readonly string[]).includes(s) && s !== "pending")) {
       expect(decideLost(input({ nodes: [{ ...running("a"), status }] }))).toEqual([]);
     }
     expect(decideLost(input({ nodes: [running("b")] }))).toEqual([]);
@@ -115,6 +132,7 @@ describe("decideLost: properties", () => {
     nodes: inp.nodes.map((n) => {
       const o = outs.find((x) => x.nodeId === n.nodeId);
       if (!o) return n;
+      if (o.action.kind === "move") return { ...n, clusterId: o.action.to };
       return o.action.kind === "retry" ? { ...n, status: "dispatched", attempt: n.attempt + 1, clusterId: o.action.to, updatedAt: inp.now } : { ...n, status: "failed" };
     }),
   });
@@ -132,10 +150,11 @@ describe("decideLost: properties", () => {
         if (c.policy === "wait") expect(outs).toEqual([]);
         for (const o of outs) {
           const node = inp.nodes.find((n) => n.nodeId === o.nodeId)!;
-          expect(ACTIVE_NODE_STATUSES as readonly string[]).toContain(node.status);
+          if (o.action.kind === "move") expect(node.status).toBe("pending");
+          else expect(ACTIVE_NODE_STATUSES as readonly string[]).toContain(node.status);
           expect(online(node.clusterId!)).toBe(false);
           expect(o.message).toContain(`cluster "${node.clusterId}" lost`);
-          if (o.action.kind === "retry") {
+          if (o.action.kind !== "fail") {
             expect(o.action.to).not.toBe(node.clusterId);
             expect(online(o.action.to)).toBe(true);
             expect(typeof c.selector).toBe("object");

@@ -20,7 +20,11 @@
  *    not the step's fault). A node that names its cluster, or has none (the workspace's only
  *    cluster), or whose selector matches no other online cluster, fails as in 4, saying so.
  *    While the run is being cancelled or is over nothing is retried: the attempt fails as in 4.
- * In every case the lost cluster's agent is sent `cancel` for the attempt (by the caller), so if it
+ * 6. With `retryElsewhere`, a node of the run not dispatched yet (`pending`) that was placed on the
+ *    lost cluster by its selector is moved (`move`) to the cluster a retry would take: placement is
+ *    decided at submit, and it would otherwise be sent to the lost cluster later, to wait out the
+ *    grace again. Nothing is lost, nothing is cancelled.
+ * For every lost attempt the lost cluster's agent is sent `cancel` for it (by the caller), so if it
  * comes back it stops it; its late events are answered and ignored (another attempt or an ended one).
  *
  * Applying the outcome (the node `failed`, or `dispatched` on an online cluster with a fresh
@@ -64,8 +68,8 @@ export interface LostOutcome {
   clusterId: string;
   /** The cluster's last heartbeat (null: it never sent one). */
   since: number | null;
-  /** `retry`: the next attempt goes to `to`; `fail`: the node fails for good. */
-  action: { kind: "retry"; to: string; toName: string } | { kind: "fail" };
+  /** `retry`: the next attempt goes to `to`; `fail`: the node fails for good; `move`: a pending node will run on `to`. */
+  action: { kind: "retry" | "move"; to: string; toName: string } | { kind: "fail" };
   /** Says what happened, for the node's message. */
   message: string;
 }
@@ -80,36 +84,43 @@ export function decideLost(input: LostInput): LostOutcome[] {
   const online = (c: LostCluster) => c.lastHeartbeatAt !== null && now - c.lastHeartbeatAt <= offlineAfterMs;
   const out: LostOutcome[] = [];
   for (const node of input.nodes) {
-    if (!isActiveNode(node.status) || node.clusterId === null) continue;
+    const pending = node.status === "pending";
+    if (!(isActiveNode(node.status) || (pending && policy.policy === "retryElsewhere")) || node.clusterId === null) continue;
     const cluster = clusters.get(node.clusterId);
     const heard = cluster?.lastHeartbeatAt ?? cluster?.registeredAt ?? null;
-    if (now - Math.max(heard ?? 0, node.updatedAt) < graceMs) continue;
+    // A pending node's last change is its run's submit, which says nothing of its cluster.
+    if (now - Math.max(heard ?? 0, pending ? 0 : node.updatedAt) < graceMs) continue;
     if (cluster && online(cluster)) continue;
     const name = cluster?.name ?? node.clusterId;
     const since = cluster?.lastHeartbeatAt ?? null;
     const silent = since === null ? "it never sent a heartbeat" : `no heartbeat since ${new Date(since).toISOString()}`;
-    const lost = `cluster "${name}" lost (${silent}; onClusterLost ${policy.policy} after ${policy.grace}): attempt ${node.attempt} abandoned`;
     const base = { nodeId: node.nodeId, attempt: node.attempt, clusterId: node.clusterId, since };
+    const selector = specs.get(node.nodeId)?.cluster;
+    const target = typeof selector === "object" && input.runStatus === "running" ? elsewhere(input.clusters, node.clusterId, selector, online) : undefined;
+    if (pending) {
+      if (target) out.push({ ...base, action: { kind: "move", to: target.id, toName: target.name }, message: `cluster "${name}" lost (${silent}): placed on cluster "${target.name}"` });
+      continue;
+    }
+    const lost = `cluster "${name}" lost (${silent}; onClusterLost ${policy.policy} after ${policy.grace}): attempt ${node.attempt} abandoned`;
+    let why: string;
     if (policy.policy === "fail") {
       out.push({ ...base, action: { kind: "fail" }, message: lost });
       continue;
     }
-    if (input.runStatus !== "running") {
-      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; not retried: the run is ${input.runStatus}` });
+    if (input.runStatus !== "running") why = `not retried: the run is ${input.runStatus}`;
+    else if (selector === undefined) why = "nowhere else to retry: the node names no cluster (the workspace's only one)";
+    else if (typeof selector === "string") why = `nowhere else to retry: the node names cluster "${selector}"`;
+    else if (!target) why = `no other online cluster has the labels ${JSON.stringify(selector)}`;
+    else {
+      out.push({ ...base, action: { kind: "retry", to: target.id, toName: target.name }, message: `${lost}; retried on cluster "${target.name}" as attempt ${node.attempt + 1}` });
       continue;
     }
-    const selector = specs.get(node.nodeId)?.cluster;
-    if (selector === undefined || typeof selector === "string") {
-      const why = selector === undefined ? "the node names no cluster (the workspace's only one)" : `the node names cluster "${selector}"`;
-      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; nowhere else to retry: ${why}` });
-      continue;
-    }
-    const target = input.clusters.filter((c) => c.id !== node.clusterId && online(c) && Object.entries(selector).every(([k, v]) => c.labels[k] === v)).sort((a, b) => a.name.localeCompare(b.name))[0];
-    if (!target) {
-      out.push({ ...base, action: { kind: "fail" }, message: `${lost}; no other online cluster has the labels ${JSON.stringify(selector)}` });
-      continue;
-    }
-    out.push({ ...base, action: { kind: "retry", to: target.id, toName: target.name }, message: `${lost}; retried on cluster "${target.name}" as attempt ${node.attempt + 1}` });
+    out.push({ ...base, action: { kind: "fail" }, message: `${lost}; ${why}` });
   }
   return out;
+}
+
+/** Another online cluster with the selector's labels: the first by name, as placement at submit picks. */
+function elsewhere(clusters: LostCluster[], lost: string, selector: Record<string, string>, online: (c: LostCluster) => boolean): LostCluster | undefined {
+  return clusters.filter((c) => c.id !== lost && online(c) && Object.entries(selector).every(([k, v]) => c.labels[k] === v)).sort((a, b) => a.name.localeCompare(b.name))[0];
 }
