@@ -157,6 +157,8 @@ export const NodeRunDetail = NodeRunView.extend({
   failedPartitions: z.string().nullable(),
   /** Why (the first 50): exit code, reason, the end of stderr. */
   partitionFailures: z.array(PartitionFailure),
+  /** Attempts given up with their cluster (`onClusterLost`): which cluster, its last heartbeat (null: none), when. They may have run on. */
+  lostAttempts: z.array(z.object({ attempt: z.number().int(), clusterId: z.string(), since: z.string().nullable(), at: z.string() })),
 });
 export type NodeRunDetail = z.infer<typeof NodeRunDetail>;
 

@@ -98,8 +98,8 @@ describe("lost clusters (onClusterLost)", () => {
     expect((await view(ws.read, run.id)).status).toBe("running");
     // The pending dependant, placed on a at submit by the same selector, now waits for b.
     expect(await nodeOf(ws.read, run.id, "report")).toMatchObject({ status: "pending", clusterId: b.id });
-    const detail = await env.DB.prepare("SELECT lost_attempts FROM node_runs WHERE id = ?").bind(train).first<{ lost_attempts: string }>();
-    expect(JSON.parse(detail!.lost_attempts)).toEqual([{ attempt: 1, clusterId: a.id, since: expect.any(Number), at: expect.any(Number) }]);
+    const detail = (await call("GET", `/v1/runs/${run.id}/nodes/train`, { token: ws.read })).body;
+    expect(detail.lostAttempts).toEqual([{ attempt: 1, clusterId: a.id, since: expect.stringMatching(/^\d{4}-.*Z$/), at: expect.stringMatching(/^\d{4}-.*Z$/) }]);
 
     // Another tick (or two at once) changes nothing more.
     const after = await view(ws.read, run.id);
