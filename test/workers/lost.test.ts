@@ -163,6 +163,17 @@ describe("lost clusters (onClusterLost)", () => {
     expect(v.nodes.find((n: any) => n.nodeId === "train").message).toMatch(/; nowhere else to retry: the node names cluster "a"$/);
   });
 
+  it("a run being cancelled whose step's cluster is lost ends after the grace, without a retry", async () => {
+    const { ws, b, run, silence } = await setup({ policy: "retryElsewhere", grace: "10m" });
+    expect((await call("POST", `/v1/runs/${run.id}/cancel`, { token: ws.write })).body.status).toBe("cancelling");
+    await silence(11 * MIN);
+    await b.beat();
+    await fire(Date.now());
+    const v = await view(ws.read, run.id);
+    expect(v.status).toBe("cancelled");
+    expect(v.nodes.find((n: any) => n.nodeId === "train")).toMatchObject({ status: "failed", attempt: 1, message: expect.stringMatching(/; not retried: the run is cancelling$/) });
+  });
+
   it("wait: nothing happens, however long the cluster is silent", async () => {
     const { ws, run, silence } = await setup({ policy: "wait", grace: "1m" });
     await silence(600 * MIN);
@@ -182,5 +193,38 @@ describe("lost clusters (onClusterLost)", () => {
       { path: "onClusterLost.policy", message: 'expected "wait", "retryElsewhere" or "fail"' },
       { path: "onClusterLost.grace", message: 'expected a positive duration such as "30s", "15m", "2h" or "1d"' },
     ]);
+  });
+});
+
+describe("cancel across clusters", () => {
+  it("a run with steps running on two clusters sends each cluster cancel for its own step, and ends when both agents confirm", async () => {
+    const ws = await workspace();
+    const a = await agentCluster(ws, "a");
+    const b = await agentCluster(ws, "b");
+    const dag = unique("both");
+    const doc = {
+      name: dag,
+      nodes: [
+        { id: "x", project: { uri: "examples/noop" }, cluster: "a" },
+        { id: "y", project: { uri: "examples/noop" }, cluster: "b" },
+      ],
+    };
+    expect((await call("POST", "/v1/dags", { token: ws.write, body: doc })).status).toBe(201);
+    const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag } })).body;
+    const [x, y] = [`${run.id}-x`, `${run.id}-y`];
+    await events(a.credential, [ev(x, 1, 1, "running")]);
+    await events(b.credential, [ev(y, 1, 1, "running")]);
+    const cancelled = await call("POST", `/v1/runs/${run.id}/cancel`, { token: ws.write });
+    expect(cancelled.body.status).toBe("cancelling");
+    expect((await outboxRows(run.id)).filter((r) => r.msg_id.endsWith(".cancel")).map((r) => [r.msg_id, r.subject])).toEqual([
+      [`${x}.1.cancel`, `work.${a.id}.cancel`],
+      [`${y}.1.cancel`, `work.${b.id}.cancel`],
+    ]);
+    await events(a.credential, [ev(x, 1, 2, "cancelled")]);
+    expect((await view(ws.read, run.id)).status).toBe("cancelling");
+    // Each agent may report only its own step.
+    expect((await events(a.credential, [ev(y, 1, 2, "cancelled")])).status).toBe(403);
+    expect((await events(b.credential, [ev(y, 1, 2, "cancelled")])).body.endedRuns).toEqual([{ runId: run.id, status: "cancelled" }]);
+    expect(await view(ws.read, run.id)).toMatchObject({ status: "cancelled", counters: { cancelled: 2 } });
   });
 });
