@@ -10,7 +10,7 @@
  * The step's project is the relative path `step`, which each agent resolves under its own projects
  * root: `a`'s copy waits 10 minutes (it must still be running when `a` comes back), `b`'s ends at once.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,6 +78,19 @@ beforeAll(async () => {
 afterAll(async () => {
   if (agents.a) process.kill(agents.a.pid, "SIGCONT");
   for (const a of Object.values(agents)) await a.stop();
+  // An agent's stop leaves its steps running (by design): end a's 10-minute step if the test
+  // failed before the cancel did — its wrapper's process group, by the pid the wrapper wrote.
+  const work = join(state ?? "", "agent-a/executor/work");
+  for (const attempt of existsSync(work) ? readdirSync(work) : []) {
+    const parts = join(work, attempt, "partitions");
+    for (const p of existsSync(parts) ? readdirSync(parts) : []) {
+      try {
+        process.kill(-Number(readFileSync(join(parts, p, "pid"), "utf8").trim()), "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  }
   await env?.stop();
   if (state) rmSync(state, { recursive: true, force: true });
 });
