@@ -120,7 +120,9 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
     );
     plan = planAdvance(db, run, spec, after(nodes, outcomes, now), {}, now, token);
   }
-  const guarded = plan.guarded!;
+  // A held (`queued`) run has nothing active to lose; planAdvance decides nothing about it.
+  const guarded = plan.guarded;
+  if (!guarded) return null;
   const claimed = sql`(SELECT state_token FROM dag_runs WHERE id = ${run.id}) = ${token}`;
   const byNode = new Map(nodes.map((n) => [n.nodeId, n]));
   const moves = JSON.stringify(outcomes.flatMap((o) => (o.action.kind === "move" ? [{ id: byNode.get(o.nodeId)!.id, clusterId: o.action.to }] : [])));
