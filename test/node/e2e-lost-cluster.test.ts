@@ -138,6 +138,9 @@ describe("lost cluster", { timeout: 240_000 }, () => {
     // a comes back: it pulls the cancel of attempt 1 and stops it.
     process.kill(agents.a!.pid, "SIGCONT");
     await waitFor("a's stale attempt KILLED in MLflow", async () => (await mlflow.getRun(first.mlflowRunId)).info.status === "KILLED", 60_000);
+    // The control plane marked it when it gave it up (so MLflow says so even if a never came back).
+    expect((await mlflow.getRun(first.mlflowRunId)).data.tags["parallels.lost"]).toBe(moved.message);
+    expect((await mlflow.getRun(done.nodes[0].mlflowRunId)).data.tags["parallels.lost"]).toBeUndefined();
     // Both attempts are children of the one parent run.
     const parent = done.mlflowRunId as string;
     for (const id of [first.mlflowRunId, done.nodes[0].mlflowRunId]) expect((await mlflow.getRun(id)).data.tags["mlflow.parentRunId"]).toBe(parent);

@@ -17,6 +17,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { clusters as clustersTable, dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
 import type { LostAttempt } from "../../../proto/api";
+import type { MlflowClient } from "../../../proto/mlflow";
 import type { Dag } from "../../../proto/dag";
 import { workMsgId, workSubject, type WorkCancel } from "../../../proto/messages";
 import { ACTIVE_NODE_STATUSES } from "../../../proto/status";
@@ -39,10 +40,17 @@ export interface LostReport {
   /** Attempts given up, and of those, retried on another cluster. */
   lost: number;
   retried: number;
+  /** Lost attempts whose MLflow run was tagged `parallels.lost`. */
+  tagged: number;
 }
 
-export async function handleLostClusters(db: Db, now: number): Promise<LostReport> {
-  const report: LostReport = { lost: 0, retried: 0 };
+/**
+ * `mlflow` (when the control plane knows MLflow's address): the lost attempts' MLflow runs are
+ * tagged `parallels.lost` = the node's message, so MLflow marks the stale run even if its cluster
+ * never comes back to end it (KILLED). Best effort, once: MLflow's trouble never holds up the rest.
+ */
+export async function handleLostClusters(db: Db, now: number, mlflow?: MlflowClient): Promise<LostReport> {
+  const report: LostReport = { lost: 0, retried: 0, tagged: 0 };
   const silent = sql`SELECT id FROM clusters WHERE last_heartbeat_at IS NULL OR last_heartbeat_at < ${now - OFFLINE_AFTER_MS}`;
   // The node_runs_cluster index (cluster_id, status) finds them without a scan of all node runs.
   const candidates = await db
@@ -65,13 +73,37 @@ export async function handleLostClusters(db: Db, now: number): Promise<LostRepor
         lostClaims.push(state.run.id);
         continue;
       }
-      report.lost += plan.outcomes.filter((o) => o.action.kind !== "move").length;
+      const lost = plan.outcomes.filter((o) => o.action.kind !== "move");
+      report.lost += lost.length;
       report.retried += plan.outcomes.filter((o) => o.action.kind === "retry").length;
+      if (mlflow) report.tagged += await tagLostRuns(mlflow, state.nodes, lost);
     }
     // Another decision on these runs came first (an agent's event, another tick): look again.
     loaded = lostClaims.length > 0 ? await load(db, lostClaims) : [];
   }
   return report;
+}
+
+/**
+ * Tags each lost attempt's MLflow run. The node row's `mlflow_run_id` is the latest one an agent
+ * reported — maybe an earlier attempt's, if the lost one never reported its own — so a run is
+ * tagged only if its own tags say it is that node run's that attempt.
+ */
+async function tagLostRuns(mlflow: MlflowClient, nodes: NodeRow[], lost: LostOutcome[]): Promise<number> {
+  let tagged = 0;
+  for (const o of lost) {
+    const row = nodes.find((n) => n.nodeId === o.nodeId);
+    if (!row?.mlflowRunId) continue;
+    try {
+      const tags = (await mlflow.getRun(row.mlflowRunId)).data.tags;
+      if (tags["parallels.nodeRunId"] !== row.id || tags["parallels.attempt"] !== String(o.attempt)) continue;
+      await mlflow.setTag(row.mlflowRunId, "parallels.lost", o.message);
+      tagged++;
+    } catch (e) {
+      console.error(JSON.stringify({ msg: "could not tag the lost attempt's MLflow run", nodeRunId: row.id, attempt: o.attempt, error: (e as Error).message }));
+    }
+  }
+  return tagged;
 }
 
 interface RunState {
