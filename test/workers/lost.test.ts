@@ -80,10 +80,11 @@ describe("lost clusters (onClusterLost)", () => {
     expect(await view(ws.read, run.id)).toEqual(before);
     expect((await outboxRows(run.id)).map((r) => r.msg_id)).toEqual([`${train}.1.start`]);
 
-    // Past it: attempt 1 is lost, attempt 2 is sent to b; a is sent cancel for attempt 1.
+    // Past it: attempt 1 is lost, attempt 2 is sent to b; a is sent cancel for attempt 1 — once,
+    // though two ticks run at the same moment (one wins the run's claim; the other finds nothing left).
     await silence(11 * MIN);
     await b.beat();
-    await fire(Date.now());
+    await Promise.all([fire(Date.now()), fire(Date.now())]);
     const moved = await nodeOf(ws.read, run.id, "train");
     expect(moved).toMatchObject({ status: "dispatched", attempt: 2, clusterId: b.id });
     expect(moved.message).toMatch(/^cluster "a" lost \(no heartbeat since .*; onClusterLost retryElsewhere after 10m\): attempt 1 abandoned; retried on cluster "b" as attempt 2$/);
@@ -99,6 +100,11 @@ describe("lost clusters (onClusterLost)", () => {
     // The pending dependant, placed on a at submit by the same selector, now waits for b.
     expect(await nodeOf(ws.read, run.id, "report")).toMatchObject({ status: "pending", clusterId: b.id });
     const detail = (await call("GET", `/v1/runs/${run.id}/nodes/train`, { token: ws.read })).body;
+    const logged = await env.DB.prepare("SELECT type, node_id FROM events WHERE run_id = ? AND type LIKE 'node.%' ORDER BY seq").bind(run.id).all<{ type: string; node_id: string }>();
+    expect(logged.results).toEqual([
+      { type: "node.lost", node_id: train },
+      { type: "node.moved", node_id: `${run.id}-report` },
+    ]);
     expect(detail.lostAttempts).toEqual([{ attempt: 1, clusterId: a.id, since: expect.stringMatching(/^\d{4}-.*Z$/), at: expect.stringMatching(/^\d{4}-.*Z$/) }]);
 
     // Another tick (or two at once) changes nothing more.

@@ -12,7 +12,7 @@
  * - for `retryElsewhere`, moves the node to the new cluster: the decision dispatches its next
  *   attempt there (its `start` goes to that cluster's subject);
  * - sends the lost cluster `cancel` for the lost attempt: its agent, if it comes back, stops it;
- * - logs a `node.lost` event.
+ * - logs a `node.lost` event (`node.moved` for a pending node that follows the retry).
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { clusters as clustersTable, dagRuns, dagVersions, nodeRuns } from "../../../db/schema";
@@ -204,7 +204,7 @@ function planLost(db: Db, state: RunState, now: number): { writes: Writable[]; o
       ...outboxInserts(db, cancels, now, claimed),
       db.run(sql`
         INSERT INTO events (workspace_id, run_id, node_id, type, data, at)
-        SELECT ${run.workspaceId}, ${run.id}, json_extract(value, '$.id'), 'node.lost', value, ${now}
+        SELECT ${run.workspaceId}, ${run.id}, json_extract(value, '$.id'), CASE WHEN json_extract(value, '$.lost') IS NULL THEN 'node.moved' ELSE 'node.lost' END, value, ${now}
         FROM json_each(${JSON.stringify([...changes, ...JSON.parse(moves)])}) WHERE ${claimed}`),
     ],
   };
