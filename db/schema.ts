@@ -180,6 +180,12 @@ export const nodeRuns = sqliteTable(
     failedPartitions: text("failed_partitions"),
     /** Why (the first 50): `[{index, exitCode, reason, stderr}]`. */
     partitionFailures: text("partition_failures", { mode: "json" }).$type<import("../proto/agent").PartitionFailure[]>(),
+    /**
+     * Attempts lost with their cluster (`onClusterLost`): `[{attempt, clusterId, since, at}]` —
+     * since: the cluster's last heartbeat; at: when the control plane gave up on it. They do not
+     * count against `retries`, and that cluster's late events about them are answered, not refused.
+     */
+    lostAttempts: text("lost_attempts", { mode: "json" }).$type<import("../proto/api").LostAttempt[]>(),
     /** The image the current attempt runs in (or waits for), as the agent reported it. */
     imageRef: text("image_ref"),
     /** When the current attempt started waiting for an image build (its first `building` event). */

@@ -128,6 +128,10 @@ export type RunResume = z.infer<typeof RunResume>;
 export const ReusedFrom = z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string() });
 export type ReusedFrom = z.infer<typeof ReusedFrom>;
 
+/** An attempt given up with its cluster (`onClusterLost`): the cluster, its last heartbeat (`since`) and when it was given up (`at`). */
+export const LostAttempt = z.object({ attempt: z.number().int(), clusterId: z.string(), since: z.number().nullable(), at: z.number() });
+export type LostAttempt = z.infer<typeof LostAttempt>;
+
 export const NodeRunView = z.object({
   nodeId: z.string(),
   status: NodeStatus,
@@ -155,6 +159,8 @@ export const NodeRunDetail = NodeRunView.extend({
   failedPartitions: z.string().nullable(),
   /** Why (the first 50): exit code, reason, the end of stderr. */
   partitionFailures: z.array(PartitionFailure),
+  /** Attempts given up with their cluster (`onClusterLost`): which cluster, its last heartbeat (null: none), when. They may have run on. */
+  lostAttempts: z.array(z.object({ attempt: z.number().int(), clusterId: z.string(), since: z.string().nullable(), at: z.string() })),
 });
 export type NodeRunDetail = z.infer<typeof NodeRunDetail>;
 

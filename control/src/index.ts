@@ -4,6 +4,8 @@ import { getDb } from "./db";
 import type { Env } from "./env";
 import { publisherFor } from "./publisher";
 import { pruneExpired } from "./retention";
+import { controlPlaneMlflow } from "./runs/logs";
+import { handleLostClusters } from "./runs/lost";
 import { runDueSchedules } from "./schedules/tick";
 
 export { NatsPublisher } from "./publisher";
@@ -15,6 +17,13 @@ export default {
   async scheduled(controller, env, _ctx) {
     const report = await runDueSchedules(getDb(env.DB), controller.scheduledTime);
     console.log(JSON.stringify({ msg: "schedules tick", ...report }));
+    // Attempts on clusters silent past their DAG's grace (onClusterLost), before the kick sends their messages.
+    try {
+      const lost = await handleLostClusters(getDb(env.DB), controller.scheduledTime, env.MLFLOW_TRACKING_URI ? controlPlaneMlflow(env) : undefined);
+      if (lost.lost > 0) console.log(JSON.stringify({ msg: "attempts lost with their cluster", ...lost }));
+    } catch (e) {
+      console.error(JSON.stringify({ msg: "checking for lost clusters failed", error: (e as Error).message }));
+    }
     // Safety nets: whatever the outbox still holds is published, and NATS holds every revocation.
     const publisher = publisherFor(env);
     await publisher?.kick();

@@ -37,7 +37,10 @@ export type {
   Resources,
   Toleration,
   FailurePolicy,
+  ClusterLost,
 } from "./schema";
+export { clusterLostPolicy, DEFAULT_CLUSTER_LOST } from "./cluster-lost";
+export type { ClusterLostPolicy, ClusterLostPolicyName } from "./cluster-lost";
 export type { Problem } from "./problems";
 /** For validating other bodies with the same messages: `schema.safeParse(v, { error: dagErrorMap })`. */
 export { dagErrorMap, issuesToProblems, formatPath } from "./problems";

@@ -327,6 +327,17 @@ export const DagNodeSchema = z.strictObject({
   cache: CacheSchema.optional(),
 });
 
+/**
+ * What happens to a node whose cluster stops heartbeating (`onClusterLost`): after `grace` without
+ * a heartbeat, `fail` fails the node (naming the cluster), `retryElsewhere` starts its next attempt
+ * on another online cluster matching its selector, `wait` keeps waiting (a forced cancel ends it).
+ * Both fields optional; absent: `{policy: fail, grace: 10m}` (`clusterLostPolicy`).
+ */
+export const ClusterLostSchema = z.strictObject({
+  policy: z.enum(["wait", "retryElsewhere", "fail"], { error: 'expected "wait", "retryElsewhere" or "fail"' }).optional(),
+  grace: duration().optional(),
+});
+
 export const DagSchema = z.strictObject({
   name: dnsLabel("a DAG name"),
   description: z.string().optional(),
@@ -334,6 +345,8 @@ export const DagSchema = z.strictObject({
   params: z.record(z.string(), ParamValueSchema).optional(),
   /** `failFast`: the first node failing for good fails the run; `continue`: independent branches go on. */
   failurePolicy: z.enum(["failFast", "continue"]).default("failFast"),
+  /** A node's cluster lost (no heartbeat for the grace period): wait, retry elsewhere, or fail. */
+  onClusterLost: ClusterLostSchema.optional(),
   /** MLflow experiment of the runs; `validateDag` fills in the DAG name when it is absent. */
   experiment: nonEmpty().optional(),
   /** Caching for every node that does not set its own `cache`. */
@@ -357,3 +370,4 @@ export type Toleration = z.output<typeof TolerationSchema>;
 export type Window = z.output<typeof WindowSchema>;
 export type CacheSetting = z.output<typeof CacheSchema>;
 export type FailurePolicy = Dag["failurePolicy"];
+export type ClusterLost = z.output<typeof ClusterLostSchema>;

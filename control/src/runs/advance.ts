@@ -67,7 +67,7 @@ async function loadRun(db: Db, workspaceId: string, runId: string) {
  * pure apart from building statements, so callers that loaded the state anyway (agent events)
  * write everything in one batch.
  */
-export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[], opts: AdvanceOptions, now: number): AdvancePlan {
+export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[], opts: AdvanceOptions, now: number, token = newStateToken()): AdvancePlan {
   if (opts.cancel && isTerminalRun(run.status)) throw new ApiError("conflict", `run ${run.id} has already ${run.status === "cancelled" ? "been cancelled" : run.status}`);
   const cancelRequested = run.cancelRequested || opts.cancel === true;
   // A held run stays untouched until released, unless it is being cancelled.
@@ -110,10 +110,10 @@ export function planAdvance(db: Db, run: RunRow, spec: string, nodes: NodeRow[],
       status: n.status,
       attempt: n.attempt,
       final: n.finalFailure,
+      ...(n.lostAttempts?.length ? { lost: n.lostAttempts.length } : {}),
       ...(n.failedPartitions ? { partitions: { total: n.partitionsTotal, failed: parseIndexes(n.failedPartitions).length } } : {}),
     })),
   });
-  const token = newStateToken();
   const guarded = statementsFor(db, ctx, decision, now, token);
   if (cancelRequested && !run.cancelRequested) guarded.writes.unshift(db.run(sql`UPDATE dag_runs SET cancel_requested = 1 WHERE id = ${run.id} AND state_token = ${token}`));
   return { guarded, view: runViewOf(applied(run, decision, now, cancelRequested), appliedNodes(ctx, nodes, decision, now)) };

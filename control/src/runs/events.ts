@@ -33,7 +33,7 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
   const byId = new Map(nodes.map((n) => [n.id, n]));
   // The same answer for "unknown" and "another cluster's": an agent learns nothing about others.
   const foreign = events.flatMap((e, i) =>
-    byId.get(e.nodeRunId)?.clusterId === clusterId ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }],
+    isWorkOf(byId.get(e.nodeRunId), clusterId, e.attempt) ? [] : [{ path: `events[${i}].nodeRunId`, message: `node run "${e.nodeRunId}" is not work of this cluster` }],
   );
   if (foreign.length > 0) throw new ApiError("forbidden", "the batch reports on work this cluster was not given; nothing was applied", foreign);
 
@@ -140,6 +140,17 @@ export async function applyAgentEvents(db: Db, clusterId: string, events: AgentE
     if (endedBefore.has(run.id) && isTerminalRun(status) && !planned.some((p) => p.runId === run.id)) endedRuns.push({ runId: run.id, status });
   }
   return { applied: applied.length, ignored: events.length - applied.length, endedRuns };
+}
+
+/**
+ * The node run is this cluster's work — or was: an attempt lost with this cluster (`runs/lost.ts`)
+ * may still report when its agent comes back. Such late events are answered and ignored (they are
+ * of another attempt than the node's current one, or of one that is over), not refused: refusing
+ * would drop the rest of the batch too.
+ */
+function isWorkOf(row: Row | undefined, clusterId: string, attempt: number): boolean {
+  if (!row) return false;
+  return row.clusterId === clusterId || (row.lostAttempts ?? []).some((l) => l.clusterId === clusterId && l.attempt === attempt);
 }
 
 /** What agent events may change of a node run, as stored. */

@@ -90,7 +90,12 @@ export async function loadNodeRunDetail(db: Db, workspaceId: string, runId: stri
     .where(and(eq(nodeRuns.runId, runId), eq(nodeRuns.nodeId, nodeId), eq(dagRuns.workspaceId, workspaceId)));
   const n = rows[0]?.node;
   if (!n) return null;
-  return { ...nodeRunViewOf(n), failedPartitions: n.failedPartitions, partitionFailures: n.partitionFailures ?? [] };
+  return {
+    ...nodeRunViewOf(n),
+    failedPartitions: n.failedPartitions,
+    partitionFailures: n.partitionFailures ?? [],
+    lostAttempts: (n.lostAttempts ?? []).map((l) => ({ attempt: l.attempt, clusterId: l.clusterId, since: iso(l.since), at: iso(l.at)! })),
+  };
 }
 
 /** The run with its node runs, in one round trip; null when not in this workspace. */

@@ -17,7 +17,8 @@
  *    nodes `cancelled` at once (`abandon`), sends them `cancel` (again: while the first one's
  *    outbox row is kept, the message id makes it a no-op; otherwise an agent that gets it
  *    twice ignores the second), and the run is `cancelled` without waiting for any agent.
- * 4. A node has failed *for good* when it is `failed` with `attempt >= 1 + retries`, or `failed`
+ * 4. A node has failed *for good* when it is `failed` with `attempt - lost >= 1 + retries` (`lost`:
+ *    its attempts given up with their cluster, `scheduler/lost.ts`, which do not count), or `failed`
  *    with `final` (its agent said no retry can help: retries were spent within the attempt). A node that
  *    is `cancelled` or `skipped` without a cancel request counts the same way: its dependants
  *    can never run.
@@ -52,6 +53,8 @@ export interface NodeState {
   final?: boolean;
   /** The latest attempt failed in `failed` of the node's `total` partitions only (the others succeeded). */
   partitions?: { total: number; failed: number };
+  /** How many of its attempts were lost with their cluster: they do not count against `retries`. */
+  lost?: number;
 }
 
 export interface SchedulerInput {
@@ -91,19 +94,29 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   const position = new Map<string, number>(nodes.map((node, i) => [node.id, i]));
   const status: NodeStatus[] = new Array<NodeStatus>(n).fill("pending");
   const attempt: number[] = new Array<number>(n).fill(0);
+  const counted: number[] = new Array<number>(n).fill(0);
   const final: boolean[] = new Array<boolean>(n).fill(false);
   const partial: boolean[] = new Array<boolean>(n).fill(false);
   for (const s of input.nodes) {
     const i = position.get(s.nodeId);
     if (i === undefined) continue;
     status[i] = s.status;
+    // Attempts lost with their cluster are not the step's failures: only the others count.
+    counted[i] = s.attempt - (s.lost ?? 0);
     attempt[i] = s.attempt;
     final[i] = s.final === true;
     const p = s.partitions;
     partial[i] = p !== undefined && p.failed > 0 && p.failed < p.total;
     // Enough partitions succeeded: the node is as good as succeeded (rule 4).
     const ratio = nodes[i]!.minSuccessRatio;
-    if (s.status === "failed" && ratio !== undefined && p && p.total > 0 && (p.total - p.failed) / p.total >= ratio && isFinalFailure("failed", s.attempt, nodes[i]!.retries, s.final === true)) {
+    if (
+      s.status === "failed" &&
+      ratio !== undefined &&
+      p &&
+      p.total > 0 &&
+      (p.total - p.failed) / p.total >= ratio &&
+      isFinalFailure("failed", s.attempt - (s.lost ?? 0), nodes[i]!.retries, s.final === true)
+    ) {
       status[i] = "succeeded";
       decision.accept.push(s.nodeId);
     }
@@ -116,7 +129,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
     const s = status[i]!;
     if (isDoneNode(s)) succeeded++;
     else if (isActiveNode(s)) active++;
-    else if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries, final[i]!)) failedForGood = true;
+    else if (isFinalFailure(s, counted[i]!, nodes[i]!.retries, final[i]!)) failedForGood = true;
   }
 
   if (succeeded === n) return { ...decision, runStatus: "succeeded" };
@@ -151,7 +164,7 @@ export function decide(input: SchedulerInput): SchedulerDecision {
   if (failedForGood) {
     for (const i of topologicalIndices(graph)) {
       const s = status[i]!;
-      if (isFinalFailure(s, attempt[i]!, nodes[i]!.retries, final[i]!)) doomed[i] = true;
+      if (isFinalFailure(s, counted[i]!, nodes[i]!.retries, final[i]!)) doomed[i] = true;
       else if (s === "pending" && graph.upstream[i]!.some((u) => doomed[u])) doomed[i] = true;
     }
   }
