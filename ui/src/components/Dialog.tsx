@@ -7,10 +7,12 @@ import { type ReactNode, useEffect, useId, useRef } from "react";
 export function Dialog({ title, onClose, children, wide = false }: { title: string; onClose: () => void; children: ReactNode; wide?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
+  // No close() on cleanup: unmounting removes the element, which ends the modal without a
+  // `close` event. A close() there would fire one, and under React's StrictMode (effects run,
+  // cleaned up and run again on mount) that event's onClose shut the dialog as it opened.
   useEffect(() => {
     const dialog = ref.current;
     if (dialog && !dialog.open) dialog.showModal();
-    return () => dialog?.close();
   }, []);
   return (
     <dialog ref={ref} aria-labelledby={titleId} className={wide ? "dialog wide" : "dialog"} onClose={onClose}>
