@@ -11,11 +11,12 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlflowClient, type Run } from "../../proto/mlflow";
+import { MlflowClient } from "../../proto/mlflow";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
 import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import { childrenOf as childrenOfRun } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
 let env: Embedded;
@@ -43,16 +44,7 @@ const processRuns = (): string[] =>
         .map((l) => l.split(" ")[1]!)
     : [];
 
-/** The node runs under a DAG run's MLflow parent, by node id. */
-async function childrenOf(parentRunId: string): Promise<Map<string, Run[]>> {
-  const parent = await mlflow.getRun(parentRunId);
-  const by = new Map<string, Run[]>();
-  for (const r of await mlflow.childRuns([parent.info.experimentId], parentRunId)) {
-    const id = r.data.tags["parallels.nodeId"]!;
-    by.set(id, [...(by.get(id) ?? []), r]);
-  }
-  return by;
-}
+const childrenOf = (parentRunId: string) => childrenOfRun(mlflow, parentRunId);
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "parallels-e2e-cache-"));

@@ -14,6 +14,7 @@ import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
 import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import { nodeRuns as nodeRunsOf } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
 let env: Embedded;
@@ -35,14 +36,7 @@ const finished = (id: string) => e2e.finished(id, 150_000);
 const submit = e2e.submit;
 
 /** The node runs Parallels made in MLflow for a DAG run, by node id. */
-async function nodeRuns(runId: string, dag: string): Promise<Map<string, Run[]>> {
-  const experiment = await mlflow.getExperimentByName(dag);
-  const runs = await mlflow.searchAllRuns({ experimentIds: [experiment!.experimentId], filter: `tags.\`parallels.runId\` = '${runId}' and tags.\`parallels.role\` = 'node'` });
-  const by = new Map<string, Run[]>();
-  for (const r of runs) by.set(r.data.tags["parallels.nodeId"]!, [...(by.get(r.data.tags["parallels.nodeId"]!) ?? []), r]);
-  for (const list of by.values()) list.sort((a, b) => Number(a.data.tags["parallels.attempt"]) - Number(b.data.tags["parallels.attempt"]));
-  return by;
-}
+const nodeRuns = (runId: string, dag: string) => nodeRunsOf(mlflow, runId, dag);
 
 const partitionIndexes = async (run: Run) => (await mlflow.childRuns([run.info.experimentId], run.info.runId)).map((r) => Number(r.data.tags["parallels.partition.index"])).sort((a, b) => a - b);
 
