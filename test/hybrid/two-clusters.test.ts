@@ -22,7 +22,8 @@ import { ensureK8sBinaries } from "../../scripts/k8s/harness";
 import { GPU_RESOURCE } from "../../scripts/k8s/nodes";
 import { type Embedded, startEmbedded } from "../../scripts/local/embedded";
 import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
-import { type K8sSite, SITE_NAMESPACE as NS, startK8sSite, stepProjectInGit } from "./k8s-site";
+import { AGENT_NAMESPACE as NS } from "./agent-chart";
+import { type K8sSite, startK8sSite, stepProjectInGit } from "./k8s-site";
 
 const TOKEN = "hybrid-admin-token";
 type SiteName = "eks" | "ezmeral";
