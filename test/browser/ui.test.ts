@@ -145,6 +145,14 @@ describe("the web UI on the embedded default", () => {
     await page.getByLabel("Value of parameter parts").fill("4");
     await page.getByRole("button", { name: "Add input" }).click();
     await page.getByLabel("Name of input 1").fill("corpus");
+    // An MLflow experiment's runs as the source: the form writes {experiment, path}.
+    await page.getByLabel("Source kind of input corpus").selectOption("experiment");
+    await page.getByLabel("Experiment of input corpus").fill("ingest");
+    await page.getByLabel("Path inside input corpus").fill("batch");
+    await page.getByRole("button", { name: "YAML", exact: true }).click();
+    expect(parseYaml(await page.getByLabel("DAG document in YAML").inputValue()).nodes[0].inputs).toEqual({ corpus: { experiment: "ingest", path: "batch" } });
+    await page.getByRole("dialog", { name: "DAG document (YAML)" }).getByRole("button", { name: "Close" }).click();
+    await page.getByLabel("Source kind of input corpus").selectOption("uri");
     await page.getByLabel("URI of input corpus").fill("./corpus");
     // The workspace has two clusters now (gpu-lab above): each step says where it runs, by name or by labels.
     await page.getByLabel("Runs on").selectOption("name");
