@@ -101,9 +101,10 @@ const duration = () => z.string().regex(DURATION, { error: 'expected a positive 
 const instant = () => z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date and time such as "2026-12-01T00:00:00Z"' });
 
 /**
- * Which items of an input a run takes, by when they arrived (docs/dags.md "Time windows" defines
- * "arrived" per source): a local folder's file (`uri`, a path or `file://`; the embedded
- * default), by its modification time; an `{experiment}` input's run, by its end time. Other
+ * Which items of an input a run takes, by when they arrived ("arrived" per source: README.md
+ * "Using the API", docs/architecture.md "Input windows"): a local folder's file (`uri`, a path
+ * or `file://`; the embedded default), by its modification time; an `{experiment}` input's run,
+ * by its end time. Other
  * sources have no per-item time and are refused at validation (windows.ts `windowRefusal`).
  * `{since: lastRun}` — those after the window of the previous successful run of the same
  * schedule (or DAG) ended, so consecutive runs take every item once; `{last: "15m"}` — the 15
