@@ -15,7 +15,7 @@
  * Then the same for the on-prem `ezmeral` Kubernetes cluster: a second site holds the harness
  * cluster itself and an agent with the Kubernetes executor (see the second `describe`).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,6 +32,7 @@ import { MlflowClient } from "../../proto/mlflow";
 import { isTerminalRun } from "../../proto/status";
 import { childrenOf } from "../support/e2e-mlflow";
 import { AGENT_NAMESPACE, type AgentChartInstall, installAgentChart } from "./agent-chart";
+import { stepProjectInGit } from "./k8s-site";
 import { HYBRID_RUN_DIR_PREFIX } from "./support";
 
 const TOKEN = "hybrid-admin-token";
@@ -275,8 +276,7 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
   let k8s: K8sCluster;
   let chart: AgentChartInstall;
   let bootstrapToken: string;
-  let repo: string;
-  let commit: string;
+  let stepProject: { uri: string; version: string };
   let inputRun: string;
   const ezCleanups: (() => Promise<unknown>)[] = [];
 
@@ -309,13 +309,7 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
 
     // The step's project from git (the agent resolves it from the file system), and 8 records in
     // MLflow to partition: the user's side, from the host.
-    repo = join(dir, "step.git");
-    cpSync(join(ROOT, "test/fixtures/projects/step"), repo, { recursive: true });
-    const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.test", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" }).trim();
-    git("init", "-q");
-    git("add", ".");
-    git("commit", "-q", "-m", "step");
-    commit = git("rev-parse", "HEAD");
+    stepProject = stepProjectInGit(dir);
     const mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
     const { experimentId } = await mlflow.getOrCreateExperiment("ezmeral-inputs");
     const run = await mlflow.createRun({ experimentId, runName: "records" });
@@ -362,7 +356,7 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
     const step = (id: string, extra: Record<string, unknown>) => ({
       id,
       cluster: "ezmeral",
-      project: { uri: `file://${repo}`, version: commit },
+      project: stepProject,
       image: "registry.example.test/steps/python:3.11",
       nodeSelector: { [POOL_LABEL]: "cpu" },
       env: { PARALLELS_TEST_DELAY: "1s" },
