@@ -50,6 +50,11 @@ export const WorkStartSchema = z.object({
       /** The partitions to run again (indexes of the node's partitions), and how many it has. */
       partitions: IndexListSchema,
       total: z.number().int().min(1),
+      /**
+       * The attempt continued is of another DAG run's node run (a resumed run's first attempt:
+       * `scheduler/resume.ts`): the node's MLflow run says so (tag `parallels.continues`).
+       */
+      from: z.object({ runId: z.string().min(1), nodeRunId: z.string().min(1) }).optional(),
     })
     .optional(),
 });

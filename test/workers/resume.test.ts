@@ -97,6 +97,40 @@ describe("runs: resume", () => {
     expect(statuses(same.body)).toEqual({ prep: "reused", count: "reused", merge: "dispatched" });
   });
 
+  it("a node that failed in some partitions only runs just those when resumed, continuing its old node run; after a change upstream it runs whole", async () => {
+    const { ws, credential, dag } = await setup();
+    const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag, params: { lang: "fr" } } })).body;
+    await report(credential, [ev(`${run.id}-prep`, 1, "running", { mlflowRunId: "m-prep" }), ev(`${run.id}-prep`, 1, "succeeded")]);
+    const count = `${run.id}-count`;
+    // Attempt 1 fails 3 and 7 of 10; its retry (attempt 2) runs those and fails 7 again: retries spent, the run fails.
+    await report(credential, [ev(count, 1, "running", { mlflowRunId: "m-count-1" }), ev(count, 1, "failed", { counts: { total: 10, done: 8, failed: 2, running: 0 }, failedPartitions: "3,7" })]);
+    await report(credential, [ev(count, 2, "running", { mlflowRunId: "m-count-2" }), ev(count, 2, "failed", { counts: { total: 10, done: 9, failed: 1, running: 0 }, failedPartitions: "7" })]);
+    expect((await get(ws.read, run.id)).status).toBe("failed");
+
+    const res = await call("POST", `/v1/runs/${run.id}/resume`, { token: ws.write });
+    expect(res.status).toBe(201);
+    expect(statuses(res.body)).toEqual({ prep: "reused", count: "dispatched", merge: "pending" });
+    const rows = await outboxRows(res.body.id);
+    expect(rows.map((r) => r.msg_id)).toEqual([`${res.body.id}-count.1.start`]);
+    const start = WorkStartSchema.parse(JSON.parse(rows[0]!.payload));
+    // The new run's first attempt: partition 7 only, on top of the old node run's latest attempt.
+    expect(start).toMatchObject({ attempt: 1, upstreamRuns: { prep: "m-prep" } });
+    expect(start.retry).toEqual({ attempt: 2, mlflowRunId: "m-count-2", partitions: "7", total: 10, from: { runId: run.id, nodeRunId: count } });
+    // It succeeds (the nine kept count as done): merge starts, reading count under the new run.
+    const next = `${res.body.id}-count`;
+    await report(credential, [ev(next, 1, "running", { mlflowRunId: "m-count-3" }), ev(next, 1, "succeeded", { counts: { total: 10, done: 10, failed: 0, running: 0 } })]);
+    const merge = WorkStartSchema.parse(JSON.parse((await outboxRows(res.body.id)).find((r) => r.msg_id === `${res.body.id}-merge.1.start`)!.payload));
+    expect(merge.upstreamRuns).toBeUndefined();
+    expect(merge.retry).toBeUndefined();
+
+    // prep's parameters changed: its outputs (count's partitions) may differ, so count runs every partition.
+    const changed = await call("POST", `/v1/runs/${run.id}/resume`, { token: ws.write, body: { params: { lang: "de" } } });
+    expect(statuses(changed.body)).toEqual({ prep: "dispatched", count: "pending", merge: "pending" });
+    await report(credential, [ev(`${changed.body.id}-prep`, 1, "running", { mlflowRunId: "m-prep-de" }), ev(`${changed.body.id}-prep`, 1, "succeeded")]);
+    const whole = WorkStartSchema.parse(JSON.parse((await outboxRows(changed.body.id)).find((r) => r.msg_id === `${changed.body.id}-count.1.start`)!.payload));
+    expect(whole.retry).toBeUndefined();
+  });
+
   it("reuses nothing of a node that did not succeed: a cancelled run resumes from its first unfinished node", async () => {
     const { ws, credential, dag } = await setup();
     const run = (await call("POST", "/v1/runs", { token: ws.write, body: { dag } })).body;

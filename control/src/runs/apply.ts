@@ -18,6 +18,7 @@ import { workMsgId, workSubject, type WorkCancel, type WorkStart } from "../../.
 import { isTerminalRun, TERMINAL_RUN_STATUSES, type NodeStatus, type RunStatus } from "../../../proto/status";
 import { sqlList, type Db, type Writable } from "../db";
 import type { SchedulerDecision } from "../scheduler";
+import type { PartialFailure } from "../scheduler/resume";
 
 export interface RunContext {
   runId: string;
@@ -47,6 +48,12 @@ export interface NodeRunState {
   partitionsTotal?: number;
   /** A `reused` node (of a resumed run): the node run whose result it is. */
   reusedFrom?: ReusedFrom | null;
+  /**
+   * A resumed run's node whose first attempt runs only the partitions that failed in the run
+   * resumed (`scheduler/resume.ts` planContinued). Known at the submit only, which dispatches it:
+   * its upstream nodes are all reused, so it starts at once.
+   */
+  continues?: PartialFailure;
 }
 
 export interface NodeChange {
@@ -95,6 +102,8 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
       ...(nodeWindows(ctx.windows, nodeId) ? { windows: nodeWindows(ctx.windows, nodeId) } : {}),
       // The others succeeded: run the failed partitions only, keeping what the rest made.
       ...(onlyFailed && row.failedPartitions ? { retry: { attempt: row.attempt, mlflowRunId: row.mlflowRunId ?? null, partitions: row.failedPartitions, total: row.partitionsTotal ?? 1 } } : {}),
+      // A resumed run's node: the same, continuing the run resumed's node run.
+      ...(attempt === 1 && row.continues ? { retry: continuing(row.continues) } : {}),
     };
     told.add(row.clusterId);
     outbox.push({ msgId: workMsgId(row.id, attempt, "start"), subject: workSubject(row.clusterId!, "start"), payload: JSON.stringify(message) });
@@ -121,6 +130,11 @@ export function changesOf(ctx: RunContext, decision: SchedulerDecision, now: num
     nodes.push({ id: row.id, status: "cancelled", attempt: row.attempt, reset: false, finishedAt: now });
   }
   return { nodes, outbox };
+}
+
+/** The `retry` of a first attempt that continues another run's node run. */
+function continuing(c: PartialFailure): NonNullable<WorkStart["retry"]> {
+  return { attempt: c.attempt, mlflowRunId: c.mlflowRunId, partitions: c.partitions, total: c.total, from: { runId: c.runId, nodeRunId: c.nodeRunId } };
 }
 
 /** The run's `reused` nodes (a resumed run's), as a start message names them. */

@@ -1,13 +1,15 @@
 /**
  * Resuming a run (`POST /v1/runs/{id}/resume`): a new run of the same DAG version, linked to the
  * old one (`resumedFrom`), in which the nodes that succeeded are `reused` (see
- * `scheduler/resume.ts` for which) and the others run. One read of the old run, then a submit.
+ * `scheduler/resume.ts` for which) and the others run — a node that failed in some partitions
+ * only, when nothing before it changed, runs just those. One read of the old run, then a submit.
  */
 import { and, eq } from "drizzle-orm";
 import { dagRuns, nodeRuns } from "../../../db/schema";
 import type { ReusedFrom, RunResume, RunView } from "../../../proto/api";
 import { isResumableRun, RESUMABLE_RUN_STATUSES } from "../../../proto/status";
 import type { Db } from "../db";
+import type { PartialFailure } from "../scheduler/resume";
 import { ApiError, notFound } from "../errors";
 import { submitRun, type SubmitOptions } from "./submit";
 
@@ -42,7 +44,7 @@ export async function resumeRun(
       ...opts,
       resume: {
         run: { id: old.id, dagId: old.dagId, dagVersion: old.dagVersion, params, windows: old.windows ?? null },
-        nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, from: resultOf(old.id, n) })),
+        nodes: nodes.map((n) => ({ nodeId: n.nodeId, status: n.status, from: resultOf(old.id, n), partial: partialOf(old.id, n) })),
       },
     },
     now,
@@ -55,4 +57,10 @@ function resultOf(runId: string, n: typeof nodeRuns.$inferSelect): ReusedFrom | 
   if (n.status === "cached") return n.cachedFrom ?? null;
   if (n.status === "succeeded" && n.mlflowRunId) return { runId, nodeRunId: n.id, mlflowRunId: n.mlflowRunId };
   return null;
+}
+
+/** A failed node run's latest attempt as far as a partition retry needs it (`planContinued` decides whether it applies). */
+function partialOf(runId: string, n: typeof nodeRuns.$inferSelect): PartialFailure | undefined {
+  if (n.status !== "failed" || !n.failedPartitions || !n.mlflowRunId) return undefined;
+  return { runId, nodeRunId: n.id, attempt: n.attempt, mlflowRunId: n.mlflowRunId, partitions: n.failedPartitions, total: n.partitionsTotal };
 }

@@ -14,7 +14,7 @@ import { newId } from "../crypto";
 import { writeBatch, type Db } from "../db";
 import { ApiError, isUniqueViolation } from "../errors";
 import { decide } from "../scheduler";
-import { planResume, type ResumeInput, type ResumePlan } from "../scheduler/resume";
+import { planContinued, planResume, type PartialFailure, type ResumeInput, type ResumePlan } from "../scheduler/resume";
 import { chunked, newStateToken, statementsFor, type RunContext } from "./apply";
 import { placeNodes } from "./placement";
 import { loadRunView, runViewOf } from "./views";
@@ -60,7 +60,10 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
   }
   const dag = JSON.parse(hit.spec) as Dag;
   const { params, problems } = mergeParams(dag, req.params);
-  const reused: ResumePlan = opts.resume ? planResume({ dag, oldParams: opts.resume.run.params, newParams: params, oldNodes: opts.resume.nodes }) : new Map();
+  const resumeInput: ResumeInput | undefined = opts.resume ? { dag, oldParams: opts.resume.run.params, newParams: params, oldNodes: opts.resume.nodes } : undefined;
+  const reused: ResumePlan = resumeInput ? planResume(resumeInput) : new Map();
+  // Failed nodes whose first attempt here runs only the partitions that failed there.
+  const continued: Map<string, PartialFailure> = resumeInput ? planContinued(resumeInput, reused) : new Map();
   const placed = placeNodes(dag, clusterRows, now);
   // A reused node runs nowhere: where it would run does not matter.
   const reusedPaths = new Set(dag.nodes.flatMap((n, i) => (reused.has(n.id) ? [`nodes[${i}].cluster`] : [])));
@@ -80,6 +83,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
       clusterId: placed.placement.get(node.id) ?? null,
       status: from ? "reused" : "pending",
       ...(from ? { reusedFrom: from, mlflowRunId: from.mlflowRunId } : {}),
+      ...(continued.has(node.id) ? { continues: continued.get(node.id)! } : {}),
     });
   }
   const decision = opts.hold
@@ -127,7 +131,7 @@ export async function submitRun(db: Db, workspaceId: string, req: RunSubmit, opt
         FROM json_each(${part})`),
       ),
       db.run(
-        sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null, ...(opts.resume ? { resumedFrom: opts.resume.run.id, reused: [...reused.keys()] } : {}) })}, ${now})`,
+        sql`INSERT INTO events (workspace_id, run_id, type, data, at) VALUES (${workspaceId}, ${runId}, 'run.submitted', ${JSON.stringify({ dag: dag.name, version: hit.version, scheduleId: opts.scheduleId ?? null, ...(opts.resume ? { resumedFrom: opts.resume.run.id, reused: [...reused.keys()], continued: Object.fromEntries([...continued].map(([id, c]) => [id, c.partitions])) } : {}) })}, ${now})`,
       ),
       ...(opts.resume
         ? [

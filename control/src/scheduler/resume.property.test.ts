@@ -4,7 +4,8 @@ import type { ReusedFrom } from "../../../proto/api";
 import { upstreamOf, type Dag } from "../../../proto/dag";
 import { acyclicDagArb } from "../../../proto/dag/testing";
 import { isActiveNode, isDoneNode, NODE_STATUSES, type NodeStatus } from "../../../proto/status";
-import { paramsChanged, planResume } from "./resume";
+import { paramsChanged, planContinued, planResume, type PartialFailure } from "./resume";
+import { parseIndexes } from "../../../proto/indexes";
 import { mustValidate, RunSim } from "./testing";
 
 const PARAMS = ["a", "b", "c"] as const;
@@ -46,14 +47,25 @@ const caseArb = acyclicDagArb({ maxNodes: 60 }).chain((g) =>
       fc.nat({ max: 15 }).map((x) => x !== 0),
       { minLength: g.ids.length, maxLength: g.ids.length },
     ),
+    // The old node run's partial failure record (used when it `failed`): which partitions, of how many.
+    partial: fc.array(
+      fc.option(fc.record({ total: fc.integer({ min: 1, max: 6 }), failed: fc.subarray([0, 1, 2, 3, 4, 5, 6]), knownRun: fc.nat({ max: 7 }).map((x) => x !== 0) }), { nil: undefined }),
+      { minLength: g.ids.length, maxLength: g.ids.length },
+    ),
     overrides: fc.dictionary(fc.constantFrom(...PARAMS), fc.oneof(fc.constantFrom("x", "y"), fc.integer({ min: 0, max: 2 }), fc.boolean()), { maxKeys: 3 }),
   }),
 );
 
 type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
 
+function partialOf(nodeId: string, p: Case["partial"][number]): PartialFailure | undefined {
+  if (!p) return undefined;
+  const partitions = [...p.failed].sort((a, b) => a - b).join(",");
+  return { runId: "old", nodeRunId: `old-${nodeId}`, attempt: 1, mlflowRunId: p.knownRun ? `mlflow-${nodeId}-1` : "", partitions, total: p.total };
+}
+
 function build(c: Case) {
-  const { g, uses, inEnv, old, knownResult, overrides } = c;
+  const { g, uses, inEnv, old, knownResult, overrides, partial } = c;
   const byId = new Map(g.ids.map((id, i) => [id, i]));
   const nodes = g.doc.nodes.map((n) => {
     const i = byId.get((n as { id: string }).id)!;
@@ -68,6 +80,7 @@ function build(c: Case) {
     nodeId,
     status: old[i]!,
     from: knownResult[i] ? ({ runId: "old", nodeRunId: `old-${nodeId}`, mlflowRunId: `mlflow-${nodeId}` } satisfies ReusedFrom) : null,
+    partial: partialOf(nodeId, partial[i]),
   }));
   return { dag, oldParams, newParams, oldNodes };
 }
@@ -163,6 +176,51 @@ describe("planResume properties", () => {
         expect(sim.step()).toMatchObject({ dispatch: [], runStatus: "succeeded" });
       }),
       { numRuns: 50 },
+    );
+  });
+
+  it("a node continues (runs only its failed partitions) exactly when it failed in some partitions but not all, with a known MLflow run, kept its parameters, and every ancestor is reused", () => {
+    fc.assert(
+      fc.property(caseArb, (c) => {
+        const input = build(c);
+        const plan = planResume(input);
+        const continued = planContinued(input, plan);
+        const anc = ancestors(input.dag);
+        const old = new Map(input.oldNodes.map((n) => [n.nodeId, n]));
+        for (const node of input.dag.nodes) {
+          const o = old.get(node.id)!;
+          const p = o.partial;
+          const failed = p ? parseIndexes(p.partitions).filter((i) => i < p.total).length : 0;
+          const expected =
+            o.status === "failed" &&
+            p !== undefined &&
+            p.mlflowRunId !== "" &&
+            failed > 0 &&
+            failed < p.total &&
+            !paramsChanged(node, input.oldParams, input.newParams) &&
+            [...anc.get(node.id)!].every((a) => plan.has(a));
+          expect(continued.has(node.id), node.id).toBe(expected);
+          if (expected) expect(continued.get(node.id)).toEqual(p);
+          // Never both: a reused node does not run at all.
+          if (continued.has(node.id)) expect(plan.has(node.id)).toBe(false);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a continued node is dispatched at once, in the resumed run's first decision (its upstream nodes are all reused)", () => {
+    fc.assert(
+      fc.property(caseArb, (c) => {
+        const input = build(c);
+        const plan = planResume(input);
+        const continued = planContinued(input, plan);
+        const sim = new RunSim(input.dag);
+        for (const id of plan.keys()) sim.set(id, "reused");
+        const first = new Set(sim.step().dispatch.map((d) => d.nodeId));
+        for (const id of continued.keys()) expect(first.has(id), id).toBe(true);
+      }),
+      { numRuns: 100 },
     );
   });
 });

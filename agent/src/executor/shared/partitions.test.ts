@@ -6,12 +6,19 @@ import { join } from "node:path";
 import { downloadRunArtifacts, listRunsUnion, upstreamRunIds } from "./artifacts";
 import { downloadSourceFiles, listSource } from "./inputs";
 import { computeManifest } from "./manifest";
-import { MANIFEST_ARTIFACT, partialFailure, previousManifest, retryPlan } from "./partitions";
+import { MANIFEST_ARTIFACT, partialFailure, previousManifest, retryPlan, retryTags } from "./partitions";
 
 describe("retryPlan", () => {
   it("runs the named partitions only, counting the others as done before", () => {
     expect(retryPlan({ retry: { attempt: 1, mlflowRunId: "r1", partitions: "3,7", total: 10 } })).toEqual({ indexes: [3, 7], total: 10, doneBefore: 8, previousRunId: "r1" });
     expect(retryPlan({ retry: { attempt: 2, mlflowRunId: "r2", partitions: "0-2,9", total: 10 } })?.doneBefore).toBe(6);
+  });
+  it("tags the attempt's run with what it continues; a resumed run's first attempt also names the other run's node run", () => {
+    const within = retryPlan({ retry: { attempt: 1, mlflowRunId: "r1", partitions: "3,7", total: 10 } })!;
+    expect(retryTags(within)).toEqual({ "parallels.outputsFrom": "r1", "parallels.partitions.ran": "3,7" });
+    const resumed = retryPlan({ retry: { attempt: 2, mlflowRunId: "r2", partitions: "7", total: 10, from: { runId: "old", nodeRunId: "old-count" } } })!;
+    expect(resumed).toMatchObject({ indexes: [7], doneBefore: 9, previousRunId: "r2", from: { runId: "old", nodeRunId: "old-count" } });
+    expect(retryTags(resumed)).toEqual({ "parallels.outputsFrom": "r2", "parallels.partitions.ran": "7", "parallels.continues": "old/old-count" });
   });
   it("is no plan for a whole attempt, a retry without the earlier run, or indexes out of range", () => {
     expect(retryPlan({})).toBeUndefined();

@@ -32,6 +32,11 @@ export const PARTITION_TAGS = Object.freeze({
   ranPartitions: "parallels.partitions.ran",
   /** The partitions that failed in this attempt when others succeeded, e.g. `"3,7"`. */
   failedPartitions: "parallels.partitions.failed",
+  /**
+   * `<runId>/<nodeRunId>`: the node run of another DAG run this attempt continues (a resumed
+   * run's: `outputsFrom` is then that node run's MLflow run, under the other run's parent).
+   */
+  continues: "parallels.continues",
 } as const);
 
 /** Where the node's partition manifest is stored on each attempt's run. */
@@ -46,6 +51,8 @@ export interface RetryPlan {
   doneBefore: number;
   /** The run of the attempt before, where the others' outputs and the manifest are. */
   previousRunId: string;
+  /** That attempt is another DAG run's (a resumed run continues it): its node run. */
+  from?: { runId: string; nodeRunId: string };
 }
 
 /** The plan of a partition retry, or undefined when `work` is a whole attempt (or a retry without the earlier run: then all run again). */
@@ -54,7 +61,16 @@ export function retryPlan(work: Pick<WorkStart, "retry">): RetryPlan | undefined
   if (!r?.mlflowRunId) return undefined;
   const indexes = parseIndexes(r.partitions).filter((i) => i < r.total);
   if (indexes.length === 0) return undefined;
-  return { indexes, total: r.total, doneBefore: r.total - indexes.length, previousRunId: r.mlflowRunId };
+  return { indexes, total: r.total, doneBefore: r.total - indexes.length, previousRunId: r.mlflowRunId, ...(r.from ? { from: r.from } : {}) };
+}
+
+/** The tags of an attempt's MLflow run that runs `plan` (what it continues, and which partitions it ran). */
+export function retryTags(plan: RetryPlan): Record<string, string> {
+  return {
+    [PARTITION_TAGS.outputsFrom]: plan.previousRunId,
+    [PARTITION_TAGS.ranPartitions]: formatIndexes(plan.indexes),
+    ...(plan.from ? { [PARTITION_TAGS.continues]: `${plan.from.runId}/${plan.from.nodeRunId}` } : {}),
+  };
 }
 
 /**

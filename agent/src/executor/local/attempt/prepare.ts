@@ -22,8 +22,7 @@ import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest, type Manifest } from "../../shared/manifest";
 import { METADATA_DIR } from "../../shared/metadata";
 import { partitionInputMetadata } from "../../shared/metadata-store";
-import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "../../shared/partitions";
-import { formatIndexes } from "../../../../../proto/indexes";
+import { MANIFEST_ARTIFACT, previousManifest, retryPlan, retryTags } from "../../shared/partitions";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
 import { type FetchedProject, fetchProject, isGitUri, loadEntryPoint } from "../../shared/project";
@@ -161,7 +160,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   if (plan && previous) {
     rec.partitions = plan.indexes.map((index) => ({ index, state: "pending" }));
     rec.retry = { total: plan.total, doneBefore: plan.doneBefore };
-    await ctx.mlflow.setTags(nodeRunId, { [PARTITION_TAGS.outputsFrom]: plan.previousRunId, [PARTITION_TAGS.ranPartitions]: formatIndexes(plan.indexes) });
+    await ctx.mlflow.setTags(nodeRunId, retryTags(plan));
   } else {
     rec.partitions = manifest.partitions.map((p) => ({ index: p.index, state: "pending" }));
   }
