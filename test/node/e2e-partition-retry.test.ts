@@ -3,9 +3,10 @@
  * nats-server, `mlflow server`, the control plane under `wrangler dev`, the agent as its own
  * process. A node over 10 partitions where 3 and 7 fail on their first run: the retry runs only
  * those two, the downstream step receives all ten outputs. With `minSuccessRatio` and no
- * retries, a node whose 3 and 7 always fail succeeds and names them.
+ * retries, a node whose 3 and 7 always fail succeeds and names them. With no retries, the run
+ * fails; resumed, the new run runs only 3 and 7, continuing the old node run.
  */
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,6 +49,7 @@ beforeAll(async () => {
   mkdirSync(DATA);
   for (let i = 0; i < 10; i++) writeFileSync(join(DATA, `item-${i}.txt`), `item ${i}\n`);
   // Partitions named by `fail` fail: on their first run only (a marker in `markers` says they ran), or always.
+  // Each run of partition i adds an `x` to `markers/ran-<i>`: how many times each ran.
   FLAKY = join(projects, "flaky");
   mkdirSync(FLAKY);
   writeFileSync(
@@ -62,6 +64,7 @@ beforeAll(async () => {
       "always = sys.argv[2] == '1'",
       "i = int(os.environ['PARALLELS_PARTITION_INDEX'])",
       "owned = json.loads(pathlib.Path(os.environ['PARALLELS_PARTITION_MANIFEST']).read_text())",
+      "with pathlib.Path(sys.argv[3], f'ran-{i}').open('a') as ran: ran.write('x')",
       "if i in fail:",
       "    marker = pathlib.Path(sys.argv[3], str(i))",
       "    if always or not marker.exists():",
@@ -168,5 +171,45 @@ describe("partition-level retry, end to end", { timeout: 240_000 }, () => {
     const byNode = await nodeRuns(id, "e2e-partition-ratio");
     const gathered = await mlflow.downloadArtifactText(byNode.get("gather")![0]!.info.runId, "gathered.txt");
     expect(gathered.trim().split("\n")).toEqual(ALL.filter((i) => i !== 3 && i !== 7).map((i) => `work/done-item-${i}.txt ITEM ${i}`));
+  });
+  it("no retries, 3 and 7 fail once → the run fails; resumed, the new run runs only 3 and 7 on top of the old node run, and the downstream step gets all ten outputs", async () => {
+    const started = Date.now();
+    const markers = join(state, "markers-resume");
+    mkdirSync(markers);
+    const dag = "e2e-partition-resume";
+    const id = await submit(dag, [
+      { id: "work", project: { uri: FLAKY }, parameters: { fail: "3,7", markers }, inputs: { data: { uri: DATA } }, partition: { by: "object", input: "data" }, parallelism: 4, retries: 0 },
+      { id: "gather", project: { uri: GATHER }, inputs: { work: { node: "work" } } },
+    ]);
+    const failed = await finished(id);
+    expect(failed.status, JSON.stringify(failed.nodes)).toBe("failed");
+    expect((await api("GET", `/v1/runs/${id}/nodes/work`)).body).toMatchObject({ status: "failed", attempt: 1, failedPartitions: "3,7" });
+
+    const resumed = await api("POST", `/v1/runs/${id}/resume`);
+    expect(resumed.status).toBe(201);
+    const run = await finished(resumed.body.id);
+    expect(run.status, JSON.stringify(run.nodes)).toBe("succeeded");
+    const work = run.nodes.find((n: any) => n.nodeId === "work");
+    expect(work).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect(work.partitions).toMatchObject({ total: 10, done: 10, failed: 0 });
+    // Each of the eight ran once in all, 3 and 7 twice (failed, then in the resumed run).
+    const ran = ALL.map((i) => readFileSync(join(markers, `ran-${i}`), "utf8").length);
+    expect(ran).toEqual(ALL.map((i) => (i === 3 || i === 7 ? 2 : 1)));
+
+    // MLflow: the new run's node run continues the old one (tags), with partition runs for 3 and 7 only.
+    const [old] = (await nodeRuns(id, dag)).get("work")!;
+    const [now] = (await nodeRuns(resumed.body.id, dag)).get("work")!;
+    expect(old!.info.status).toBe("FAILED");
+    expect(now!.info.status).toBe("FINISHED");
+    expect(now!.data.tags).toMatchObject({ "parallels.continues": `${id}/${id}-work`, "parallels.outputsFrom": old!.info.runId, "parallels.partitions.ran": "3,7" });
+    expect(await partitionIndexes(old!)).toEqual(ALL);
+    expect(await partitionIndexes(now!)).toEqual([3, 7]);
+    // Nothing of the eight was uploaded again.
+    const own = (await mlflow.listArtifactsRecursive(now!.info.runId, "")).map((f) => f.path).filter((p) => !p.startsWith("parallels/"));
+    expect(own.sort()).toEqual(["done-item-3.txt", "done-item-7.txt"]);
+
+    const gathered = await mlflow.downloadArtifactText((await nodeRuns(resumed.body.id, dag)).get("gather")![0]!.info.runId, "gathered.txt");
+    expect(gathered.trim().split("\n")).toEqual(ALL.map((i) => `work/done-item-${i}.txt ITEM ${i}`));
+    console.log(`resume e2e: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 });
