@@ -2,12 +2,12 @@
  * `parallels-agent pod <fetch|upload|build-context>`: the agent's programs inside a work pod (the
  * Kubernetes executor's Job runs them from the agent's own image), and in an image build pod. They read their attempt from
  * `PARALLELS_POD_ATTEMPT`, the index from `JOB_COMPLETION_INDEX` (set by Kubernetes in Indexed
- * Jobs) and MLflow's credentials from MLflow's variables (the Secret the chart names for steps).
+ * Jobs; on a partition retry it names the partition through the attempt's `ran`) and MLflow's credentials from MLflow's variables (the Secret the chart names for steps).
  */
 import { readFileSync } from "node:fs";
 import { mlflowClient } from "../mlflow";
 import { installProxy, proxyFromEnv } from "../proxy";
-import { PodAttemptSchema, type PodAttempt } from "../executor/kubernetes/pod-attempt";
+import { PodAttemptSchema, partitionOfIndex, type PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { POD_ATTEMPT_ENV, POD_DIR, POD_DIR_ENV, podPaths } from "../executor/kubernetes/pod-layout";
 import { buildContextOf, fetchBuildContext } from "./build-context";
 import { fetchForIndex } from "./fetch";
@@ -21,6 +21,11 @@ function attemptOf(env: NodeJS.ProcessEnv): PodAttempt {
   const parsed = PodAttemptSchema.safeParse(JSON.parse(raw));
   if (!parsed.success) throw new Error(`${POD_ATTEMPT_ENV} is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
+}
+
+/** This pod's partition of the node: its Job index (`JOB_COMPLETION_INDEX`) through the attempt's `ran` on a partition retry. */
+function partitionOf(attempt: PodAttempt, env: NodeJS.ProcessEnv): number {
+  return partitionOfIndex(attempt.ran, Number(env.JOB_COMPLETION_INDEX ?? "0"));
 }
 
 /** `MLFLOW_RUN_ID` from the env file fetch wrote. */
@@ -47,7 +52,7 @@ export async function podMain(args: string[], env: NodeJS.ProcessEnv = process.e
     const root = env[POD_DIR_ENV] || POD_DIR;
     const mlflow = mlflowClient(attempt.trackingUri, env);
     if (what === "fetch") {
-      const index = Number(env.JOB_COMPLETION_INDEX ?? "0");
+      const index = partitionOf(attempt, env);
       const vars = await fetchForIndex(mlflow, attempt, index, root);
       say(`partition ${index}: inputs and project ready; logs to MLflow run ${vars.MLFLOW_RUN_ID}`);
       return 0;
@@ -55,7 +60,7 @@ export async function podMain(args: string[], env: NodeJS.ProcessEnv = process.e
     if (what === "upload") {
       const stop = new AbortController();
       process.once("SIGTERM", () => stop.abort());
-      const outcome = await uploadUntilStepEnds({ mlflow, attempt, runId: runIdOf(root), index: Number(env.JOB_COMPLETION_INDEX ?? "0"), root, signal: stop.signal, log: say });
+      const outcome = await uploadUntilStepEnds({ mlflow, attempt, runId: runIdOf(root), index: partitionOf(attempt, env), root, signal: stop.signal, log: say });
       say("stepExitCode" in outcome ? `the step exited with ${outcome.stepExitCode}; logs and outputs uploaded` : "stopped before the step ended; logs uploaded");
       return 0;
     }

@@ -11,6 +11,10 @@
  * ends them from what Kubernetes says (an index in `completedIndexes` → FINISHED, in
  * `failedIndexes` → FAILED, the rest KILLED on a cancel or failure); the pods upload logs and
  * outputs (pod/).
+ *
+ * A partition retry (`WorkStart.retry`) is a Job of only the partitions it names (prepare.ts):
+ * everything the agent reads of that Job goes through `nodeView` (progress.ts) first, so counts,
+ * MLflow runs and failed partitions are in the node's partition numbers, never the Job's indexes.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -30,7 +34,7 @@ import { Informer } from "./informer";
 import { jobName, ownSelector } from "./names";
 import { observeJob, observePod, type ObservedJob, type ObservedPod } from "./observed";
 import { type PreparedAttempt, prepareAttempt } from "./prepare";
-import { partitionFailuresOf, progressOf } from "./progress";
+import { doneBeforeOf, nodeView, partitionFailuresOf, progressOf } from "./progress";
 import { parseJobRecord, type JobRecord } from "./record";
 
 export type { KubernetesExecutorOptions } from "./context";
@@ -188,7 +192,7 @@ export class KubernetesExecutor implements Executor {
       }
     }
     this.tracked.set(name, t);
-    this.report(t, { type: "running", counts: { total: prepared.record.partitions, done: 0, failed: 0, running: 0 }, ...(notes ? { message: notes } : {}) });
+    this.report(t, { type: "running", counts: { total: prepared.record.partitions, done: doneBeforeOf(prepared.record), failed: 0, running: 0 }, ...(notes ? { message: notes } : {}) });
     t.runningReported = true;
     this.o.logger.info({ job: name, partitions: prepared.record.partitions, mlflowRunId: prepared.record.nodeRunId }, "Job created");
     const job = this.jobs.get(name);
@@ -291,8 +295,9 @@ export class KubernetesExecutor implements Executor {
   /** Reports what changed, ends partitions' MLflow runs, and the attempt when the Job is done. */
   private evaluate(t: Tracked, job: ObservedJob): void {
     if (t.ended || t.cancelling) return;
-    const p = progressOf(job, this.podsOf.get(job.name) ?? new Map(), t.record.timeoutSeconds);
-    this.settlePartitions(t, job);
+    const v = nodeView(job, this.podsOf.get(job.name) ?? new Map(), t.record);
+    const p = progressOf(v.job, v.pods, t.record.timeoutSeconds, v.doneBefore);
+    this.settlePartitions(t, v.job);
     if (p.end) {
       void this.end(t, p.end.outcome, p.end.message, job).catch((e: unknown) => this.o.logger.error({ err: errInfo(e), job: job.name }, "ending the attempt failed"));
       return;
@@ -303,7 +308,7 @@ export class KubernetesExecutor implements Executor {
     this.report(t, { type: "progress", counts: p.counts, ...(p.waiting ? { message: p.waiting } : {}) });
   }
 
-  /** An index the Job controller counted as done or failed for good: its MLflow run ends so. */
+  /** A partition the Job controller counted as done or failed for good: its MLflow run ends so. `job`: in partition numbers (nodeView). */
   private settlePartitions(t: Tracked, job: ObservedJob): void {
     const ids = t.record.partitionRunIds;
     if (!ids) return;
@@ -325,23 +330,26 @@ export class KubernetesExecutor implements Executor {
   private async end(t: Tracked, outcome: "succeeded" | "failed" | "cancelled", message: string | null, job: ObservedJob | null): Promise<void> {
     if (t.ended) return;
     t.ended = true;
-    const counts = job ? { ...progressOf(job, new Map()).counts, running: 0 } : { total: t.record.partitions, done: 0, failed: 0, running: 0 };
+    const v = job ? nodeView(job, this.podsOf.get(job.name) ?? new Map(), t.record) : null;
+    const counts = v ? { ...progressOf(v.job, new Map(), undefined, v.doneBefore).counts, running: 0 } : { total: t.record.partitions, done: doneBeforeOf(t.record), failed: 0, running: 0 };
     // MLflow first (idempotent: an ended run keeps its end), then the report: a crash between
     // them leaves the Job, and the next start of the agent reports it.
     const ids = t.record.partitionRunIds ?? [];
-    const completed = new Set(job?.completedIndexes ?? []);
-    const failed = new Set(job?.failedIndexes ?? []);
+    const completed = new Set(v?.job.completedIndexes ?? []);
+    const failed = new Set(v?.job.failedIndexes ?? []);
     for (let i = 0; i < ids.length; i++) {
+      if (!ids[i]) continue; // a partition this attempt did not run (a partition retry)
       const status: RunStatus = completed.has(i) ? "FINISHED" : failed.has(i) ? "FAILED" : "KILLED";
       await endRun(this.o.mlflow, ids[i]!, status, this.now()).catch((e: unknown) => this.o.logger.warn({ err: errInfo(e), partition: i }, "could not end a partition's MLflow run"));
     }
     // A Job that failed because indexes failed has spent the node's retries on them (per index):
     // no further attempt. A timeout or a deleted Job may be retried as on the local executor.
     const final = outcome === "failed" && job?.finished?.outcome === "failed" && RETRIES_SPENT.has(job.finished.reason ?? "");
-    // Which indexes failed while others completed (the control plane may accept the node under
-    // its `minSuccessRatio`; the tag lets readers of its outputs take this FAILED run). Only when
-    // the indexes' retries are spent: this executor does not run a `retry` of some partitions yet.
-    const partial = final && job && job.failedIndexes.length > 0 ? await partitionFailuresOf(job, this.podsOf.get(job.name) ?? new Map()) : undefined;
+    // Which partitions failed while others completed, in this Job or before it (the control plane
+    // may accept the node under its `minSuccessRatio`, or resume only those; the tag lets readers
+    // of its outputs take this FAILED run). Only when the indexes' retries are spent: after a
+    // timeout or a deleted Job, partitions neither completed nor failed would be left out.
+    const partial = final && v && v.job.failedIndexes.length > 0 ? await partitionFailuresOf(v.job, v.pods, v.doneBefore) : undefined;
     if (partial?.failedPartitions) {
       await this.o.mlflow
         .setTag(t.record.nodeRunId, PARTITION_TAGS.failedPartitions, partial.failedPartitions)
@@ -367,7 +375,9 @@ export class KubernetesExecutor implements Executor {
     for (const job of this.jobs.list()) {
       if (this.tracked.has(job.name) || job.deleting) continue;
       const ref: AttemptRef = { runId: job.runId, nodeRunId: job.nodeRunId, nodeId: job.nodeId, attempt: job.attempt };
-      const p = progressOf(job, this.podsOf.get(job.name) ?? new Map(), parseJobRecord(job.record)?.timeoutSeconds);
+      const record = parseJobRecord(job.record);
+      const v = record ? nodeView(job, this.podsOf.get(job.name) ?? new Map(), record) : { job, pods: this.podsOf.get(job.name) ?? new Map(), doneBefore: 0 };
+      const p = progressOf(v.job, v.pods, record?.timeoutSeconds, v.doneBefore);
       if (p.end) {
         // Ended while the agent was away: end its MLflow runs (idempotent) and let the core report it.
         const t = this.track(job, { report: () => {} }, ref);

@@ -15,8 +15,13 @@ export const PodAttemptSchema = z.object({
   experimentId: z.string(),
   /** The node attempt's MLflow run: outputs go to its artifacts, as on the local executor. */
   nodeRunId: z.string(),
-  /** Number of partitions (the Job's completions). */
+  /** Number of the node's partitions (the manifest's count; the Job's completions unless `ran`). */
   partitions: z.number().int().min(1),
+  /**
+   * A partition retry runs only these of the node's partitions: the Job's index i runs partition
+   * `ran[i]` ({@link partitionOfIndex}). Absent: index i is partition i.
+   */
+  ran: z.array(z.number().int().min(0)).optional(),
   /** The manifest (`parallels/manifest.json` of the node run) splits the partitioned input. */
   partitionInput: z.string().optional(),
   /** Nested MLflow runs per partition, listed in `parallels/partition-runs.json` of the node run (index → run id). */
@@ -29,5 +34,19 @@ export const PodAttemptSchema = z.object({
 });
 export type PodAttempt = z.infer<typeof PodAttemptSchema>;
 
-/** Artifact paths of the node run the agent writes for its pods. */
+/**
+ * The node's partition a Job index runs: `ran[index]` on a partition retry, else the index itself.
+ * The one place the Job's numbers become the node's (the pod programs, the agent's view of a Job).
+ */
+export function partitionOfIndex(ran: readonly number[] | undefined, index: number): number {
+  if (!ran) return index;
+  const p = ran[index];
+  if (p === undefined) throw new RangeError(`Job index ${index} is outside the ${ran.length} partitions this Job runs (${ran.join(",")})`);
+  return p;
+}
+
+/**
+ * Artifact paths of the node run the agent writes for its pods. `partitionRuns`: a JSON array,
+ * partition → its nested run id (`""` for a partition this attempt does not run).
+ */
 export const NODE_ARTIFACTS = Object.freeze({ manifest: "parallels/manifest.json", partitionRuns: "parallels/partition-runs.json" } as const);

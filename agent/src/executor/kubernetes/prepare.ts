@@ -5,7 +5,9 @@
  * MLflow runs (experiment, the DAG run's parent, the node attempt's run, a nested run per
  * partition up to a limit), the command, one listing of the inputs and the partition manifest
  * (artifacts of the node's run), and the Job itself. Idempotent: a redelivered start finds the
- * same MLflow runs by tag and the same Job name.
+ * same MLflow runs by tag and the same Job name. A partition retry (`WorkStart.retry`) is prepared
+ * as on the local executor (shared/partitions.ts): the manifest of the attempt before, the tags,
+ * nested runs of the partitions it runs only, and a Job of just those (Job index i → `ran[i]`).
  */
 import type { V1Job } from "@kubernetes/client-node";
 import type { WorkStart } from "../../../../proto/messages";
@@ -14,6 +16,7 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { emptyWindowSkip, windowTags } from "../shared/windows";
+import { previousManifest, retryPlan, retryTags } from "../shared/partitions";
 import { computeManifest, type Manifest } from "../shared/manifest";
 import { sourceMetadata } from "../shared/metadata-store";
 import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
@@ -136,17 +139,34 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     const skipped = emptyWindowSkip(work.windows, kept);
     if (skipped) return { job: null, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [...notes, skipped] };
   }
-  // The items' metadata (sidecars stored with the upstream runs), carried on the manifest's slices.
-  const metadata = partitionInput === undefined ? undefined : await sourceMetadata(o.mlflow, sources[partitionInput]!, files);
-  const manifest: Manifest = computeManifest(node.partition, node.parallelism, files, metadata);
+  // A partition retry takes the manifest of the attempt before, so an index names the same files,
+  // and runs only the partitions it names; the others' outputs stay on the runs before
+  // (`parallels.outputsFrom`). Without that manifest every partition runs again.
+  const plan = retryPlan(work);
+  const previous = plan && node.partition ? await previousManifest(o.mlflow, plan) : undefined;
+  const retry = previous ? plan : undefined;
+  if (work.retry && !retry) o.logger.warn({ nodeRunId: work.nodeRunId, retry: work.retry }, "a retry of some partitions, but the manifest of the attempt before is not there: running every partition");
+  let manifest: Manifest;
+  if (previous) manifest = previous;
+  else {
+    // The items' metadata (sidecars stored with the upstream runs), carried on the manifest's slices.
+    const metadata = partitionInput === undefined ? undefined : await sourceMetadata(o.mlflow, sources[partitionInput]!, files);
+    manifest = computeManifest(node.partition, node.parallelism, files, metadata);
+  }
+  // Stored on every attempt's run (a retry of this retry finds it here).
   if (node.partition) await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest, null, 1), "application/json");
+  if (retry) await o.mlflow.setTags(nodeRunId, retryTags(retry));
+  const ran = retry?.indexes;
+  const jobPartitions = ran?.length ?? manifest.count;
 
   // Nested runs of the partitions, made here (their pods find theirs in one artifact), up to a
-  // limit: beyond it a partition logs under the node's run (parallels/logs/partition-<i>/).
+  // limit: beyond it a partition logs under the node's run (parallels/logs/partition-<i>/). The
+  // limit counts the node's partitions, so every attempt of a node has nested runs or none; a
+  // partition retry makes them for the partitions it runs only.
   let partitionRunIds: string[] | undefined;
   if (manifest.nested && manifest.count > 0 && manifest.count <= o.maxPartitionRuns) {
-    partitionRunIds = new Array<string>(manifest.count);
-    await mapLimit([...Array(manifest.count).keys()], 8, async (i) => {
+    partitionRunIds = new Array<string>(manifest.count).fill("");
+    await mapLimit(ran ?? [...Array(manifest.count).keys()], 8, async (i) => {
       partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, experimentId, nodeRunId, work, project, i, manifest.count);
     });
     await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.partitionRuns, JSON.stringify(partitionRunIds), "application/json");
@@ -158,6 +178,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     parentRunId,
     nodeRunId,
     partitions: manifest.count,
+    ...(ran ? { ran } : {}),
     ...(partitionRunIds ? { partitionRunIds } : {}),
     ...(node.timeoutSeconds ? { timeoutSeconds: node.timeoutSeconds } : {}),
   };
@@ -167,7 +188,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   const gpu = (node.resources?.gpu ?? 0) > 0;
   const nodeSelector = { ...o.workNodeSelector, ...node.nodeSelector };
   const tolerations = [...o.workTolerations, ...(gpu ? o.gpuTolerations : []), ...(node.tolerations ?? [])];
-  let parallelism = Math.min(node.parallelism, manifest.count);
+  let parallelism = Math.min(node.parallelism, jobPartitions);
   const fit = podsThatFit(k.nodes(), node.resources, nodeSelector, tolerations);
   if (fit > 0 && fit < parallelism) {
     notes.push(`parallelism ${parallelism} capped to ${fit}: the cluster's nodes hold ${fit} pods of this size at once`);
@@ -180,6 +201,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     experimentId,
     nodeRunId,
     partitions: manifest.count,
+    ...(ran ? { ran } : {}),
     ...(partitionInput !== undefined ? { partitionInput } : {}),
     partitionRuns: partitionRunIds !== undefined,
     inputs: sources,
@@ -192,7 +214,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     namespace: o.namespace,
     labels: workLabels(o.clusterId, work),
     annotations: { [ANNOTATIONS.nodeRunId]: work.nodeRunId, [ANNOTATIONS.runId]: work.runId, [ANNOTATIONS.record]: JSON.stringify(record) },
-    partitions: manifest.count,
+    partitions: jobPartitions,
     parallelism,
     retriesPerIndex: node.retries,
     noRetryExitCodes: node.noRetryExitCodes ?? [],

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseIndexes } from "../../../../proto/indexes";
 import { observeJob, observePod, type ObservedPod } from "./observed";
-import { partitionFailuresOf, progressOf } from "./progress";
+import { partitionOfIndex } from "./pod-attempt";
+import { nodeView, partitionFailuresOf, progressOf } from "./progress";
 
 const job = (status: Record<string, unknown>, completions = 10) =>
   observeJob({
@@ -90,5 +91,53 @@ describe("a Failed Job's indexes as the failed event names them", () => {
       { index: 0, exitCode: null, reason: "failed" },
       { index: 1, exitCode: null, reason: "failed" },
     ]);
+  });
+});
+
+describe("a partition retry's Job read in the node's partition numbers (nodeView)", () => {
+  // The node has 10 partitions; 3 and 7 failed before. The retry's Job has 2 indexes: 0 → 3, 1 → 7.
+  const record = { partitions: 10, ran: [3, 7] };
+
+  it("maps a Job index to its partition in one place, and refuses an index the Job does not have", () => {
+    expect(partitionOfIndex(undefined, 4)).toBe(4);
+    expect(partitionOfIndex([3, 7], 0)).toBe(3);
+    expect(partitionOfIndex([3, 7], 1)).toBe(7);
+    expect(() => partitionOfIndex([3, 7], 2)).toThrow(/Job index 2 is outside the 2 partitions this Job runs \(3,7\)/);
+  });
+
+  it("counts over the whole node: the earlier successes are done, the Job's indexes are partitions", () => {
+    const j = job({ active: 1, completedIndexes: "1" }, 2);
+    const waiting = pod(0, { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no room" }] });
+    const v = nodeView(j, byIndex(waiting), record);
+    expect(v.doneBefore).toBe(8);
+    expect(v.job.completedIndexes).toEqual([7]);
+    expect([...v.pods.keys()]).toEqual([3]);
+    expect(progressOf(v.job, v.pods, undefined, v.doneBefore).counts).toEqual({ total: 10, done: 9, failed: 0, running: 1 });
+    expect(progressOf(j, new Map()).counts).toEqual({ total: 2, done: 1, failed: 0, running: 1 }); // what the Job alone says
+  });
+
+  it("a failed retry names the node's partition, not the Job's index, and counts the earlier successes", async () => {
+    const j = job({ completedIndexes: "0", failedIndexes: "1", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] }, 2);
+    const failedPod = pod(1, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: 3, reason: "Error", message: "boom" } } }] });
+    const v = nodeView(j, byIndex(failedPod), record);
+    const p = progressOf(v.job, v.pods, undefined, v.doneBefore);
+    expect(p.counts).toEqual({ total: 10, done: 9, failed: 1, running: 0 });
+    expect(p.end!.message).toBe("partitions failed after their retries (1 partition of 10 failed: 7): partition 7 exited with code 3; last lines of stderr:\nboom");
+    const f = await partitionFailuresOf(v.job, v.pods, v.doneBefore);
+    expect(f!.failedPartitions).toBe("7");
+    expect(f!.partitionFailures).toEqual([{ index: 7, exitCode: 3, stderr: "boom" }]);
+  });
+
+  it("a retry of one partition that fails alone still names it (others succeeded before)", async () => {
+    const j = job({ failedIndexes: "0", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] }, 1);
+    const v = nodeView(j, new Map(), { partitions: 3, ran: [2] });
+    const f = await partitionFailuresOf(v.job, v.pods, v.doneBefore);
+    expect(f!.failedPartitions).toBe("2");
+  });
+
+  it("a Job that runs every partition is its node already", () => {
+    const j = job({ completedIndexes: "0-2" }, 10);
+    const v = nodeView(j, new Map(), { partitions: 10 });
+    expect(v).toEqual({ job: j, pods: new Map(), doneBefore: 0 });
   });
 });

@@ -2,10 +2,13 @@
  * How a Job and its pods read as an attempt's progress (pure): partition counters as the Job
  * controller counts them, why pods wait (Unschedulable with the scheduler's words,
  * ImagePullBackOff…), and — once the Job is Complete or Failed — the attempt's end with the failed
- * indexes and each one's exit code, reason (OOMKilled, DeadlineExceeded…) and last words.
+ * indexes and each one's exit code, reason (OOMKilled, DeadlineExceeded…) and last words. All in
+ * the node's partition numbers: a partition retry's Job is read through {@link nodeView} first.
  */
 import { type PartialFailure, type PartitionEnd, partialFailure } from "../shared/partitions";
 import type { ObservedJob, ObservedPod } from "./observed";
+import { partitionOfIndex } from "./pod-attempt";
+import type { JobRecord } from "./record";
 
 export interface Counts {
   total: number;
@@ -63,12 +66,44 @@ function jobFailure(reason: string | undefined, message: string | undefined, tim
   }
 }
 
+/** A Job and its pods in the node's partition numbers, and how many partitions succeeded before it. */
+export interface NodeView {
+  job: ObservedJob;
+  pods: ReadonlyMap<number, ObservedPod>;
+  doneBefore: number;
+}
+
+/** Partitions of the node that succeeded in the attempts before this Job's (a partition retry's). */
+export function doneBeforeOf(record: Pick<JobRecord, "partitions" | "ran">): number {
+  return record.ran ? record.partitions - record.ran.length : 0;
+}
+
+/**
+ * The Job as its node sees it. A partition retry's Job runs `record.ran` only, numbered 0…n-1
+ * (Job index i is partition `ran[i]`): its indexes become partitions and its completions the
+ * node's partitions, the others counted as done before. Any other Job is its node already.
+ */
+export function nodeView(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>, record: Pick<JobRecord, "partitions" | "ran">): NodeView {
+  const ran = record.ran;
+  if (!ran) return { job, pods, doneBefore: 0 };
+  // An index outside `ran` cannot be (the Job has ran.length completions): dropped rather than thrown on.
+  const toPartitions = (indexes: readonly number[]) => indexes.filter((i) => i < ran.length).map((i) => partitionOfIndex(ran, i));
+  const mapped = new Map<number, ObservedPod>();
+  for (const [i, pod] of pods) if (i < ran.length) mapped.set(partitionOfIndex(ran, i), { ...pod, index: partitionOfIndex(ran, i) });
+  return {
+    job: { ...job, completions: record.partitions, completedIndexes: toPartitions(job.completedIndexes), failedIndexes: toPartitions(job.failedIndexes) },
+    pods: mapped,
+    doneBefore: doneBeforeOf(record),
+  };
+}
+
 /**
  * `pods`: the latest pod of each index (a retried index has had others). `timeoutSeconds`: the
- * node's, for the message when the Job's deadline passed.
+ * node's, for the message when the Job's deadline passed. `doneBefore`: partitions that
+ * succeeded before this Job (a partition retry), counted as done.
  */
-export function progressOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>, timeoutSeconds?: number): Progress {
-  const counts: Counts = { total: job.completions, done: job.completedIndexes.length, failed: job.failedIndexes.length, running: job.active };
+export function progressOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>, timeoutSeconds?: number, doneBefore = 0): Progress {
+  const counts: Counts = { total: job.completions, done: doneBefore + job.completedIndexes.length, failed: job.failedIndexes.length, running: job.active };
   if (!job.finished) return { counts, waiting: waitingOf(pods.values()), end: null };
   if (job.finished.outcome === "succeeded") return { counts: { ...counts, running: 0 }, waiting: null, end: { outcome: "succeeded", message: null } };
   const failed = job.failedIndexes.length > 0 ? job.failedIndexes : [...pods.values()].filter((p) => p.phase === "Failed").map((p) => p.index);
@@ -85,7 +120,7 @@ export function progressOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedP
  * `failedPartitions` when some indexes completed, and each failed one's exit code, reason and
  * last words as its latest pod told them (where the agent saw that pod).
  */
-export function partitionFailuresOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>): Promise<PartialFailure | undefined> {
+export function partitionFailuresOf(job: ObservedJob, pods: ReadonlyMap<number, ObservedPod>, doneBefore = 0): Promise<PartialFailure | undefined> {
   const ends: PartitionEnd[] = job.completedIndexes.map((index) => ({ index, exitCode: 0 }));
   for (const index of job.failedIndexes) {
     const pod = pods.get(index);
@@ -93,5 +128,5 @@ export function partitionFailuresOf(job: ObservedJob, pods: ReadonlyMap<number, 
     const reason = t?.reason && t.reason !== "Error" ? t.reason : (pod?.waiting?.reason ?? (t ? undefined : "failed"));
     ends.push({ index, exitCode: t && t.exitCode !== 0 ? t.exitCode : null, ...(reason ? { reason } : {}), stderr: async () => t?.message?.trim() ?? "" });
   }
-  return partialFailure(ends, { total: job.completions, doneBefore: 0, nested: job.completions > 1 });
+  return partialFailure(ends, { total: job.completions, doneBefore, nested: job.completions > 1 });
 }

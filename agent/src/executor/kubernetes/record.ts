@@ -12,8 +12,14 @@ export const JobRecordSchema = z.object({
   experimentId: z.string(),
   parentRunId: z.string(),
   nodeRunId: z.string(),
+  /** The node's partitions (on a partition retry, also those done before). */
   partitions: z.number().int().min(0),
-  /** Index → nested MLflow run (absent beyond the executor's limit of nested runs). */
+  /**
+   * A partition retry: the partitions this Job runs, Job index i → partition `ran[i]`; the
+   * others succeeded in the attempts before. Absent: the Job runs every partition.
+   */
+  ran: z.array(z.number().int().min(0)).optional(),
+  /** Partition → nested MLflow run (`""`: not run by this attempt; absent beyond the executor's limit of nested runs). */
   partitionRunIds: z.array(z.string()).optional(),
   timeoutSeconds: z.number().int().optional(),
 });
