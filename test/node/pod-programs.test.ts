@@ -6,7 +6,7 @@
  * container's `/bin/sh -c`), against a real `mlflow server` and a real git repository. Shows the
  * in-container contract is the local executor's: the partition's own slice of the input, the
  * project at its commit, MLFLOW_RUN_ID of the partition's run, outputs on the node's run, logs on
- * the partition's run.
+ * the partition's run. A partition retry's pod maps its Job index to the node's partition.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,8 +37,13 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A git repository holding a project in a subfolder; its commit. */
+/** A git repository holding a project in a subfolder; its commit (made once). */
+let project: { url: string; commit: string } | undefined;
 function gitProject(): { url: string; commit: string } {
+  project ??= makeGitProject();
+  return project;
+}
+function makeGitProject(): { url: string; commit: string } {
   const repo = join(dir, "repo");
   const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.test", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" }).trim();
   execFileSync("mkdir", ["-p", join(repo, "steps/count")]);
@@ -61,6 +66,24 @@ function gitProject(): { url: string; commit: string } {
   git("add", ".");
   git("commit", "-q", "-m", "project");
   return { url: `file://${repo}`, commit: git("rev-parse", "HEAD") };
+}
+
+/** The pod's containers in the kubelet's order: fetch (init), upload (native sidecar) beside the step's wrapper; both end 0. */
+async function runPod(env: NodeJS.ProcessEnv): Promise<void> {
+  // 1. The init container.
+  execFileSync(AGENT, ["pod", "fetch"], { env, encoding: "utf8" });
+  // 2. The native sidecar starts before the step and runs until the step has ended.
+  const upload = spawn(AGENT, ["pod", "upload"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let uploadLog = "";
+  upload.stderr.on("data", (c: Buffer) => (uploadLog += c.toString()));
+  const uploaded = new Promise<number | null>((r) => upload.once("exit", r));
+  // 3. The step container: the wrapper with the entry point's command, on the venv's Python.
+  const code = await new Promise<number | null>((r) =>
+    spawn("/bin/sh", ["-c", STEP_WRAPPER], { env: { ...env, PATH: `${server.binDir}:${process.env.PATH}`, [STEP_COMMAND_ENV]: "python count.py" }, stdio: "inherit" }).once("exit", r),
+  );
+  expect(code).toBe(0);
+  expect(await uploaded, uploadLog).toBe(0);
+  expect(uploadLog).toContain("the step exited with 0; logs and outputs uploaded");
 }
 
 describe("the work pod's programs (pod runtime stand-in: containers run as local processes, in the kubelet's order)", () => {
@@ -96,20 +119,7 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     const podDir = join(dir, "pod");
     const env = { ...process.env, [POD_ATTEMPT_ENV]: JSON.stringify(attempt), [POD_DIR_ENV]: podDir, JOB_COMPLETION_INDEX: "1" };
 
-    // 1. The init container.
-    execFileSync(AGENT, ["pod", "fetch"], { env, encoding: "utf8" });
-    // 2. The native sidecar starts before the step and runs until the step has ended.
-    const upload = spawn(AGENT, ["pod", "upload"], { env, stdio: ["ignore", "ignore", "pipe"] });
-    let uploadLog = "";
-    upload.stderr.on("data", (c: Buffer) => (uploadLog += c.toString()));
-    const uploaded = new Promise<number | null>((r) => upload.once("exit", r));
-    // 3. The step container: the wrapper with the entry point's command, on the venv's Python.
-    const code = await new Promise<number | null>((r) =>
-      spawn("/bin/sh", ["-c", STEP_WRAPPER], { env: { ...env, PATH: `${server.binDir}:${process.env.PATH}`, [STEP_COMMAND_ENV]: "python count.py" }, stdio: "inherit" }).once("exit", r),
-    );
-    expect(code).toBe(0);
-    expect(await uploaded, uploadLog).toBe(0);
-    expect(uploadLog).toContain("the step exited with 0; logs and outputs uploaded");
+    await runPod(env);
 
     // The output is on the node's run (where dependants read it), and says what the step saw.
     const out = JSON.parse(await mlflow.downloadArtifactText(nodeRun.info.runId, "p1.json")) as { mine: string[]; seen: string[]; meta: unknown; cwd_has_project: boolean };
@@ -124,6 +134,51 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     expect(await mlflow.downloadArtifactText(partitionRuns[1]!, "parallels/logs/stdout.log")).toBe(`partition 1 of 4 run ${partitionRuns[1]}\n`);
     expect(await mlflow.downloadArtifactText(partitionRuns[1]!, "parallels/logs/stderr.log")).toBe("a warning\n");
     expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("0");
+  });
+
+  it("a partition retry's pod: Job index 1 of ran [1,3] runs partition 3 — its slice, its run, its outputs; an index beyond ran is refused", { timeout: 120_000 }, async () => {
+    const { experimentId } = await mlflow.getOrCreateExperiment("pod-programs");
+    const upstream = await mlflow.createRun({ experimentId, runName: "upstream-retry" });
+    const parts = ["a.txt", "b.txt", "c.txt", "d.txt"];
+    for (const f of parts) await mlflow.uploadArtifact(upstream.info.runId, `parts/${f}`, `text of ${f}`, "text/plain");
+    const nodeRun = await mlflow.createRun({ experimentId, runName: "count-retry" });
+    const manifest = computeManifest({ by: "object", input: "parts" }, 4, parts);
+    await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest), "application/json");
+    // As the agent writes it for a retry of 1 and 3: a run for those partitions only.
+    const runOf1 = (await mlflow.createRun({ experimentId, runName: "count-retry-p1" })).info.runId;
+    const runOf3 = (await mlflow.createRun({ experimentId, runName: "count-retry-p3" })).info.runId;
+    await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.partitionRuns, JSON.stringify(["", runOf1, "", runOf3]), "application/json");
+    const { url, commit } = gitProject();
+    const attempt: PodAttempt = {
+      v: POD_ATTEMPT_VERSION,
+      trackingUri: server.url,
+      experimentId,
+      nodeRunId: nodeRun.info.runId,
+      partitions: 4,
+      ran: [1, 3],
+      partitionInput: "parts",
+      partitionRuns: true,
+      inputs: { parts: { runId: upstream.info.runId, path: "parts" } },
+      project: { git: url, commit, subdirectory: "steps/count" },
+      logsEverySeconds: 1,
+    };
+    const podDir = join(dir, "pod-retry");
+    const env = { ...process.env, [POD_ATTEMPT_ENV]: JSON.stringify(attempt), [POD_DIR_ENV]: podDir, JOB_COMPLETION_INDEX: "1" };
+    await runPod(env);
+    const out = JSON.parse(await mlflow.downloadArtifactText(nodeRun.info.runId, "p3.json")) as { mine: string[]; seen: string[] };
+    expect(out.mine).toEqual(["parts/d.txt"]);
+    expect(out.seen).toEqual(["parts/d.txt"]);
+    expect(await mlflow.downloadArtifactText(runOf3, "parallels/logs/stdout.log")).toBe(`partition 3 of 4 run ${runOf3}\n`);
+    // Nothing of the Job's own index 1 (partition 1) was written.
+    expect((await mlflow.listArtifactsRecursive(nodeRun.info.runId, "")).map((f) => f.path).filter((p) => p.endsWith(".json") && !p.startsWith("parallels/"))).toEqual(["p3.json"]);
+
+    let message = "";
+    try {
+      execFileSync(AGENT, ["pod", "fetch"], { env: { ...env, [POD_DIR_ENV]: join(dir, "pod-retry-2"), JOB_COMPLETION_INDEX: "2" }, encoding: "utf8", stdio: "pipe" });
+    } catch (e) {
+      message = String((e as { stderr?: string }).stderr);
+    }
+    expect(message).toContain("Job index 2 is outside the 2 partitions this Job runs (1,3)");
   });
 
   it("a failing step's exit code and the end of its stderr are what the wrapper leaves", async () => {
