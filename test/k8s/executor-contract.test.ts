@@ -12,6 +12,7 @@ import { KubeApi, kubeconfigConnection } from "../../agent/src/executor/kubernet
 import { createKubernetesExecutor } from "../../agent/src/executor/kubernetes/index";
 import { jobName } from "../../agent/src/executor/kubernetes/names";
 import { createLogger } from "../../agent/src/log";
+import { parseIndexes } from "../../proto/indexes";
 import type { WorkStart } from "../../proto/messages";
 import { MlflowClient } from "../../proto/mlflow";
 import { ROOT } from "../../scripts/local/control-plane";
@@ -28,13 +29,19 @@ let namespace: string;
 let experimentId: string;
 let commit: string;
 
-/** The fake pods' lifecycle from the step's own parameters (what the real step would do). */
+/**
+ * The fake pods' lifecycle from the step's own parameters (what the real step would do). The step
+ * fails in partition `fail_index`; the fake fails a Job index, which on a partition retry is the
+ * position of that partition in the retry's list (not in it: nothing fails).
+ */
 export function kwokKnobs(work: WorkStart): Record<string, string> {
   const p = work.node.parameters ?? {};
   const knobs: Record<string, string> = { "parallels.test/complete-delay": `${Number(p.seconds ?? 0)}s` };
   const code = Number(p.exit_code ?? 0);
-  if (code !== 0) {
-    knobs["parallels.test/fail-index"] = Number(p.fail_index ?? -1) >= 0 ? String(p.fail_index) : "always";
+  const failIndex = Number(p.fail_index ?? -1);
+  const jobIndex = failIndex >= 0 && work.retry ? parseIndexes(work.retry.partitions).indexOf(failIndex) : failIndex;
+  if (code !== 0 && !(failIndex >= 0 && jobIndex < 0)) {
+    knobs["parallels.test/fail-index"] = jobIndex >= 0 ? String(jobIndex) : "always";
     knobs["parallels.test/exit-code"] = String(code);
     knobs["parallels.test/fail-delay"] = `${Number(p.seconds ?? 0)}s`;
   }

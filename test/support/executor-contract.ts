@@ -1,7 +1,7 @@
 /**
  * One contract for every executor, written once and run against each (as Hono runs one suite per
- * runtime adapter): success, one partition failing, timeout, cancel, restart and adopt, a
- * redelivered start. Every scenario is a node of the step fixture (test/fixtures/projects/step)
+ * runtime adapter): success, one partition failing, a retry of only the failed partitions,
+ * timeout, cancel, restart and adopt, a redelivered start. Every scenario is a node of the step fixture (test/fixtures/projects/step)
  * partitioned `broadcast` over an input of one MLflow run, with the step's own parameters
  * (`seconds`, `exit_code`, `fail_index`) saying what happens — the local executor runs the step;
  * the Kubernetes executor on the KWOK harness turns the same parameters into the pods' fake
@@ -105,6 +105,52 @@ export function executorContract(name: string, setup: () => ContractSetup) {
         expect(end.failedPartitions).toBe("1");
         expect(end.partitionFailures).toMatchObject([{ index: 1, exitCode: 3 }]);
         expect(await statusSoon(c, (await nodeRun(c, r)).info.runId, "FAILED")).toBe("FAILED");
+      } finally {
+        await ex.close();
+      }
+    });
+
+    it("a partition retry runs only the listed partitions, in the node's numbers: counts over the whole node, a failure names the node's partition, the run continues the one before", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        // Attempt 1: partition 2 of 3 fails.
+        const { work, r } = await scenario(c, { partitions: 3, seconds: 1, exitCode: 3, failIndex: 2 }, ex);
+        const first = await wait(r, "failed");
+        expect(first.failedPartitions).toBe("2");
+        const run1 = (await nodeRun(c, r)).info.runId;
+        const retryOf = async (attempt: number, mlflowRunId: string, exitCode: number) => {
+          const node = { ...work.node, parameters: { ...work.node.parameters, exit_code: exitCode } };
+          const w = { ...work, node, attempt, retry: { attempt: attempt - 1, mlflowRunId, partitions: "2", total: 3 } };
+          const rr = recorder();
+          await ex.start(w, rr);
+          return rr;
+        };
+        // Attempt 2 runs partition 2 alone (a Job of one index, on Kubernetes) and it fails again:
+        // named as partition 2, with the two earlier successes counted.
+        const r2 = await retryOf(2, run1, 3);
+        const second = await wait(r2, "failed");
+        expect(second.counts).toMatchObject({ total: 3, done: 2, failed: 1 });
+        expect(second.failedPartitions).toBe("2");
+        expect(second.partitionFailures).toMatchObject([{ index: 2, exitCode: 3 }]);
+        expect(second.message).toMatch(/partition 2\b/);
+        const run2 = await nodeRun(c, r2);
+        expect(run2.data.tags).toMatchObject({ "parallels.outputsFrom": run1, "parallels.partitions.ran": "2" });
+        // Attempt 3, of the retry: partition 2 succeeds; the node is done.
+        const r3 = await retryOf(3, run2.info.runId, 0);
+        const third = await wait(r3, "succeeded");
+        expect(third.counts).toMatchObject({ total: 3, done: 3, failed: 0, running: 0 });
+        const run3 = await nodeRun(c, r3);
+        expect(run3.data.tags).toMatchObject({ "parallels.outputsFrom": run2.info.runId, "parallels.partitions.ran": "2" });
+        expect(await statusSoon(c, run3.info.runId, "FINISHED")).toBe("FINISHED");
+        // A nested run for partition 2 only, under each retry's node run.
+        for (const [run, status] of [
+          [run2.info.runId, "FAILED"],
+          [run3.info.runId, "FINISHED"],
+        ] as const) {
+          const children = await c.mlflow.childRuns([run3.info.experimentId], run);
+          expect(children.map((p) => [p.data.tags["parallels.partition.index"], p.info.status])).toEqual([["2", status]]);
+        }
       } finally {
         await ex.close();
       }
