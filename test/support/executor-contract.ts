@@ -110,20 +110,20 @@ export function executorContract(name: string, setup: () => ContractSetup) {
       }
     });
 
-    it("a partition retry runs only the listed partitions, in the node's numbers: counts over the whole node, a failure names the node's partition, the run continues the one before", async () => {
+    it("a partition retry runs only the listed partitions, in the node's numbers: counts over the whole node, a failure names the node's partition, the run continues the one before, a restart keeps it", async () => {
       const c = setup();
-      const ex = await c.open();
+      let ex = await c.open();
       try {
         // Attempt 1: partition 2 of 3 fails.
         const { work, r } = await scenario(c, { partitions: 3, seconds: 1, exitCode: 3, failIndex: 2 }, ex);
         const first = await wait(r, "failed");
         expect(first.failedPartitions).toBe("2");
         const run1 = (await nodeRun(c, r)).info.runId;
-        const retryOf = async (attempt: number, mlflowRunId: string, exitCode: number) => {
-          const node = { ...work.node, parameters: { ...work.node.parameters, exit_code: exitCode } };
+        const retryOf = async (attempt: number, mlflowRunId: string, exitCode: number, seconds = 1, on: Executor = ex) => {
+          const node = { ...work.node, parameters: { ...work.node.parameters, exit_code: exitCode, seconds } };
           const w = { ...work, node, attempt, retry: { attempt: attempt - 1, mlflowRunId, partitions: "2", total: 3 } };
           const rr = recorder();
-          await ex.start(w, rr);
+          await on.start(w, rr);
           return rr;
         };
         // Attempt 2 runs partition 2 alone (a Job of one index, on Kubernetes) and it fails again:
@@ -136,9 +136,21 @@ export function executorContract(name: string, setup: () => ContractSetup) {
         expect(second.message).toMatch(/partition 2\b/);
         const run2 = await nodeRun(c, r2);
         expect(run2.data.tags).toMatchObject({ "parallels.outputsFrom": run1, "parallels.partitions.ran": "2" });
-        // Attempt 3, of the retry: partition 2 succeeds; the node is done.
-        const r3 = await retryOf(3, run2.info.runId, 0);
-        const third = await wait(r3, "succeeded");
+        // Attempt 3, of the retry: the agent restarts while it runs; adopted, partition 2
+        // succeeds and the node is done (what the retry runs survives the restart).
+        const r3 = await retryOf(3, run2.info.runId, 0, 4);
+        expect((await wait(r3, "running")).counts).toMatchObject({ total: 3, done: 2 });
+        await ex.close();
+        ex = await c.open();
+        let adopted: Recorder | undefined;
+        const recovered = await ex.reconcile((ref: AttemptRef) => {
+          const rr = recorder();
+          if (ref.nodeRunId === work.nodeRunId && ref.attempt === 3) adopted = rr;
+          return rr;
+        });
+        // (The Kubernetes executor also lists attempts 1 and 2, ended: their Jobs remain until their TTL.)
+        expect(recovered.find((a) => a.nodeRunId === work.nodeRunId && a.attempt === 3)).toMatchObject({ state: "running" });
+        const third = await wait(adopted!, "succeeded");
         expect(third.counts).toMatchObject({ total: 3, done: 3, failed: 0, running: 0 });
         const run3 = await nodeRun(c, r3);
         expect(run3.data.tags).toMatchObject({ "parallels.outputsFrom": run2.info.runId, "parallels.partitions.ran": "2" });
