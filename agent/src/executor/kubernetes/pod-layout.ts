@@ -13,7 +13,10 @@
  * | `run/metadata.json` | fetch | their metadata from the upstream steps (`PARALLELS_PARTITION_METADATA`) |
  * | `logs/stdout.log`, `logs/stderr.log` | the step | uploaded while it runs and at its end |
  * | `logs/exit-code` | the step's wrapper | written last: the sidecar's cue that the step ended |
+ * | `run/ca-bundle.pem` | the step's wrapper | the image's CAs plus the site's, when the pod has a CA bundle (work-network.ts) |
  */
+import { STEP_CA_LINES } from "./work-network";
+
 export const POD_DIR = "/parallels";
 /** The volume holding {@link POD_DIR}. */
 export const POD_VOLUME = "parallels";
@@ -39,13 +42,15 @@ export const STEP_COMMAND_ENV = "PARALLELS_STEP_COMMAND";
 export const POD_DIR_ENV = "PARALLELS_POD_DIR";
 
 /**
- * The step container's program (POSIX sh, in the user's image): read what fetch wrote for this
+ * The step container's program (POSIX sh, in the user's image): write the CA bundle when the pod
+ * has one (work-network.ts), read what fetch wrote for this
  * index, run the entry point's command in the project folder (bash when the image has it, as
  * `mlflow run` does), keep its output in files for the sidecar, put the end of stderr where
  * Kubernetes shows it (`terminated.message`), and write the exit code last.
  */
 export const STEP_WRAPPER = [
   `root="\${${POD_DIR_ENV}:-${POD_DIR}}"`,
+  ...STEP_CA_LINES,
   'set -a; . "$root/run/env"; set +a',
   'cd "$PARALLELS_PROJECT_DIR" || exit 127',
   "if command -v bash >/dev/null 2>&1; then sh=bash; else sh=sh; fi",

@@ -198,6 +198,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     nodeSelector,
     tolerations,
     podAnnotations: o.podAnnotations?.(work) ?? {},
+    ...(o.network ? { network: o.network } : {}),
   });
   return { job, record, notes };
 }
