@@ -289,7 +289,12 @@ const Schema = z
       .optional(),
     workCaBundle: z
       .string()
-      .transform((s, ctx) => parseWorkCaBundle(s) ?? (ctx.addIssue({ code: "custom", message: `expected configmap/<name>[/<key>] or secret/<name>[/<key>], got ${JSON.stringify(s)}` }), z.NEVER))
+      .transform((s, ctx) => {
+        const ca = parseWorkCaBundle(s);
+        if (ca) return ca;
+        ctx.addIssue({ code: "custom", message: `expected configmap/<name>[/<key>] or secret/<name>[/<key>], got ${JSON.stringify(s)}` });
+        return z.NEVER;
+      })
       .optional(),
     jobTtlSeconds: intIn(0, 365 * 86_400).default(86_400),
     maxPartitionRuns: intIn(0, 100_000).default(100),
