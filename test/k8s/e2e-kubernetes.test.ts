@@ -242,6 +242,23 @@ describe("Kubernetes, end to end (KWOK stands in for kubelets running containers
     expect(new Set(partitions.map((p) => p.info.status))).toEqual(new Set(["FINISHED"]));
   });
 
+  it("a caching node (cache: true) run again with the same inputs is cached from the first run: no Job, its MLflow run points at the first's outputs", async () => {
+    const first = await submit("kwok-cache", [step("labels", "0s", { cache: true, partition: { by: "object", input: "images" }, parallelism: 4, inputs: { images: { run: inputRun } } })]);
+    const ran = await finished(first);
+    expect(ran.status, JSON.stringify(ran.nodes)).toBe("succeeded");
+    expect(await jobsOfRun(first)).toHaveLength(1);
+    const again = await api("POST", "/v1/runs", { dag: "kwok-cache" });
+    const cached = await finished(again.body.id);
+    expect(cached.status, JSON.stringify(cached.nodes)).toBe("succeeded");
+    const node = cached.nodes[0];
+    const firstNode = ran.nodes[0];
+    expect(node.status).toBe("cached");
+    expect(node.cachedFrom).toEqual({ runId: first, nodeRunId: `${first}-labels`, mlflowRunId: firstNode.mlflowRunId });
+    expect(await jobsOfRun(again.body.id)).toEqual([]);
+    const tags = (await mlflow.getRun(node.mlflowRunId)).data.tags;
+    expect(tags).toMatchObject({ "parallels.cachedFrom": `${first}/${node.cachedFrom.nodeRunId}`, "parallels.outputsFrom": firstNode.mlflowRunId });
+  });
+
   it("a failing index is retried alone (backoffLimitPerIndex), then fails the node with its index and exit code; no further attempt", async () => {
     const id = await submit("kwok-failing", [
       step("flaky", "1s", {

@@ -26,12 +26,15 @@ import { buildJob } from "./job-spec";
 import { ANNOTATIONS, jobName, workLabels } from "./names";
 import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "./pod-attempt";
 import { POD_DIR } from "./pod-layout";
+import { type CacheHit, cacheHitOf } from "./cache";
 import type { KubernetesContext } from "./context";
 import { JOB_RECORD_VERSION, type JobRecord } from "./record";
 
 export interface PreparedAttempt {
-  /** The Job to create, or null when the partitioned input is empty (nothing to run: the attempt succeeds). */
+  /** The Job to create, or null when the partitioned input is empty or the cache has the result (nothing to run: the attempt succeeds). */
   job: V1Job | null;
+  /** A cache hit: the node run whose result this attempt's is (cache.ts). */
+  cached?: CacheHit;
   record: JobRecord;
   /** Said in the `running` event: parameter warnings, a capped parallelism. */
   notes: string[];
@@ -79,6 +82,12 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     throw e;
   }
 
+  // One listing of the inputs' sources, here (each pod downloads only its own slice); a caching
+  // node's key is made from them before anything is built or run.
+  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes");
+  const cached = await cacheHitOf(k, work, { fetched, image, sources, nodeRunId });
+  if (cached) return { job: null, cached, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [] };
+
   if (images && o.images) {
     // Found in the registry, or built by a Job in the cluster while the node is `building`.
     const ensured = await ensureStepImage({
@@ -120,8 +129,6 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     notes.push(text);
   }
 
-  // One listing of the inputs, here; each pod downloads only its own slice.
-  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes");
   const partitionInput = node.partition?.input;
   const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
   // The items' metadata (sidecars stored with the upstream runs), carried on the manifest's slices.

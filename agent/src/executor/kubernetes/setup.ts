@@ -13,6 +13,7 @@ import { imageSettingsFor, registryClientFor } from "../../images/setup";
 import { RegistryImageStore } from "../../images/registry";
 import { ImageService } from "../../images/service";
 import type { StepImages } from "../shared/images";
+import type { CacheLookupFn } from "../types";
 import { inClusterConnection, inClusterNamespace, KubeApi, kubeconfigConnection } from "./api";
 import { DEFAULT_BUILDER_IMAGES } from "./build-job";
 import { cacheRepositoryOf, KubernetesBuilder } from "./builder";
@@ -91,7 +92,14 @@ export function clusterImagesFor(config: AgentConfig, access: KubeAccess, cluste
 }
 
 /** `onMlflowRequest`: told each MLflow request's endpoint (the agent's metrics count them). */
-export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger, onMlflowRequest?: (endpoint: string) => void): Promise<KubernetesExecutor> {
+export function kubernetesExecutorFor(
+  config: AgentConfig,
+  access: KubeAccess,
+  clusterId: string,
+  logger: Logger,
+  onMlflowRequest?: (endpoint: string) => void,
+  cacheLookup?: CacheLookupFn,
+): Promise<KubernetesExecutor> {
   const trackingUri = config.mlflowTrackingUri!; // required by loadConfig
   const mlflow = mlflowClient(trackingUri, process.env, onMlflowRequest);
   const images = clusterImagesFor(config, access, clusterId, mlflow);
@@ -117,5 +125,6 @@ export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, c
     maxPartitionRuns: config.maxPartitionRuns,
     logsEverySeconds: config.logsEverySeconds,
     network: workNetworkOf(config),
+    ...(cacheLookup ? { cacheLookup } : {}),
   });
 }
