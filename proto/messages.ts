@@ -36,12 +36,12 @@ export const WorkStartSchema = z.object({
    * the parent gives each a FINISHED child run saying where its result comes from.
    */
   reused: z.array(z.object({ nodeId: z.string(), nodeRunId: z.string(), from: z.object({ runId: z.string(), nodeRunId: z.string(), mlflowRunId: z.string() }) })).optional(),
+  /** The time windows of the node's windowed inputs (epoch ms, `[from, to)`), by input name, as the run fixed them. */
+  windows: z.record(z.string(), z.object({ from: z.number(), to: z.number(), skipIfEmpty: z.boolean() })).optional(),
   /**
    * A retry of only the partitions that failed in the attempt before: the others succeeded, and
    * their outputs (on that attempt's MLflow run) and MLflow runs are kept.
    */
-  /** The time windows of the node's windowed inputs (epoch ms, `[from, to)`), by input name, as the run fixed them. */
-  windows: z.record(z.string(), z.object({ from: z.number(), to: z.number(), skipIfEmpty: z.boolean() })).optional(),
   retry: z
     .object({
       /** The attempt whose partitions failed, and its MLflow run (where the others' outputs are). */

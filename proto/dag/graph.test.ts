@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DagCycleError, downstreamOf, findCycles, topologicalOrder, upstreamOf, validateDag, type Dag } from "./index";
+import { concurrency, DagCycleError, downstreamOf, graphOf, findCycles, topologicalOrder, upstreamOf, validateDag, type Dag } from "./index";
 import { acyclicDagArb } from "./testing";
 
 const node = (id: string, deps: { inputs?: string[]; after?: string[] } = {}) => ({
@@ -61,6 +61,36 @@ describe("graph", () => {
         expect(findCycles(r.dag)).toEqual([]);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it("says two nodes can run at the same time exactly when no path joins them", () => {
+    const c = concurrency(graphOf(diamond));
+    const [d, b, cc, a] = [0, 1, 2, 3]; // the diamond's document order
+    expect([c(a, b), c(b, cc), c(cc, b), c(a, d), c(b, d), c(a, a)]).toEqual([false, true, true, false, false, false]);
+    fc.assert(
+      fc.property(acyclicDagArb({ maxNodes: 40 }), ({ doc }) => {
+        const r = validateDag(doc);
+        if (!r.ok) throw new Error(JSON.stringify(r.problems));
+        const g = graphOf(r.dag);
+        const reaches = (from: number, to: number): boolean => {
+          const seen = new Set<number>();
+          const stack = [from];
+          while (stack.length > 0) {
+            const i = stack.pop()!;
+            if (i === to) return true;
+            for (const d of g.downstream[i]!)
+              if (!seen.has(d)) {
+                seen.add(d);
+                stack.push(d);
+              }
+          }
+          return false;
+        };
+        const concurrent = concurrency(g);
+        for (let i = 0; i < g.ids.length; i++) for (let j = 0; j < g.ids.length; j++) expect(concurrent(i, j)).toBe(i !== j && !reaches(i, j) && !reaches(j, i));
+      }),
+      { numRuns: 50 },
     );
   });
 });

@@ -53,6 +53,7 @@ export {
   findCycles,
   graphOf,
   topologicalIndices,
+  concurrency,
   DagCycleError,
 } from "./graph";
 export type { DagGraph } from "./graph";

@@ -101,13 +101,16 @@ const duration = () => z.string().regex(DURATION, { error: 'expected a positive 
 const instant = () => z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date and time such as "2026-12-01T00:00:00Z"' });
 
 /**
- * Which items of an input a run takes, by when they arrived — a file's modification time; only
- * local folders (the embedded default) have one per item, so a window on MLflow artifacts or an
- * http(s) URL is refused at validation (windows.ts `windowRefusal`): `{since: lastRun}` — those
- * after the window of the previous successful run of the same schedule (or DAG) ended, so
- * consecutive runs take every item once; `{last: "15m"}` — the 15 minutes before the run's time;
- * `{from, to?}` — absolute (`to` default: the run's time). `skipIfEmpty` (default true): a node
- * whose window holds nothing succeeds at once, without starting a step.
+ * Which items of an input a run takes, by when they arrived ("arrived" per source: README.md
+ * "Using the API", docs/architecture.md "Input windows"): a local folder's file (`uri`, a path
+ * or `file://`; the embedded default), by its modification time; an `{experiment}` input's run,
+ * by its end time. Other
+ * sources have no per-item time and are refused at validation (windows.ts `windowRefusal`).
+ * `{since: lastRun}` — those after the window of the previous successful run of the same
+ * schedule (or DAG) ended, so consecutive runs take every item once; `{last: "15m"}` — the 15
+ * minutes before the run's time; `{from, to?}` — absolute (`to` default: the run's time).
+ * `skipIfEmpty` (default true): a node whose window holds nothing succeeds at once, without
+ * starting a step.
  */
 export const WindowSchema = z.union(
   [
@@ -135,9 +138,15 @@ export const NodeInputSchema = z.strictObject({ node: nonEmpty(), path: z.string
 export const RunInputSchema = z.strictObject({ run: nonEmpty(), path: z.string().optional(), window: window() });
 /** `{uri}`: any URI the agent can read (s3://, gs://, https://, file://…). */
 export const UriInputSchema = z.strictObject({ uri: nonEmpty(), window: window() });
+/**
+ * `{experiment, path?}`: the artifacts (below `path`) of the FINISHED runs of an MLflow
+ * experiment (by name, else by id), each run's in a folder named by its run id — a stream of
+ * micro-batches, one run each; with a window, the runs that ended in it.
+ */
+export const ExperimentInputSchema = z.strictObject({ experiment: nonEmpty(), path: z.string().optional(), window: window() });
 
-export const InputRefSchema = z.union([NodeInputSchema, RunInputSchema, UriInputSchema], {
-  error: "expected exactly one of {node, path?}, {run, path?} or {uri}",
+export const InputRefSchema = z.union([NodeInputSchema, RunInputSchema, UriInputSchema, ExperimentInputSchema], {
+  error: "expected exactly one of {node, path?}, {run, path?}, {uri} or {experiment, path?}",
 });
 
 const inputName = z.string().regex(INPUT_NAME, {

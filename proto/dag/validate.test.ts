@@ -157,8 +157,8 @@ describe("validateDag: structural problems", () => {
     ).toEqual([
       "nodes[0].cluster: a label selector needs at least one label",
       'nodes[0].partition.by: expected one of "none", "object", "directory", "broadcast", "hash", "regex", got "shard"',
-      "nodes[0].inputs.both: expected exactly one of {node, path?}, {run, path?} or {uri}",
-      "nodes[0].inputs.none: expected exactly one of {node, path?}, {run, path?} or {uri}",
+      "nodes[0].inputs.both: expected exactly one of {node, path?}, {run, path?}, {uri} or {experiment, path?}",
+      "nodes[0].inputs.none: expected exactly one of {node, path?}, {run, path?}, {uri} or {experiment, path?}",
       "nodes[0].inputs.typed.node: expected a string, got the number 5",
       'nodes[0].inputs.both: node "a" depends on itself',
       'nodes[1].cluster: expected a cluster name or a label selector such as {gpu: "true"}',

@@ -56,7 +56,7 @@ describe("input windows", () => {
 });
 
 describe("where a window may be", () => {
-  it("only on local paths: MLflow artifacts and URLs have no per-item arrival time, so validation refuses them", () => {
+  it("on local paths and {experiment} inputs; elsewhere refused naming why (one run ends once, one file, an unread scheme)", () => {
     const problems = (inputs: unknown) => {
       const r = validateDag({
         name: "d",
@@ -68,13 +68,32 @@ describe("where a window may be", () => {
       return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
     };
     const w = { since: "lastRun" };
-    expect(problems({ f: { uri: "incoming/", window: w }, g: { uri: "file:///data/in", window: w }, h: { uri: "/abs/in", window: w } })).toEqual([]);
+    expect(problems({ f: { uri: "incoming/", window: w }, g: { uri: "file:///data/in/", window: w }, h: { uri: "/abs/in", window: w } })).toEqual([]);
+    expect(problems({ f: { experiment: "ingest", window: w }, g: { experiment: "7", path: "batch", window: { last: "15m" } } })).toEqual([]);
     expect(problems({ f: { node: "up", window: w } })).toEqual([
-      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{node\} input: MLflow artifacts carry no per-file time/),
+      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{node\} input: it is the upstream node's result in this same DAG run/),
     ]);
-    expect(problems({ f: { run: "r1", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{run\} input/)]);
-    expect(problems({ f: { uri: "runs:/r1/x", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a runs:\/ input/)]);
+    expect(problems({ f: { run: "r1", window: w } })).toEqual([
+      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a \{run\} input: one MLflow run ends once.*use \{experiment/),
+    ]);
+    expect(problems({ f: { uri: "runs:/r1/x", window: w } })).toEqual([
+      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a runs:\/ input: one MLflow run ends once/),
+    ]);
     expect(problems({ f: { uri: "https://e.com/a", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on an http\(s\) input/)]);
+    expect(problems({ f: { uri: "s3://bucket/in/", window: w } })).toEqual([
+      expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a s3:\/\/ input: no executor here lists s3:\/\/ objects yet/),
+    ]);
+    expect(problems({ f: { uri: "GS://bucket/in/", window: w } })).toEqual([expect.stringMatching(/^nodes\[1\]\.inputs\.f\.window: a window is not supported on a gs:\/\/ input/)]);
     expect(problems({ f: { node: "up" } })).toEqual([]);
+  });
+
+  it("an {experiment} input is checked field by field", () => {
+    const problems = (ref: unknown) => {
+      const r = validateDag({ name: "d", nodes: [{ id: "a", project: { uri: "x" }, inputs: { f: ref } }] });
+      return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+    };
+    expect(problems({ experiment: "" })).toEqual(["nodes[0].inputs.f.experiment: must not be empty"]);
+    expect(problems({ experiment: "ingest", window: { last: "soon" } })).toEqual(['nodes[0].inputs.f.window.last: expected a positive duration such as "30s", "15m", "2h" or "1d"']);
+    expect(problems({ experiment: "ingest", paht: "x" })).toEqual([expect.stringMatching(/^nodes\[0\]\.inputs\.f/)]);
   });
 });

@@ -59,17 +59,29 @@ export function nodeWindows(windows: RunWindows | null, nodeId: string): Record<
 
 /**
  * Why an input cannot carry a window; undefined when it can. A window keeps the items that
- * arrived in it, so it needs a per-item arrival time: a local folder has one (each file's
- * modification time). MLflow run artifacts (`{node}`, `{run}`, `runs:/`) have none — MLflow
- * records no time per artifact — and an `http(s)://` URL is one file, so a window there could
- * only be all or nothing; refusing them at registration is more honest than a window that
- * silently takes everything or nothing.
+ * arrived in it, so it needs a per-item arrival time. Two sources have one: a local folder (a
+ * path or `file://`, on the embedded default: each file's modification time) and an
+ * `{experiment}` input (each FINISHED run's end time — MLflow records no time per artifact, but
+ * a run's artifacts are final once it ended). The others are refused at registration, which is
+ * more honest than a window that silently takes everything or nothing:
+ * - `{node}`: the upstream node's result in the same DAG run — one run, made by this run;
+ * - `{run}`, `runs:/`: one run ends once, so a window would take it whole in one run of a
+ *   schedule and give every other run nothing — the stream of runs is `{experiment}`;
+ * - `http(s)://`: one file, no listing;
+ * - other schemes (`s3://`, `gs://` …): not read by any executor here yet.
  */
-export function windowRefusal(ref: { node?: unknown; run?: unknown; uri?: unknown }): string | undefined {
-  const why = "a window keeps the items that arrived in it, and only local folders (on the embedded default) give each item an arrival time (its file's modification time)";
-  if (ref.node !== undefined) return `a window is not supported on a {node} input: MLflow artifacts carry no per-file time; ${why}`;
-  if (ref.run !== undefined) return `a window is not supported on a {run} input: MLflow artifacts carry no per-file time; ${why}`;
-  if (typeof ref.uri === "string" && /^runs:\//i.test(ref.uri)) return `a window is not supported on a runs:/ input: MLflow artifacts carry no per-file time; ${why}`;
-  if (typeof ref.uri === "string" && /^https?:\/\//i.test(ref.uri)) return `a window is not supported on an http(s) input (one file, no listing); ${why}`;
+export function windowRefusal(ref: { node?: unknown; run?: unknown; uri?: unknown; experiment?: unknown }): string | undefined {
+  const sources =
+    "a window keeps the items that arrived in it, which needs a time per item: local folders (a path or file://, each file's modification time) and {experiment} inputs (each run's end time) have one";
+  if (ref.experiment !== undefined) return undefined;
+  if (ref.node !== undefined) return `a window is not supported on a {node} input: it is the upstream node's result in this same DAG run, one MLflow run made by this run; ${sources}`;
+  const oneRun =
+    'one MLflow run ends once, so a window would take all of it in one run of the schedule and nothing in every other (MLflow keeps no time per artifact); to take the runs of an experiment as they end, use {experiment: "<name>", path?} with the window';
+  if (ref.run !== undefined) return `a window is not supported on a {run} input: ${oneRun}`;
+  if (typeof ref.uri !== "string") return undefined;
+  if (/^runs:\//i.test(ref.uri)) return `a window is not supported on a runs:/ input: ${oneRun}`;
+  if (/^https?:\/\//i.test(ref.uri)) return `a window is not supported on an http(s) input (one file, no listing); ${sources}`;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(ref.uri)?.[1]?.toLowerCase();
+  if (scheme && scheme !== "file") return `a window is not supported on a ${scheme}:// input: no executor here lists ${scheme}:// objects yet; ${sources}`;
   return undefined;
 }

@@ -15,6 +15,8 @@ export interface TinyproxyOptions {
   /** Basic auth the proxy asks for (407 without it). */
   user?: string;
   password?: string;
+  /** Its process name in the run dir and the prefix of its files there; default `tinyproxy` (another name: another proxy beside it). */
+  name?: string;
 }
 
 export interface Tinyproxy {
@@ -29,12 +31,11 @@ export interface Tinyproxy {
   stop(): Promise<void>;
 }
 
-const NAME = "tinyproxy";
-
 export async function startTinyproxy(runDir: string, o: TinyproxyOptions): Promise<Tinyproxy> {
   const port = await freePort();
-  const logFile = join(runDir, "tinyproxy-requests.log");
-  const conf = join(runDir, "tinyproxy.conf");
+  const name = o.name ?? "tinyproxy";
+  const logFile = join(runDir, `${name}-requests.log`);
+  const conf = join(runDir, `${name}.conf`);
   writeFileSync(
     conf,
     [
@@ -52,10 +53,10 @@ export async function startTinyproxy(runDir: string, o: TinyproxyOptions): Promi
     ].join("\n"),
     { mode: 0o600 },
   );
-  await launch(runDir, { name: NAME, prefix: [], binary: "tinyproxy", args: ["-d", "-c", conf] });
+  await launch(runDir, { name, prefix: [], binary: "tinyproxy", args: ["-d", "-c", conf] });
   const deadline = Date.now() + 10_000;
   while (!readLog(logFile).includes("Reloading config file finished")) {
-    if (Date.now() > deadline) throw new Error(`tinyproxy did not start:\n${logTail(runDir, NAME)}\n${readLog(logFile)}`);
+    if (Date.now() > deadline) throw new Error(`tinyproxy did not start:\n${logTail(runDir, name)}\n${readLog(logFile)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const auth = o.user ? `${encodeURIComponent(o.user)}:${encodeURIComponent(o.password ?? "")}@` : "";
@@ -66,7 +67,7 @@ export async function startTinyproxy(runDir: string, o: TinyproxyOptions): Promi
     logFile,
     connects: () => requests("CONNECT"),
     forwarded: () => requests("(?:GET|POST|PUT|PATCH|DELETE)"),
-    stop: async () => void (await stopProcesses(runDir, [NAME])),
+    stop: async () => void (await stopProcesses(runDir, [name])),
   };
 }
 

@@ -141,6 +141,19 @@ export interface K8sCluster extends K8sClusterInfo {
    * the scheduler and kwok away for up to a minute each — one restart per test is the fast case.
    */
   restartApiServer(opts?: { kill?: boolean; downMs?: number }): Promise<number>;
+  /**
+   * Stops every process of the cluster as `stop()` does, but keeps the run dir (etcd's data, the
+   * PKI, how each process was launched): a cluster gone dark, its API server and "kubelets"
+   * (kwok) with it, that {@link K8sCluster.restart} brings back as it was.
+   */
+  halt(): Promise<void>;
+  /**
+   * Starts a halted cluster's components again exactly as they were launched (same etcd data,
+   * ports, flags, credentials), the API server first, and waits for /readyz and every node Ready.
+   * Objects stored before the halt (Jobs, pods) are found again; kwok starts each running pod's
+   * `complete-delay` anew. Resolves with how long it took; refuses while a component still runs.
+   */
+  restart(): Promise<number>;
   /** PIDs of the running processes, by component. */
   pids(): Partial<Record<Component, number>> & Record<string, number>;
   /** The plain data of this cluster. */
@@ -258,20 +271,7 @@ async function startOnce(runDir: string, binDir: string, name: string, opts: Sta
   const kwokTuning = opts.kwokPodWorkers === undefined ? [] : [writeRunFile(runDir, "kwok-configuration.yaml", kwokConfigurationYaml(opts.kwokPodWorkers))];
   await start("kwok", kwokArgs(pki, kubeconfigPath, ports, [STAGES_FILE, kwokLogs, ...kwokTuning, ...(opts.extraKwokConfigs ?? [])]));
   await tools.kubectl(["create", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: nodes.map(nodeManifest) }) });
-  await wait(
-    "nodes Ready with exactly their taints",
-    async () => {
-      const list = JSON.parse(await tools.kubectl(["get", "nodes", "-o", "json"])) as { items: Array<{ metadata?: { name?: string } }> };
-      const problems = nodes.flatMap((n) =>
-        nodeProblems(
-          list.items.find((i) => i.metadata?.name === n.name),
-          n,
-        ),
-      );
-      return problems.length ? problems.join("; ") : true;
-    },
-    COMPONENTS,
-  );
+  await wait("nodes Ready with exactly their taints", () => nodesReady(tools.kubectl, nodes), COMPONENTS);
   info.startup.nodesReadyMs = Date.now() - t0;
 
   await wait(
@@ -331,6 +331,18 @@ async function writeKwokLogs(runDir: string): Promise<string> {
 async function readyz(kubectl: (args: string[]) => Promise<string>): Promise<true | string> {
   const out = await kubectl(["get", "--raw", "/readyz"]);
   return out.trim() === "ok" || out.trim();
+}
+
+/** True once every node is Ready with exactly its taints, else what is still wrong. */
+async function nodesReady(kubectl: (args: string[]) => Promise<string>, nodes: readonly KwokNodeSpec[]): Promise<true | string> {
+  const list = JSON.parse(await kubectl(["get", "nodes", "-o", "json"])) as { items: Array<{ metadata?: { name?: string } }> };
+  const problems = nodes.flatMap((n) =>
+    nodeProblems(
+      list.items.find((i) => i.metadata?.name === n.name),
+      n,
+    ),
+  );
+  return problems.length ? problems.join("; ") : true;
 }
 
 /**
@@ -421,6 +433,21 @@ function handle(info: K8sClusterInfo, o: { ownsRunDir: boolean; exitHook: boolea
       if (r.downMs) await sleep(r.downMs);
       await relaunch(runDir, "kube-apiserver");
       await waitUntil(runDir, "kube-apiserver /readyz after a restart", () => readyz(tools.kubectl), ["etcd", "kube-apiserver"], Date.now() + 120_000);
+      return Date.now() - t;
+    },
+    async halt() {
+      await stopAll(runDir);
+    },
+    async restart() {
+      const t = Date.now();
+      const running = COMPONENTS.filter((c) => livePid(runDir, c) !== undefined);
+      if (running.length) throw new Error(`cluster ${info.name}: ${running.join(", ")} still running; halt() it before restart()`);
+      const deadline = t + 120_000;
+      await relaunch(runDir, "etcd");
+      await relaunch(runDir, "kube-apiserver");
+      await waitUntil(runDir, "kube-apiserver /readyz after a halt", () => readyz(tools.kubectl), ["etcd", "kube-apiserver"], deadline);
+      for (const c of ["kube-controller-manager", "kube-scheduler", "kwok"] as const) await relaunch(runDir, c);
+      await waitUntil(runDir, "nodes Ready with exactly their taints after a halt", () => nodesReady(tools.kubectl, info.nodes), COMPONENTS, deadline);
       return Date.now() - t;
     },
     pids() {

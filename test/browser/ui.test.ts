@@ -145,6 +145,14 @@ describe("the web UI on the embedded default", () => {
     await page.getByLabel("Value of parameter parts").fill("4");
     await page.getByRole("button", { name: "Add input" }).click();
     await page.getByLabel("Name of input 1").fill("corpus");
+    // An MLflow experiment's runs as the source: the form writes {experiment, path}.
+    await page.getByLabel("Source kind of input corpus").selectOption("experiment");
+    await page.getByLabel("Experiment of input corpus").fill("ingest");
+    await page.getByLabel("Path inside input corpus").fill("batch");
+    await page.getByRole("button", { name: "YAML", exact: true }).click();
+    expect(parseYaml(await page.getByLabel("DAG document in YAML").inputValue()).nodes[0].inputs).toEqual({ corpus: { experiment: "ingest", path: "batch" } });
+    await page.getByRole("dialog", { name: "DAG document (YAML)" }).getByRole("button", { name: "Close" }).click();
+    await page.getByLabel("Source kind of input corpus").selectOption("uri");
     await page.getByLabel("URI of input corpus").fill("./corpus");
     // The workspace has two clusters now (gpu-lab above): each step says where it runs, by name or by labels.
     await page.getByLabel("Runs on").selectOption("name");
@@ -166,6 +174,30 @@ describe("the web UI on the embedded default", () => {
     await page.getByRole("group", { name: /^Step count/ }).click();
     await eventually(() => page.getByLabel("Upstream step of input split").inputValue()).toBe("split");
     await page.getByLabel("Partitioned input").selectOption("split");
+    // A hash of a metadata field, and a regex over one (the shapes of proto/dag/schema.ts), each
+    // judged by the DAG schema as typed: an empty field name is a problem under its field.
+    const yamlPartition = async () => {
+      await page.getByRole("button", { name: "YAML", exact: true }).click();
+      const doc = parseYaml(await page.getByLabel("DAG document in YAML").inputValue());
+      await page.getByRole("dialog", { name: "DAG document (YAML)" }).getByRole("button", { name: "Close" }).click();
+      return doc.nodes.find((n: any) => n.id === "count").partition;
+    };
+    await page.getByLabel("Partition by").selectOption("hash");
+    await page.getByLabel("Hash key").selectOption("metadata");
+    const keyField = page.getByLabel("Key metadata field", { exact: true });
+    await eventually(() => keyField.getAttribute("aria-invalid")).toBe("true");
+    await keyField.fill("label");
+    await eventually(() => keyField.getAttribute("aria-invalid")).toBe("false");
+    expect(await yamlPartition()).toEqual({ by: "hash", input: "split", partitions: 4, key: { metadata: "label" } });
+    await page.getByLabel("Partition by").selectOption("regex");
+    await page.getByLabel("Match pattern against").selectOption("metadata");
+    const regexField = page.getByLabel("Metadata field", { exact: true });
+    await eventually(() => regexField.getAttribute("aria-invalid")).toBe("true");
+    await regexField.fill("label");
+    await page.getByLabel("Pattern", { exact: true }).fill("^(cat|dog)$");
+    await eventually(() => regexField.getAttribute("aria-invalid")).toBe("false");
+    expect(await yamlPartition()).toEqual({ by: "regex", input: "split", pattern: "^(cat|dog)$", metadata: "label" });
+    await page.getByLabel("Partition by").selectOption("object");
 
     // A bad parameter: a DAG param that does not exist. The problem shows under the field and on the step.
     await page.getByRole("group", { name: /^Step merge/ }).click();

@@ -11,38 +11,29 @@
  * The pipeline: `prepare` on `ezmeral` (partitioned 4 ways) → `train` on whichever cluster has
  * the labels `gpu=true` and free GPUs (a selector, so placement decides: `eks`) → `report` on
  * `ezmeral`; data passes between the clusters through MLflow artifacts, and MLflow shows one
- * parent with the node and partition runs beneath it.
+ * parent with the node and partition runs beneath it. The clusters' set-up is k8s-site.ts's.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient } from "../../proto/mlflow";
-import { ensureK8sBinaries, type K8sCluster, startK8sCluster } from "../../scripts/k8s/harness";
-import { DEFAULT_NODES, GPU_RESOURCE } from "../../scripts/k8s/nodes";
-import { type AgentProcess, startAgent } from "../../scripts/local/agent";
-import { ROOT } from "../../scripts/local/control-plane";
+import { ensureK8sBinaries } from "../../scripts/k8s/harness";
+import { GPU_RESOURCE } from "../../scripts/k8s/nodes";
 import { type Embedded, startEmbedded } from "../../scripts/local/embedded";
 import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import { AGENT_NAMESPACE as NS } from "./agent-chart";
+import { type K8sSite, startK8sSite, stepProjectInGit } from "./k8s-site";
 
 const TOKEN = "hybrid-admin-token";
-const NS = "parallels";
-
-interface Site {
-  name: "eks" | "ezmeral";
-  k8s: K8sCluster;
-  agent: AgentProcess;
-  agentArgs: string[];
-}
+type SiteName = "eks" | "ezmeral";
 
 let dir: string;
 let env: Embedded;
 let mlflow: MlflowClient;
-let repo: string;
-let commit: string;
+let project: { uri: string; version: string };
 let inputRun: string;
-const sites: Partial<Record<Site["name"], Site>> = {};
+const sites: Partial<Record<SiteName, K8sSite>> = {};
 
 const explain = () => `agent logs: ${Object.values(sites).map((s) => s?.agent.logFile)}`;
 const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain });
@@ -50,14 +41,13 @@ const api = e2e.call;
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000) => waitUntil(what, fn, { timeoutMs, explain });
 const runOf = e2e.runOf;
 const finished = (id: string, timeoutMs = 180_000) => e2e.finished(id, timeoutMs);
-const site = (name: Site["name"]) => sites[name]!;
-const jobsOfRun = async (name: Site["name"], runId: string) =>
-  (JSON.parse(await site(name).k8s.kubectl(["-n", NS, "get", "jobs", "-l", `parallels.io/run=${runId}`, "-o", "json"])) as { items: any[] }).items;
+const site = (name: SiteName) => sites[name]!;
+const jobsOfRun = (name: SiteName, runId: string) => site(name).jobsOfRun(runId);
 
 /** A node of the step fixture, from git; `delay` is how long KWOK keeps each of its pods running. */
 const step = (id: string, cluster: string | Record<string, string>, delay: string, extra: Record<string, unknown> = {}) => ({
   id,
-  project: { uri: `file://${repo}`, version: commit },
+  project,
   image: "registry.example.test/steps/python:3.11",
   cluster,
   env: { PARALLELS_TEST_DELAY: delay },
@@ -66,89 +56,13 @@ const step = (id: string, cluster: string | Record<string, string>, delay: strin
 
 const submit = e2e.submit;
 
-/**
- * A cluster as its users would set it up: registered with the API, the chart installed with the
- * printed `helm` line and the site's values profile, and the agent holding a token of the chart's
- * ServiceAccount (so the chart's Role is all it can do) — as a host process, there being no kubelet.
- */
-async function startSite(name: Site["name"], binDir: string, labels: Record<string, string>): Promise<Site> {
-  const nodes = name === "eks" ? DEFAULT_NODES : DEFAULT_NODES.filter((n) => !n.allocatable[GPU_RESOURCE]);
-  const k8s = await startK8sCluster({ name, runDir: join(dir, name, "cluster"), binDir, nodes });
-  const cluster = await api("POST", "/v1/clusters", { name, kind: name, labels });
-  expect(cluster.status, JSON.stringify(cluster.body)).toBe(201);
-  const line = (cluster.body.bootstrap.helmInstall as string).replace(" --set-file ", ` -f charts/parallels-agent/values-${name}.yaml --set-file `);
-  expect(line).toContain(`values-${name}.yaml`);
-  const helm = spawnSync("sh", [], {
-    cwd: ROOT,
-    input: line,
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      PATH: `${k8s.binDir}:${process.env.PATH}`,
-      KUBECONFIG: k8s.kubeconfigPath,
-      MLFLOW_TRACKING_URI: env.mlflow.url,
-      HELM_CACHE_HOME: join(dir, name, "helm/cache"),
-      HELM_CONFIG_HOME: join(dir, name, "helm/config"),
-      HELM_DATA_HOME: join(dir, name, "helm/data"),
-    },
-  });
-  expect(helm.status, `${helm.stdout}\n${helm.stderr}`).toBe(0);
-  expect(helm.stdout).toContain("STATUS: deployed");
-
-  const token = (await k8s.kubectl(["-n", NS, "create", "token", "parallels-agent", "--duration=1h"])).trim();
-  const kubeconfig = join(dir, name, "agent.kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name, cluster: { server: k8s.apiUrl, "certificate-authority": k8s.caFile } }],
-      users: [{ name: "agent", user: { token } }],
-      contexts: [{ name: "agent", context: { cluster: name, user: "agent", namespace: NS } }],
-      "current-context": "agent",
-    }),
-    { mode: 0o600 },
-  );
-  const agentArgs = [
-    "--executor",
-    "kubernetes",
-    "--kubeconfig",
-    kubeconfig,
-    "--namespace",
-    NS,
-    "--agent-image",
-    "registry.example.test/parallels-agent:test",
-    "--credentials-secret",
-    `${NS}/parallels-agent-credentials`,
-    "--cluster-name",
-    name,
-    "--pull-expires-seconds",
-    "5",
-  ];
-  const agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(dir, name, "agent"),
-    projectsRoot: dir,
-    bootstrapToken: cluster.body.bootstrap.token,
-    extraArgs: agentArgs,
-  });
-  return { name, k8s, agent, agentArgs };
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "parallels-hybrid-two-"));
   const binDir = await ensureK8sBinaries({ log: (l) => console.log(l) });
   env = await startEmbedded({ stateDir: join(dir, "embedded"), adminToken: TOKEN, ports: "free" });
   mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
 
-  repo = join(dir, "step.git");
-  cpSync(join(ROOT, "test/fixtures/projects/step"), repo, { recursive: true });
-  const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.test", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" }).trim();
-  git("init", "-q");
-  git("add", ".");
-  git("commit", "-q", "-m", "step");
-  commit = git("rev-parse", "HEAD");
+  project = stepProjectInGit(dir);
   const { experimentId } = await mlflow.getOrCreateExperiment("hybrid-inputs");
   const run = await mlflow.createRun({ experimentId, runName: "records" });
   for (let i = 0; i < 8; i++) await mlflow.uploadArtifact(run.info.runId, `records/r-${i}.txt`, `record ${i}`, "text/plain");
@@ -156,8 +70,9 @@ beforeAll(async () => {
   inputRun = run.info.runId;
 
   // One cluster after the other: two API servers starting at once on 2 cores only slow each other.
-  sites.ezmeral = await startSite("ezmeral", binDir, { site: "onprem", gpu: "false" });
-  sites.eks = await startSite("eks", binDir, { site: "cloud", gpu: "true" });
+  const common = { dir, binDir, env, api };
+  sites.ezmeral = await startK8sSite({ ...common, name: "ezmeral", kind: "ezmeral", gpu: false, labels: { site: "onprem", gpu: "false" } });
+  sites.eks = await startK8sSite({ ...common, name: "eks", kind: "eks", gpu: true, labels: { site: "cloud", gpu: "true" } });
   for (const name of ["ezmeral", "eks"] as const) {
     await waitFor(`${name}'s agent to register and report its resources`, async () => (await api("GET", `/v1/clusters/${name}`)).body.agent?.allocatable);
   }

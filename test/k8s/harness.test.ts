@@ -353,6 +353,28 @@ describe("a private cluster", () => {
     expect(own.pids()).toEqual({ ...others, "kube-apiserver": after });
   });
 
+  it("halt() stops every component and keeps the state; restart() brings the same cluster back: a Job stored before it is there, its pod still Running (nothing moved while it was down), and completes", async () => {
+    const pns = await newNamespace(own, "halt");
+    await create(own, pns, job("through-halt", {}, { annotations: { "parallels.test/complete-delay": "4s" } }));
+    await waitFor("the Job's pod Running", async () => ((await podsOf(own, pns, "through-halt")).some((p) => p.status.phase === "Running") ? true : undefined));
+    const before = Object.values(own.pids());
+    expect(before).toHaveLength(5);
+    await own.halt();
+    for (const pid of before) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+    expect(own.pids()).toEqual({});
+    await expect(own.kubectl(["get", "--raw", "/readyz"])).rejects.toThrow();
+    // Longer than the pod's delay: nothing moves while the "kubelets" are down.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const took = await own.restart();
+    expect(took).toBeLessThan(60_000);
+    expect(Object.keys(own.pids()).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]);
+    const [pod] = await podsOf(own, pns, "through-halt");
+    expect(pod!.status.phase).toBe("Running");
+    const done = await jobEnded(own, pns, "through-halt", 60_000);
+    expect(condition(done, "Complete"), JSON.stringify(done.status)).toBeDefined();
+    await expect(own.restart()).rejects.toThrow(/still running; halt\(\) it before restart\(\)/);
+  });
+
   it("a start in a run dir first stops what a crashed run left running there", async () => {
     // As if the owner had died without stop(): its processes still run, its pid files remain.
     const left = Object.values(own.pids());

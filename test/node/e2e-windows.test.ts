@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlflowClient } from "../../proto/mlflow";
 import { startAgent, type AgentProcess } from "../../scripts/local/agent";
 import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import { e2eApi, fireCronTrigger, waitFor as waitUntil } from "../support/e2e-api";
 
 const TOKEN = "e2e-admin-token";
 const DAG = "e2e-windows";
@@ -39,8 +39,7 @@ const runs = async () => (await api("GET", `/v1/runs?dag=${DAG}`)).body.items as
 
 /** Fires the Cron Trigger as Cloudflare would at `at` (wrangler runs the Worker's `scheduled`). */
 async function tick(at: number) {
-  const res = await fetch(`${env.control.url}/cdn-cgi/local/scheduled?${new URLSearchParams({ cron: "* * * * *", time: String(at) })}`);
-  expect(res.status, await res.text()).toBe(200);
+  await fireCronTrigger(env.control.url, at);
 }
 
 /** Fires a tick that must make a run; the run. */

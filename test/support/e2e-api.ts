@@ -35,8 +35,8 @@ export interface E2eApi {
   runOf(id: string): Promise<any>;
   /** The run once it is succeeded, failed or cancelled; a timeout's message holds its last state. */
   finished(id: string, timeoutMs?: number): Promise<any>;
-  /** Puts the DAG `{name, nodes}` and starts a run of it; the run's id. */
-  submit(name: string, nodes: unknown[]): Promise<string>;
+  /** Puts the DAG `{name, nodes}` (plus `fields`, e.g. `onClusterLost`) and starts a run of it; the run's id. */
+  submit(name: string, nodes: unknown[], fields?: Record<string, unknown>): Promise<string>;
 }
 
 export function e2eApi(opts: { url: () => string; token: string; explain?: () => string }): E2eApi {
@@ -63,12 +63,22 @@ export function e2eApi(opts: { url: () => string; token: string; explain?: () =>
       ).catch(async (e: Error) => {
         throw new Error(`${e.message}; the run: ${JSON.stringify(await runOf(id).catch(() => "unreadable"))}`);
       }),
-    submit: async (name, nodes) => {
-      const put = await call("PUT", `/v1/dags/${name}`, { name, nodes });
+    submit: async (name, nodes, fields = {}) => {
+      const put = await call("PUT", `/v1/dags/${name}`, { ...fields, name, nodes });
       expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
       const run = await call("POST", "/v1/runs", { dag: name });
       expect(run.status, JSON.stringify(run.body)).toBe(201);
       return run.body.id as string;
     },
   };
+}
+
+/**
+ * Fires the control plane's Cron Trigger once, as the minute ticker would (wrangler's
+ * `/cdn-cgi/local/scheduled`), for a test that started it with `cronTriggers: false` to choose when.
+ */
+export async function fireCronTrigger(controlUrl: string, at = Date.now()): Promise<void> {
+  const res = await fetch(`${controlUrl}/cdn-cgi/local/scheduled?${new URLSearchParams({ cron: "* * * * *", time: String(at) })}`);
+  const text = await res.text();
+  expect(res.ok, `the Cron Trigger answered ${res.status}: ${text}`).toBe(true);
 }

@@ -160,6 +160,46 @@ export function executorContract(name: string, setup: () => ContractSetup) {
       }
     });
 
+    it("a windowed {experiment} input: one partition per file of the runs that ended in the window; an empty window runs nothing and says so", async () => {
+      const c = setup();
+      const ex = await c.open();
+      try {
+        const ingest = (await c.mlflow.getOrCreateExperiment(`contract-ingest-${uid("e").slice(-8)}`)).experimentId;
+        const T = Date.now() - 60_000;
+        for (const [name, end] of [
+          ["before", T - 1],
+          ["first", T],
+          ["second", T + 1_000],
+          ["after", T + 30_000],
+        ] as const) {
+          const run = await c.mlflow.createRun({ experimentId: ingest, runName: name });
+          await c.mlflow.uploadArtifact(run.info.runId, "batch/data.txt", name, "text/plain");
+          await c.mlflow.terminateRun(run.info.runId, "FINISHED", { endTime: end });
+        }
+        const startWith = async (window: { from: number; to: number }) => {
+          const base = c.node(
+            uid("w")
+              .slice(0, 20)
+              .replace(/[^a-z0-9-]/g, "-"),
+            { partitions: 4, seconds: 0 },
+            "",
+          );
+          const node = { ...base, inputs: { data: { experiment: ingest, path: "batch", window: { since: "lastRun" as const } } }, partition: { by: "object" as const, input: "data" } };
+          const work = { ...workFor(node, { dag: { name: "contract", version: 1 }, experiment: "contract" }), windows: { data: { ...window, skipIfEmpty: true } } };
+          const r = recorder();
+          await ex.start(work, r);
+          return r;
+        };
+        const kept = await wait(await startWith({ from: T, to: T + 30_000 }), "succeeded");
+        expect(kept.counts).toMatchObject({ total: 2, done: 2, failed: 0 }); // first, second
+        const empty = await wait(await startWith({ from: T + 30_001, to: T + 40_000 }), "succeeded");
+        expect(empty.counts).toMatchObject({ total: 0 });
+        expect(empty.message).toMatch(/window was empty/);
+      } finally {
+        await ex.close();
+      }
+    });
+
     it("a redelivered start (twice at once) runs the attempt once", async () => {
       const c = setup();
       const ex = await c.open();

@@ -110,6 +110,24 @@ describe("placement across clusters", () => {
     expect((await call("GET", "/v1/runs", { token: ws.read })).body.items).toEqual([]);
   });
 
+  it("a run's nodes that can run at the same time count against each other's cluster; a chain does not compete with itself", async () => {
+    const ws = await workspace();
+    const eks = await cluster(ws, "eks", "eks", { gpu: "true" });
+    const eks2 = await cluster(ws, "eks-2", "eks", { gpu: "true" });
+    await eks.beat({ cpu: "64", memory: "256Gi", gpu: 4 }, 0);
+    await eks2.beat({ cpu: "64", memory: "256Gi", gpu: 4 }, 0);
+    const gpuStep = (id: string, after: string[] = []) => ({ id, project: { uri: id }, cluster: { gpu: "true" }, resources: { gpu: 1 }, after });
+    // Three independent training steps: the heartbeats say both clusters are idle, so without
+    // counting its own nodes the run would put all three on the first by name.
+    const fan = await submit(ws, [gpuStep("a"), gpuStep("b"), gpuStep("c"), gpuStep("merge", ["a", "b", "c"])]);
+    expect(fan.status, JSON.stringify(fan.body)).toBe(201);
+    // a → eks (tie, first by name); b → eks-2 (eks now shares its GPUs with a); c → eks (2 each, tie);
+    // merge runs after all three, so none of them counts against it.
+    expect(placedOn(fan.body)).toEqual({ a: eks.id, b: eks2.id, c: eks.id, merge: eks.id });
+    const chain = await submit(ws, [gpuStep("first"), gpuStep("second", ["first"]), gpuStep("third", ["second"])]);
+    expect(placedOn(chain.body)).toEqual({ first: eks.id, second: eks.id, third: eks.id });
+  });
+
   it("a node naming its cluster is not second-guessed: it goes there, online or not, GPUs or not", async () => {
     const { ws, lab } = await hybrid();
     await env.DB.prepare("UPDATE clusters SET last_heartbeat_at = ? WHERE id = ?")

@@ -1,14 +1,15 @@
 /**
  * A step's inputs: each one named, fed by another step (an edge of the graph), by an MLflow run's
- * artifacts, or by a URI. Connecting two steps on the canvas adds one; this is the same from the
+ * artifacts, by the runs of an MLflow experiment, or by a URI. Connecting two steps on the canvas adds one; this is the same from the
  * keyboard.
  */
 import { isObject, type JsonObject, renameKey, stepIdOf } from "./document";
 import { problemsAt, ProblemList } from "./fields";
 import { freshKey, type StepEditProps } from "./StepPanel";
 
-type Kind = "node" | "run" | "uri";
-const kindOf = (ref: unknown): Kind => (isObject(ref) && "run" in ref ? "run" : isObject(ref) && "uri" in ref ? "uri" : "node");
+type Kind = "node" | "run" | "experiment" | "uri";
+const kindOf = (ref: unknown): Kind => (isObject(ref) ? (["run", "experiment", "uri"] as const).find((k) => k in ref) : undefined) ?? "node";
+const SOURCE_LABEL = { run: "Run id", experiment: "Experiment", uri: "URI" } as const;
 
 export function InputsEditor({ doc, index, step, problems, set, at }: StepEditProps) {
   const inputs = isObject(step.inputs) ? step.inputs : {};
@@ -29,6 +30,7 @@ export function InputsEditor({ doc, index, step, problems, set, at }: StepEditPr
             <select aria-label={`Source kind of input ${name}`} value={kind} onChange={(e) => setRef(name, { [e.target.value]: e.target.value === "node" ? (others[0] ?? "") : "" })}>
               <option value="node">step</option>
               <option value="run">MLflow run</option>
+              <option value="experiment">MLflow experiment's runs</option>
               <option value="uri">URI</option>
             </select>
             {kind === "node" ? (
@@ -39,7 +41,7 @@ export function InputsEditor({ doc, index, step, problems, set, at }: StepEditPr
                 ))}
               </select>
             ) : (
-              <input aria-label={`${kind === "run" ? "Run id" : "URI"} of input ${name}`} value={source} onChange={(e) => setRef(name, { ...r, [kind]: e.target.value })} spellCheck={false} />
+              <input aria-label={`${SOURCE_LABEL[kind]} of input ${name}`} value={source} onChange={(e) => setRef(name, { ...r, [kind]: e.target.value })} spellCheck={false} />
             )}
             {kind !== "uri" && (
               <input

@@ -1,9 +1,12 @@
 /**
  * How a step's work is split across containers: by object or folder of one of its inputs, a hash
- * of the objects' keys into N buckets, a regex's groups, or broadcast (every container gets all).
+ * of the objects' keys into N buckets (the key: the path, its name, a regex's group or a field of
+ * the objects' metadata), a regex's groups (of the path or of a metadata field), or broadcast
+ * (every container gets all).
  */
 import { isObject, numberFromText } from "./document";
 import { problemsAt, ProblemList, SelectField, TextField } from "./fields";
+import { HASH_KEY_KINDS, hashKeyFor, hashKeyKind, regexTarget } from "./partition";
 import type { StepEditProps } from "./StepPanel";
 
 const BY = [
@@ -20,6 +23,8 @@ export function PartitionEditor({ index, step, problems, set, at }: StepEditProp
   const by = typeof partition.by === "string" ? partition.by : "none";
   const inputNames = isObject(step.inputs) ? Object.keys(step.inputs) : [];
   const input = typeof partition.input === "string" ? partition.input : "";
+  const keyKind = hashKeyKind(partition.key);
+  const target = regexTarget(partition);
   const inputOptions = [...new Set([...(input && !inputNames.includes(input) ? [input] : []), ...inputNames])];
   const change = (next: string) => {
     if (next === "none") return set(["partition"], undefined);
@@ -49,19 +54,52 @@ export function PartitionEditor({ index, step, problems, set, at }: StepEditProp
           />
           <SelectField
             label="Hash key"
-            value={typeof partition.key === "string" ? partition.key : "path"}
-            options={[
-              ["path", "the file's relative path"],
-              ["basename", "its name"],
-              ["stem", "its name without extension"],
-            ]}
-            onChange={(v) => set(["partition", "key"], v === "path" ? undefined : v)}
-            problems={problemsAt(problems, at("partition", "key"))}
+            value={keyKind}
+            options={HASH_KEY_KINDS}
+            onChange={(v) => set(["partition", "key"], hashKeyFor(v as typeof keyKind, partition.key))}
+            problems={keyKind === "path" || keyKind === "basename" || keyKind === "stem" ? problemsAt(problems, at("partition", "key")) : []}
           />
+          {keyKind === "regex" && isObject(partition.key) && (
+            <TextField
+              label="Key pattern"
+              value={partition.key.regex}
+              onChange={(v) => set(["partition", "key", "regex"], v)}
+              problems={problemsAt(problems, at("partition", "key"))}
+              hint="one capture group: its value is the key"
+            />
+          )}
+          {keyKind === "metadata" && isObject(partition.key) && (
+            <TextField
+              label="Key metadata field"
+              value={partition.key.metadata}
+              onChange={(v) => set(["partition", "key", "metadata"], v)}
+              problems={problemsAt(problems, at("partition", "key"))}
+              hint="a file without the field is in no partition"
+            />
+          )}
         </>
       )}
       {by === "regex" && (
         <>
+          <SelectField
+            label="Match pattern against"
+            value={target}
+            options={[
+              ["path", "the file's relative path"],
+              ["metadata", "a field of its metadata"],
+            ]}
+            onChange={(v) => set(["partition", "metadata"], v === "metadata" ? "" : undefined)}
+            problems={[]}
+          />
+          {target === "metadata" && (
+            <TextField
+              label="Metadata field"
+              value={partition.metadata}
+              onChange={(v) => set(["partition", "metadata"], v)}
+              problems={problemsAt(problems, at("partition", "metadata"))}
+              hint="a file without the field is in no partition"
+            />
+          )}
           <TextField label="Pattern" value={partition.pattern} onChange={(v) => set(["partition", "pattern"], v)} problems={problemsAt(problems, at("partition", "pattern"))} />
           <TextField
             label="Group"

@@ -1,8 +1,8 @@
 /**
  * @module
  * Execution caching on Kubernetes: the same key and lookup as the local executor
- * (`shared/cache.ts`, rules in `proto/dag/cache.ts`), asked before the attempt makes a Job (or
- * builds an image), so a hit runs no pod. The key needs every input file's SHA-256, which only
+ * (`shared/cache.ts`, rules in `proto/dag/cache.ts`), asked before the attempt makes a Job, so a
+ * hit runs no pod. The key needs every input file's SHA-256, which only
  * the files themselves give (MLflow lists sizes, not digests): for a caching node the agent
  * downloads its inputs once into a folder of its state dir, digests them as the local executor
  * does, and removes them — the same key for the same files on either executor. Nodes that do

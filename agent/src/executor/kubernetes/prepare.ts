@@ -13,6 +13,7 @@ import { checkParameters, isMLprojectError, resolveCommand } from "../../../../p
 import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
+import { emptyWindowSkip, windowTags } from "../shared/windows";
 import { computeManifest, type Manifest } from "../shared/manifest";
 import { sourceMetadata } from "../shared/metadata-store";
 import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
@@ -82,12 +83,6 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     throw e;
   }
 
-  // One listing of the inputs' sources, here (each pod downloads only its own slice); a caching
-  // node's key is made from them before anything is built or run.
-  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes");
-  const cached = await cacheHitOf(k, work, { fetched, image, sources, nodeRunId });
-  if (cached) return { job: null, cached, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [] };
-
   if (images && o.images) {
     // Found in the registry, or built by a Job in the cluster while the node is `building`.
     const ensured = await ensureStepImage({
@@ -129,8 +124,25 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     notes.push(text);
   }
 
+  // One listing of the inputs, here; each pod downloads only its own slice.
+  const sources = await resolveInputSources({ mlflow: o.mlflow, experimentId, parentRunId, upstreamRuns: work.upstreamRuns }, node.inputs, "Kubernetes", work.windows);
   const partitionInput = node.partition?.input;
   const files = partitionInput === undefined ? [] : await listSource(o.mlflow, sources[partitionInput]!);
+  if (work.windows) {
+    // What each windowed input covered, on the node's run; nothing in any window: no Job (windows.ts).
+    await o.mlflow.setTags(nodeRunId, windowTags(work.windows));
+    const kept: Record<string, number> = {};
+    for (const name of Object.keys(work.windows)) {
+      const src = sources[name];
+      if (src) kept[name] = name === partitionInput ? files.length : (await listSource(o.mlflow, src)).length;
+    }
+    const skipped = emptyWindowSkip(work.windows, kept);
+    if (skipped) return { job: null, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [...notes, skipped] };
+  }
+  // A caching node whose key the control plane knows runs no pod (as on the local executor: after
+  // the windows' skip). Its image was found in the registry above, not built: the hit used it.
+  const cached = await cacheHitOf(k, work, { fetched, image, sources, nodeRunId });
+  if (cached) return { job: null, cached, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [] };
   // The items' metadata (sidecars stored with the upstream runs), carried on the manifest's slices.
   const metadata = partitionInput === undefined ? undefined : await sourceMetadata(o.mlflow, sources[partitionInput]!, files);
   const manifest: Manifest = computeManifest(node.partition, node.parallelism, files, metadata);

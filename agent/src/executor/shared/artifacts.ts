@@ -7,12 +7,15 @@
  * - `{node, path?}`: the artifacts of the upstream node's run in the same DAG run (the newest
  *   FINISHED attempt under the parent run);
  * - `{run, path?}`: the artifacts of any MLflow run;
+ * - `{experiment, path?}`: the artifacts of an experiment's FINISHED runs, each below `<runId>/`
+ *   (experiment-input.ts);
  * - `{uri}`: a local path (absolute, `file://`, or relative to the projects root) is copied —
  *   only below the projects root (`paths.ts`); `runs:/<run_id>/<path>` (MLflow's run URI) is
  *   `{run, path}`; an `http(s)://` URL is one file, downloaded (streamed) under its own name;
  *   other schemes (`s3:`, `gs:` …) are refused with a clear message for now.
  *
- * A window on an input (`WorkStart.windows`) applies to local paths only: see windows.ts.
+ * A window on an input (`WorkStart.windows`) applies to local paths (files by modification time)
+ * and `{experiment}` inputs (runs by end time): see windows.ts.
  */
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { createWriteStream, openAsBlob, type Dirent, type Stats } from "node:fs";
@@ -23,6 +26,8 @@ import { fileURLToPath } from "node:url";
 import { isMlflowApiError, type MlflowClient, type Run } from "../../../../proto/mlflow";
 import { windowRefusal, type InputRef } from "../../../../proto/dag";
 import { AttemptFailure } from "./errors";
+import { experimentSource } from "./experiment-input";
+import { downloadSourceFiles, listSource, windowOf } from "./inputs";
 import { PARALLELS_TAGS } from "./mlflow-runs";
 import { PARTITION_TAGS } from "./partitions";
 import { copyUnderRoot, resolveUnderRoot } from "./paths";
@@ -159,8 +164,15 @@ export async function downloadInputs(
   const kept: Record<string, number> = {};
   for (const [name, ref] of Object.entries(inputs ?? {})) {
     const dest = join(inputsDir, name);
-    const window = windows?.[name];
-    if (window) {
+    const window = windowOf(name, ref, windows);
+    if ("experiment" in ref) {
+      const src = await experimentSource(ctx.mlflow, name, ref, window);
+      const files = await listSource(ctx.mlflow, src);
+      await downloadSourceFiles(ctx.mlflow, src, files, dest, ctx.concurrency).catch((e: unknown) => {
+        throw inputError(name, `artifacts of the runs of experiment '${ref.experiment}'`, e);
+      });
+      if (window) kept[name] = files.length;
+    } else if (window) {
       // Registered DAGs are checked already; this guards DAGs registered before the check.
       const refused = windowRefusal(ref);
       if (refused) throw new AttemptFailure(`input '${name}': ${refused}`);

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import type { InputRef } from "../../../../proto/dag";
 import type { MlflowClient } from "../../../../proto/mlflow";
 import { type InputContext, listFiles, mapLimit, OWN_ARTIFACTS, parseRunsUri, upstreamRunIds } from "./artifacts";
+import { splitRunItem } from "./experiment-input";
 import type { InputSource } from "./inputs";
 import { formatSidecar, isSidecar, type Metadata, parseSidecar, readStoredSidecar, storedSidecarName, underInputRoot } from "./metadata";
 
@@ -106,7 +107,8 @@ export function mergedSidecars(stored: ReadonlyMap<string, string>): Map<string,
 
 /**
  * The metadata of the partitioned input's `files` on the local executor: from the runs the input
- * was downloaded from (`{node}` — along its retry chain —, `{run}`, `runs:/`); other sources
+ * was downloaded from (`{node}` — along its retry chain —, `{run}`, `runs:/`, each run of an
+ * `{experiment}` input); other sources
  * (local folders, URLs) carry none.
  */
 export async function partitionInputMetadata(
@@ -118,6 +120,7 @@ export async function partitionInputMetadata(
   if (!ref || files.length === 0) return new Map();
   if ("node" in ref) return readInputMetadata(mlflow, await upstreamRunIds({ mlflow, ...ctx }, ref.node), ref.path, files);
   if ("run" in ref) return readInputMetadata(mlflow, [ref.run], ref.path, files);
+  if ("experiment" in ref) return runsMetadata(mlflow, ref.path, files);
   if (/^runs:\//i.test(ref.uri)) {
     const { runId, path } = parseRunsUri("input", ref.uri);
     return readInputMetadata(mlflow, [runId], path, files);
@@ -128,5 +131,20 @@ export async function partitionInputMetadata(
 /** The same for an input source listed once (the Kubernetes executor). */
 export async function sourceMetadata(mlflow: MlflowClient, src: InputSource, files: readonly string[]): Promise<Map<string, Metadata>> {
   if ("url" in src || files.length === 0) return new Map();
+  if ("runs" in src) return runsMetadata(mlflow, src.path, files);
   return readInputMetadata(mlflow, [src.runId, ...(src.from ?? [])], src.path, files);
+}
+
+/** The metadata of an `{experiment}` input's files (`<runId>/<rest>`): each run's own, below its folder. */
+async function runsMetadata(mlflow: MlflowClient, path: string | undefined, files: readonly string[]): Promise<Map<string, Metadata>> {
+  const byRun = new Map<string, string[]>();
+  for (const f of files) {
+    const { runId, rest } = splitRunItem(f);
+    byRun.set(runId, [...(byRun.get(runId) ?? []), rest]);
+  }
+  const out = new Map<string, Metadata>();
+  for (const [runId, rests] of byRun) {
+    for (const [rel, m] of await readInputMetadata(mlflow, [runId], path, rests)) out.set(`${runId}/${rel}`, m);
+  }
+  return out;
 }

@@ -7,7 +7,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { downloadInputs, listFiles } from "./artifacts";
 import { emptyWindowSkip, inWindow, windowTags } from "./windows";
 import { resolveInputSources } from "./inputs";
-import type { MlflowClient } from "../../../../proto/mlflow";
+import { pathToFileURL } from "node:url";
+import type { MlflowClient, Run } from "../../../../proto/mlflow";
+import type { InputRef } from "../../../../proto/dag";
+import { experimentRunsFilter, keptRuns, splitRunItem } from "./experiment-input";
 import { AttemptFailure } from "./errors";
 
 const dirs: string[] = [];
@@ -79,16 +82,78 @@ describe("a windowed local folder input", () => {
     expect(await listFiles(join(inputsDir, "inn"))).toEqual(["one.csv"]);
   });
 
-  it("a window on MLflow artifacts or a URL is refused with the reason (no per-file time), by both input paths", async () => {
+  it("a file:///abs/dir/ URI is the same local folder: kept by mtime", async () => {
+    const root = temp();
+    mkdirSync(join(root, "in"));
+    fileAt(join(root, "in", "old.txt"), T - 1);
+    fileAt(join(root, "in", "new.txt"), T + 1);
+    const inputsDir = join(temp(), "inputs");
+    const kept = await downloadInputs(
+      { mlflow: noMlflow, experimentId: "0", parentRunId: "p", projectsRoot: root },
+      { f: { uri: `${pathToFileURL(join(root, "in")).href}/`, window: { since: "lastRun" } } },
+      inputsDir,
+      { f: { from: T, to: T + 60_000, skipIfEmpty: true } },
+    );
+    expect(kept).toEqual({ f: 1 });
+    expect(await listFiles(join(inputsDir, "f"))).toEqual(["new.txt"]);
+  });
+
+  it("a window on a single MLflow run, a URL or a bucket is refused with the reason, by both input paths", async () => {
     const w = { from: T, to: T + 1, skipIfEmpty: true };
     const ctx = { mlflow: noMlflow, experimentId: "0", parentRunId: "p", projectsRoot: temp() };
-    for (const ref of [{ node: "up" }, { run: "abc" }, { uri: "runs:/abc/x" }, { uri: "https://example.com/a.csv" }]) {
-      const refused = downloadInputs(ctx, { x: { ...ref, window: { since: "lastRun" } } }, join(temp(), "inputs"), { x: w });
+    const cases: [object, RegExp][] = [
+      [{ node: "up" }, /\{node\} input: it is the upstream node's result in this same DAG run/],
+      [{ run: "abc" }, /\{run\} input: one MLflow run ends once/],
+      [{ uri: "runs:/abc/x" }, /runs:\/ input: one MLflow run ends once/],
+      [{ uri: "https://example.com/a.csv" }, /http\(s\) input \(one file, no listing\)/],
+      [{ uri: "s3://bucket/in/" }, /s3:\/\/ input: no executor here lists s3:\/\/ objects yet/],
+      [{ uri: "gs://bucket/in/" }, /gs:\/\/ input/],
+    ];
+    for (const [ref, why] of cases) {
+      const refused = downloadInputs(ctx, { x: { ...ref, window: { since: "lastRun" } } as InputRef }, join(temp(), "inputs"), { x: w });
       await expect(refused).rejects.toBeInstanceOf(AttemptFailure);
-      await expect(refused).rejects.toThrow(/input 'x': a window is not supported on .*(no per-file time|one file)/);
-      // The Kubernetes executor's sources: refused too (it reads no local folder at all).
-      await expect(resolveInputSources(ctx, { x: { ...ref, window: { since: "lastRun" } } }, "kubernetes")).rejects.toThrow(/input 'x': a window is not supported/);
+      await expect(refused).rejects.toThrow(new RegExp(`input 'x': a window is not supported on an? ${why.source}`));
+      // The Kubernetes executor's sources: refused too.
+      await expect(resolveInputSources(ctx, { x: { ...ref, window: { since: "lastRun" } } as InputRef }, "Kubernetes", { x: w })).rejects.toThrow(why);
     }
+    // A local folder exists only for the local executor.
+    await expect(resolveInputSources(ctx, { x: { uri: "incoming/", window: { since: "lastRun" } } }, "Kubernetes", { x: w })).rejects.toThrow(
+      "input 'x': a window on a local folder needs the local executor: the Kubernetes executor cannot read it",
+    );
+  });
+
+  it("a windowed input the run fixed no window for is refused, not read whole", async () => {
+    const ctx = { mlflow: noMlflow, experimentId: "0", parentRunId: "p", projectsRoot: temp() };
+    await expect(downloadInputs(ctx, { x: { experiment: "ingest", window: { since: "lastRun" } } }, join(temp(), "inputs"), {})).rejects.toThrow(
+      "input 'x' has a window, but the run fixed none for it",
+    );
+  });
+});
+
+describe("an {experiment} input's runs", () => {
+  const run = (runId: string, status: string, endTime?: number) => ({ info: { runId, status, ...(endTime !== undefined ? { endTime } : {}) }, data: { tags: {} } }) as unknown as Run;
+  it("asks MLflow for the FINISHED runs that ended in [from, to)", () => {
+    expect(experimentRunsFilter(undefined)).toBe("attributes.status = 'FINISHED'");
+    expect(experimentRunsFilter({ from: T, to: T + 60_000 })).toBe(`attributes.status = 'FINISHED' AND attributes.end_time >= ${T} AND attributes.end_time < ${T + 60_000}`);
+  });
+  it("keeps, whatever the server answered, only FINISHED runs whose end is in the window, oldest end first", () => {
+    const runs = [
+      run("late", "FINISHED", T + 60_000),
+      run("b", "FINISHED", T + 5),
+      run("a", "FINISHED", T + 5),
+      run("first", "FINISHED", T),
+      run("before", "FINISHED", T - 1),
+      run("failed", "FAILED", T + 1),
+      run("running", "RUNNING"),
+    ];
+    expect(keptRuns(runs, { from: T, to: T + 60_000 })).toEqual(["first", "a", "b"]);
+    expect(keptRuns(runs, undefined)).toEqual(["before", "first", "a", "b", "late"]);
+    // Consecutive windows take each run once.
+    const next = keptRuns(runs, { from: T + 60_000, to: T + 120_000 });
+    expect(next).toEqual(["late"]);
+  });
+  it("an item is <runId>/<path below the input's path>", () => {
+    expect(splitRunItem("abc/batch/x.csv")).toEqual({ runId: "abc", rest: "batch/x.csv" });
   });
 });
 

@@ -2,11 +2,11 @@
  * @module
  * Input windows on the agent side: the control plane fixes each run's windows (`[from, to)`,
  * epoch ms, `WorkStart.windows`), the executor keeps only the items that arrived in them. An
- * item's arrival is its file's modification time — the only per-item time a source has here
- * (MLflow keeps none per artifact; windows on such inputs are refused at validation,
- * proto/dag/windows.ts `windowRefusal`). Half-open windows tile time: an item whose mtime is
- * exactly a window's `to` belongs to the next run, so consecutive `since: lastRun` runs take
- * each file once. A file copied with its old mtime kept (`cp -p`, `rsync -t`) into a folder
+ * item's arrival is, for a local folder, its file's modification time, and for an `{experiment}`
+ * input, its run's end time (experiment-input.ts; MLflow keeps no time per artifact, so windows
+ * on other MLflow sources are refused at validation, proto/dag/windows.ts `windowRefusal`).
+ * Half-open windows tile time: an item whose time is exactly a window's `to` belongs to the next
+ * run, so consecutive `since: lastRun` runs take each item once. A file copied with its old mtime kept (`cp -p`, `rsync -t`) into a folder
  * after its window was taken is never seen: writers must let the mtime be the arrival.
  */
 import type { WorkStart } from "../../../../proto/messages";
