@@ -5,7 +5,9 @@
  * indexes and each one's exit code, reason (OOMKilled, DeadlineExceeded…) and last words.
  */
 import { type PartialFailure, type PartitionEnd, partialFailure } from "../shared/partitions";
+import { METADATA_REFUSED } from "../shared/metadata-store";
 import type { ObservedJob, ObservedPod } from "./observed";
+import { METADATA_REFUSED_EXIT } from "./pod-layout";
 
 export interface Counts {
   total: number;
@@ -43,6 +45,8 @@ function failureOf(index: number, pod: ObservedPod | undefined, total: number): 
   if (!t) return `${where} failed${pod?.waiting ? ` (${pod.waiting.reason}${pod.waiting.message ? `: ${pod.waiting.message}` : ""})` : ""}`;
   const reason = t.reason && t.reason !== "Error" ? ` (${t.reason})` : "";
   const tail = t.message?.trim();
+  // The step succeeded but its metadata sidecar was refused (the wrapper's exit code and words): say that, as the local executor does.
+  if (t.exitCode === METADATA_REFUSED_EXIT && tail?.startsWith(`${METADATA_REFUSED}: `)) return `${where}: ${tail}`;
   return `${where} exited with code ${t.exitCode}${reason}${tail ? `; last lines of stderr:\n${tail}` : ""}`;
 }
 
