@@ -136,6 +136,19 @@ describe("agent configuration", () => {
     });
   });
 
+  it("the pods' proxy and CA bundle: a proxy URL with a password needs a Secret for the pods (never echoed); the CA bundle reference is checked", () => {
+    const k8s = ["--executor", "kubernetes", "--agent-image", "registry.example.test/agent:1"];
+    const leaky = { ...base, HTTPS_PROXY: "http://user:s3cret@proxy.corp.example:3128" };
+    const [problem] = problems(k8s, leaky);
+    expect(problem).toMatch(/^https_proxy|^HTTPS_PROXY: holds a user or password.*--work-proxy-secret \(PARALLELS_WORK_PROXY_SECRET\)/);
+    expect(problem).not.toContain("s3cret");
+    expect(load([...k8s, "--work-proxy-secret", "site-proxy"], leaky)).toMatchObject({ workProxySecret: "site-proxy" });
+    // The local executor makes no pods: its steps inherit the agent's environment as before.
+    expect(load([], leaky).proxy).not.toBeNull();
+    expect(problems([...k8s, "--work-ca-bundle", "corp-ca"])).toEqual(['--work-ca-bundle (PARALLELS_WORK_CA_BUNDLE): expected configmap/<name>[/<key>] or secret/<name>[/<key>], got "corp-ca"']);
+    expect(load(k8s, { ...base, PARALLELS_WORK_CA_BUNDLE: "configmap/corp-ca" }).workCaBundle).toEqual({ kind: "configMap", name: "corp-ca", key: "ca.crt" });
+  });
+
   it("--help lists every flag with its variable", () => {
     expect(loadConfig(["--help"], {})).toBe("help");
     for (const s of [

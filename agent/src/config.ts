@@ -9,6 +9,7 @@ import { z } from "zod";
 import { IMAGE_REF, NodeSelectorSchema, TolerationSchema } from "../../proto/dag";
 import { natsTransportOf, natsUrlProblem } from "./nats-urls";
 import { type ProxySettings, proxyFromEnv } from "./proxy";
+import { parseWorkCaBundle } from "./executor/kubernetes/work-network";
 
 export const AGENT_VERSION: string = (() => {
   try {
@@ -104,6 +105,16 @@ export const SETTINGS = {
     flag: "steps-mlflow-tracking-uri",
     env: "PARALLELS_STEPS_MLFLOW_TRACKING_URI",
     help: "Kubernetes executor: MLflow as the work pods reach it. Default --mlflow-tracking-uri.",
+  },
+  workProxySecret: {
+    flag: "work-proxy-secret",
+    env: "PARALLELS_WORK_PROXY_SECRET",
+    help: "Kubernetes executor: a Secret of the work namespace whose keys HTTPS_PROXY and HTTP_PROXY hold the proxy URLs of the pods the agent makes (needed when a URL holds a user:password: a pod spec is no place for it). Default: the agent's own HTTPS_PROXY/HTTP_PROXY, written as they are.",
+  },
+  workCaBundle: {
+    flag: "work-ca-bundle",
+    env: "PARALLELS_WORK_CA_BUNDLE",
+    help: "Kubernetes executor: the CA bundle mounted in every pod the agent makes, configmap/<name>[/<key>] or secret/<name>[/<key>] of the work namespace (key default ca.crt); steps, builders and the pods' own programs trust it besides their own CAs.",
   },
   jobTtlSeconds: { flag: "job-ttl-seconds", env: "PARALLELS_JOB_TTL_SECONDS", help: "Kubernetes executor: ended Jobs are deleted this long after they end. Default 86400." },
   logsEverySeconds: { flag: "logs-every-seconds", env: "PARALLELS_LOGS_EVERY_SECONDS", help: "Seconds between uploads of a running step's logs to MLflow (where GET …/logs reads them). Default 30." },
@@ -271,6 +282,20 @@ const Schema = z
       .default([]),
     stepsMlflowSecret: z.string().min(1).max(253).optional(),
     stepsMlflowTrackingUri: httpUrl.optional(),
+    workProxySecret: z
+      .string()
+      .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "expected the name of a Secret")
+      .max(253)
+      .optional(),
+    workCaBundle: z
+      .string()
+      .transform((s, ctx) => {
+        const ca = parseWorkCaBundle(s);
+        if (ca) return ca;
+        ctx.addIssue({ code: "custom", message: `expected configmap/<name>[/<key>] or secret/<name>[/<key>], got ${JSON.stringify(s)}` });
+        return z.NEVER;
+      })
+      .optional(),
     jobTtlSeconds: intIn(0, 365 * 86_400).default(86_400),
     maxPartitionRuns: intIn(0, 100_000).default(100),
     logsEverySeconds: intIn(1, 3600).default(30),
@@ -347,6 +372,16 @@ export const HELP = [
   "      PEM file of CAs trusted besides Node's own (a TLS-inspecting proxy, a private CA).",
 ].join("\n");
 
+/** The first proxy variable whose URL holds credentials (the proxy.ts reading order), by name. */
+function proxyWithCredentials(env: NodeJS.ProcessEnv): string | undefined {
+  return ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"].find((name) => {
+    const v = env[name];
+    if (!v) return false;
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`;
+    return URL.canParse(withScheme) && (new URL(withScheme).username !== "" || new URL(withScheme).password !== "");
+  });
+}
+
 export interface LoadOptions {
   /** Whether credentials are stored already (then no bootstrap token is needed). Default: the credentials file exists. */
   hasStoredCredentials?: (config: AgentConfig) => boolean;
@@ -384,6 +419,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, opts: LoadOpt
     throw new ConfigError("invalid configuration", [...problems, ...proxy.problems]);
   }
   const config: AgentConfig = { ...parsed.data, proxy: proxy.settings, ignoredNoProxy: proxy.ignoredNoProxy };
+  const leaked = config.executor === "kubernetes" && !config.workProxySecret ? proxyWithCredentials(env) : undefined;
+  if (leaked) {
+    throw new ConfigError("invalid configuration", [
+      `${leaked}: holds a user or password, which the pods the agent makes would carry in their spec; put the proxy URLs in a Secret of the work namespace (keys HTTPS_PROXY, HTTP_PROXY) and name it with --${SETTINGS.workProxySecret.flag} (${SETTINGS.workProxySecret.env})`,
+    ]);
+  }
   // In a Secret they can only be looked for once the agent runs; registration says it if they are missing.
   const stored = (opts.hasStoredCredentials ?? ((c) => (c.executor === "kubernetes" && c.credentialsSecret !== undefined) || existsSync(c.credentialsPath)))(config);
   if (!config.bootstrapToken && !stored) {

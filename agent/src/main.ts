@@ -49,7 +49,7 @@ async function createExecutor({ config, credentials, logger, metrics, cacheLooku
       // Loaded only here: the local agent never pays for it.
       const k8s = await import("./executor/kubernetes/setup");
       const access = k8s.kubeAccess(config, (verb) => metrics?.kubernetesRequests.inc({ verb }));
-      return k8s.kubernetesExecutorFor(config, access, credentials.clusterId, logger, (endpoint) => metrics?.mlflowRequests.inc({ endpoint }));
+      return k8s.kubernetesExecutorFor(config, access, credentials.clusterId, logger, (endpoint) => metrics?.mlflowRequests.inc({ endpoint }), cacheLookup);
     }
     case "local":
       return createLocalExecutor({

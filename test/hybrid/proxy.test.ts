@@ -341,6 +341,12 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
   });
 
   it("its agent (Kubernetes executor) registers and runs prepare (4 partitions) → report through the proxy: the Jobs in the site's API server, the runs in MLflow, the CONNECTs in the proxy's log", async () => {
+    // The proxy URL holds a password: the pods the agent makes take it from a Secret (the agent
+    // refuses to start without one), given from stdin, never on a command line.
+    const siteProxy = `http://${PROXY_USER}:${PROXY_PASSWORD}@127.0.0.1:${ezSite.proxyPort}`;
+    await k8s.kubectl(["-n", AGENT_NAMESPACE, "apply", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: "site-proxy" }, stringData: { HTTPS_PROXY: siteProxy, HTTP_PROXY: siteProxy } }),
+    });
     ezmeralAgent = await startAgent({
       controlPlaneUrl: `https://127.0.0.1:${controlEdge.port}`,
       mlflowUrl: env.mlflow.url,
@@ -348,7 +354,7 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
       projectsRoot: join(runDir, "ezmeral"),
       bootstrapToken,
       prefix: ezSite.prefix,
-      extraArgs: [...chart.agentArgs, "--nats-url", `wss://127.0.0.1:${natsEdge.port}`, "--pull-expires-seconds", "5"],
+      extraArgs: [...chart.agentArgs, "--nats-url", `wss://127.0.0.1:${natsEdge.port}`, "--pull-expires-seconds", "5", "--work-proxy-secret", "site-proxy"],
       env: siteAgentEnv(ezSite),
     });
     await waitFor("the ezmeral agent to register and report its cluster's resources", async () => (await api("GET", "/v1/clusters/ezmeral")).body.agent?.allocatable);
@@ -395,6 +401,11 @@ describe("the on-prem ezmeral cluster inside the proxied site (KWOK stands in fo
     const pods = JSON.parse(await k8s.kubectl(["-n", AGENT_NAMESPACE, "get", "pods", "-l", `batch.kubernetes.io/job-name=${prepareJob.metadata.name}`, "-o", "json"])).items as any[];
     expect(pods.length).toBeGreaterThanOrEqual(4);
     for (const pod of pods) expect(["kwok-cpu-0", "kwok-cpu-1"]).toContain(pod.spec.nodeName);
+    // Every container of the pods goes out through the site's proxy, its URL from the Secret: the password is in no spec.
+    for (const c of [...prepareJob.spec.template.spec.initContainers, ...prepareJob.spec.template.spec.containers]) {
+      expect(c.env.find((e: any) => e.name === "https_proxy")?.valueFrom, c.name).toEqual({ secretKeyRef: { name: "site-proxy", key: "HTTPS_PROXY", optional: true } });
+    }
+    expect(JSON.stringify(jobs)).not.toContain(PROXY_PASSWORD);
 
     // MLflow (read from the host): the parent the agent made, its two node runs, prepare's 4 partition runs.
     const mlflow = new MlflowClient({ trackingUri: env.mlflow.url });

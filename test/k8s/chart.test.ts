@@ -73,7 +73,7 @@ describe("helm template | kubectl apply --dry-run=server", () => {
   const scenarios = readdirSync(join(CHART, "ci")).filter((f) => f.endsWith("-values.yaml"));
 
   it.each(scenarios)("%s: the API server accepts every object", async (scenario) => {
-    const extra = scenario === "work-values.yaml" ? ["--set", `work.namespace=${workNs}`] : [];
+    const extra = ["work-values.yaml", "proxy-secret-values.yaml"].includes(scenario) ? ["--set", `work.namespace=${workNs}`] : [];
     const manifest = await c.helm(["template", RELEASE, CHART, "-n", ns, "-f", ci(scenario), ...extra]);
     // Every object names its namespace (the work objects may be in another).
     const out = await c.kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
@@ -81,6 +81,8 @@ describe("helm template | kubectl apply --dry-run=server", () => {
     expect(lines).toHaveLength(manifest.split(/^---$/m).filter((doc) => /^kind: /m.test(doc)).length);
     for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
     expect(out).toContain(`deployment.apps/${RELEASE} created (server dry run)`);
+    // The CA bundle's ConfigMap in both namespaces: the agent's, and the one of the pods it makes.
+    if (scenario === "proxy-secret-values.yaml") expect(lines.filter((l) => l.startsWith(`configmap/${RELEASE}-ca `))).toHaveLength(2);
   });
 });
 

@@ -5,7 +5,9 @@
  * `helm` line `POST /v1/clusters` prints, run as it is printed — and the agent itself as a host
  * process holding only a token of the chart's own ServiceAccount (TokenRequest API), so its Role
  * is what it can do. KWOK stands in for kubelets running containers: the steps' `PARALLELS_TEST_*`
- * variables say how long their pods run and which indexes fail.
+ * variables say how long their pods run and which indexes fail. The site's proxy (a Secret with a
+ * URL holding a password) and CA bundle (a ConfigMap) are set, to see the pods carry them; no
+ * traffic goes to that proxy (KWOK runs no container).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -85,6 +87,10 @@ const agentArgs = () => [
   `${NS}/parallels-agent-credentials`,
   "--pull-expires-seconds",
   "5",
+  "--work-proxy-secret",
+  "site-proxy",
+  "--work-ca-bundle",
+  "configmap/site-ca/bundle.pem",
 ];
 
 beforeAll(async () => {
@@ -126,6 +132,18 @@ beforeAll(async () => {
   });
   expect(helm.status, `${helm.stdout}\n${helm.stderr}`).toBe(0);
   expect(helm.stdout).toContain("STATUS: deployed");
+
+  // The site's proxy (its URL with a password, so in a Secret) and CA bundle, from stdin: off every command line.
+  await k8s.kubectl(["-n", NS, "apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "site-proxy" }, stringData: { HTTPS_PROXY: "http://e2e:proxy-pw@proxy.invalid:3128" } },
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "site-ca" }, data: { "bundle.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" } },
+      ],
+    }),
+  });
 
   // The agent, with nothing but a token of the chart's ServiceAccount.
   const token = (await k8s.kubectl(["-n", NS, "create", "token", "parallels-agent", "--duration=1h"])).trim();
@@ -196,6 +214,17 @@ describe("Kubernetes, end to end (KWOK stands in for kubelets running containers
     const prepJob = jobs.find((j) => j.metadata.labels["parallels.io/node"] === "prep");
     expect(prepJob.spec).toMatchObject({ completionMode: "Indexed", completions: 20, parallelism: 5 });
     expect((await podsOfJob(prepJob.metadata.name)).length).toBe(20);
+    // Behind the site's proxy: every container of the pods carries the proxy from its Secret (no URL in the spec) and the CA bundle mounted.
+    const template = prepJob.spec.template.spec;
+    expect(template.volumes).toContainEqual({ name: "parallels-ca", configMap: { name: "site-ca", items: [{ key: "bundle.pem", path: "ca.crt" }], defaultMode: 420 } });
+    for (const c of [...template.initContainers, ...template.containers]) {
+      const env = new Map<string, any>(c.env.map((e: any) => [e.name, e]));
+      expect(env.get("HTTPS_PROXY")?.valueFrom, c.name).toEqual({ secretKeyRef: { name: "site-proxy", key: "HTTPS_PROXY", optional: true } });
+      expect(env.get("no_proxy")?.value, c.name).toContain(".svc,.cluster.local,$(KUBERNETES_SERVICE_HOST)");
+      expect(env.get("NODE_EXTRA_CA_CERTS")?.value, c.name).toBe("/etc/parallels/ca/ca.crt");
+      expect(c.volumeMounts, c.name).toContainEqual({ name: "parallels-ca", mountPath: "/etc/parallels/ca", readOnly: true });
+    }
+    expect(JSON.stringify(prepJob)).not.toContain("proxy-pw");
 
     // MLflow: one parent (the API names it), a run per node beneath it, 20 partition runs beneath prep's.
     const parent = await mlflow.getRun(run.mlflowRunId);
@@ -211,6 +240,23 @@ describe("Kubernetes, end to end (KWOK stands in for kubelets running containers
     const partitions = await mlflow.childRuns([parent.info.experimentId], prepRun.info.runId);
     expect(partitions).toHaveLength(20);
     expect(new Set(partitions.map((p) => p.info.status))).toEqual(new Set(["FINISHED"]));
+  });
+
+  it("a caching node (cache: true) run again with the same inputs is cached from the first run: no Job, its MLflow run points at the first's outputs", async () => {
+    const first = await submit("kwok-cache", [step("labels", "0s", { cache: true, partition: { by: "object", input: "images" }, parallelism: 4, inputs: { images: { run: inputRun } } })]);
+    const ran = await finished(first);
+    expect(ran.status, JSON.stringify(ran.nodes)).toBe("succeeded");
+    expect(await jobsOfRun(first)).toHaveLength(1);
+    const again = await api("POST", "/v1/runs", { dag: "kwok-cache" });
+    const cached = await finished(again.body.id);
+    expect(cached.status, JSON.stringify(cached.nodes)).toBe("succeeded");
+    const node = cached.nodes[0];
+    const firstNode = ran.nodes[0];
+    expect(node.status).toBe("cached");
+    expect(node.cachedFrom).toEqual({ runId: first, nodeRunId: `${first}-labels`, mlflowRunId: firstNode.mlflowRunId });
+    expect(await jobsOfRun(again.body.id)).toEqual([]);
+    const tags = (await mlflow.getRun(node.mlflowRunId)).data.tags;
+    expect(tags).toMatchObject({ "parallels.cachedFrom": `${first}/${node.cachedFrom.nodeRunId}`, "parallels.outputsFrom": firstNode.mlflowRunId });
   });
 
   it("a failing index is retried alone (backoffLimitPerIndex), then fails the node with its index and exit code; no further attempt", async () => {

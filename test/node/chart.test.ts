@@ -221,7 +221,15 @@ describe("helm lint and template", () => {
   });
 
   it("renders every ci/ scenario", async () => {
-    expect(ciValues).toEqual(["ca-configmap-values.yaml", "ca-secret-values.yaml", "default-values.yaml", "existing-secret-values.yaml", "firewalled-values.yaml", "work-values.yaml"]);
+    expect(ciValues).toEqual([
+      "ca-configmap-values.yaml",
+      "ca-secret-values.yaml",
+      "default-values.yaml",
+      "existing-secret-values.yaml",
+      "firewalled-values.yaml",
+      "proxy-secret-values.yaml",
+      "work-values.yaml",
+    ]);
     for (const f of ciValues) {
       const r = await helm(["template", "parallels-agent", CHART, "--namespace", "parallels", "-f", join(CHART, "ci", f)]);
       expect(r.code, `${f}: ${r.stderr}`).toBe(0);
@@ -468,6 +476,31 @@ describe("each feature's values", () => {
     expect(r.get<Role>("Role", "parallels-agent-work").rules).toEqual([...WORK_RULES, { apiGroups: [""], resources: ["secrets"], resourceNames: ["corp-registry-push"], verbs: ["get"] }]);
   });
 
+  it("the pods the agent makes: the proxy URLs from proxy.existingSecret (secretKeyRef, here and in the pods), the CA bundle named for them and its ConfigMap in the work namespace too", async () => {
+    const r = await template(["--set", "work.namespace=parallels-work"], "proxy-secret-values.yaml");
+    expect(r.env).toMatchObject({
+      HTTPS_PROXY: { secretKeyRef: { name: "site-proxy", key: "HTTPS_PROXY", optional: true } },
+      HTTP_PROXY: { secretKeyRef: { name: "site-proxy", key: "HTTP_PROXY", optional: true } },
+      PARALLELS_WORK_PROXY_SECRET: "site-proxy",
+      NO_PROXY: ".corp.example,.svc,.cluster.local,$(KUBERNETES_SERVICE_HOST)",
+      NODE_EXTRA_CA_CERTS: "/etc/parallels-agent/ca/ca-bundle.pem",
+      PARALLELS_WORK_CA_BUNDLE: "configmap/parallels-agent-ca/ca.crt",
+    });
+    expect(r.all<Obj>("ConfigMap").map((o) => `${o.metadata.name}@${o.metadata.namespace}`)).toEqual(["parallels-agent-ca@parallels", "parallels-agent-ca@parallels-work"]);
+    // One ConfigMap when the work is in the release namespace; the site's own ConfigMap or Secret named as such.
+    expect((await template([], "proxy-secret-values.yaml")).all("ConfigMap")).toHaveLength(1);
+    expect((await template([], "ca-secret-values.yaml")).env.PARALLELS_WORK_CA_BUNDLE).toBe("secret/corp-ca/bundle.pem");
+    expect((await template([], "ca-configmap-values.yaml")).env.PARALLELS_WORK_CA_BUNDLE).toBe("configmap/corp-ca-bundle/ca.crt");
+    // Plain URLs: the agent passes its own on (no Secret named).
+    expect((await template([], "firewalled-values.yaml")).env).not.toHaveProperty("PARALLELS_WORK_PROXY_SECRET");
+    // Credentials never as a value; a Secret or the URLs, not both.
+    const token = ["--set", `bootstrap.token=${TOKEN}`];
+    expect(await refused([...REQUIRED, ...token, "--set-string", "proxy.httpsProxy=http://u:p@proxy.corp.example:3128"])).toContain("at '/proxy/httpsProxy'");
+    expect(await refused([...REQUIRED, ...token, "--set", "proxy.existingSecret=site-proxy", "--set-string", "proxy.httpsProxy=http://proxy.corp.example:3128"])).toContain(
+      "set either proxy.existingSecret (the URLs in a Secret) or proxy.httpsProxy/proxy.httpProxy, not both",
+    );
+  });
+
   it("without a proxy or a CA, sets none of their variables", async () => {
     const env = (await template()).env;
     for (const name of [
@@ -476,6 +509,8 @@ describe("each feature's values", () => {
       "HTTP_PROXY",
       "NO_PROXY",
       "NODE_EXTRA_CA_CERTS",
+      "PARALLELS_WORK_PROXY_SECRET",
+      "PARALLELS_WORK_CA_BUNDLE",
       "PARALLELS_NATS_URL",
       "PARALLELS_STEPS_MLFLOW_SECRET",
       "PARALLELS_WORK_IMAGE_PULL_SECRETS",

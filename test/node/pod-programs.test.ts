@@ -9,12 +9,12 @@
  * the partition's run. A partition retry's pod maps its Job index to the node's partition.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "../../agent/src/executor/kubernetes/pod-attempt";
-import { POD_ATTEMPT_ENV, POD_DIR_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "../../agent/src/executor/kubernetes/pod-layout";
+import { METADATA_REFUSED_EXIT, POD_ATTEMPT_ENV, POD_DIR_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "../../agent/src/executor/kubernetes/pod-layout";
 import { computeManifest } from "../../agent/src/executor/shared/manifest";
 import { sourceMetadata } from "../../agent/src/executor/shared/metadata-store";
 import { MlflowClient } from "../../proto/mlflow";
@@ -191,6 +191,48 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     expect(code).toBe(42);
     expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("42");
     expect(readFileSync(join(podDir, "logs/stderr.log"), "utf8")).toBe("boom\n");
+  });
+
+  it("a step that succeeds with a metadata line that is not JSON fails its index with the local executor's message; its outputs still go up, the sidecar is not stored", {
+    timeout: 60_000,
+  }, async () => {
+    const { experimentId } = await mlflow.getOrCreateExperiment("pod-programs");
+    const nodeRun = await mlflow.createRun({ experimentId, runName: "labels" });
+    const podDir = join(dir, "pod-bad-metadata");
+    const project = join(dir, "project-bad-metadata");
+    mkdirSync(project, { recursive: true });
+    const attempt: PodAttempt = {
+      v: POD_ATTEMPT_VERSION,
+      trackingUri: server.url,
+      experimentId,
+      nodeRunId: nodeRun.info.runId,
+      partitions: 1,
+      partitionRuns: false,
+      inputs: {},
+      project: { dir: project },
+      logsEverySeconds: 1,
+    };
+    const env = { ...process.env, [POD_ATTEMPT_ENV]: JSON.stringify(attempt), [POD_DIR_ENV]: podDir, JOB_COMPLETION_INDEX: "0" };
+    execFileSync(AGENT, ["pod", "fetch"], { env, encoding: "utf8" });
+    const upload = spawn(AGENT, ["pod", "upload"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let uploadLog = "";
+    upload.stderr.on("data", (c: Buffer) => (uploadLog += c.toString()));
+    const uploaded = new Promise<number | null>((r) => upload.once("exit", r));
+    const step = spawn("/bin/sh", ["-c", STEP_WRAPPER], {
+      env: { ...env, [STEP_COMMAND_ENV]: 'echo cat >"$PARALLELS_OUTPUTS_DIR/img-1.txt"; echo "not json" >"$PARALLELS_METADATA_FILE"' },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stepStderr = "";
+    step.stderr.on("data", (c: Buffer) => (stepStderr += c.toString()));
+    const code = await new Promise<number | null>((r) => step.once("exit", r));
+    // The step exited 0; its wrapper waited for the sidecar's verdict and failed the index with it.
+    expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("0");
+    expect(code).toBe(METADATA_REFUSED_EXIT);
+    expect(stepStderr).toMatch(/^output metadata refused: \.metadata\.jsonl line 1: not JSON \(/);
+    expect(await uploaded, uploadLog).toBe(0);
+    expect(uploadLog).toContain("output metadata refused: .metadata.jsonl line 1: not JSON (");
+    expect(await mlflow.downloadArtifactText(nodeRun.info.runId, "img-1.txt")).toBe("cat\n");
+    expect((await mlflow.listArtifactsRecursive(nodeRun.info.runId, "")).map((f) => f.path).filter((p) => p.includes("metadata"))).toEqual([]);
   });
 
   it("refuses to run without its attempt, naming what is missing", () => {

@@ -3,15 +3,16 @@
  * `restartPolicy: Always`: it starts before the step and outlives it). While the step runs it
  * uploads the step's logs to the index's MLflow run every few seconds, so a log outlives the pod
  * and can be read while the step runs; when the step has ended (its wrapper wrote the exit code)
- * it uploads the logs a last time and the outputs to the node's run, as the local executor does,
- * then exits. On SIGTERM (the pod is being stopped) it uploads the logs once more and exits.
+ * it checks the step's metadata sidecar and tells the step's wrapper (which then fails the index
+ * if it was refused), uploads the logs a last time and the outputs to the node's run, as the local
+ * executor does, then exits. On SIGTERM (the pod is being stopped) it uploads the logs once more and exits.
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import type { MlflowClient } from "../../../proto/mlflow";
 import { OWN_ARTIFACTS, uploadDir } from "../executor/shared/artifacts";
 import { isSidecar } from "../executor/shared/metadata";
-import { checkOutputsMetadata, uploadMetadata } from "../executor/shared/metadata-store";
+import { checkOutputsMetadata, metadataRefusal, uploadMetadata } from "../executor/shared/metadata-store";
 import type { PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { podPaths } from "../executor/kubernetes/pod-layout";
 
@@ -30,6 +31,12 @@ export interface UploadOptions {
 
 /** What ended the sidecar: the step's exit code, or a stop before the step ended. */
 export type UploadOutcome = { stepExitCode: number } | { stopped: true };
+
+/** Written whole (a rename), so the wrapper never reads half of it. */
+async function writeVerdict(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
 
 export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutcome> {
   const paths = podPaths(o.root);
@@ -79,19 +86,19 @@ export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutco
     }
   }
   const stepExitCode = Number((await readFile(paths.exitCode, "utf8")).trim());
+  // The metadata sidecar of a step that succeeded is checked first, with the local executor's
+  // rule, and the verdict handed to the step's wrapper, which waits for it: a refusal fails the
+  // index with the same message as the local executor's. A failed step's sidecar is neither
+  // checked nor stored (it may stop mid-line), as on the local executor.
+  const metadata = stepExitCode === 0 && existsSync(paths.outputs) ? await checkOutputsMetadata(paths.outputs) : undefined;
+  if (stepExitCode === 0) await writeVerdict(paths.metadataVerdict, metadata?.problems.length ? metadataRefusal(metadata.problems) : "");
+  if (metadata?.problems.length) o.log?.(metadataRefusal(metadata.problems));
   await uploadLogs();
   // Outputs of every index go to the node's run, where the dependants read them (as on the local
-  // executor); its metadata sidecar is stored checked, under parallels/metadata/<index>.jsonl.
-  // Here a sidecar that does not hold cannot fail the index (the step's exit code decides), so it
-  // is left out and said in this container's log.
+  // executor); the sidecars that hold are stored checked, under parallels/metadata/<index>.jsonl.
   if (existsSync(paths.outputs)) {
     await uploadDir(o.mlflow, o.attempt.nodeRunId, paths.outputs, "", 8, (rel) => !isSidecar(rel));
-    // A failed step's sidecar is not stored (it may stop mid-line), as on the local executor.
-    if (stepExitCode === 0) {
-      const metadata = await checkOutputsMetadata(paths.outputs);
-      for (const problem of metadata.problems) o.log?.(`output metadata refused: ${problem}`);
-      await uploadMetadata(o.mlflow, o.attempt.nodeRunId, metadata.stored);
-    }
+    if (metadata) await uploadMetadata(o.mlflow, o.attempt.nodeRunId, metadata.stored);
   }
   return { stepExitCode };
 }

@@ -92,6 +92,19 @@ No secret appears here in clear: the bootstrap token comes from its Secret.
 # always reached directly: $(KUBERNETES_SERVICE_HOST) is expanded by the kubelet.
 - name: NODE_USE_ENV_PROXY
   value: "1"
+{{- with .Values.proxy.existingSecret }}
+# URLs with credentials: from the Secret, here and in every pod the agent makes (never in a spec).
+{{- range $key := list "HTTPS_PROXY" "HTTP_PROXY" }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.proxy.existingSecret }}
+      key: {{ $key }}
+      optional: true
+{{- end }}
+- name: PARALLELS_WORK_PROXY_SECRET
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.proxy.httpsProxy }}
 - name: HTTPS_PROXY
   value: {{ . | quote }}
@@ -106,5 +119,8 @@ No secret appears here in clear: the bootstrap token comes from its Secret.
 {{- if include "parallels-agent.caEnabled" . }}
 - name: NODE_EXTRA_CA_CERTS
   value: {{ include "parallels-agent.caFile" . }}
+# The same bundle, mounted in every pod the agent makes.
+- name: PARALLELS_WORK_CA_BUNDLE
+  value: {{ include "parallels-agent.workCaBundle" . | quote }}
 {{- end }}
 {{- end }}

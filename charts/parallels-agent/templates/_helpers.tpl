@@ -88,7 +88,16 @@ app.kubernetes.io/part-of: mlflow-parallels
 {{- end }}
 
 {{- define "parallels-agent.proxyEnabled" -}}
-{{- if or .Values.proxy.httpsProxy .Values.proxy.httpProxy }}true{{ end }}
+{{- if or .Values.proxy.httpsProxy .Values.proxy.httpProxy .Values.proxy.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The CA bundle as the agent names it for the pods it makes (PARALLELS_WORK_CA_BUNDLE): `configmap|secret/<name>/<key>` of the work namespace. */}}
+{{- define "parallels-agent.workCaBundle" -}}
+{{- if .Values.caBundle.existingSecret }}
+{{- printf "secret/%s/%s" .Values.caBundle.existingSecret .Values.caBundle.key }}
+{{- else }}
+{{- printf "configmap/%s/%s" (default (printf "%s-ca" (include "parallels-agent.fullname" .)) .Values.caBundle.existingConfigMap) .Values.caBundle.key }}
+{{- end }}
 {{- end }}
 
 {{/* Names of a list of `{name: …}` objects, comma-separated. */}}

@@ -31,6 +31,10 @@ failure names the values to change. Rendered through validations.yaml, which out
 {{- $problems = append $problems "caBundle.pem must hold PEM certificates (-----BEGIN CERTIFICATE-----)" }}
 {{- end }}
 
+{{- if and .Values.proxy.existingSecret (or .Values.proxy.httpsProxy .Values.proxy.httpProxy) }}
+{{- $problems = append $problems "set either proxy.existingSecret (the URLs in a Secret) or proxy.httpsProxy/proxy.httpProxy, not both" }}
+{{- end }}
+
 {{- $steps := .Values.mlflow.stepsCredentialsSecret }}
 {{- if $steps }}
 {{- if eq $steps .Values.mlflow.agentCredentialsSecret }}

@@ -19,10 +19,16 @@
  * copied into a layer), layers are cached in the registry (`<prefix>/cache`), and `backoffLimit`
  * is 0: a failed build fails the node with its reason; the node's retry builds again, from the
  * cached layers.
+ *
+ * Behind a proxy both containers get the proxy variables, and the site's CA bundle is mounted in
+ * both (work-network.ts): `context` trusts it with `NODE_EXTRA_CA_CERTS`, the builder (Go) with
+ * `SSL_CERT_DIR` = its image's certificate folder plus the bundle's, for base image pulls, the
+ * cache and the push.
  */
 import type { V1Container, V1Job, V1PodSpec, V1Toleration, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { Toleration } from "../../../../proto/dag";
 import { CA_SECRET_ID } from "../../../../proto/images";
+import { caEnv, caMounts, caVolumes, proxyEnv, type WorkNetwork } from "./work-network";
 
 export type ClusterBuilder = "buildkit" | "kaniko";
 
@@ -75,15 +81,21 @@ export interface BuildJobInput {
   ttlSecondsAfterFinished: number;
   /** Extra pod annotations (the test harness's KWOK knobs). */
   podAnnotations?: Record<string, string>;
+  /** The site's proxy and CA bundle (work-network.ts). */
+  network?: WorkNetwork;
 }
 
 const AGENT_UID = 10001;
 const BUILDKIT_UID = 1000;
+/** Where each builder image keeps its CA certificates (Alpine's folder; Kaniko's own, its image's SSL_CERT_DIR). */
+export const BUILDER_CERT_DIRS: Readonly<Record<ClusterBuilder, string>> = Object.freeze({ buildkit: "/etc/ssl/certs", kaniko: "/kaniko/ssl/certs" });
 
 export function buildJob(i: BuildJobInput): V1Job {
   const insecure = (ref: string) => i.plainHttpRegistries.some((r) => ref.startsWith(`${r}/`));
   const workspace: V1VolumeMount = { name: "workspace", mountPath: WORKSPACE };
-  const volumes: V1Volume[] = [{ name: "workspace", emptyDir: {} }];
+  const net = i.network ?? {};
+  const volumes: V1Volume[] = [{ name: "workspace", emptyDir: {} }, ...caVolumes(net.ca)];
+  const builderNet = [...proxyEnv(net.proxy), ...caEnv(net.ca, { goCertDir: BUILDER_CERT_DIRS[i.builder] })];
   const dockerConfig = (mountPath: string): V1VolumeMount[] => (i.registrySecret ? [{ name: "registry-auth", mountPath, readOnly: true }] : []);
   if (i.registrySecret) volumes.push({ name: "registry-auth", secret: { secretName: i.registrySecret, items: [{ key: ".dockerconfigjson", path: "config.json" }] } });
   const ca = i.withCa ? `${WORKSPACE}/${CONTEXT_FILES.ca}` : undefined;
@@ -92,9 +104,9 @@ export function buildJob(i: BuildJobInput): V1Job {
     name: "context",
     image: i.agentImage,
     args: ["pod", "build-context"],
-    env: [{ name: BUILD_CONTEXT_ENV, value: JSON.stringify(i.context) }],
+    env: [{ name: BUILD_CONTEXT_ENV, value: JSON.stringify(i.context) }, ...proxyEnv(net.proxy), ...caEnv(net.ca, { node: true })],
     ...(i.stepsMlflowSecret ? { envFrom: [{ secretRef: { name: i.stepsMlflowSecret, optional: false } }] } : {}),
-    volumeMounts: [workspace],
+    volumeMounts: [workspace, ...caMounts(net.ca)],
     securityContext: {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
@@ -138,8 +150,9 @@ export function buildJob(i: BuildJobInput): V1Job {
         // Its own daemon in the pod, without a process sandbox (the pod is the sandbox); HTTP registries from the context's toml.
         { name: "BUILDKITD_FLAGS", value: `--oci-worker-no-process-sandbox${i.plainHttpRegistries.length ? ` --config ${WORKSPACE}/${CONTEXT_FILES.buildkitd}` : ""}` },
         { name: "DOCKER_CONFIG", value: "/home/user/.docker" },
+        ...builderNet,
       ],
-      volumeMounts: [{ ...workspace, readOnly: true }, { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" }, ...dockerConfig("/home/user/.docker")],
+      volumeMounts: [{ ...workspace, readOnly: true }, { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" }, ...dockerConfig("/home/user/.docker"), ...caMounts(net.ca)],
       // Rootless BuildKit makes a user namespace (newuidmap: privilege escalation) and mounts in it.
       securityContext: {
         runAsNonRoot: true,
@@ -163,8 +176,8 @@ export function buildJob(i: BuildJobInput): V1Job {
         ...(i.cacheRepository ? ["--cache=true", `--cache-repo=${i.cacheRepository}`] : []),
         ...i.plainHttpRegistries.map((r) => `--insecure-registry=${r}`),
       ],
-      env: [{ name: "DOCKER_CONFIG", value: "/kaniko/.docker" }],
-      volumeMounts: [workspace, ...dockerConfig("/kaniko/.docker")],
+      env: [{ name: "DOCKER_CONFIG", value: "/kaniko/.docker" }, ...builderNet],
+      volumeMounts: [workspace, ...dockerConfig("/kaniko/.docker"), ...caMounts(net.ca)],
       // Kaniko unpacks the base image over its own root and runs the RUN steps there: root in its
       // container, the runtime's default capabilities, no privilege escalation, RuntimeDefault seccomp.
       securityContext: { runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, seccompProfile: { type: "RuntimeDefault" } },

@@ -17,6 +17,7 @@ import { tarGz } from "../../images/tar";
 import { isAlreadyExists, isNotFound, type KubeApi } from "./api";
 import { buildJob, buildkitdToml, type ClusterBuilder, CONTEXT_FILES, WORKSPACE } from "./build-job";
 import { buildJobName, buildLabels } from "./names";
+import type { WorkNetwork } from "./work-network";
 
 export interface KubernetesBuilderOptions {
   api: KubeApi;
@@ -46,6 +47,8 @@ export interface KubernetesBuilderOptions {
   /** How often the Job and its log are read while it builds (default 2 s). */
   pollMs?: number;
   podAnnotations?: () => Record<string, string>;
+  /** The site's proxy and CA bundle (work-network.ts). */
+  network?: WorkNetwork;
 }
 
 interface JobStatus {
@@ -109,6 +112,7 @@ export class KubernetesBuilder implements Builder {
       timeoutSeconds: this.o.timeoutSeconds,
       ttlSecondsAfterFinished: this.o.ttlSecondsAfterFinished,
       podAnnotations: this.o.podAnnotations?.() ?? {},
+      ...(this.o.network ? { network: this.o.network } : {}),
     });
     await this.create(name, job, req);
     await this.follow(name, req);

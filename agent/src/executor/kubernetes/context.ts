@@ -8,6 +8,8 @@ import type { Logger } from "../../log";
 import type { KubeApi } from "./api";
 import type { ObservedNode } from "./capacity";
 import type { StepImages } from "../shared/images";
+import type { CacheLookupFn } from "../types";
+import type { WorkNetwork } from "./work-network";
 
 export interface KubernetesExecutorOptions {
   api: KubeApi;
@@ -48,6 +50,10 @@ export interface KubernetesExecutorOptions {
    * by a Job (BuildKit or Kaniko). Without it, such a step needs its docker_env image.
    */
   images?: StepImages;
+  /** The control plane's cache lookup (the core's): without it, caching nodes always run (cache.ts). */
+  cacheLookup?: CacheLookupFn;
+  /** The site's proxy and CA bundle, given to every pod the executor makes (work-network.ts). */
+  network?: WorkNetwork;
   gitBin?: string;
   now?: () => number;
 }

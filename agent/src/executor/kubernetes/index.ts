@@ -166,6 +166,12 @@ export class KubernetesExecutor implements Executor {
     }
     const t: Tracked = { ref, name, reporter, record: prepared.record, reported: "", settled: new Set(), cancelling: false, ended: false, runningReported: false };
     const notes = prepared.notes.join("; ");
+    if (prepared.cached) {
+      // The cache has the result: the attempt succeeds without a pod, naming where its result is.
+      await endRun(this.o.mlflow, prepared.record.nodeRunId, "FINISHED", this.now());
+      this.report(t, { type: "succeeded", cachedFrom: prepared.cached.from, ...(prepared.cached.warning ? { message: prepared.cached.warning } : {}) });
+      return;
+    }
     if (!prepared.job) {
       // Nothing to partition: the attempt succeeds without a pod.
       await endRun(this.o.mlflow, prepared.record.nodeRunId, "FINISHED", this.now());

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildJob, POD_ATTEMPT_ANNOTATION, resourcesOf, type JobSpecInput } from "./job-spec";
 import { POD_ATTEMPT_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "./pod-layout";
+import { WORK_CA_DIR, WORK_CA_FILE, workNoProxy } from "./work-network";
 
 const input = (extra: Partial<JobSpecInput> = {}): JobSpecInput => ({
   name: "p-count-0123456789ab",
@@ -88,5 +89,49 @@ describe("the Indexed Job of a node attempt", () => {
     expect(pod.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
     expect(pod.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(pod.containers[0]!.resources).toEqual({ limits: { "nvidia.com/gpu": "1" } });
+  });
+
+  it("behind a proxy: every container gets the proxy URLs from the Secret (never in the spec), NO_PROXY with the cluster's own names, and the CA bundle mounted and named as each runtime reads it", () => {
+    const noProxy = workNoProxy(".corp.example,10.0.0.1");
+    const pod = buildJob(
+      input({
+        env: { SSL_CERT_FILE: "/mine.pem", MLFLOW_TRACKING_URI: "http://mlflow:5000" },
+        network: { proxy: { secret: "site-proxy", noProxy }, ca: { kind: "configMap", name: "corp-ca", key: "bundle.pem" } },
+      }),
+    ).spec!.template.spec!;
+    expect(noProxy).toBe(".corp.example,10.0.0.1,localhost,127.0.0.1,.svc,.cluster.local,$(KUBERNETES_SERVICE_HOST)");
+    expect(pod.volumes).toContainEqual({ name: "parallels-ca", configMap: { name: "corp-ca", items: [{ key: "bundle.pem", path: "ca.crt" }] } });
+    const step = pod.containers[0]!;
+    for (const c of [...pod.initContainers!, step]) {
+      const env = new Map(c.env!.map((e) => [e.name, e]));
+      for (const name of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]) {
+        expect(env.get(name), `${c.name} ${name}`).toEqual({ name, valueFrom: { secretKeyRef: { name: "site-proxy", key: name.toUpperCase(), optional: true } } });
+      }
+      for (const name of ["NO_PROXY", "no_proxy"]) expect(env.get(name)).toEqual({ name, value: noProxy });
+      expect(env.get("NODE_EXTRA_CA_CERTS")).toEqual({ name: "NODE_EXTRA_CA_CERTS", value: WORK_CA_FILE });
+      expect(c.volumeMounts).toContainEqual({ name: "parallels-ca", mountPath: WORK_CA_DIR, readOnly: true });
+    }
+    // The step: the wrapper's combined bundle (the image's CAs plus ours) for the variables that replace a runtime's CAs; the node's own env wins.
+    const stepEnv = new Map(step.env!.map((e) => [e.name, e.value]));
+    for (const name of ["REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"]) expect(stepEnv.get(name)).toBe("/parallels/run/ca-bundle.pem");
+    expect(stepEnv.get("SSL_CERT_FILE")).toBe("/mine.pem");
+    expect(step.env!.filter((e) => e.name === "SSL_CERT_FILE")).toHaveLength(1);
+    expect(stepEnv.get("PARALLELS_EXTRA_CA_FILE")).toBe(WORK_CA_FILE);
+    // A CA bundle from a Secret mounts the Secret.
+    const fromSecret = buildJob(input({ network: { ca: { kind: "secret", name: "corp-ca", key: "ca.crt" } } })).spec!.template.spec!;
+    expect(fromSecret.volumes).toContainEqual({ name: "parallels-ca", secret: { secretName: "corp-ca", items: [{ key: "ca.crt", path: "ca.crt" }] } });
+    // Without a network setting, nothing of it.
+    const plain = buildJob(input()).spec!.template.spec!;
+    expect(JSON.stringify(plain)).not.toMatch(/PROXY|CA_CERTS|parallels-ca/i);
+  });
+
+  it("without a proxy Secret the agent's own credential-free URLs are written as they are, upper and lower case", () => {
+    const step = buildJob(input({ network: { proxy: { httpsProxy: "http://proxy.corp.example:3128", httpProxy: null, noProxy: "localhost" } } })).spec!.template.spec!.containers[0]!;
+    expect(step.env!.filter((e) => /proxy/i.test(e.name))).toEqual([
+      { name: "HTTPS_PROXY", value: "http://proxy.corp.example:3128" },
+      { name: "https_proxy", value: "http://proxy.corp.example:3128" },
+      { name: "NO_PROXY", value: "localhost" },
+      { name: "no_proxy", value: "localhost" },
+    ]);
   });
 });

@@ -11,7 +11,8 @@
  * in the pod's work dir; a native sidecar `upload` (the agent's image, `restartPolicy: Always`)
  * uploads logs while the step runs and outputs when it ends; the container `step` runs the
  * entry point in the step's image through {@link STEP_WRAPPER}. Every container runs as non-root
- * with no privilege escalation and all capabilities dropped.
+ * with no privilege escalation and all capabilities dropped. Behind a proxy every container gets
+ * the proxy variables and the site's CA bundle (work-network.ts); a node's own `env` wins.
  *
  * Every pod of a Job is written about six times (created, bound, Running, Succeeded, its finalizer
  * removed) and sent to every watcher each time: the API server's CPU per partition grows with
@@ -23,6 +24,7 @@
 import type { V1Container, V1EnvVar, V1Job, V1PodSpec, V1ResourceRequirements, V1Toleration } from "@kubernetes/client-node";
 import type { Resources, Toleration } from "../../../../proto/dag";
 import { POD_ATTEMPT_ENV, POD_DIR, POD_VOLUME, STEP_COMMAND_ENV, STEP_WRAPPER } from "./pod-layout";
+import { caEnv, caMounts, caVolumes, proxyEnv, type WorkNetwork } from "./work-network";
 
 export interface JobSpecInput {
   name: string;
@@ -55,6 +57,8 @@ export interface JobSpecInput {
   tolerations: Toleration[];
   /** Extra pod annotations (the test harness's KWOK knobs). */
   podAnnotations?: Record<string, string>;
+  /** The site's proxy and CA bundle, given to every container (work-network.ts). */
+  network?: WorkNetwork;
 }
 
 /** The work dir volume, mounted at {@link POD_DIR} in every container. */
@@ -78,16 +82,20 @@ export function resourcesOf(r: Resources | undefined): V1ResourceRequirements | 
 }
 
 const envList = (env: Record<string, string>): V1EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
+/** `ours` then `theirs`, a name of theirs replacing ours (a node's `env` may set its own proxy or CA file). */
+const envOver = (ours: V1EnvVar[], theirs: V1EnvVar[]): V1EnvVar[] => [...ours.filter((e) => !theirs.some((t) => t.name === e.name)), ...theirs];
 
 export function buildJob(i: JobSpecInput): V1Job {
   const secretEnv = i.stepsMlflowSecret ? [{ secretRef: { name: i.stepsMlflowSecret, optional: false } }] : undefined;
+  const net = i.network ?? {};
+  const mounts = [...mount, ...caMounts(net.ca)];
   const ours = (name: string, args: string[], extra: Partial<V1Container> = {}): V1Container => ({
     name,
     image: i.agentImage,
     args,
-    env: [{ name: POD_ATTEMPT_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${POD_ATTEMPT_ANNOTATION}']` } } }],
+    env: [{ name: POD_ATTEMPT_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${POD_ATTEMPT_ANNOTATION}']` } } }, ...proxyEnv(net.proxy), ...caEnv(net.ca, { node: true })],
     ...(secretEnv ? { envFrom: secretEnv } : {}),
-    volumeMounts: mount,
+    volumeMounts: mounts,
     securityContext: { ...hardened, readOnlyRootFilesystem: true },
     resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
     ...extra,
@@ -96,9 +104,9 @@ export function buildJob(i: JobSpecInput): V1Job {
     name: "step",
     image: i.stepImage,
     command: ["/bin/sh", "-c", STEP_WRAPPER],
-    env: envList({ ...i.env, [STEP_COMMAND_ENV]: i.command }),
+    env: envOver([...proxyEnv(net.proxy), ...caEnv(net.ca, { step: POD_DIR })], envList({ ...i.env, [STEP_COMMAND_ENV]: i.command })),
     ...(secretEnv ? { envFrom: secretEnv } : {}),
-    volumeMounts: mount,
+    volumeMounts: mounts,
     securityContext: hardened,
     ...(resourcesOf(i.resources) ? { resources: resourcesOf(i.resources)! } : {}),
     terminationMessagePolicy: "File",
@@ -113,7 +121,7 @@ export function buildJob(i: JobSpecInput): V1Job {
     securityContext: { runAsNonRoot: true, runAsUser: AGENT_UID, runAsGroup: AGENT_UID, fsGroup: AGENT_UID, seccompProfile: { type: "RuntimeDefault" } },
     initContainers: [ours("fetch", ["pod", "fetch"]), ours("upload", ["pod", "upload"], { restartPolicy: "Always" })],
     containers: [step],
-    volumes: [{ name: POD_VOLUME, emptyDir: {} }],
+    volumes: [{ name: POD_VOLUME, emptyDir: {} }, ...caVolumes(net.ca)],
     ...(Object.keys(i.nodeSelector).length ? { nodeSelector: i.nodeSelector } : {}),
     ...(i.tolerations.length ? { tolerations: i.tolerations.map(toleration) } : {}),
     ...(i.imagePullSecrets.length ? { imagePullSecrets: i.imagePullSecrets.map((name) => ({ name })) } : {}),

@@ -30,12 +30,15 @@ import { buildJob } from "./job-spec";
 import { ANNOTATIONS, jobName, workLabels } from "./names";
 import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "./pod-attempt";
 import { POD_DIR } from "./pod-layout";
+import { type CacheHit, cacheHitOf } from "./cache";
 import type { KubernetesContext } from "./context";
 import { JOB_RECORD_VERSION, type JobRecord } from "./record";
 
 export interface PreparedAttempt {
-  /** The Job to create, or null when the partitioned input is empty (nothing to run: the attempt succeeds). */
+  /** The Job to create, or null when the partitioned input is empty or the cache has the result (nothing to run: the attempt succeeds). */
   job: V1Job | null;
+  /** A cache hit: the node run whose result this attempt's is (cache.ts). */
+  cached?: CacheHit;
   record: JobRecord;
   /** Said in the `running` event: parameter warnings, a capped parallelism. */
   notes: string[];
@@ -139,6 +142,10 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     const skipped = emptyWindowSkip(work.windows, kept);
     if (skipped) return { job: null, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [...notes, skipped] };
   }
+  // A caching node whose key the control plane knows runs no pod (as on the local executor: after
+  // the windows' skip). Its image was found in the registry above, not built: the hit used it.
+  const cached = await cacheHitOf(k, work, { fetched, image, sources, nodeRunId });
+  if (cached) return { job: null, cached, record: { v: JOB_RECORD_VERSION, experimentId, parentRunId, nodeRunId, partitions: 0 }, notes: [] };
   // A partition retry takes the manifest of the attempt before, so an index names the same files,
   // and runs only the partitions it names; the others' outputs stay on the runs before
   // (`parallels.outputsFrom`). Without that manifest every partition runs again.
@@ -232,6 +239,7 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
     nodeSelector,
     tolerations,
     podAnnotations: o.podAnnotations?.(work) ?? {},
+    ...(o.network ? { network: o.network } : {}),
   });
   return { job, record, notes };
 }

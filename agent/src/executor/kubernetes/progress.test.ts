@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseIndexes } from "../../../../proto/indexes";
 import { observeJob, observePod, type ObservedPod } from "./observed";
 import { partitionOfIndex } from "./pod-attempt";
+import { METADATA_REFUSED_EXIT } from "./pod-layout";
 import { nodeView, partitionFailuresOf, progressOf } from "./progress";
 
 const job = (status: Record<string, unknown>, completions = 10) =>
@@ -91,6 +92,21 @@ describe("a Failed Job's indexes as the failed event names them", () => {
       { index: 0, exitCode: null, reason: "failed" },
       { index: 1, exitCode: null, reason: "failed" },
     ]);
+  });
+
+  it("an index whose step succeeded but whose metadata sidecar was refused fails with the refusal, as the local executor words it", () => {
+    const refusal = "output metadata refused: .metadata/2.jsonl line 1: not JSON (Unexpected token 'o')";
+    const p = progressOf(
+      job({ completedIndexes: "0-1", failedIndexes: "2", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] }, 3),
+      byIndex(pod(2, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: METADATA_REFUSED_EXIT, reason: "Error", message: `${refusal}\n` } } }] })),
+    );
+    expect(p.end!.message).toBe(`partitions failed after their retries (1 partition of 3 failed: 2): partition 2: ${refusal}`);
+    // A step of its own exiting with that code is still a step's failure.
+    const own = progressOf(
+      job({ failedIndexes: "0", conditions: [{ type: "Failed", status: "True", reason: "FailedIndexes" }] }, 1),
+      byIndex(pod(0, { phase: "Failed", containerStatuses: [{ name: "step", state: { terminated: { exitCode: METADATA_REFUSED_EXIT, message: "bad input\n" } } }] })),
+    );
+    expect(own.end!.message).toBe("partitions failed after their retries: the step exited with code 65; last lines of stderr:\nbad input");
   });
 });
 

@@ -6,8 +6,10 @@
  * the node's partition numbers: a partition retry's Job is read through {@link nodeView} first.
  */
 import { type PartialFailure, type PartitionEnd, partialFailure } from "../shared/partitions";
+import { METADATA_REFUSED } from "../shared/metadata-store";
 import type { ObservedJob, ObservedPod } from "./observed";
 import { partitionOfIndex } from "./pod-attempt";
+import { METADATA_REFUSED_EXIT } from "./pod-layout";
 import type { JobRecord } from "./record";
 
 export interface Counts {
@@ -46,6 +48,8 @@ function failureOf(index: number, pod: ObservedPod | undefined, total: number): 
   if (!t) return `${where} failed${pod?.waiting ? ` (${pod.waiting.reason}${pod.waiting.message ? `: ${pod.waiting.message}` : ""})` : ""}`;
   const reason = t.reason && t.reason !== "Error" ? ` (${t.reason})` : "";
   const tail = t.message?.trim();
+  // The step succeeded but its metadata sidecar was refused (the wrapper's exit code and words): say that, as the local executor does.
+  if (t.exitCode === METADATA_REFUSED_EXIT && tail?.startsWith(`${METADATA_REFUSED}: `)) return `${where}: ${tail}`;
   return `${where} exited with code ${t.exitCode}${reason}${tail ? `; last lines of stderr:\n${tail}` : ""}`;
 }
 

@@ -13,11 +13,13 @@ import { imageSettingsFor, registryClientFor } from "../../images/setup";
 import { RegistryImageStore } from "../../images/registry";
 import { ImageService } from "../../images/service";
 import type { StepImages } from "../shared/images";
+import type { CacheLookupFn } from "../types";
 import { inClusterConnection, inClusterNamespace, KubeApi, kubeconfigConnection } from "./api";
 import { DEFAULT_BUILDER_IMAGES } from "./build-job";
 import { cacheRepositoryOf, KubernetesBuilder } from "./builder";
 import { SecretCredentialStore } from "./credentials";
 import { createKubernetesExecutor, type KubernetesExecutor } from "./index";
+import { type WorkNetwork, workNoProxy } from "./work-network";
 
 export interface KubeAccess {
   api: KubeApi;
@@ -38,6 +40,17 @@ export function kubeAccess(config: AgentConfig, onRequest?: (verb: string) => vo
 export function secretCredentialStore(access: KubeAccess, ref: string): CredentialStore {
   const [ns, name] = ref.includes("/") ? (ref.split("/", 2) as [string, string]) : [access.home, ref];
   return new SecretCredentialStore(access.api, ns, name);
+}
+
+/**
+ * The proxy and CA bundle of the pods the agent makes: the proxy Secret when one is named, else
+ * the agent's own proxy URLs (config.ts refused them if they hold credentials); NO_PROXY the
+ * agent's plus the cluster's own names.
+ */
+export function workNetworkOf(config: AgentConfig): WorkNetwork {
+  const noProxy = workNoProxy(config.proxy?.noProxy ?? "");
+  const proxy = config.workProxySecret ? { secret: config.workProxySecret, noProxy } : config.proxy ? { httpsProxy: config.proxy.httpsProxy, httpProxy: config.proxy.httpProxy, noProxy } : undefined;
+  return { ...(proxy ? { proxy } : {}), ...(config.workCaBundle ? { ca: config.workCaBundle } : {}) };
 }
 
 /**
@@ -73,12 +86,20 @@ export function clusterImagesFor(config: AgentConfig, access: KubeAccess, cluste
     tolerations: config.workTolerations,
     timeoutSeconds: config.buildTimeoutSeconds,
     ttlSecondsAfterFinished: Math.min(config.jobTtlSeconds, 86_400),
+    network: workNetworkOf(config),
   });
   return { service: new ImageService(new RegistryImageStore(registryClientFor(config), host), builder), settings };
 }
 
 /** `onMlflowRequest`: told each MLflow request's endpoint (the agent's metrics count them). */
-export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, clusterId: string, logger: Logger, onMlflowRequest?: (endpoint: string) => void): Promise<KubernetesExecutor> {
+export function kubernetesExecutorFor(
+  config: AgentConfig,
+  access: KubeAccess,
+  clusterId: string,
+  logger: Logger,
+  onMlflowRequest?: (endpoint: string) => void,
+  cacheLookup?: CacheLookupFn,
+): Promise<KubernetesExecutor> {
   const trackingUri = config.mlflowTrackingUri!; // required by loadConfig
   const mlflow = mlflowClient(trackingUri, process.env, onMlflowRequest);
   const images = clusterImagesFor(config, access, clusterId, mlflow);
@@ -103,5 +124,7 @@ export function kubernetesExecutorFor(config: AgentConfig, access: KubeAccess, c
     jobTtlSeconds: config.jobTtlSeconds,
     maxPartitionRuns: config.maxPartitionRuns,
     logsEverySeconds: config.logsEverySeconds,
+    network: workNetworkOf(config),
+    ...(cacheLookup ? { cacheLookup } : {}),
   });
 }

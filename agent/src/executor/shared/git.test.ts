@@ -1,9 +1,9 @@
 // pruneGitCache: which checkouts go, which stay.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { pruneGitCache } from "./git";
+import { gitEnv, pruneGitCache, trustExtraCaForGit } from "./git";
 
 const DAY = 24 * 3600_000;
 const dirs: string[] = [];
@@ -37,5 +37,25 @@ describe("pruneGitCache", () => {
     expect(removed).toEqual([old]);
     expect([old, recent, running, runningBelow, leftover].map((d) => existsSync(d))).toEqual([false, true, true, true, false]);
     expect(readdirSync(join(cache, "r1"))).toEqual(["b".repeat(40)]);
+  });
+});
+
+describe("git and the extra CA bundle", () => {
+  it("NODE_EXTRA_CA_CERTS reaches git as a bundle of the system's CAs followed by the extra ones (GIT_SSL_CAINFO replaces git's own)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "parallels-git-ca-"));
+    dirs.push(dir);
+    const extra = join(dir, "site.pem");
+    writeFileSync(extra, "-----BEGIN CERTIFICATE-----\nSITE\n-----END CERTIFICATE-----\n");
+    // A GIT_SSL_CAINFO of the site's own, or no extra CA: nothing is written.
+    expect(await trustExtraCaForGit(join(dir, "a"), { NODE_EXTRA_CA_CERTS: extra, GIT_SSL_CAINFO: "/site/ca.pem" })).toBeUndefined();
+    expect(await trustExtraCaForGit(join(dir, "a"), {})).toBeUndefined();
+    expect(gitEnv({}).GIT_SSL_CAINFO).toBeUndefined();
+    const bundle = await trustExtraCaForGit(join(dir, "git"), { NODE_EXTRA_CA_CERTS: extra });
+    expect(bundle).toBe(join(dir, "git", "ca-bundle.pem"));
+    const text = readFileSync(bundle!, "utf8");
+    expect(text.endsWith(readFileSync(extra, "utf8"))).toBe(true);
+    if (existsSync("/etc/ssl/certs/ca-certificates.crt")) expect(text.startsWith(readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8"))).toBe(true);
+    expect(gitEnv({}).GIT_SSL_CAINFO).toBe(bundle);
+    expect(gitEnv({ GIT_SSL_CAINFO: "/mine.pem" }).GIT_SSL_CAINFO).toBe("/mine.pem");
   });
 });

@@ -10,7 +10,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join, sep } from "node:path";
 import { KeyedLock } from "../../keyed-lock";
 
@@ -37,7 +37,31 @@ export function gitEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv
   for (const [k, v] of Object.entries(base)) if (!k.startsWith("PARALLELS_")) env[k] = v;
   env.GIT_TERMINAL_PROMPT = "0";
   env.GIT_ALLOW_PROTOCOL = GIT_ALLOW_PROTOCOL;
+  if (gitCaInfo && !env.GIT_SSL_CAINFO) env.GIT_SSL_CAINFO = gitCaInfo;
   return env;
+}
+
+/** The system's CA bundle git reads by default (Debian's, as in the agent's image). */
+const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+let gitCaInfo: string | undefined;
+
+/**
+ * The extra CAs the agent trusts (`NODE_EXTRA_CA_CERTS`: the chart's `caBundle`, a TLS-inspecting
+ * proxy's CA) for git too. git has no "extra" CA setting — `GIT_SSL_CAINFO` replaces its CAs — so
+ * it gets a bundle of the system's CAs followed by the extra ones, written once into `dir` (the
+ * git cache folder: writable in the agent's pod and in a work pod's `fetch`). Without the
+ * variable, or with `GIT_SSL_CAINFO` set, nothing changes.
+ */
+export async function trustExtraCaForGit(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const extra = env.NODE_EXTRA_CA_CERTS;
+  if (!extra || env.GIT_SSL_CAINFO || gitCaInfo) return gitCaInfo;
+  const system = existsSync(SYSTEM_CA_BUNDLE) ? await readFile(SYSTEM_CA_BUNDLE, "utf8") : "";
+  const bundle = join(dir, "ca-bundle.pem");
+  await mkdir(dir, { recursive: true });
+  await writeFile(`${bundle}.tmp`, `${system}${system && !system.endsWith("\n") ? "\n" : ""}${await readFile(extra, "utf8")}`);
+  await rename(`${bundle}.tmp`, bundle);
+  gitCaInfo = bundle;
+  return bundle;
 }
 
 function git(args: string[], cwd: string | undefined, gitBin: string): Promise<string> {
@@ -56,7 +80,9 @@ export function checkoutGit(cacheDir: string, url: string, version: string | und
   const key = `${cacheDir}\n${url}\n${version ?? ""}`;
   let p = inFlight.get(key);
   if (!p) {
-    p = repoLock.run(repoDirOf(cacheDir, url), () => doCheckout(cacheDir, url, version, gitBin)).finally(() => inFlight.delete(key));
+    p = trustExtraCaForGit(cacheDir)
+      .then(() => repoLock.run(repoDirOf(cacheDir, url), () => doCheckout(cacheDir, url, version, gitBin)))
+      .finally(() => inFlight.delete(key));
     inFlight.set(key, p);
   }
   return p;

@@ -32,6 +32,13 @@ export interface CheckedMetadata {
 }
 
 /**
+ * The node's message for sidecars that did not hold, on both executors: the local one fails the
+ * node with it, a Kubernetes pod fails its index with it (the step's wrapper, `pod upload`).
+ */
+export const metadataRefusal = (problems: readonly string[]): string => `${METADATA_REFUSED}: ${problems.join("; ")}`;
+export const METADATA_REFUSED = "output metadata refused";
+
+/**
  * Checks every sidecar in `outputsDir` (those `keep` keeps, by outputs-relative path) against the
  * files there (the step's outputs).
  */

@@ -12,7 +12,7 @@ import type { AttemptOutcome } from "../../../../../proto/status";
 import type { AttemptReport } from "../../types";
 import { uploadDir } from "../../shared/artifacts";
 import { isSidecar, sidecarPath } from "../../shared/metadata";
-import { checkOutputsMetadata, mergedSidecars, uploadMetadata } from "../../shared/metadata-store";
+import { checkOutputsMetadata, mergedSidecars, metadataRefusal, uploadMetadata } from "../../shared/metadata-store";
 import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
 import { failureFields, partitionCounts } from "../state";
@@ -36,7 +36,7 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
     // A sidecar that does not hold fails the node: its dependants would partition on metadata
     // that is not there. The whole node runs again (a partition retry would keep the outputs of
     // the partition whose sidecar was refused). Decided once: a resumed end keeps the saved outcome.
-    rec.message = [`output metadata refused: ${metadata.problems.join("; ")}`, outcome === "failed" ? rec.message : undefined].filter(Boolean).join("; ").slice(0, 4000);
+    rec.message = [metadataRefusal(metadata.problems), outcome === "failed" ? rec.message : undefined].filter(Boolean).join("; ").slice(0, 4000);
     outcome = "failed";
     delete rec.failedPartitions;
     delete rec.partitionFailures;
