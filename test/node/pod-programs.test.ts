@@ -16,7 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NODE_ARTIFACTS, POD_ATTEMPT_VERSION, type PodAttempt } from "../../agent/src/executor/kubernetes/pod-attempt";
 import { METADATA_REFUSED_EXIT, POD_ATTEMPT_ENV, POD_DIR_ENV, STEP_COMMAND_ENV, STEP_WRAPPER } from "../../agent/src/executor/kubernetes/pod-layout";
 import { computeManifest } from "../../agent/src/executor/shared/manifest";
+import { listSource, resolveInputSources } from "../../agent/src/executor/shared/inputs";
 import { sourceMetadata } from "../../agent/src/executor/shared/metadata-store";
+import { retryTags } from "../../agent/src/executor/shared/partitions";
 import { MlflowClient } from "../../proto/mlflow";
 import { ROOT } from "../../scripts/local/control-plane";
 import { MLFLOW_START_TIMEOUT_MS, startMlflowServer, type MlflowTestServer } from "../support/mlflow-server";
@@ -136,12 +138,19 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     expect(readFileSync(join(podDir, "logs/exit-code"), "utf8").trim()).toBe("0");
   });
 
-  it("a partition retry's pod: Job index 1 of ran [1,3] runs partition 3 — its slice, its run, its outputs; an index beyond ran is refused", { timeout: 120_000 }, async () => {
+  it("a partition retry's pod: Job index 1 of ran [1,3] runs partition 3 — its slice, its run, its outputs; downstream reads them with the earlier run's; an index beyond ran is refused", {
+    timeout: 120_000,
+  }, async () => {
     const { experimentId } = await mlflow.getOrCreateExperiment("pod-programs");
     const upstream = await mlflow.createRun({ experimentId, runName: "upstream-retry" });
     const parts = ["a.txt", "b.txt", "c.txt", "d.txt"];
     for (const f of parts) await mlflow.uploadArtifact(upstream.info.runId, `parts/${f}`, `text of ${f}`, "text/plain");
+    // The attempt before: partitions 0 and 2 succeeded and uploaded their outputs to its run.
+    const earlier = await mlflow.createRun({ experimentId, runName: "count-earlier" });
+    for (const name of ["p0.json", "p2.json"]) await mlflow.uploadArtifact(earlier.info.runId, name, "{}", "application/json");
     const nodeRun = await mlflow.createRun({ experimentId, runName: "count-retry" });
+    // Tagged as the agent's prepare tags a retry's run (the shared helper).
+    await mlflow.setTags(nodeRun.info.runId, retryTags({ indexes: [1, 3], total: 4, doneBefore: 2, previousRunId: earlier.info.runId }));
     const manifest = computeManifest({ by: "object", input: "parts" }, 4, parts);
     await mlflow.uploadArtifact(nodeRun.info.runId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest), "application/json");
     // As the agent writes it for a retry of 1 and 3: a run for those partitions only.
@@ -171,6 +180,9 @@ describe("the work pod's programs (pod runtime stand-in: containers run as local
     expect(await mlflow.downloadArtifactText(runOf3, "parallels/logs/stdout.log")).toBe(`partition 3 of 4 run ${runOf3}\n`);
     // Nothing of the Job's own index 1 (partition 1) was written.
     expect((await mlflow.listArtifactsRecursive(nodeRun.info.runId, "")).map((f) => f.path).filter((p) => p.endsWith(".json") && !p.startsWith("parallels/"))).toEqual(["p3.json"]);
+    // A downstream node's input {node: count} is this run and the one it continues: every output.
+    const sources = await resolveInputSources({ mlflow, experimentId, parentRunId: "unused", upstreamRuns: { count: nodeRun.info.runId } }, { counted: { node: "count" } }, "Kubernetes");
+    expect((await listSource(mlflow, sources.counted!)).sort()).toEqual(["p0.json", "p2.json", "p3.json"]);
 
     let message = "";
     try {
