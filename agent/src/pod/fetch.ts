@@ -34,6 +34,7 @@ export async function runOfIndex(mlflow: MlflowClient, a: PodAttempt, index: num
   return id;
 }
 
+/** `index`: the node's partition this pod runs (its Job index through `partitionOfIndex`). */
 export async function fetchForIndex(mlflow: MlflowClient, a: PodAttempt, index: number, root: string): Promise<Record<string, string>> {
   const paths = podPaths(root);
   if (index < 0 || index >= a.partitions) throw new Error(`partition index ${index} is outside 0…${a.partitions - 1}`);

@@ -21,7 +21,7 @@ export interface UploadOptions {
   attempt: PodAttempt;
   /** The index's run (`MLFLOW_RUN_ID` of the env file fetch wrote). */
   runId: string;
-  /** This pod's partition (`JOB_COMPLETION_INDEX`). */
+  /** This pod's partition of the node (`JOB_COMPLETION_INDEX` through `partitionOfIndex`). */
   index: number;
   root: string;
   signal: AbortSignal;
