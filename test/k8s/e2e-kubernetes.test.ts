@@ -284,6 +284,42 @@ describe("Kubernetes, end to end (KWOK stands in for kubelets running containers
     expect(Object.fromEntries(perIndex)).toEqual({ "0": 1, "1": 1, "2": 1, "3": 2, "4": 1, "5": 1 });
   });
 
+  it("a resumed run runs only the partition that failed: a Job of one index, which is partition 3, continuing the old node run; the node counts all six", async () => {
+    const fan = step("fan", "1s", {
+      partition: { by: "broadcast", input: "images" },
+      parallelism: 6,
+      retries: 0,
+      inputs: { images: { run: inputRun } },
+      env: { PARALLELS_TEST_DELAY: "1s", PARALLELS_TEST_FAIL_INDEX: "3", PARALLELS_TEST_EXIT_CODE: "42" },
+    });
+    const id = await submit("kwok-resume", [fan, step("after", "0s", { inputs: { fanned: { node: "fan" } } })]);
+    const failed = await finished(id);
+    expect(failed.status, JSON.stringify(failed.nodes)).toBe("failed");
+    expect((await api("GET", `/v1/runs/${id}/nodes/fan`)).body).toMatchObject({ status: "failed", failedPartitions: "3" });
+
+    const resumed = await api("POST", `/v1/runs/${id}/resume`);
+    expect(resumed.status).toBe(201);
+    const run = await finished(resumed.body.id);
+    // KWOK's knob fails the Job's index 3, which the resumed run's Job does not have (its only
+    // index is partition 3): the stand-in for a step that now succeeds.
+    expect(run.status, JSON.stringify(run.nodes)).toBe("succeeded");
+    expect(run.nodes.find((n: any) => n.nodeId === "fan")).toMatchObject({ status: "succeeded", partitions: { total: 6, done: 6, failed: 0 } });
+    const job = (await jobsOfRun(resumed.body.id)).find((j) => j.metadata.labels["parallels.io/node"] === "fan");
+    expect(job.spec).toMatchObject({ completionMode: "Indexed", completions: 1, parallelism: 1 });
+    expect(JSON.parse(job.spec.template.metadata.annotations["parallels.io/pod-attempt"])).toMatchObject({ partitions: 6, ran: [3] });
+    expect((await podsOfJob(job.metadata.name)).length).toBe(1);
+
+    // MLflow: the new node run continues the old one, with a nested run for partition 3 only.
+    const parent = await mlflow.getRun(run.mlflowRunId);
+    const children = await mlflow.childRuns([parent.info.experimentId], parent.info.runId);
+    const now = children.find((c) => c.data.tags["parallels.nodeId"] === "fan")!;
+    expect(now.data.tags).toMatchObject({ "parallels.continues": `${id}/${id}-fan`, "parallels.partitions.ran": "3" });
+    const old = await mlflow.getRun(now.data.tags["parallels.outputsFrom"]!);
+    expect(old.data.tags).toMatchObject({ "parallels.nodeId": "fan", "parallels.partitions.failed": "3" });
+    const partitions = await mlflow.childRuns([parent.info.experimentId], now.info.runId);
+    expect(partitions.map((p) => [p.data.tags["parallels.partition.index"], p.info.status])).toEqual([["3", "FINISHED"]]);
+  });
+
   it("cancel deletes the Job and its pods; the run is cancelled", async () => {
     const id = await submit("kwok-cancel", [step("long", "600s", { partition: { by: "broadcast", input: "images" }, parallelism: 3, inputs: { images: { run: inputRun } } })]);
     await waitFor("the step running", async () => (await runOf(id)).nodes[0].partitions.running === 3);
