@@ -11,11 +11,12 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlflowClient } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
+import type { MlflowClient } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import type { Embedded } from "../../scripts/local/embedded";
+import { e2eApi } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 import { childrenOf as childrenOfRun } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
@@ -28,8 +29,6 @@ let trace: string;
 
 const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
 const api = e2e.call;
-const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 90_000) =>
-  waitUntil(what, fn, { timeoutMs, pollMs: 100, explain: () => `agent log: ${agent?.logFile}` });
 
 const finished = (id: string) => e2e.finished(id, 90_000);
 const statuses = (run: any) => Object.fromEntries(run.nodes.map((n: any) => [n.nodeId, n.status]));
@@ -55,20 +54,7 @@ beforeAll(async () => {
   mkdirSync(join(projects, "data"));
   writeFileSync(join(projects, "data", "input.txt"), "version 1\n");
   trace = join(state, "trace.txt");
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free" });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5", "--logs-every-seconds", "1"],
-    env: { STEP_TRACE_FILE: trace },
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitFor("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online");
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects, agentArgs: ["--logs-every-seconds", "1"], agentEnv: { STEP_TRACE_FILE: trace } }));
 }, 600_000);
 
 afterAll(async () => {

@@ -12,10 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fnv1a32 } from "../../agent/src/executor/shared/manifest";
-import { MlflowClient, type Run } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import type { MlflowClient, Run } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
+import type { Embedded } from "../../scripts/local/embedded";
+import { e2eApi } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 import { nodeRuns as nodeRunsOf } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
@@ -28,9 +29,6 @@ let GROUP: string;
 let DATA: string;
 
 const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
-const api = e2e.call;
-const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000) =>
-  waitUntil(what, fn, { timeoutMs, pollMs: 250, explain: () => `agent log: ${agent?.logFile}` });
 
 const finished = (id: string) => e2e.finished(id, 120_000);
 
@@ -96,19 +94,7 @@ beforeAll(async () => {
       "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], f'partition-{i}.json').write_text(json.dumps(got))",
     ].join("\n"),
   );
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free" });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5"],
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitFor("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online");
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects }));
 }, 600_000);
 
 afterAll(async () => {

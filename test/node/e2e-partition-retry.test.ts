@@ -10,11 +10,12 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlflowClient, type Run } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
+import type { MlflowClient, Run } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
 import { ROOT } from "../../scripts/local/control-plane";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import type { Embedded } from "../../scripts/local/embedded";
+import { e2eApi } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 import { nodeRuns as nodeRunsOf } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
@@ -29,8 +30,6 @@ let DATA: string;
 
 const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
 const api = e2e.call;
-const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000) =>
-  waitUntil(what, fn, { timeoutMs, pollMs: 250, explain: () => `agent log: ${agent?.logFile}` });
 
 const finished = (id: string) => e2e.finished(id, 150_000);
 
@@ -89,19 +88,7 @@ beforeAll(async () => {
     ].join("\n"),
   );
   cpSync(join(ROOT, "test/fixtures/projects/step"), join(projects, "_step"), { recursive: true });
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free" });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5"],
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitFor("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online");
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects }));
 }, 600_000);
 
 afterAll(async () => {

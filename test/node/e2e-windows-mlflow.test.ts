@@ -14,10 +14,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlflowClient } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import type { MlflowClient } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
+import type { Embedded } from "../../scripts/local/embedded";
+import { e2eApi } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 import { nodeRuns } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
@@ -84,20 +85,8 @@ beforeAll(async () => {
       "    pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'done-' + item.replace('/', '_')).write_text(item)",
     ].join("\n"),
   );
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free", cronTriggers: false });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects, cronTriggers: false }));
   ingest = (await mlflow.getOrCreateExperiment("ingest")).experimentId;
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5"],
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitUntil("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online", { timeoutMs: 60_000 });
   const dag = {
     name: DAG,
     nodes: [

@@ -14,10 +14,11 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlflowClient } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
+import type { MlflowClient } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
+import type { Embedded } from "../../scripts/local/embedded";
 import { e2eApi, fireCronTrigger, waitFor as waitUntil } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 
 const TOKEN = "e2e-admin-token";
 const DAG = "e2e-windows";
@@ -116,19 +117,7 @@ beforeAll(async () => {
       "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'received.txt').write_text(''.join(n + '\\n' for n in names))",
     ].join("\n"),
   );
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free", cronTriggers: false });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5"],
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitFor("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online");
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects, cronTriggers: false }));
   const dag = {
     name: DAG,
     nodes: [
