@@ -14,6 +14,7 @@ import { mapLimit } from "../shared/artifacts";
 import { AttemptFailure } from "../shared/errors";
 import { listSource, resolveInputSources } from "../shared/inputs";
 import { computeManifest, type Manifest } from "../shared/manifest";
+import { hasPartitionRuns } from "../shared/partition-runs";
 import { sourceMetadata } from "../shared/metadata-store";
 import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
@@ -130,9 +131,9 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   if (node.partition) await o.mlflow.uploadArtifact(nodeRunId, NODE_ARTIFACTS.manifest, JSON.stringify(manifest, null, 1), "application/json");
 
   // Nested runs of the partitions, made here (their pods find theirs in one artifact), up to a
-  // limit: beyond it a partition logs under the node's run (parallels/logs/partition-<i>/).
+  // limit: beyond it a partition logs under the node's run (shared/partition-runs.ts).
   let partitionRunIds: string[] | undefined;
-  if (manifest.nested && manifest.count > 0 && manifest.count <= o.maxPartitionRuns) {
+  if (hasPartitionRuns(manifest, o.maxPartitionRuns)) {
     partitionRunIds = new Array<string>(manifest.count);
     await mapLimit([...Array(manifest.count).keys()], 8, async (i) => {
       partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, experimentId, nodeRunId, work, project, i, manifest.count);

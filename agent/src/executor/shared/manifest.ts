@@ -48,7 +48,7 @@ export interface Manifest {
   /** The partitioned input's name (none for an unpartitioned node without one). */
   input?: string;
   count: number;
-  /** True when each partition gets its own nested MLflow run. */
+  /** True for a partitioned node: each partition is told its index and slice, and — up to the agent's limit — gets a nested MLflow run (partition-runs.ts). */
   nested: boolean;
   partitions: PartitionSlice[];
 }

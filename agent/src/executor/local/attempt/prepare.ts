@@ -22,6 +22,7 @@ import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { computeManifest, type Manifest } from "../../shared/manifest";
 import { METADATA_DIR } from "../../shared/metadata";
 import { partitionInputMetadata } from "../../shared/metadata-store";
+import { hasPartitionRuns } from "../../shared/partition-runs";
 import { MANIFEST_ARTIFACT, PARTITION_TAGS, previousManifest, retryPlan } from "../../shared/partitions";
 import { formatIndexes } from "../../../../../proto/indexes";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
@@ -150,6 +151,8 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
     manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   }
   rec.manifest = manifest;
+  // Nested runs up to the limit, else the partitions table (one rule for both executors).
+  rec.partitionRuns = hasPartitionRuns(manifest, ctx.maxPartitionRuns);
   if (manifest.nested) {
     // Where the partitions write their metadata sidecars (PARALLELS_METADATA_FILE), one each.
     await mkdir(join(outputsDir, METADATA_DIR), { recursive: true });
