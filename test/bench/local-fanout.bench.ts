@@ -5,7 +5,7 @@
  * - one node of 10,000 trivial Python partitions (`by: object`, one item each), parallelism 10,
  *   the agent with `--max-processes 10` (room for 10 step processes, as a user would give it for
  *   a node of parallelism 10): wall time, overhead per partition (wall × slots / partitions, less
- *   the step's own time measured alone), the agent's MLflow requests per partition (its /metrics)
+ *   the same step run by `xargs -P 10` with no agent, just after), the agent's MLflow requests per partition (its /metrics)
  *   and the D1 round trips of every request the agent made to the control plane (a counting
  *   proxy on loopback sums the control plane's own `Server-Timing: d1` of each answer);
  * - the partition retry of 2 of them: two partitions fail on their first run (`retries: 1`), the
@@ -123,16 +123,15 @@ function perPartition(before: Map<string, number>, after: Map<string, number>, n
   };
 }
 
-/** The step alone, run as the agent runs it (`bash -c "python3 step.py …"`): median and p99 over 30 runs, in ms. */
-function stepAlone(dir: string, pythonBinDir: string): { median: number; p99: number } {
-  const times: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    const t = performance.now();
-    execFileSync("bash", ["-c", "python3 step.py '' /nonexistent"], { cwd: dir, env: { ...process.env, PATH: `${pythonBinDir}:${process.env.PATH}` } });
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return { median: percentile(times, 50), p99: percentile(times, 99) };
+/**
+ * The floor: the same step run `n` times by `xargs -P <slots>` (`bash -c "python3 step.py …"`, as
+ * the agent runs it; no agent, no MLflow), in ms per step per slot — what a partition would cost
+ * if the agent cost nothing, at the machine's load of the moment.
+ */
+function stepFloor(dir: string, pythonBinDir: string, n: number, slots: number): number {
+  const t = performance.now();
+  execFileSync("sh", ["-c", `seq ${n} | xargs -P ${slots} -I{} bash -c "python3 step.py '' /nonexistent"`], { cwd: dir, env: { ...process.env, PATH: `${pythonBinDir}:${process.env.PATH}` } });
+  return ((performance.now() - t) * slots) / n;
 }
 
 export async function benchLocalFanout(): Promise<Row[]> {
@@ -172,8 +171,6 @@ export async function benchLocalFanout(): Promise<Row[]> {
 
     await ensureUiBuilt(log); // the control plane serves it
     env = await startEmbedded({ stateDir: join(dir, "embedded"), adminToken: TOKEN, ports: "free", cronTriggers: false });
-    const step = stepAlone(project, env.mlflow.binDir);
-    log(`the step alone: median ${step.median.toFixed(0)} ms, p99 ${step.p99.toFixed(0)} ms`);
     proxy = await d1CountingProxy(env.control.url);
     const cluster = await api(env, "POST", "/v1/clusters", { name: "local", kind: "local" });
     const port = await freePort();
@@ -235,6 +232,8 @@ export async function benchLocalFanout(): Promise<Row[]> {
       const wall = (firstEnded ?? end) - t0;
       const slots = Math.min(SLOTS, PARALLELISM, CORES * 100);
       const perSlot = (wall * slots) / n;
+      const floor = stepFloor(project, env.mlflow.binDir, 500, slots);
+      log(`the step alone (xargs -P ${slots}, 500 runs, just after): ${floor.toFixed(0)} ms per step per slot`);
       log(`fan-out ${n}: first attempt ${(wall / 1000).toFixed(1)} s, retry ${((end - (firstEnded ?? end)) / 1000).toFixed(1)} s; CPU s: ${cpu.text}`);
       rows.push(
         row(
@@ -243,7 +242,7 @@ export async function benchLocalFanout(): Promise<Row[]> {
           wall,
           NaN,
           `${trips} (${requests} agent requests)`,
-          `${n >= 10_000 ? "< 10 min; " : ""}${perSlot.toFixed(0)} ms/partition/slot (wall × ${slots} / ${n}; the step alone ${step.median.toFixed(0)} ms, so ${(perSlot - step.median).toFixed(0)} ms overhead), ${mlflow.text} MLflow requests/partition; load ${load0}, ${CORES} cores; CPU s ${cpu.text}`,
+          `${n >= 10_000 ? "< 10 min; " : ""}${perSlot.toFixed(0)} ms/partition/slot (wall × ${slots} / ${n}); the step alone by xargs -P ${slots}: ${floor.toFixed(0)} ms, so ${(perSlot - floor).toFixed(0)} ms overhead/partition/slot; ${mlflow.text} MLflow requests/partition; D1 trips: all of the agent's requests during the run; load ${load0}, ${CORES} cores; CPU s ${cpu.text}`,
         ),
       );
       rows.push(row(`local: partition retry of 2 of ${n.toLocaleString("en")}`, 1, end - (firstEnded ?? end), NaN, "—", "runs only the 2 failed partitions (attempt 2)"));
