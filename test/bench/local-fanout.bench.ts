@@ -251,7 +251,8 @@ export async function benchLocalFanout(): Promise<Row[]> {
     await agent?.stop();
     await proxy?.close();
     await env?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.BENCH_LOCAL_KEEP === "1") log(`kept ${dir} (BENCH_LOCAL_KEEP)`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }

@@ -4,8 +4,9 @@
  * executor's process slots, notices exits (also of processes started before an agent restart),
  * timeouts and cancellation, which stop the rest (SIGTERM, then SIGKILL) — a failing partition
  * does not stop its siblings (the attempt's failure then names the partitions that failed) —, uploads
- * logs while steps run and when they end, ends the partitions' nested MLflow runs, and reports
- * progress. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
+ * logs while steps run and when they end, ends the partitions' nested MLflow runs (up to the
+ * limit; beyond it, the partitions table: table.ts), and reports progress (progress.ts). A
+ * partition's changes are appended to the record's journal (state.ts), never a rewrite of it. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -244,6 +245,10 @@ export class Supervisor {
     const ps = rec.partitions ?? [];
     const limit = rec.work!.node.parallelism;
     let running = ps.filter((x) => x.state === "running").length;
+    const started: PartitionRecord[] = [];
+    // Their pids, before this step ends (an executor closing waits for it); a crash before that
+    // is what the wrapper's pid file is for (checkExit).
+    const recordPids = () => a.savePartitions(started);
     for (const p of ps) {
       if (p.state !== "pending") continue;
       if (running >= limit) break;
@@ -251,8 +256,10 @@ export class Supervisor {
       this.holding.add(p.index);
       try {
         await this.spawnPartition(p);
+        started.push(p);
         running++;
       } catch (e) {
+        await recordPids();
         this.releaseSlot(p.index);
         if ((p.state as PartitionRecord["state"]) === "running" && p.pid === undefined) p.state = "pending";
         const failure = asFailure(e);
@@ -269,6 +276,7 @@ export class Supervisor {
         return;
       }
     }
+    await recordPids();
   }
 
   private async spawnPartition(p: PartitionRecord): Promise<void> {
@@ -276,7 +284,8 @@ export class Supervisor {
     const ctx = a.ctx;
     const manifest = rec.manifest!;
     const mlflowIds = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
-    if (rec.partitionRuns && !p.mlflowRunId) {
+    // A record of an agent before the limit (no `partitionRuns`): a run per partition, as it did.
+    if ((rec.partitionRuns ?? manifest.nested) && !p.mlflowRunId) {
       p.mlflowRunId = await findOrCreatePartitionRun(ctx.mlflow, mlflowIds.experimentId, mlflowIds.nodeRunId, rec.work!, rec.project!, p.index, manifest.count);
       await a.savePartitions([p]);
     }
@@ -314,8 +323,7 @@ export class Supervisor {
       p.state = "pending";
       throw new AttemptFailure(`${ctx.shell}: ${errMessage(e)}`, { cause: e });
     }
-    // Not written down now (it goes with the partition's next change): after a crash the
-    // wrapper's pid file tells it again (checkExit), and an fsync per partition is saved.
+    // Written down by the caller, with the other partitions it started (one append).
     p.pid = spawned.pid;
     if (spawned.pidStart !== undefined) p.pidStart = spawned.pidStart;
     void spawned.exited.then(() => a.wake());
