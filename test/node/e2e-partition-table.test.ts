@@ -4,8 +4,8 @@
  * `wrangler dev`, the agent as its own process with `--max-partition-runs 5`): 12 partitions, of
  * which 3 and 7 fail on their first run. No partition gets a run of its own; each attempt's node
  * run holds the partitions table (`parallels/partitions.json`) and the partitions' logs under
- * `parallels/logs/partition-<i>/`; the retry runs only 3 and 7, and the downstream step receives
- * all twelve outputs.
+ * `parallels/logs/partition-<i>/`; the retry runs only 3 and 7, with only their items of the
+ * partitioned input, and the downstream step receives all twelve outputs.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,7 +43,8 @@ beforeAll(async () => {
     [
       "import json, os, pathlib, sys",
       "i = int(os.environ['PARALLELS_PARTITION_INDEX'])",
-      "print(f'partition {i} says hello')",
+      "held = sum(1 for p in pathlib.Path(os.environ['PARALLELS_INPUTS_DIR'], 'data').iterdir())",
+      "print(f'partition {i} says hello; the input holds {held} items')",
       "if i in (3, 7):",
       "    marker = pathlib.Path(sys.argv[1], str(i))",
       "    if not marker.exists():",
@@ -130,6 +131,9 @@ describe("a node beyond the limit of nested runs (--max-partition-runs 5)", { ti
       expect(p.logs).toEqual(failed ? [`parallels/logs/partition-${p.index}/stdout.log`, `parallels/logs/partition-${p.index}/stderr.log`] : [`parallels/logs/partition-${p.index}/stdout.log`]);
     }
     expect(await mlflow.downloadArtifactText(a1!.info.runId, "parallels/logs/partition-3/stderr.log")).toContain("partition 3 is flaky");
+    // The first attempt had the whole input; the retry fetched only the items of the partitions it ran.
+    expect(await mlflow.downloadArtifactText(a1!.info.runId, "parallels/logs/partition-0/stdout.log")).toContain(`the input holds ${N} items`);
+    expect(await mlflow.downloadArtifactText(a2!.info.runId, "parallels/logs/partition-3/stdout.log")).toContain("the input holds 2 items");
     // The retry's table: only the two it ran, out of twelve.
     const t2 = await table(a2!);
     expect(t2).toMatchObject({

@@ -185,3 +185,10 @@ export function sliceMetadata(m: Manifest, index: number): Record<string, Metada
   if (!p) throw new RangeError(`partition ${index} is not in a manifest of ${m.count}`);
   return Object.fromEntries(Object.entries(p.metadata ?? {}).map(([f, v]) => [m.input === undefined ? f : `${m.input}/${f}`, v]));
 }
+
+/** The files (relative to the partitioned input) of these partitions: what a retry of them needs of that input. */
+export function itemsOf(m: Manifest, indexes: readonly number[]): Set<string> {
+  const out = new Set<string>();
+  for (const i of indexes) for (const f of m.partitions[i]?.files ?? []) out.add(f);
+  return out;
+}
