@@ -95,11 +95,23 @@ async function d1CountingProxy(target: string): Promise<{ url: string; trips: ()
 }
 
 async function api(env: Embedded, method: string, path: string, body?: unknown) {
-  const res = await fetch(env.control.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const send = () =>
+    fetch(env.control.url + path, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  // A GET is asked again when `wrangler dev` drops the connection (seen under load: "other side closed").
+  let res: Response;
+  for (let tries = 1; ; tries++) {
+    try {
+      res = await send();
+      break;
+    } catch (e) {
+      if (method !== "GET" || tries >= 5) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
   const json = (await res.json()) as any;
   if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
   return json;
