@@ -121,7 +121,7 @@ export const SETTINGS = {
   maxPartitionRuns: {
     flag: "max-partition-runs",
     env: "PARALLELS_MAX_PARTITION_RUNS",
-    help: "Kubernetes executor: nested MLflow runs per partition up to this many partitions; beyond, partitions log under the node's run. Default 100.",
+    help: "Nested MLflow runs per partition up to this many partitions of a node; beyond, partitions log under the node's run, which holds a partitions table (parallels/partitions.json). Default 100.",
   },
   clusterName: { flag: "cluster-name", env: "PARALLELS_CLUSTER_NAME", help: "The cluster's name, for logs only (the control plane knows the cluster by its credentials)." },
   containers: {

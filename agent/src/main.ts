@@ -60,6 +60,8 @@ async function createExecutor({ config, credentials, logger, metrics, cacheLooku
         ...(config.maxProcesses ? { maxProcesses: config.maxProcesses } : {}),
         stepsMlflowCredentials: config.stepsMlflowCredentials,
         logUploadMs: config.logsEverySeconds * 1000,
+        onMlflowRequest: (endpoint) => metrics?.mlflowRequests.inc({ endpoint }),
+        maxPartitionRuns: config.maxPartitionRuns,
         ...(cacheLookup ? { cacheLookup } : {}),
         ...(config.containers ? { containers: await (await import("./images/setup")).localContainersFor(config) } : {}),
         logger,

@@ -33,7 +33,8 @@ function partOf(argv: string[]): string | undefined {
   const exe = basename(argv[0] ?? "");
   if (COMPONENTS.includes(exe)) return exe;
   const line = argv.join(" ");
-  if (line.includes("parallels-agent")) return "agent";
+  // The agent from its sources (agent/bin/parallels-agent execs node on main.ts) or its bundle; before "mlflow": its flags name MLflow.
+  if (line.includes("parallels-agent") || line.includes("agent/src/main.ts")) return "agent";
   if (line.includes("mlflow") || line.includes("uvicorn") || line.includes("gunicorn")) return "mlflow";
   if (line.includes("wrangler")) return "wrangler";
   return undefined;

@@ -10,8 +10,9 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { MlflowClient } from "../../../proto/mlflow";
-import { OWN_ARTIFACTS, uploadDir } from "../executor/shared/artifacts";
+import { uploadDir } from "../executor/shared/artifacts";
 import { isSidecar } from "../executor/shared/metadata";
+import { partitionLogsDir } from "../executor/shared/partition-runs";
 import { checkOutputsMetadata, metadataRefusal, uploadMetadata } from "../executor/shared/metadata-store";
 import type { PodAttempt } from "../executor/kubernetes/pod-attempt";
 import { podPaths } from "../executor/kubernetes/pod-layout";
@@ -56,7 +57,7 @@ export async function uploadUntilStepEnds(o: UploadOptions): Promise<UploadOutco
       }));
   // Its own run's logs folder; a partition without a run of its own (beyond the executor's
   // limit of nested runs) logs into a folder of its own under the node's run.
-  const logsPrefix = o.attempt.partitions > 1 && !o.attempt.partitionRuns ? `${OWN_ARTIFACTS}/logs/partition-${o.index}` : `${OWN_ARTIFACTS}/logs`;
+  const logsPrefix = partitionLogsDir(o.index, o.attempt.partitionRuns, o.attempt.partitions > 1);
   const sent = new Map<string, number>();
   const uploadLogs = async () => {
     for (const [name, path] of [

@@ -3,7 +3,7 @@
  * control plane, so a client follows it with one URL and an offset, and reads it after the
  * process or pod is gone. Where it is (the executors write it there):
  * - a partition with a nested run of its own: `parallels/logs/<stream>.log` of that run;
- * - a partition beyond the Kubernetes executor's limit of nested runs: `parallels/logs/partition-<i>/<stream>.log` of the node's run;
+ * - a partition beyond the agent's limit of nested runs (either executor): `parallels/logs/partition-<i>/<stream>.log` of the node's run;
  * - an unpartitioned step: `parallels/logs/<stream>.log` of the node's run.
  */
 import { isMlflowApiError, MlflowClient } from "../../../proto/mlflow";

@@ -18,6 +18,7 @@ import { listSource, resolveInputSources } from "../shared/inputs";
 import { emptyWindowSkip, windowTags } from "../shared/windows";
 import { previousManifest, retryPlan, retryTags } from "../shared/partitions";
 import { computeManifest, type Manifest } from "../shared/manifest";
+import { hasPartitionRuns } from "../shared/partition-runs";
 import { sourceMetadata } from "../shared/metadata-store";
 import { endRun, experimentFor, findOrCreateNodeRun, findOrCreatePartitionRun, forgetExperiment, parentRunFor } from "../shared/mlflow-runs";
 import { fetchProject, isGitUri, loadEntryPoint, type ProjectInfo } from "../shared/project";
@@ -167,11 +168,11 @@ export async function prepareAttempt(k: KubernetesContext, work: WorkStart, repo
   const jobPartitions = ran?.length ?? manifest.count;
 
   // Nested runs of the partitions, made here (their pods find theirs in one artifact), up to a
-  // limit: beyond it a partition logs under the node's run (parallels/logs/partition-<i>/). The
+  // limit: beyond it a partition logs under the node's run (shared/partition-runs.ts). The
   // limit counts the node's partitions, so every attempt of a node has nested runs or none; a
   // partition retry makes them for the partitions it runs only.
   let partitionRunIds: string[] | undefined;
-  if (manifest.nested && manifest.count > 0 && manifest.count <= o.maxPartitionRuns) {
+  if (hasPartitionRuns(manifest, o.maxPartitionRuns)) {
     partitionRunIds = new Array<string>(manifest.count).fill("");
     await mapLimit(ran ?? [...Array(manifest.count).keys()], 8, async (i) => {
       partitionRunIds![i] = await findOrCreatePartitionRun(o.mlflow, experimentId, nodeRunId, work, project, i, manifest.count);

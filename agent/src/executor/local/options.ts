@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { MlflowClient } from "../../../../proto/mlflow";
 import { mlflowClient } from "../../mlflow";
+import { DEFAULT_MAX_PARTITION_RUNS } from "../shared/partition-runs";
 import type { LocalContainers } from "./containers";
 import type { CacheLookupFn } from "../types";
 
@@ -26,6 +27,8 @@ export interface LocalExecutorOptions {
   trackingUri: string;
   /** A configured client (auth, retries); default a plain client for `trackingUri`. */
   mlflow?: MlflowClient;
+  /** Told the endpoint of each request of the default client (the agent's metrics count them). */
+  onMlflowRequest?: (endpoint: string) => void;
   /** Relative project paths and relative `{uri}` inputs resolve here (default the process's cwd). */
   projectsRoot?: string;
   /**
@@ -43,6 +46,8 @@ export interface LocalExecutorOptions {
   shell?: string;
   /** Most step processes running at once over all attempts (default: the number of CPUs). */
   maxProcesses?: number;
+  /** A node of up to this many partitions gets a nested MLflow run per partition; beyond, the partitions table (default 100; shared/partition-runs.ts). */
+  maxPartitionRuns?: number;
   /** Between SIGTERM and SIGKILL when stopping a step (default 10 s). */
   killGraceMs?: number;
   /** How often running processes are checked (default 500 ms). */
@@ -115,6 +120,7 @@ export interface ExecutorContext {
   baseEnv: NodeJS.ProcessEnv;
   shell: string;
   killGraceMs: number;
+  maxPartitionRuns: number;
   pollMs: number;
   stderrTailLines: number;
   logUploadMs: number;
@@ -157,11 +163,12 @@ export function resolveOptions(o: LocalExecutorOptions): ExecutorContext {
     workDir: resolve(o.workDir ?? join(stateDir, "work")),
     gitCacheDir: join(stateDir, "git"),
     trackingUri: o.trackingUri.replace(/\/+$/, ""),
-    mlflow: o.mlflow ?? mlflowClient(o.trackingUri, o.env ?? process.env),
+    mlflow: o.mlflow ?? mlflowClient(o.trackingUri, o.env ?? process.env, o.onMlflowRequest),
     projectsRoot: resolve(o.projectsRoot ?? process.cwd()),
     baseEnv,
     shell: o.shell ?? "bash",
     killGraceMs: o.killGraceMs ?? 10_000,
+    maxPartitionRuns: o.maxPartitionRuns ?? DEFAULT_MAX_PARTITION_RUNS,
     pollMs: o.pollMs ?? 500,
     stderrTailLines: o.stderrTailLines ?? 20,
     logUploadMs: o.logUploadMs ?? 30_000,

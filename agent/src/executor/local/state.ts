@@ -5,6 +5,13 @@
  * up again after the agent is killed: the work message, the MLflow run ids, the rendered
  * command and environment, and per partition its pid, process start stamp and exit code.
  * A cancel of an unknown attempt writes a record too (a tombstone), so a late `start` does nothing.
+ *
+ * A partition's changes (started, its pid, exited, settled) are not a rewrite of the record: at
+ * 10,000 partitions the record is megabytes (the manifest, every partition), and rewriting it a
+ * few times per partition made the attempt quadratic. They are appended, one JSON line per
+ * partition state, to the record's partition journal (`<key>.p<generation>.jsonl`, fsynced);
+ * a load replays it over the record's partitions. Each full save starts a new generation (the
+ * record then holds every change so far) and deletes the journal before it.
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +48,8 @@ export interface PartitionRecord {
   endReason?: string;
   /** Logs uploaded and the nested run terminated. */
   settled?: boolean;
+  /** Artifact paths of its logs as uploaded when it settled (empty logs of a partition without a run of its own are not). */
+  logs?: string[];
 }
 
 export type { ProjectInfo };
@@ -97,6 +106,10 @@ export interface AttemptRecord {
   runningReported?: boolean;
   /** Whether the terminal event went out. */
   finalReported?: boolean;
+  /** Partitions beyond the executor's limit have no nested run (shared/partition-runs.ts): decided once per attempt. */
+  partitionRuns?: boolean;
+  /** The generation of the partition journal that holds changes made after this record was written (see the module). */
+  journal?: number;
 }
 
 /**
@@ -142,6 +155,10 @@ export class AttemptStore {
     return join(this.dir, `${key}.json`);
   }
 
+  private journalPath(key: string, generation: number): string {
+    return join(this.dir, `${key}.p${generation}.jsonl`);
+  }
+
   async load(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): Promise<AttemptRecord | undefined> {
     return this.read(this.path(attemptKey(ref)));
   }
@@ -162,25 +179,80 @@ export class AttemptStore {
     return out;
   }
 
-  /** Deletes a record (after any write of it still in flight). */
+  /** Deletes a record and its partition journal (after any write of it still in flight). */
   remove(ref: Pick<AttemptRef, "nodeRunId" | "attempt">): Promise<void> {
     const key = attemptKey(ref);
-    return this.writes.run(key, () => rm(this.path(key), { force: true }));
+    return this.writes.run(key, async () => {
+      await rm(this.path(key), { force: true });
+      const names = await readdir(this.dir).catch(() => [] as string[]);
+      for (const n of names) if (n.startsWith(`${key}.p`) && n.endsWith(".jsonl")) await rm(join(this.dir, n), { force: true });
+    });
   }
 
-  /** Write atomically; writes of one attempt are serialised in call order. */
+  /** Write atomically; writes of one attempt are serialised in call order. Starts a new partition journal. */
   save(rec: AttemptRecord): Promise<void> {
     const key = attemptKey(rec.ref);
-    const text = `${JSON.stringify(rec, null, 1)}\n`; // taken now: the record may change before its turn
-    return this.writes.run(key, () => this.write(this.path(key), text));
+    const before = rec.journal ?? 0;
+    rec.journal = before + 1; // partition changes from now on go to the new journal
+    const text = `${JSON.stringify(rec)}\n`; // taken now: the record may change before its turn
+    return this.writes.run(key, async () => {
+      await this.write(this.path(key), text);
+      await rm(this.journalPath(key, before), { force: true });
+    });
+  }
+
+  /**
+   * Records the current state of these partitions (one line each, appended and fsynced in one
+   * write), in order with the record's other writes. Cheap whatever the number of partitions.
+   */
+  savePartitions(rec: AttemptRecord, partitions: readonly PartitionRecord[]): Promise<void> {
+    if (partitions.length === 0) return Promise.resolve();
+    const key = attemptKey(rec.ref);
+    const path = this.journalPath(key, rec.journal ?? 0);
+    const text = partitions.map((p) => `${JSON.stringify(p)}\n`).join(""); // taken now, as in save
+    return this.writes.run(key, async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const fh = await open(path, "a", 0o600);
+      try {
+        await fh.writeFile(text);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    });
   }
 
   private async read(path: string): Promise<AttemptRecord | undefined> {
+    let r: AttemptRecord;
     try {
-      const r = JSON.parse(await readFile(path, "utf8")) as AttemptRecord;
-      return r && r.version === 1 && r.ref ? r : undefined;
+      r = JSON.parse(await readFile(path, "utf8")) as AttemptRecord;
     } catch {
       return undefined;
+    }
+    if (r?.version !== 1 || !r.ref) return undefined;
+    if (r.journal !== undefined && r.partitions) await this.replay(r, this.journalPath(attemptKey(r.ref), r.journal));
+    return r;
+  }
+
+  /** The partition journal over the record's partitions, in order; a line cut short by a crash is the last one, and skipped. */
+  private async replay(rec: AttemptRecord, path: string): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch {
+      return; // no change since the record was written
+    }
+    const at = new Map(rec.partitions!.map((p, i) => [p.index, i]));
+    for (const line of text.split("\n")) {
+      if (!line) continue;
+      let p: PartitionRecord;
+      try {
+        p = JSON.parse(line) as PartitionRecord;
+      } catch {
+        continue;
+      }
+      const i = at.get(p.index);
+      if (i !== undefined) rec.partitions![i] = p;
     }
   }
 

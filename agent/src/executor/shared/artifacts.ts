@@ -122,10 +122,18 @@ export async function listRunsUnion(mlflow: MlflowClient, runIds: readonly strin
  * Download the artifacts of `runId` below `path` into `dest`; the number of files. `runId` may
  * be a list (newest first): their union ({@link listRunsUnion}).
  */
-export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string | readonly string[], path: string | undefined, dest: string, concurrency = 8): Promise<number> {
+export async function downloadRunArtifacts(
+  mlflow: MlflowClient,
+  runId: string | readonly string[],
+  path: string | undefined,
+  dest: string,
+  concurrency = 8,
+  only?: ReadonlySet<string>,
+): Promise<number> {
   const runIds = typeof runId === "string" ? [runId] : runId;
   const root = (path ?? "").replace(/^\/+|\/+$/g, "");
   const files = await listRunsUnion(mlflow, runIds, root);
+  if (only && files.size > 0) for (const rel of [...files.keys()]) if (!only.has(rel)) files.delete(rel);
   await mkdir(dest, { recursive: true });
   if (files.size === 0 && root !== "") {
     // `path` may name a single file (a listing of a file is empty): the newest run that has it.
@@ -150,6 +158,15 @@ export async function downloadRunArtifacts(mlflow: MlflowClient, runId: string |
 }
 
 /**
+ * Of the partitioned input, only these items (paths relative to the input, `/`-separated): a
+ * partition retry's partitions need only theirs, not the whole input again.
+ */
+export interface OnlyItems {
+  input: string;
+  files: ReadonlySet<string>;
+}
+
+/**
  * Fill `inputsDir/<name>/` for every input of the node. An input with a window (`windows`, by
  * input name: the start message's) gets only the files that arrived in it (windows.ts); the
  * answer is how many files each windowed input kept.
@@ -159,12 +176,15 @@ export async function downloadInputs(
   inputs: Record<string, InputRef> | undefined,
   inputsDir: string,
   windows?: Readonly<Record<string, InputWindow>>,
+  only?: OnlyItems,
 ): Promise<Record<string, number>> {
   await mkdir(inputsDir, { recursive: true });
   const kept: Record<string, number> = {};
   for (const [name, ref] of Object.entries(inputs ?? {})) {
     const dest = join(inputsDir, name);
     const window = windowOf(name, ref, windows);
+    // A partition retry's own items only (an experiment's runs are listed whole: not narrowed).
+    const items = only?.input === name ? only.files : undefined;
     if ("experiment" in ref) {
       const src = await experimentSource(ctx.mlflow, name, ref, window);
       const files = await listSource(ctx.mlflow, src);
@@ -180,22 +200,22 @@ export async function downloadInputs(
       kept[name] = (await listFiles(dest)).length;
     } else if ("node" in ref) {
       const runIds = await upstreamRunIds(ctx, ref.node);
-      await downloadRunArtifacts(ctx.mlflow, runIds, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
+      await downloadRunArtifacts(ctx.mlflow, runIds, ref.path, dest, ctx.concurrency, items).catch((e: unknown) => {
         throw inputError(name, `artifacts of node '${ref.node}' (run ${runIds.join(", ")})`, e);
       });
     } else if ("run" in ref) {
-      await downloadRunArtifacts(ctx.mlflow, ref.run, ref.path, dest, ctx.concurrency).catch((e: unknown) => {
+      await downloadRunArtifacts(ctx.mlflow, ref.run, ref.path, dest, ctx.concurrency, items).catch((e: unknown) => {
         throw inputError(name, `artifacts of MLflow run ${ref.run}`, e);
       });
     } else if (/^runs:\//i.test(ref.uri)) {
       const { runId, path } = parseRunsUri(name, ref.uri);
-      await downloadRunArtifacts(ctx.mlflow, runId, path, dest, ctx.concurrency).catch((e: unknown) => {
+      await downloadRunArtifacts(ctx.mlflow, runId, path, dest, ctx.concurrency, items).catch((e: unknown) => {
         throw inputError(name, `artifacts of MLflow run ${runId}`, e);
       });
     } else if (/^https?:\/\//i.test(ref.uri)) {
       await downloadUrl(name, ref.uri, dest);
     } else {
-      await copyUri(name, ref.uri, ctx.projectsRoot, dest);
+      await copyUri(name, ref.uri, ctx.projectsRoot, dest, undefined, items);
     }
   }
   return kept;
@@ -247,7 +267,7 @@ async function downloadUrl(name: string, uri: string, dest: string): Promise<voi
 }
 
 /** A local path input copied into `dest`; with `window`, only the files whose mtime is in it. */
-async function copyUri(name: string, uri: string, projectsRoot: string, dest: string, window?: InputWindow): Promise<void> {
+async function copyUri(name: string, uri: string, projectsRoot: string, dest: string, window?: InputWindow, only?: ReadonlySet<string>): Promise<void> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme && scheme !== "file") {
     throw new AttemptFailure(`input '${name}': URI scheme '${scheme}:' is not supported by the local executor yet (use a local path, file://, http(s)://, runs:/, {node} or {run}): ${uri}`);
@@ -261,7 +281,10 @@ async function copyUri(name: string, uri: string, projectsRoot: string, dest: st
   const real = await resolveUnderRoot(projectsRoot, path, `input '${name}'`, "file-or-dir");
   await mkdir(dest, { recursive: true });
   const s = await stat(real);
-  const keep = window ? (f: Stats) => inWindow(f.mtimeMs, window) : undefined;
+  const keep =
+    window || (only && s.isDirectory())
+      ? (f: Stats, from: string) => (!window || inWindow(f.mtimeMs, window)) && (!only || !s.isDirectory() || only.has(relative(real, from).split(sep).join("/")))
+      : undefined;
   await copyUnderRoot(projectsRoot, real, s.isDirectory() ? dest : join(dest, basename(path)), `input '${name}'`, keep);
 }
 

@@ -48,7 +48,7 @@ export interface Manifest {
   /** The partitioned input's name (none for an unpartitioned node without one). */
   input?: string;
   count: number;
-  /** True when each partition gets its own nested MLflow run. */
+  /** True for a partitioned node: each partition is told its index and slice, and — up to the agent's limit — gets a nested MLflow run (partition-runs.ts). */
   nested: boolean;
   partitions: PartitionSlice[];
 }
@@ -184,4 +184,11 @@ export function sliceMetadata(m: Manifest, index: number): Record<string, Metada
   const p = m.partitions[index];
   if (!p) throw new RangeError(`partition ${index} is not in a manifest of ${m.count}`);
   return Object.fromEntries(Object.entries(p.metadata ?? {}).map(([f, v]) => [m.input === undefined ? f : `${m.input}/${f}`, v]));
+}
+
+/** The files (relative to the partitioned input) of these partitions: what a retry of them needs of that input. */
+export function itemsOf(m: Manifest, indexes: readonly number[]): Set<string> {
+  const out = new Set<string>();
+  for (const i of indexes) for (const f of m.partitions[i]?.files ?? []) out.add(f);
+  return out;
 }

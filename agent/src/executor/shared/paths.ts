@@ -54,7 +54,7 @@ export async function resolveUnderRoot(root: string, path: string, what: string,
  * given, chooses the files to copy by their stats (a linked file's: its target's) — an input
  * window, decided while walking so files outside it are never copied.
  */
-export async function copyUnderRoot(root: string, src: string, dest: string, what: string, keep?: (s: Stats) => boolean): Promise<void> {
+export async function copyUnderRoot(root: string, src: string, dest: string, what: string, keep?: (s: Stats, from: string) => boolean): Promise<void> {
   const rootReal = realRoot(root);
   await cp(src, dest, {
     recursive: true,
@@ -71,10 +71,10 @@ export async function copyUnderRoot(root: string, src: string, dest: string, wha
         if (!isUnder(rootReal, real)) throw new AttemptFailure(`${what}: ${from} links to ${real}, outside the projects root ${root}`);
         const s = await stat(real);
         if (!s.isFile() && !s.isDirectory()) throw new AttemptFailure(`${what}: ${from} is not a regular file or folder`);
-        return s.isDirectory() || !keep || keep(s);
+        return s.isDirectory() || !keep || keep(s, from);
       }
       if (!l.isFile() && !l.isDirectory()) throw new AttemptFailure(`${what}: ${from} is not a regular file or folder`);
-      return l.isDirectory() || !keep || keep(l);
+      return l.isDirectory() || !keep || keep(l, from);
     },
   });
 }

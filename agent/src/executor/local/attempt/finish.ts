@@ -17,6 +17,7 @@ import { endRun, MLFLOW_END_STATUS } from "../../shared/mlflow-runs";
 import { PARTITION_TAGS } from "../../shared/partitions";
 import { failureFields, partitionCounts } from "../state";
 import type { AttemptScope } from "./scope";
+import { uploadPartitionsTable } from "./table";
 
 /**
  * Ends the attempt with `outcome`. `reported` is called once the final event is out, before the
@@ -56,6 +57,8 @@ export async function finishAttempt(a: AttemptScope, outcome: AttemptOutcome, re
     // Which partitions failed while others succeeded: readers of the node's outputs accept such a
     // FAILED run as the node's (the control plane may accept it under `minSuccessRatio`).
     if (outcome === "failed" && rec.failedPartitions) await ctx.mlflow.setTag(nodeRunId, PARTITION_TAGS.failedPartitions, rec.failedPartitions);
+    // Beyond the limit of nested runs: the partitions table, as the attempt ended.
+    await uploadPartitionsTable(a);
     // Nested runs of partitions that never ran stay out; those that ran were ended when they exited.
     await endRun(ctx.mlflow, nodeRunId, MLFLOW_END_STATUS[outcome], ctx.now());
   }

@@ -19,9 +19,10 @@ import { ensureStepImage, gitSourceOf, planStepImage } from "../../shared/images
 import { dockerEnvVariables } from "../containers";
 import { downloadInputs, listFiles } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
-import { computeManifest, type Manifest } from "../../shared/manifest";
+import { computeManifest, itemsOf, type Manifest } from "../../shared/manifest";
 import { METADATA_DIR } from "../../shared/metadata";
 import { partitionInputMetadata } from "../../shared/metadata-store";
+import { hasPartitionRuns } from "../../shared/partition-runs";
 import { MANIFEST_ARTIFACT, previousManifest, retryPlan, retryTags } from "../../shared/partitions";
 import { experimentFor, findOrCreateNodeRun, forgetExperiment, parentRunFor } from "../../shared/mlflow-runs";
 import { copyUnderRoot, isUnder, realRoot, resolveUnderRoot } from "../../shared/paths";
@@ -89,7 +90,15 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   const inputsDir = join(rec.dir, "inputs");
   const outputsDir = join(rec.dir, "outputs");
   await rm(inputsDir, { recursive: true, force: true });
-  const kept = await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot, upstreamRuns: work.upstreamRuns }, node.inputs, inputsDir, work.windows);
+  // A partition retry: the manifest of the attempt before says which items its partitions own,
+  // and only those of the partitioned input are fetched again (at 10,000 items, copying them all
+  // was most of a retry's time) — as each pod fetches only its own on Kubernetes. Not for a
+  // windowed input (its count decides an empty window) nor a caching node (its key hashes the inputs).
+  const retrying = retryPlan(work);
+  const previous = retrying && node.partition ? await previousManifest(ctx.mlflow, retrying) : undefined;
+  const input = node.partition?.input;
+  const only = retrying && previous && input !== undefined && !work.windows?.[input] && !cachePolicy(node.cache) ? { input, files: itemsOf(previous, retrying.indexes) } : undefined;
+  const kept = await downloadInputs({ mlflow: ctx.mlflow, experimentId, parentRunId, projectsRoot: ctx.projectsRoot, upstreamRuns: work.upstreamRuns }, node.inputs, inputsDir, work.windows, only);
   // What each windowed input covered, on the node's run (the run view has it too, as `windows`).
   if (work.windows) await ctx.mlflow.setTags(nodeRunId, windowTags(work.windows));
   // Nothing arrived in the windows: the node succeeds at once, with no partition (and no output,
@@ -134,8 +143,7 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
   // (`work.retry`) takes the manifest of the attempt before, so an index names the same files,
   // and runs only the partitions it names; the others' outputs stay on the runs before
   // (`parallels.outputsFrom`, see shared/partitions.ts).
-  const plan = skipped ? undefined : retryPlan(work);
-  const previous = plan && node.partition ? await previousManifest(ctx.mlflow, plan) : undefined;
+  const plan = skipped ? undefined : retrying;
   let manifest: Manifest;
   if (skipped) manifest = { ...computeManifest(node.partition, node.parallelism, []), count: 0, partitions: [] };
   else if (plan && previous) manifest = previous;
@@ -149,6 +157,8 @@ export async function prepareAttempt(a: AttemptScope): Promise<"cached" | undefi
     manifest = computeManifest(node.partition, node.parallelism, files, metadata);
   }
   rec.manifest = manifest;
+  // Nested runs up to the limit, else the partitions table (one rule for both executors).
+  rec.partitionRuns = hasPartitionRuns(manifest, ctx.maxPartitionRuns);
   if (manifest.nested) {
     // Where the partitions write their metadata sidecars (PARALLELS_METADATA_FILE), one each.
     await mkdir(join(outputsDir, METADATA_DIR), { recursive: true });

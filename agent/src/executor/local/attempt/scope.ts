@@ -5,7 +5,7 @@
  */
 import type { AttemptReport } from "../../types";
 import type { ExecutorContext } from "../options";
-import type { AttemptRecord } from "../state";
+import type { AttemptRecord, PartitionRecord } from "../state";
 
 export interface AttemptScope {
   readonly ctx: ExecutorContext;
@@ -13,6 +13,8 @@ export interface AttemptScope {
   readonly rec: AttemptRecord;
   /** Writes the record (atomically, in call order). */
   save(): Promise<void>;
+  /** Records these partitions' changes (one appended line each, in order with {@link save}): what a partition's step saves. */
+  savePartitions(partitions: readonly PartitionRecord[]): Promise<void>;
   /** Reports an event of the attempt; never throws. Until `running` is out, events carry the MLflow run ids. */
   report(event: AttemptReport): void;
   /** The partition counters last reported (as JSON), so progress goes out only when they change. */

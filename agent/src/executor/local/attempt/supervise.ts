@@ -4,18 +4,19 @@
  * executor's process slots, notices exits (also of processes started before an agent restart),
  * timeouts and cancellation, which stop the rest (SIGTERM, then SIGKILL) — a failing partition
  * does not stop its siblings (the attempt's failure then names the partitions that failed) —, uploads
- * logs while steps run and when they end, ends the partitions' nested MLflow runs, and reports
- * progress. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
+ * logs while steps run and when they end, ends the partitions' nested MLflow runs (up to the
+ * limit; beyond it, the partitions table: table.ts), and reports progress (progress.ts). A
+ * partition's changes are appended to the record's journal (state.ts), never a rewrite of it. One {@link Supervisor.step} at a time; it says when the attempt is to end, and how.
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { RunStatus } from "../../../../../proto/mlflow";
 import type { AttemptOutcome } from "../../../../../proto/status";
-import { OWN_ARTIFACTS } from "../../shared/artifacts";
 import { AttemptFailure, asFailure, errMessage } from "../../shared/errors";
 import { sliceFiles, sliceMetadata } from "../../shared/manifest";
 import { sidecarPath } from "../../shared/metadata";
 import { partialFailure } from "../../shared/partitions";
+import { partitionLogsDir } from "../../shared/partition-runs";
 import { endRun, findOrCreatePartitionRun } from "../../shared/mlflow-runs";
 import { groupAlive, isAlive, pidStartStamp, readExitCode, readPidFile, signalGroup, spawnDetached, tailFile, type Spawned } from "../process";
 import { splitImageRef } from "../../../../../proto/images";
@@ -25,7 +26,9 @@ import { attemptKey, partitionCounts, type AttemptRecord, type PartitionRecord }
 
 /** Variables a step gets besides the node's `env`: MLflow's run and the partition's. */
 const STEP_VARIABLES = new Set(["MLFLOW_RUN_ID", "PARALLELS_PARTITION_INDEX", "PARALLELS_PARTITION_COUNT", "PARALLELS_PARTITION_MANIFEST", "PARALLELS_PARTITION_METADATA", "PARALLELS_METADATA_FILE"]);
+import { ProgressThrottle } from "./progress";
 import type { AttemptScope } from "./scope";
+import { uploadPartitionsTable } from "./table";
 
 export class Supervisor {
   /** Partitions holding one of the executor's slots. */
@@ -33,9 +36,13 @@ export class Supervisor {
   private lastLogUpload: number;
   /** When SIGTERM went to the running partitions (for the SIGKILL that follows). */
   private termSentAt: number | undefined;
+  /** The executor's base environment and the attempt's, which every partition starts from. */
+  private attemptEnv: NodeJS.ProcessEnv | undefined;
+  private readonly progress: ProgressThrottle;
 
   constructor(private readonly a: AttemptScope) {
     this.lastLogUpload = a.ctx.now();
+    this.progress = new ProgressThrottle(() => a.reportedCounts);
   }
 
   private get rec(): AttemptRecord {
@@ -64,10 +71,12 @@ export class Supervisor {
     const now = a.ctx.now();
     let changed = false;
 
-    // 1. Exits.
+    // 1. Exits (recorded together: one append for all the partitions that ended).
+    const exited: PartitionRecord[] = [];
     for (const p of ps.filter((p) => p.state === "running")) {
-      if (await this.checkExit(p)) changed = true;
+      if (await this.checkExit(p)) exited.push(p);
     }
+    await a.savePartitions(exited);
 
     // 2. Why to stop: cancel, timeout. A failing partition does not stop its siblings: they run
     // to their end, and the attempt's failure names the partitions that failed (partitions.ts).
@@ -92,21 +101,28 @@ export class Supervisor {
     }
 
     // 4. Logs and nested runs of the partitions that ended.
-    for (const p of ps.filter((p) => p.state === "exited" && !p.settled)) await this.settlePartition(p);
+    const settled: PartitionRecord[] = [];
+    for (const p of ps.filter((p) => p.state === "exited" && !p.settled)) {
+      await this.settlePartition(p);
+      settled.push(p);
+    }
+    await a.savePartitions(settled);
 
-    // 5. Logs of the running steps, now and then (readable in MLflow while they run).
+    // 5. Logs of the running steps, now and then (readable in MLflow while they run); beyond the
+    // limit of nested runs, the partitions table too.
     if (a.ctx.logUploadMs > 0 && now - this.lastLogUpload >= a.ctx.logUploadMs) {
       this.lastLogUpload = now;
       for (const p of ps.filter((p) => p.state === "running")) {
-        await this.uploadLogs(p.mlflowRunId ?? rec.mlflow!.nodeRunId!, p.index).catch((e: unknown) => {
+        await this.uploadLogs(p).catch((e: unknown) => {
           a.ctx.log.warn(a.logCtx({ err: e, partition: p.index }), "could not upload logs yet");
         });
       }
+      await uploadPartitionsTable(a).catch((e: unknown) => a.ctx.log.warn(a.logCtx({ err: e }), "could not upload the partitions table yet"));
     }
 
-    // 6. Progress.
+    // 6. Progress (bounded per attempt whatever its partition count: progress.ts).
     const counts = partitionCounts(rec);
-    if (JSON.stringify(counts) !== a.reportedCounts) a.report({ type: "progress", counts });
+    if (this.progress.due(counts, now)) a.report({ type: "progress", counts });
 
     // 7. The end.
     const stillRunning = ps.some((p) => p.state === "running");
@@ -229,6 +245,10 @@ export class Supervisor {
     const ps = rec.partitions ?? [];
     const limit = rec.work!.node.parallelism;
     let running = ps.filter((x) => x.state === "running").length;
+    const started: PartitionRecord[] = [];
+    // Their pids, before this step ends (an executor closing waits for it); a crash before that
+    // is what the wrapper's pid file is for (checkExit).
+    const recordPids = () => a.savePartitions(started);
     for (const p of ps) {
       if (p.state !== "pending") continue;
       if (running >= limit) break;
@@ -236,8 +256,10 @@ export class Supervisor {
       this.holding.add(p.index);
       try {
         await this.spawnPartition(p);
+        started.push(p);
         running++;
       } catch (e) {
+        await recordPids();
         this.releaseSlot(p.index);
         if ((p.state as PartitionRecord["state"]) === "running" && p.pid === undefined) p.state = "pending";
         const failure = asFailure(e);
@@ -254,6 +276,7 @@ export class Supervisor {
         return;
       }
     }
+    await recordPids();
   }
 
   private async spawnPartition(p: PartitionRecord): Promise<void> {
@@ -261,14 +284,16 @@ export class Supervisor {
     const ctx = a.ctx;
     const manifest = rec.manifest!;
     const mlflowIds = rec.mlflow as Required<NonNullable<AttemptRecord["mlflow"]>>;
-    if (manifest.nested && !p.mlflowRunId) {
+    // A record of an agent before the limit (no `partitionRuns`): a run per partition, as it did.
+    if ((rec.partitionRuns ?? manifest.nested) && !p.mlflowRunId) {
       p.mlflowRunId = await findOrCreatePartitionRun(ctx.mlflow, mlflowIds.experimentId, mlflowIds.nodeRunId, rec.work!, rec.project!, p.index, manifest.count);
-      await a.save();
+      await a.savePartitions([p]);
     }
     const dir = this.partitionDir(p.index);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
-    const env: NodeJS.ProcessEnv = { ...ctx.baseEnv, ...rec.env, MLFLOW_RUN_ID: p.mlflowRunId ?? mlflowIds.nodeRunId };
+    this.attemptEnv ??= { ...ctx.baseEnv, ...rec.env }; // the same for every partition: made once
+    const env: NodeJS.ProcessEnv = { ...this.attemptEnv, MLFLOW_RUN_ID: p.mlflowRunId ?? mlflowIds.nodeRunId };
     // Its own metadata sidecar: partitions share the outputs folder, so one file each (metadata.ts).
     const outputsDir = rec.env?.PARALLELS_OUTPUTS_DIR;
     if (outputsDir) env.PARALLELS_METADATA_FILE = join(outputsDir, ...sidecarPath(manifest.nested ? p.index : undefined).split("/"));
@@ -286,8 +311,11 @@ export class Supervisor {
     // Intent first: a crash between spawn and the next save is found again by the pid file.
     p.state = "running";
     p.startedAt = ctx.now();
-    rec.startedAt ??= p.startedAt;
-    await a.save();
+    if (rec.startedAt === undefined) {
+      rec.startedAt = p.startedAt;
+      await a.save(); // once: timeouts count from here
+    }
+    await a.savePartitions([p]);
     let spawned: Spawned;
     try {
       spawned = await spawnDetached(rec.image && ctx.containers ? this.inContainer(p, env) : { command: rec.command!, shell: ctx.shell, cwd: rec.project!.dir, dir, env });
@@ -295,10 +323,10 @@ export class Supervisor {
       p.state = "pending";
       throw new AttemptFailure(`${ctx.shell}: ${errMessage(e)}`, { cause: e });
     }
+    // Written down by the caller, with the other partitions it started (one append).
     p.pid = spawned.pid;
     if (spawned.pidStart !== undefined) p.pidStart = spawned.pidStart;
     void spawned.exited.then(() => a.wake());
-    await a.save();
   }
 
   /**
@@ -326,21 +354,29 @@ export class Supervisor {
     return { command, shell: "sh", cwd: rec.dir, dir: this.partitionDir(p.index), env: { ...podmanEnv, ...own } };
   }
 
-  /** Upload a partition's logs and end its nested run. */
+  /** Upload a partition's logs and end its nested run (the caller records it). */
   private async settlePartition(p: PartitionRecord): Promise<void> {
-    const { a, rec } = this;
-    const target = p.mlflowRunId ?? rec.mlflow!.nodeRunId!;
-    await this.uploadLogs(target, p.index);
+    const { a } = this;
+    p.logs = await this.uploadLogs(p);
     if (p.mlflowRunId) {
       const status: RunStatus = p.endReason === "cancelled" || p.endReason === "failFast" ? "KILLED" : p.exitCode === 0 ? "FINISHED" : "FAILED";
       await endRun(a.ctx.mlflow, p.mlflowRunId, status, p.endedAt ?? a.ctx.now());
     }
     p.settled = true;
-    await a.save();
   }
 
-  private async uploadLogs(runId: string, index: number): Promise<void> {
-    const dir = this.partitionDir(index);
+  /**
+   * Uploads a partition's logs to its run, or — a partition without a run of its own — to its
+   * folder under the node's run, where an empty log is left out (a trivial step of a 10,000-partition
+   * node then costs MLflow nothing). Returns the paths uploaded.
+   */
+  private async uploadLogs(p: PartitionRecord): Promise<string[]> {
+    const { rec } = this;
+    const dir = this.partitionDir(p.index);
+    const nested = rec.manifest?.nested ?? false;
+    const ownRun = p.mlflowRunId !== undefined;
+    const prefix = partitionLogsDir(p.index, ownRun, nested);
+    const uploaded: string[] = [];
     for (const name of ["stdout.log", "stderr.log"]) {
       let data: Uint8Array;
       try {
@@ -348,7 +384,10 @@ export class Supervisor {
       } catch {
         continue; // never started
       }
-      await this.a.ctx.mlflow.uploadArtifact(runId, `${OWN_ARTIFACTS}/logs/${name}`, data, "text/plain; charset=utf-8");
+      if (data.length === 0 && nested && !ownRun) continue;
+      await this.a.ctx.mlflow.uploadArtifact(p.mlflowRunId ?? rec.mlflow!.nodeRunId!, `${prefix}/${name}`, data, "text/plain; charset=utf-8");
+      uploaded.push(`${prefix}/${name}`);
     }
+    return uploaded;
   }
 }
