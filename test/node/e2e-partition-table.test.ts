@@ -12,10 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PartitionsTable } from "../../agent/src/executor/shared/partition-runs";
-import { MlflowClient, type Run } from "../../proto/mlflow";
-import { startAgent, type AgentProcess } from "../../scripts/local/agent";
-import { startEmbedded, type Embedded } from "../../scripts/local/embedded";
-import { e2eApi, waitFor as waitUntil } from "../support/e2e-api";
+import type { MlflowClient, Run } from "../../proto/mlflow";
+import type { AgentProcess } from "../../scripts/local/agent";
+import type { Embedded } from "../../scripts/local/embedded";
+import { e2eApi } from "../support/e2e-api";
+import { startLocalStack } from "../support/e2e-stack";
 import { nodeRuns as nodeRunsOf } from "../support/e2e-mlflow";
 
 const TOKEN = "e2e-admin-token";
@@ -27,7 +28,6 @@ let mlflow: MlflowClient;
 let projects: string;
 
 const e2e = e2eApi({ url: () => env.control.url, token: TOKEN, explain: () => `agent log: ${agent?.logFile}` });
-const api = e2e.call;
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "parallels-e2e-table-"));
@@ -68,19 +68,7 @@ beforeAll(async () => {
       "pathlib.Path(os.environ['PARALLELS_OUTPUTS_DIR'], 'gathered.txt').write_text('\\n'.join(lines) + '\\n')",
     ].join("\n"),
   );
-  env = await startEmbedded({ stateDir: state, adminToken: TOKEN, ports: "free" });
-  mlflow = new MlflowClient({ trackingUri: env.mlflow.url });
-  const cluster = await api("POST", "/v1/clusters", { name: "local", kind: "local" });
-  agent = await startAgent({
-    controlPlaneUrl: env.control.url,
-    mlflowUrl: env.mlflow.url,
-    stateDir: join(state, "agent"),
-    projectsRoot: projects,
-    pythonBinDir: env.mlflow.binDir,
-    extraArgs: ["--pull-expires-seconds", "5", "--max-partition-runs", "5", "--max-processes", "4"],
-    bootstrapToken: cluster.body.bootstrap.token,
-  });
-  await waitUntil("the agent to register", async () => (await api("GET", "/v1/clusters/local")).body.status === "online", { timeoutMs: 60_000, pollMs: 250 });
+  ({ env, mlflow, agent } = await startLocalStack({ stateDir: state, adminToken: TOKEN, projectsRoot: projects, agentArgs: ["--max-partition-runs", "5", "--max-processes", "4"] }));
 }, 600_000);
 
 afterAll(async () => {
